@@ -1,0 +1,1 @@
+"""Audio front end: PCM frames in, 16 kHz mono speech segments out."""
