@@ -1,0 +1,262 @@
+"""Configuration: one TOML file, every key overridable by ``STALK_<SECTION>_<KEY>``.
+
+The config is read once at start-up into frozen dataclasses and passed down; nothing
+else reads the environment for settings. Secrets (``DISCORD_TOKEN``) are never read
+from the file, only from the environment, by the code that needs them.
+
+Every field carries its constraint in ``metadata`` so that one validator produces the
+same kind of message for the file and the environment: the key, the value, and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
+
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "STALK_"
+
+
+def _opt(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
+         high: float | None = None, language: bool = False) -> Any:
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "language": language}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    model: str = _opt("base", "faster-whisper model: a size name (tiny, base, small, medium, large-v3, tiny.en, ...) "
+                      "downloaded on first use, or a local CTranslate2 model directory")
+    device: str = _opt("cpu", "inference device", choices=("cpu", "cuda", "auto"))
+    compute_type: str = _opt("int8", "CTranslate2 compute type",
+                             choices=("int8", "int8_float32", "int8_float16", "float16", "float32", "default"))
+    language: str = _opt("auto", "spoken language: a Whisper code (en, ko, zh, ...) or auto to detect per utterance",
+                         language=True)
+    beam_size: int = _opt(1, "beam width; 1 is greedy decoding, the fastest on CPU", low=1, high=10)
+    workers: int = _opt(2, "transcription worker threads sharing one model", low=1, high=16)
+    cpu_threads: int = _opt(0, "threads per worker; 0 divides the machine's cores between the workers", low=0, high=64)
+    queue_size: int = _opt(64, "utterances waiting for transcription before sources are slowed down", low=1, high=10000)
+    batch_size: int = _opt(1, "utterances transcribed together when several are waiting; 1 turns batching off",
+                           low=1, high=16)
+    hotwords: bool = _opt(True, "pass participant names to Whisper as vocabulary hints")
+    no_speech_threshold: float = _opt(0.6, "drop a transcript whose no-speech probability is above this "
+                                      "and whose average log-probability is below log_prob_threshold", low=0.0, high=1.0)
+    log_prob_threshold: float = _opt(-1.0, "see no_speech_threshold", low=-10.0, high=0.0)
+    compression_ratio_threshold: float = _opt(2.4, "drop a transcript more repetitive than this gzip ratio",
+                                              low=1.0, high=10.0)
+    hallucination_filter: bool = _opt(True, "drop Whisper's known phrases on silence and noise "
+                                      "(\"Thanks for watching\", \"MBC 뉴스\", ...) and runaway repetitions")
+    download_root: str = _opt("", "where downloaded models are cached; empty uses the Hugging Face cache")
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    threshold: float = _opt(0.5, "speech probability that starts an utterance", low=0.05, high=0.95)
+    min_silence_ms: int = _opt(500, "silence that ends an utterance", low=100, high=5000)
+    min_speech_ms: int = _opt(250, "shorter bursts of speech are dropped as noise", low=0, high=5000)
+    max_utterance_s: float = _opt(15.0, "longer speech is split at its quietest point", low=2.0, high=30.0)
+    speech_pad_ms: int = _opt(200, "audio kept before and after speech for the recogniser", low=0, high=1000)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    url: str = _opt("~/.local/share/s-talk/s-talk.db", "database: a SQLite file path or any SQLAlchemy URL")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    dirs: list[str] = _opt(["~/.cache/s-talk/models", "../shared/models"],
+                           "folders searched for a model before it is downloaded; a Whisper size name N is found "
+                           "as N/ or whisper-N/ inside them")
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    speed: float = _opt(1.0, "replay pace: 1 is real time, 2 twice as fast, 0 as fast as the machine allows "
+                        "(call time is then virtual)", low=0.0, high=1000.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def replace(self, section: str, **values: Any) -> "Config":
+        """A copy with some keys of one section changed (command-line options), validated."""
+        current = getattr(self, section)
+        hints = get_type_hints(type(current))
+        checked = {}
+        for key, raw in values.items():
+            f = next((f for f in dataclasses.fields(current) if f.name == key), None)
+            if f is None:
+                raise ConfigError(f"unknown configuration key {section}.{key}")
+            checked[key] = _validate(f, hints[key], raw, f"{section}.{key}", source="the command line")
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **checked)})
+
+
+def _sections() -> dict[str, type]:
+    hints = get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _allowed(f: dataclasses.Field, typ: Any) -> str:
+    meta = f.metadata
+    if meta.get("choices"):
+        return "one of " + ", ".join(meta["choices"])
+    if meta.get("language"):
+        return "auto or a Whisper language code such as en, ko, zh, ja"
+    if typ is bool:
+        return "true or false"
+    kind = {int: "an integer", float: "a number", str: "text"}.get(typ, "a list of text")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is not None:
+        return f"{kind} from {low:g} to {high:g}"
+    return kind
+
+
+def _whisper_languages() -> frozenset[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return frozenset(_LANGUAGE_CODES)
+
+
+def _coerce_env(raw: str, typ: Any) -> Any:
+    """Environment values are strings; turn them into the field's type before validation."""
+    if typ is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return raw
+    if typ is int:
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    if typ is float:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if get_origin(typ) is list:
+        text = raw.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return raw
+        return [part for part in (p.strip() for p in text.split(os.pathsep if os.pathsep in text else ",")) if part]
+    return raw
+
+
+def _validate(f: dataclasses.Field, typ: Any, value: Any, key: str, *, source: str) -> Any:
+    def bad() -> ConfigError:
+        return ConfigError(f"invalid value {value!r} for {key} (from {source})",
+                           f"allowed: {_allowed(f, typ)}")
+
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise bad()
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        value = float(value)
+    elif get_origin(typ) is list:
+        (item,) = get_args(typ)
+        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+            raise bad()
+    elif typ is str:
+        if not isinstance(value, str):
+            raise bad()
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise bad()
+    if meta.get("language"):
+        value = value.strip().lower()
+        if value != "auto" and value not in _whisper_languages():
+            raise bad()
+    if meta.get("low") is not None and value < meta["low"]:
+        raise bad()
+    if meta.get("high") is not None and value > meta["high"]:
+        raise bad()
+    return value
+
+
+def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), apply ``STALK_*`` overrides, validate, and freeze."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path).expanduser()
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} not found",
+                              "check --config, or copy config.example.toml to start from") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration file {p}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {p} is not valid TOML ({exc})",
+                              "fix the syntax; config.example.toml shows every key") from None
+
+    sections = _sections()
+    for name, value in data.items():
+        if name not in sections:
+            raise ConfigError(f"unknown section [{name}] in {path}", "allowed: " + ", ".join(sections))
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} in {path} must be a section [{name}]")
+
+    built: dict[str, Any] = {}
+    for name, cls in sections.items():
+        hints = get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        given = dict(data.get(name, {}))
+        for key in given:
+            if key not in fields:
+                raise ConfigError(f"unknown key {name}.{key} in {path}", "allowed: " + ", ".join(fields))
+        values: dict[str, Any] = {}
+        for key, f in fields.items():
+            env_key = f"{ENV_PREFIX}{name}_{key}".upper()
+            if env_key in env:
+                raw = env[env_key]
+                values[key] = _validate(f, hints[key], _coerce_env(raw, hints[key]), f"{name}.{key}",
+                                        source=f"environment variable {env_key}")
+            elif key in given:
+                values[key] = _validate(f, hints[key], given[key], f"{name}.{key}", source=str(path))
+        built[name] = cls(**values)
+
+    known = {f"{ENV_PREFIX}{s}_{f.name}".upper() for s, c in sections.items() for f in dataclasses.fields(c)}
+    for env_key in env:
+        if env_key.startswith(ENV_PREFIX) and env_key not in known:
+            log.warning("ignoring unknown setting %s (no such configuration key)", env_key)
+    return Config(**built)
+
+
+def describe_defaults() -> list[tuple[str, str, Any, str]]:
+    """(section, key, default, help) for every key: the source of config.example.toml's truth."""
+    rows = []
+    defaults = Config()
+    for name in _sections():
+        section = getattr(defaults, name)
+        for f in dataclasses.fields(section):
+            rows.append((name, f.name, getattr(section, f.name), f.metadata["help"]))
+    return rows
