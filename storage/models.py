@@ -1,0 +1,225 @@
+"""Database schema: SQLAlchemy 2.0 typed declarative models.
+
+Two clocks appear here, on purpose:
+
+* *call time* (``float`` seconds since the call started) places speech on the call's own
+  timeline; it is what a transcript is read against and is immune to wall-clock jumps;
+* *wall clock* (timezone-aware UTC ``datetime``) says when something happened in the world.
+
+Any change here needs a new migration in ``storage/migrations/versions``; the test suite
+compares these models with the migrated schema and fails on any difference.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SESSION_SOURCES = ("replay", "discord")
+SESSION_STATUSES = ("active", "completed", "failed", "interrupted")
+FINAL_STATUSES = ("completed", "failed", "interrupted")
+VERIFICATIONS = ("verified", "mismatch", "unknown")
+
+# Named constraints: SQLite can only ALTER by copying a table (alembic batch mode), and
+# batch mode can only drop or alter a constraint it can name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the backend.
+
+    SQLite has no timezone storage and hands back naive values; storing UTC and re-attaching
+    the zone on the way out keeps every datetime the application sees comparable. Naive input
+    is refused rather than guessed at: local-vs-UTC mix-ups are silent and permanent.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+        bytes: LargeBinary(),
+    }
+
+
+class CallSession(Base):
+    """One call: a Discord voice session or a ``replay`` of recorded audio."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        CheckConstraint(_in("source", SESSION_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    guild_id: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True, default="active")
+    error: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    asr_model: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    duration: Mapped[float | None] = mapped_column(Float)
+
+    # passive_deletes: the database's ON DELETE CASCADE does the work instead of the ORM
+    # loading every utterance of a long call just to delete it.
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Participant.id",
+    )
+    utterances: Mapped[list[Utterance]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="(Utterance.start, Utterance.id)",
+    )
+    suggestions: Mapped[list[Suggestion]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="(Suggestion.at, Suggestion.id)",
+    )
+
+
+class Participant(Base):
+    """Someone heard in a call: a ``replay`` NAME or a Discord member."""
+
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Discord snowflakes exceed what some JSON consumers hold exactly in a number.
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    joined_at: Mapped[float] = mapped_column(Float, default=0.0)
+    left_at: Mapped[float | None] = mapped_column(Float)
+
+    session: Mapped[CallSession] = relationship(back_populates="participants")
+    utterances: Mapped[list[Utterance]] = relationship(
+        back_populates="participant", cascade="all, delete-orphan", passive_deletes=True,
+    )
+
+
+class Utterance(Base):
+    """One transcribed stretch of one participant's speech."""
+
+    __tablename__ = "utterances"
+    __table_args__ = (
+        Index("ix_utterances_session_id_start", "session_id", "start"),
+        CheckConstraint('"end" >= start', name="time_order"),
+        CheckConstraint(f"verification IS NULL OR {_in('verification', VERIFICATIONS)}", name="verification"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True,
+    )
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    transcribed_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    language_probability: Mapped[float | None] = mapped_column(Float)
+    avg_logprob: Mapped[float | None] = mapped_column(Float)
+    no_speech_prob: Mapped[float | None] = mapped_column(Float)
+    compression_ratio: Mapped[float | None] = mapped_column(Float)
+    speaker_score: Mapped[float | None] = mapped_column(Float)
+    verification: Mapped[str | None] = mapped_column(String(16))
+    speaker_label: Mapped[str | None] = mapped_column(String(100))
+
+    session: Mapped[CallSession] = relationship(back_populates="utterances")
+    participant: Mapped[Participant] = relationship(back_populates="utterances")
+
+
+class Voiceprint(Base):
+    """An enrolled speaker embedding, tied to the model that produced it.
+
+    Embeddings from different models are not comparable, so ``model_id`` (e.g. the sha256
+    of the model file) is stored with every voiceprint.
+    """
+
+    __tablename__ = "voiceprints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    user_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes]  # float32 little-endian, ``dim`` values
+    segments: Mapped[int] = mapped_column(Integer)
+    speech_seconds: Mapped[float] = mapped_column(Float)
+    scoring: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Suggestion(Base):
+    """A topic suggestion S-Talk made during a lull."""
+
+    __tablename__ = "suggestions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(200))  # model name, or 'fallback'
+    language: Mapped[str | None] = mapped_column(String(16))
+    recipients: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    session: Mapped[CallSession] = relationship(back_populates="suggestions")

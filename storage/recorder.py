@@ -1,0 +1,209 @@
+"""Write side used by the pipeline's worker threads: one short transaction per call.
+
+Each utterance is committed as soon as it is transcribed, so a crash loses only what was
+still being transcribed. A failed call is kept and marked 'failed' with its error, never
+silently half-stored; sessions a crash left 'active' are closed by ``close_stale_sessions``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from bot.errors import StorageError
+from storage.db import Database, is_locked_error
+from storage.models import (
+    FINAL_STATUSES,
+    SESSION_SOURCES,
+    VERIFICATIONS,
+    CallSession,
+    Participant,
+    Suggestion,
+    Utterance,
+    utcnow,
+)
+from storage.records import NewSession, SuggestionRecord, UtteranceRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+STALE_ERROR = "S-Talk stopped before the call ended; found still active at the next start"
+
+
+class CallRecorder:
+    """Thread-safe writer for calls.
+
+    ``lock_timeout`` bounds how long a write keeps retrying while another process holds the
+    database's write lock; after that a StorageError is raised and the caller still has
+    the record it tried to store.
+    """
+
+    def __init__(self, db: Database, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.db = db
+        self.lock_timeout = lock_timeout
+        # Our own threads queue here instead of contending for SQLite's lock.
+        self._lock = threading.Lock()
+
+    def start_session(self, new: NewSession) -> int:
+        if new.source not in SESSION_SOURCES:
+            raise ValueError(f"source must be one of {SESSION_SOURCES}, not {new.source!r}")
+
+        def write(s: Session) -> int:
+            row = CallSession(
+                source=new.source, title=new.title, language=new.language, asr_model=new.asr_model,
+                guild_id=new.guild_id, channel_id=new.channel_id, status="active", started_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self._write("starting a session", write)
+
+    def add_participant(
+        self, session_id: int, name: str, user_id: str | None = None, joined_at: float = 0.0
+    ) -> int:
+        def write(s: Session) -> int:
+            self._require_session(s, session_id)
+            row = Participant(session_id=session_id, name=name, user_id=user_id, joined_at=joined_at)
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self._write(f"adding participant {name!r}", write)
+
+    def participant_left(self, participant_id: int, left_at: float) -> None:
+        def write(s: Session) -> None:
+            done = s.execute(
+                update(Participant).where(Participant.id == participant_id).values(left_at=left_at)
+            )
+            if done.rowcount != 1:
+                raise ValueError(f"no participant {participant_id}")
+
+        self._write("recording a participant leaving", write)
+
+    def add_utterance(self, record: UtteranceRecord) -> int:
+        if record.end < record.start:
+            raise ValueError(f"utterance ends ({record.end}) before it starts ({record.start})")
+        if record.verification is not None and record.verification not in VERIFICATIONS:
+            raise ValueError(f"verification must be one of {VERIFICATIONS}, not {record.verification!r}")
+
+        def write(s: Session) -> int:
+            owner = s.scalar(select(Participant.session_id).where(Participant.id == record.participant_id))
+            if owner != record.session_id:
+                # The foreign keys alone would accept a speaker from another call.
+                raise ValueError(f"participant {record.participant_id} is not in session {record.session_id}")
+            row = Utterance(
+                session_id=record.session_id, participant_id=record.participant_id,
+                start=record.start, end=record.end, transcribed_at=record.transcribed_at,
+                created_at=utcnow(), text=record.text, language=record.language,
+                language_probability=record.language_probability, avg_logprob=record.avg_logprob,
+                no_speech_prob=record.no_speech_prob, compression_ratio=record.compression_ratio,
+                speaker_score=record.speaker_score, verification=record.verification,
+                speaker_label=record.speaker_label,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self._write("saving an utterance", write)
+
+    def add_suggestion(self, record: SuggestionRecord) -> int:
+        def write(s: Session) -> int:
+            self._require_session(s, record.session_id)
+            row = Suggestion(
+                session_id=record.session_id, at=record.at, text=record.text, source=record.source,
+                language=record.language, recipients=list(record.recipients), created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self._write("saving a suggestion", write)
+
+    def finish_session(
+        self, session_id: int, status: str, *, error: str | None = None, duration: float | None = None
+    ) -> None:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
+        if status == "failed" and not error:
+            raise ValueError("a failed session needs its error, so the log says why")
+
+        def write(s: Session) -> None:
+            row = self._require_session(s, session_id)
+            row.status = status
+            row.error = error
+            row.ended_at = utcnow()
+            if duration is not None:
+                row.duration = duration
+
+        self._write(f"finishing session {session_id}", write)
+
+    def close_stale_sessions(self, status: str = "interrupted") -> int:
+        """Close sessions a crash left 'active'; returns how many.
+
+        Call at startup, before this process starts sessions of its own: one bot per
+        database is assumed, so any 'active' session then belongs to a process that died.
+        The end is taken from what was stored (last utterance), not from now, which may be
+        days later.
+        """
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
+
+        def write(s: Session) -> int:
+            stale = s.scalars(select(CallSession).where(CallSession.status == "active")).all()
+            for row in stale:
+                last_end, last_created = s.execute(
+                    select(func.max(Utterance.end), func.max(Utterance.created_at)).where(
+                        Utterance.session_id == row.id
+                    )
+                ).one()
+                row.status = status
+                row.error = row.error or STALE_ERROR
+                row.ended_at = last_created or row.started_at
+                if row.duration is None:
+                    row.duration = last_end
+            return len(stale)
+
+        count = self._write("closing stale sessions", write)
+        if count:
+            log.warning("marked %d session(s) left active by a previous run as %s", count, status)
+        return count
+
+    def _require_session(self, s: Session, session_id: int) -> CallSession:
+        row = s.get(CallSession, session_id)
+        if row is None:
+            raise ValueError(f"no session {session_id}")
+        return row
+
+    def _write(self, what: str, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in its own committed transaction, retrying while the DB is locked."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        with self._lock:
+            while True:
+                try:
+                    with self.db.write_session() as s, s.begin():
+                        return work(s)
+                except OperationalError as exc:
+                    if not is_locked_error(exc):
+                        raise StorageError(f"{what} in database {self.db.label} failed: {exc.orig}") from exc
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise StorageError(
+                            f"database {self.db.label} stayed locked for {self.lock_timeout:g} s while {what}",
+                            "another program holds its write lock (a second S-Talk, a DB browser with "
+                            "unsaved changes); close it, or use another file with --db",
+                        ) from exc
+                    log.warning("database %s is locked while %s; retrying", self.db.label, what)
+                    time.sleep(min(delay, remaining))
+                    delay = min(delay * 2, 1.0)
+
