@@ -13,6 +13,17 @@ from storage.models import (
     Utterance,
     Voiceprint,
 )
+from storage.queries import (
+    ParticipantInfo,
+    SessionDetail,
+    SessionSummary,
+    SuggestionInfo,
+    UtteranceInfo,
+    dump_session_json,
+    get_session,
+    list_sessions,
+    session_to_json,
+)
 from storage.recorder import CallRecorder
 from storage.records import NewSession, SuggestionRecord, UtteranceRecord
 
@@ -23,10 +34,19 @@ __all__ = [
     "Database",
     "NewSession",
     "Participant",
+    "ParticipantInfo",
+    "SessionDetail",
+    "SessionSummary",
     "Suggestion",
+    "SuggestionInfo",
     "SuggestionRecord",
     "Utterance",
+    "UtteranceInfo",
     "UtteranceRecord",
     "Voiceprint",
+    "dump_session_json",
+    "get_session",
+    "list_sessions",
     "open_database",
+    "session_to_json",
 ]
