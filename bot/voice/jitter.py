@@ -1,0 +1,242 @@
+"""Per-SSRC jitter buffer: reorders by RTP sequence, times playout by RTP timestamp.
+
+Timing model: a stream's media clock is anchored to local arrival time. The audio with
+(extended) RTP timestamp ``ts`` was spoken at ``anchor_arrival + (ts - anchor_ts) / 48000``
+and is released ``delay`` seconds after that. Discord stops sending during silence and the
+timestamp jumps when speech resumes, so a timestamp jump becomes a jump in ``start``: time
+is neither stretched nor compressed.
+
+The anchor follows the earliest implied send time seen (the packet with the least network
+delay), and is re-set at the start of a talk spurt when the
+sender's timestamps and our clock disagree by more than ``resync`` (clock drift, a sender
+whose timestamp does not advance during silence, or one that jumps ahead).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+SAMPLE_RATE = 48_000
+SEQ_MOD = 1 << 16
+TS_MOD = 1 << 32
+
+
+class Insert(enum.Enum):
+    ACCEPTED = "accepted"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Playout:
+    """One unit released by the buffer: a received packet, or a lost one to conceal.
+
+    ``payload`` is None for a lost packet; ``fec_source`` is then the payload of the packet
+    right after it, whose in-band FEC can rebuild it.
+    """
+
+    sequence: int
+    timestamp: int
+    start: float
+    samples: int
+    payload: bytes | None
+    fec_source: bytes | None = None
+
+    @property
+    def lost(self) -> bool:
+        return self.payload is None
+
+
+@dataclass(slots=True)
+class _Entry:
+    ts: int
+    payload: bytes
+    samples: int
+
+
+@dataclass(slots=True)
+class _Anchor:
+    from_seq: int  # applies to packets with extended sequence >= from_seq
+    arrival: float
+    ts: int
+
+
+def _unwrap(value: int, reference: int, modulus: int) -> int:
+    half = modulus >> 1
+    delta = ((value - reference + half) % modulus) - half
+    return reference + delta
+
+
+class JitterBuffer:
+    def __init__(
+        self,
+        *,
+        epoch: float,
+        delay: float = 0.06,
+        resync: float = 0.25,
+        max_conceal: int = 10,
+        history: int = 1024,
+    ) -> None:
+        self.epoch = epoch
+        self.delay = delay
+        self.resync = resync
+        # Gaps of more packets than this are a discontinuity (sender restart, long outage):
+        # counted as lost but not filled with synthetic audio.
+        self.max_conceal = max_conceal
+        self._history_len = history
+        self.lost = 0
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._buf: dict[int, _Entry] = {}
+        self._anchors: list[_Anchor] = []
+        self._seq_ref: int | None = None
+        self._ts_ref: int | None = None
+        self._next_seq: int | None = None
+        self._next_ts: int | None = None
+        self._last_samples = 960
+        self._last_end: float | None = None
+        self._released: set[int] = set()
+        self._released_order: deque[int] = deque()
+
+    # --- time --------------------------------------------------------------------------
+
+    def _anchor_for(self, seq: int) -> _Anchor:
+        for anchor in reversed(self._anchors):
+            if seq >= anchor.from_seq:
+                return anchor
+        return self._anchors[0]
+
+    def _media_time(self, seq: int, ts: int) -> float:
+        anchor = self._anchor_for(seq)
+        return anchor.arrival + (ts - anchor.ts) / SAMPLE_RATE
+
+    # --- input -------------------------------------------------------------------------
+
+    def insert(self, sequence: int, timestamp: int, payload: bytes, samples: int, arrival: float) -> Insert:
+        if self._seq_ref is None:
+            seq, ts = sequence, timestamp
+        else:
+            seq = _unwrap(sequence, self._seq_ref, SEQ_MOD)
+            assert self._ts_ref is not None
+            ts = _unwrap(timestamp, self._ts_ref, TS_MOD)
+        if self._next_seq is not None and seq < self._next_seq:
+            if self._next_seq - seq > SEQ_MOD // 4:
+                # Far behind everything played: the sender restarted its sequence. Start
+                # over rather than calling every future packet late.
+                self._restart()
+                return self.insert(sequence, timestamp, payload, samples, arrival)
+            return Insert.DUPLICATE if seq in self._released else Insert.LATE
+        if seq in self._buf:
+            return Insert.DUPLICATE
+        if self._seq_ref is None or seq > self._seq_ref:
+            self._seq_ref, self._ts_ref = seq, ts
+        self._update_anchor(seq, ts, arrival)
+        self._buf[seq] = _Entry(ts, payload, samples)
+        return Insert.ACCEPTED
+
+    def _restart(self) -> None:
+        # Whatever is still buffered belongs to the old numbering; it is dropped with it.
+        lost_before = self.lost
+        self._reset_state()
+        self.lost = lost_before
+
+    def _update_anchor(self, seq: int, ts: int, arrival: float) -> None:
+        if not self._anchors:
+            self._anchors.append(_Anchor(seq, arrival, ts))
+            return
+        anchor = self._anchors[-1]
+        if seq >= anchor.from_seq and arrival - (ts - anchor.ts) / SAMPLE_RATE < anchor.arrival:
+            # This packet had less network delay than the anchor packet: it is the better
+            # reference. Released audio keeps its times (starts never move backwards); the
+            # correction shows at the next silence gap.
+            self._anchors[-1] = _Anchor(anchor.from_seq, arrival, ts)
+            return
+        if self._next_seq is None or self._buf or seq < self._next_seq:
+            return
+        assert self._next_ts is not None
+        if ts - self._next_ts < (seq - self._next_seq + 3) * self._last_samples:
+            # Mid-speech (no silence gap in the timestamps): a late packet here is network
+            # jitter, not a clock disagreement; re-anchoring would tear the timeline.
+            return
+        # Start of a talk spurt: check the sender's clock against ours.
+        expected = self._media_time(seq, ts)
+        if arrival - expected > min(self.resync, self.delay / 2) or expected - arrival > self.resync:
+            self._anchors.append(_Anchor(seq, arrival, ts))
+            del self._anchors[:-2]
+
+    # --- output ------------------------------------------------------------------------
+
+    def _remember(self, seq: int) -> None:
+        self._released.add(seq)
+        self._released_order.append(seq)
+        if len(self._released_order) > self._history_len:
+            self._released.discard(self._released_order.popleft())
+
+    def _start_of(self, seq: int, ts: int) -> float:
+        start = self._media_time(seq, ts) - self.epoch
+        # Never overlap what was already released (rounding, re-anchoring).
+        if self._last_end is not None and start < self._last_end:
+            start = self._last_end
+        return start
+
+    def _emit_packet(self, seq: int, entry: _Entry) -> Playout:
+        start = self._start_of(seq, entry.ts)
+        del self._buf[seq]
+        self._remember(seq)
+        self._next_seq = seq + 1
+        self._next_ts = entry.ts + entry.samples
+        self._last_samples = entry.samples
+        self._last_end = start + entry.samples / SAMPLE_RATE
+        return Playout(seq, entry.ts, start, entry.samples, entry.payload)
+
+    def pop_due(self, now: float) -> list[Playout]:
+        out: list[Playout] = []
+        while self._buf:
+            head = min(self._buf)
+            entry = self._buf[head]
+            if self._next_seq is None or head == self._next_seq:
+                if now < self._media_time(head, entry.ts) + self.delay:
+                    break
+                out.append(self._emit_packet(head, entry))
+                continue
+            # Gap before the head: sequence numbers that have not arrived (yet).
+            assert self._next_ts is not None
+            missing = head - self._next_seq
+            span = entry.ts - self._next_ts
+            samples = self._last_samples
+            if missing > self.max_conceal or span < samples:
+                # Too long to fill, or no time between them to fill: a discontinuity.
+                if now < self._media_time(head, entry.ts) + self.delay:
+                    break
+                if missing <= SEQ_MOD // 4:
+                    self.lost += missing
+                self._next_seq = head
+                self._next_ts = entry.ts
+                continue
+            if span > missing * samples:
+                # More time than missing packets: speech paused in between. The lost
+                # packets most likely lead into the head (that is also where the head's FEC
+                # applies), so place them right before it.
+                self._next_ts = entry.ts - missing * samples
+            if now < self._media_time(self._next_seq, self._next_ts) + self.delay:
+                break
+            fec = entry.payload if missing == 1 else None
+            start = self._start_of(self._next_seq, self._next_ts)
+            out.append(Playout(self._next_seq, self._next_ts, start, samples, None, fec))
+            self.lost += 1
+            self._last_end = start + samples / SAMPLE_RATE
+            self._next_seq += 1
+            self._next_ts += samples
+        return out
+
+    def drain(self) -> list[Playout]:
+        """Everything buffered, gaps concealed as usual; then forget the stream's timing."""
+        out = self.pop_due(float("inf"))
+        self._reset_state()
+        return out
+
+    def __len__(self) -> int:
+        return len(self._buf)

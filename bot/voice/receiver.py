@@ -1,0 +1,388 @@
+"""AudioReceiver: Discord voice UDP datagrams in, each user's timed 48 kHz stereo PCM out.
+
+Path of one datagram (``feed``, any thread):
+  RTCP? -> ignore | parse RTP header | SSRC not mapped -> hold | user opted out -> drop |
+  transport decrypt | strip extension body/padding | DAVE decrypt | jitter buffer.
+``poll`` (any thread) releases due packets from the jitter buffers, decodes or conceals them
+and calls ``sink(user_id, PcmFrame)`` outside the receiver's lock.
+
+No gateway code here: the voice client tells the receiver the transport key, the DAVE
+session and SSRC -> user mappings through the setters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from bot.audio.frames import PcmFrame
+from bot.voice.dave import DaveDecryptor
+from bot.voice.jitter import Insert, JitterBuffer, Playout
+from bot.voice.opus import SAMPLE_RATE, OpusDecodeError, OpusStreamDecoder, packet_samples
+from bot.voice.rtp import RtpError, RtpHeader, is_rtcp, parse_rtp, strip_after_decrypt
+from bot.voice.stats import FailureWatch, ReceiveStats
+from bot.voice.transport import TransportCipher, TransportError, make_cipher
+
+log = logging.getLogger(__name__)
+
+# Discord's Opus payload type. Other types (video, RTX, probing) are not ours to decode.
+OPUS_PAYLOAD_TYPE = 120
+# After a key change, packets sealed with the old key are still in flight for a moment.
+OLD_KEY_GRACE = 2.0
+# Bound on datagrams held per unmapped SSRC (5 s of 20 ms packets), so a flood from an
+# SSRC that never gets mapped cannot grow memory.
+MAX_HELD_PER_SSRC = 250
+
+Sink = Callable[[int, PcmFrame], None]
+
+
+@dataclass(slots=True)
+class ReceiverTotals:
+    """Datagrams that never reached a user's or an SSRC's counters."""
+
+    datagrams: int = 0
+    rtcp: int = 0
+    malformed: int = 0  # not parseable as RTP at all: no SSRC to charge it to
+    other_payload_type: int = 0
+    held: int = 0  # currently waiting for an SSRC mapping
+    internal_errors: int = 0
+
+
+@dataclass(slots=True)
+class _Stream:
+    ssrc: int
+    user_id: int
+    jitter: JitterBuffer
+    decoder: OpusStreamDecoder | None = None
+    lost_reported: int = 0
+
+
+@dataclass(slots=True)
+class _Held:
+    packets: deque[tuple[bytes, RtpHeader, float]] = field(default_factory=deque)
+
+
+class AudioReceiver:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        epoch: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        playout_delay: float = 0.06,
+        unmapped_hold: float = 1.0,
+        opted_out: Iterable[int] = (),
+    ) -> None:
+        self._sink = sink
+        self._clock = clock
+        self.epoch = clock() if epoch is None else epoch
+        self.playout_delay = playout_delay
+        self.unmapped_hold = unmapped_hold
+        self._lock = threading.RLock()
+        self._sink_lock = threading.Lock()
+        self._cipher: TransportCipher | None = None
+        self._old_cipher: TransportCipher | None = None
+        self._old_cipher_until = 0.0
+        self._dave = DaveDecryptor()
+        self._ssrc_user: dict[int, int] = {}
+        self._streams: dict[int, _Stream] = {}
+        self._held: dict[int, _Held] = {}
+        self._user_stats: dict[int, ReceiveStats] = {}
+        self._ssrc_stats: dict[int, ReceiveStats] = {}
+        self._opted_out: frozenset[int] = frozenset(opted_out)
+        self._totals = ReceiverTotals()
+        self._watch = FailureWatch()
+
+    # --- configuration (voice gateway events) -----------------------------------------
+
+    def set_transport(self, mode: str, secret_key: bytes) -> None:
+        """Mode and key from SESSION_DESCRIPTION (op 4). Raises ValueError on a bad mode/key.
+
+        Buffered audio is kept; the previous key stays usable for a short grace period so
+        packets already in flight under it are not lost.
+        """
+        cipher = make_cipher(mode, secret_key)
+        with self._lock:
+            if self._cipher is not None:
+                self._old_cipher = self._cipher
+                self._old_cipher_until = self._clock() + OLD_KEY_GRACE
+            self._cipher = cipher
+
+    def set_dave_session(self, session: Any | None) -> None:
+        with self._lock:
+            self._dave.set_session(session)
+
+    def map_ssrc(self, ssrc: int, user_id: int) -> None:
+        released: list[tuple[int, PcmFrame]] = []
+        with self._lock:
+            previous = self._ssrc_user.get(ssrc)
+            if previous == user_id:
+                return
+            if previous is not None:
+                # The SSRC changed hands: what is buffered belongs to the previous user.
+                stream = self._streams.pop(ssrc, None)
+                if stream is not None:
+                    released += self._drain_stream(stream)
+            self._ssrc_user[ssrc] = user_id
+            stats = self._stats_for(user_id)
+            pending = self._ssrc_stats.pop(ssrc, None)
+            if pending is not None:
+                stats.merge(pending)
+            held = self._held.pop(ssrc, None)
+            if held is not None:
+                self._totals.held -= len(held.packets)
+                for datagram, header, arrival in held.packets:
+                    self._process_mapped(datagram, header, arrival, user_id, stats)
+        self._deliver(released)
+
+    def remove_user(self, user_id: int) -> None:
+        released: list[tuple[int, PcmFrame]] = []
+        with self._lock:
+            for ssrc in [s for s, u in self._ssrc_user.items() if u == user_id]:
+                del self._ssrc_user[ssrc]
+                stream = self._streams.pop(ssrc, None)
+                if stream is not None:
+                    released += self._drain_stream(stream)
+        self._deliver(released)
+
+    def set_opted_out(self, user_ids: Iterable[int]) -> None:
+        with self._lock:
+            self._opted_out = frozenset(user_ids)
+            # Audio already buffered for a user who just opted out must not reach the sink.
+            for ssrc, stream in list(self._streams.items()):
+                if stream.user_id in self._opted_out:
+                    del self._streams[ssrc]
+
+    # --- data path -------------------------------------------------------------------
+
+    def feed(self, datagram: bytes, arrival: float | None = None) -> None:
+        try:
+            with self._lock:
+                if arrival is None:
+                    arrival = self._clock()
+                self._feed(bytes(datagram), arrival)
+        except Exception:
+            self._internal_error("feed")
+
+    def _feed(self, datagram: bytes, arrival: float) -> None:
+        self._totals.datagrams += 1
+        if is_rtcp(datagram):
+            self._totals.rtcp += 1
+            return
+        try:
+            header = parse_rtp(datagram)
+        except RtpError:
+            self._totals.malformed += 1
+            return
+        if header.payload_type != OPUS_PAYLOAD_TYPE:
+            self._totals.other_payload_type += 1
+            return
+        user_id = self._ssrc_user.get(header.ssrc)
+        if user_id is None:
+            self._hold(datagram, header, arrival)
+            return
+        stats = self._stats_for(user_id)
+        stats.received += 1
+        self._process_mapped(datagram, header, arrival, user_id, stats)
+
+    def _hold(self, datagram: bytes, header: RtpHeader, arrival: float) -> None:
+        stats = self._ssrc_stats.get(header.ssrc)
+        if stats is None:
+            stats = self._ssrc_stats[header.ssrc] = ReceiveStats()
+        stats.received += 1
+        held = self._held.get(header.ssrc)
+        if held is None:
+            held = self._held[header.ssrc] = _Held()
+        held.packets.append((datagram, header, arrival))
+        self._totals.held += 1
+        if len(held.packets) > MAX_HELD_PER_SSRC:
+            held.packets.popleft()
+            self._totals.held -= 1
+            stats.unknown_ssrc += 1
+            self._watch.check("ssrc", header.ssrc, stats)
+
+    def _process_mapped(self, datagram: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats) -> None:
+        if user_id in self._opted_out:
+            # Before any decryption or decoding: an opted-out user's audio is never read.
+            stats.dropped_opted_out += 1
+            return
+        payload = self._decrypt(datagram, header, arrival, user_id, stats)
+        if payload is None:
+            self._watch.check("user", user_id, stats)
+            return
+        try:
+            samples = packet_samples(payload)
+        except OpusDecodeError:
+            stats.parse_failures += 1
+            self._watch.check("user", user_id, stats)
+            return
+        stream = self._streams.get(header.ssrc)
+        if stream is None:
+            stream = self._streams[header.ssrc] = _Stream(
+                header.ssrc, user_id, JitterBuffer(epoch=self.epoch, delay=self.playout_delay)
+            )
+        result = stream.jitter.insert(header.sequence, header.timestamp, payload, samples, arrival)
+        if result is Insert.ACCEPTED:
+            stats.accepted += 1
+        elif result is Insert.LATE:
+            stats.late += 1
+            self._watch.check("user", user_id, stats)
+        else:
+            stats.duplicates += 1
+
+    def _decrypt(self, datagram: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats) -> bytes | None:
+        cipher = self._cipher
+        if cipher is None:
+            stats.decrypt_failures += 1
+            return None
+        try:
+            plain = cipher.decrypt(datagram, header.header_len)
+        except TransportError:
+            old = self._old_cipher
+            if old is None or arrival > self._old_cipher_until:
+                stats.decrypt_failures += 1
+                return None
+            try:
+                plain = old.decrypt(datagram, header.header_len)
+            except TransportError:
+                stats.decrypt_failures += 1
+                return None
+        try:
+            frame = strip_after_decrypt(header, plain)
+        except RtpError:
+            stats.parse_failures += 1
+            return None
+        if not frame:
+            stats.parse_failures += 1
+            return None
+        opus = self._dave.decrypt(user_id, frame)
+        if opus is None:
+            stats.decrypt_failures += 1
+            return None
+        return opus
+
+    # --- output ----------------------------------------------------------------------
+
+    def poll(self, now: float | None = None) -> None:
+        try:
+            with self._lock:
+                if now is None:
+                    now = self._clock()
+                self._expire_held(now)
+                released: list[tuple[int, PcmFrame]] = []
+                for stream in list(self._streams.values()):
+                    released += self._render(stream, stream.jitter.pop_due(now))
+        except Exception:
+            self._internal_error("poll")
+            return
+        self._deliver(released)
+
+    def flush(self) -> None:
+        try:
+            with self._lock:
+                released: list[tuple[int, PcmFrame]] = []
+                for stream in list(self._streams.values()):
+                    released += self._drain_stream(stream)
+        except Exception:
+            self._internal_error("flush")
+            return
+        self._deliver(released)
+
+    def _expire_held(self, now: float) -> None:
+        limit = now - self.unmapped_hold
+        for ssrc in list(self._held):
+            held = self._held[ssrc]
+            stats = self._ssrc_stats[ssrc]
+            while held.packets and held.packets[0][2] < limit:
+                held.packets.popleft()
+                self._totals.held -= 1
+                stats.unknown_ssrc += 1
+            if not held.packets:
+                del self._held[ssrc]
+            self._watch.check("ssrc", ssrc, stats)
+
+    def _drain_stream(self, stream: _Stream) -> list[tuple[int, PcmFrame]]:
+        out = self._render(stream, stream.jitter.drain())
+        if stream.decoder is not None:
+            stream.decoder.reset()
+        return out
+
+    def _render(self, stream: _Stream, playouts: list[Playout]) -> list[tuple[int, PcmFrame]]:
+        stats = self._stats_for(stream.user_id)
+        lost_now = stream.jitter.lost
+        stats.lost += lost_now - stream.lost_reported
+        stream.lost_reported = lost_now
+        if not playouts:
+            return []
+        if stream.user_id in self._opted_out:
+            return []
+        if stream.decoder is None:
+            stream.decoder = OpusStreamDecoder()
+        decoder = stream.decoder
+        out: list[tuple[int, PcmFrame]] = []
+        for item in playouts:
+            if item.payload is None:
+                audio = decoder.conceal(item.samples, item.fec_source)
+                stats.concealed += 1
+            else:
+                try:
+                    audio = decoder.decode(item.payload)
+                    stats.played += 1
+                except OpusDecodeError:
+                    stats.decode_failures += 1
+                    self._watch.check("user", stream.user_id, stats)
+                    # Keep the timeline continuous: conceal what could not be decoded.
+                    audio = decoder.conceal(item.samples, None)
+            if audio.pcm.shape[0]:
+                out.append((stream.user_id, PcmFrame(item.start, audio.pcm, SAMPLE_RATE)))
+        self._watch.check("user", stream.user_id, stats)
+        return out
+
+    def _deliver(self, released: list[tuple[int, PcmFrame]]) -> None:
+        if not released:
+            return
+        with self._sink_lock:
+            for user_id, frame in released:
+                try:
+                    self._sink(user_id, frame)
+                except Exception:
+                    log.exception("voice receive: sink raised for user %d", user_id)
+
+    # --- stats -----------------------------------------------------------------------
+
+    def _stats_for(self, user_id: int) -> ReceiveStats:
+        stats = self._user_stats.get(user_id)
+        if stats is None:
+            stats = self._user_stats[user_id] = ReceiveStats()
+        return stats
+
+    def stats(self) -> dict[int, ReceiveStats]:
+        """Per user id; copies, safe to keep."""
+        with self._lock:
+            return {uid: s.copy() for uid, s in self._user_stats.items()}
+
+    def unmapped_stats(self) -> dict[int, ReceiveStats]:
+        """Per SSRC that has no user mapping yet (merged into the user's on ``map_ssrc``)."""
+        with self._lock:
+            return {ssrc: s.copy() for ssrc, s in self._ssrc_stats.items()}
+
+    def totals(self) -> ReceiverTotals:
+        with self._lock:
+            t = self._totals
+            return ReceiverTotals(t.datagrams, t.rtcp, t.malformed, t.other_payload_type, t.held, t.internal_errors)
+
+    def buffered(self) -> dict[int, int]:
+        """Packets waiting in each SSRC's jitter buffer."""
+        with self._lock:
+            return {ssrc: len(s.jitter) for ssrc, s in self._streams.items()}
+
+    def _internal_error(self, where: str) -> None:
+        try:
+            self._totals.internal_errors += 1
+            log.exception("voice receive: internal error in %s (dropped, receiver continues)", where)
+        except Exception:
+            pass

@@ -1,0 +1,80 @@
+"""Per-speaker receive counters, and a log line when a failure counter grows past a threshold."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+
+log = logging.getLogger(__name__)
+
+FAILURE_COUNTERS = ("lost", "late", "decrypt_failures", "decode_failures", "parse_failures", "unknown_ssrc")
+
+
+@dataclass(slots=True)
+class ReceiveStats:
+    """Counts for one user (or one not-yet-mapped SSRC).
+
+    Every RTP datagram attributed to the stream is counted once in ``received`` and ends in
+    exactly one of: ``accepted`` (into the jitter buffer), ``late``, ``duplicates``,
+    ``decrypt_failures``, ``parse_failures`` (bad header extension/padding or Opus TOC),
+    ``dropped_opted_out`` or ``unknown_ssrc`` (held too long without a user mapping); or it is
+    still held waiting for a mapping. Accepted packets are later ``played`` or end in
+    ``decode_failures``. ``lost`` and ``concealed`` count missing packets, which were never
+    received, so they are outside that sum.
+    """
+
+    received: int = 0
+    accepted: int = 0
+    played: int = 0
+    lost: int = 0
+    concealed: int = 0
+    late: int = 0
+    duplicates: int = 0
+    decrypt_failures: int = 0
+    decode_failures: int = 0
+    parse_failures: int = 0
+    unknown_ssrc: int = 0
+    dropped_opted_out: int = 0
+
+    def copy(self) -> ReceiveStats:
+        return ReceiveStats(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+    def merge(self, other: ReceiveStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def terminal_sum(self) -> int:
+        """Sum of the outcomes every received datagram ends in (see the class docstring)."""
+        return (
+            self.accepted
+            + self.late
+            + self.duplicates
+            + self.decrypt_failures
+            + self.parse_failures
+            + self.dropped_opted_out
+            + self.unknown_ssrc
+        )
+
+
+class FailureWatch:
+    """Logs a warning each time a failure counter reaches the next multiple of ``every``.
+
+    Multiples rather than a single crossing: a stream that keeps failing should keep saying
+    so, but not once per packet.
+    """
+
+    def __init__(self, every: int = 50) -> None:
+        self.every = every
+        self._next: dict[tuple[str, int, str], int] = {}
+
+    def check(self, kind: str, key: int, stats: ReceiveStats) -> None:
+        for name in FAILURE_COUNTERS:
+            value = getattr(stats, name)
+            mark = self._next.get((kind, key, name), self.every)
+            if value >= mark:
+                log.warning("voice receive: %s %d has %d %s (%s)", kind, key, value, name, _summary(stats))
+                self._next[(kind, key, name)] = (value // self.every + 1) * self.every
+
+
+def _summary(stats: ReceiveStats) -> str:
+    return ", ".join(f"{f.name}={getattr(stats, f.name)}" for f in fields(stats) if getattr(stats, f.name))
