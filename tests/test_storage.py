@@ -468,3 +468,14 @@ def test_list_sessions(db) -> None:
     assert [r.id for r in list_sessions(db, limit=1, offset=1)] == [second]
     assert [r.id for r in list_sessions(db, guild_id="g1")] == [first]
     assert get_session(db, 999) is None
+
+
+def test_in_memory_url_is_one_shared_database() -> None:
+    # Each pooled connection to plain sqlite:// would otherwise be a new, empty database.
+    with open_database("sqlite://") as db:
+        recorder = CallRecorder(db)
+        sid, pid = _call(recorder)
+        worker = threading.Thread(target=recorder.add_utterance, args=(_utt(sid, pid, text="from a thread"),))
+        worker.start()
+        worker.join()
+        assert [u.text for u in get_session(db, sid).utterances] == ["from a thread"]

@@ -8,9 +8,12 @@ import unicodedata
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from bot.config import load_config
 from bot.errors import StorageError
 from storage import Database, SessionSummary, dump_session_json, get_session, list_sessions, open_database
+from storage.db import describe_error
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -45,7 +48,10 @@ def _open(args: argparse.Namespace) -> Database:
 
 def run_list(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        sessions = list_sessions(db, limit=args.limit)
+        try:
+            sessions = list_sessions(db, limit=args.limit)
+        except DBAPIError as exc:  # e.g. locked after we opened it
+            raise describe_error(exc, db.label) from exc
         if not sessions:
             print(f"no sessions in {db.label}")
             return 0
@@ -55,7 +61,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        detail = get_session(db, args.session_id)
+        try:
+            detail = get_session(db, args.session_id)
+        except DBAPIError as exc:
+            raise describe_error(exc, db.label) from exc
         if detail is None:
             raise StorageError(
                 f"no session {args.session_id} in {db.label}; `python -m bot logs list` shows the ids"
