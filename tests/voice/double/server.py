@@ -1,0 +1,557 @@
+"""A fake Discord voice server on 127.0.0.1: voice websocket (v8, TLS), UDP, RTP, DAVE.
+
+It speaks the server side of what discord.py 2.7.1's real voice client needs:
+
+* websocket: HELLO(8) on connect; IDENTIFY(0) -> READY(2); SELECT_PROTOCOL(1) ->
+  SESSION_DESCRIPTION(4); HEARTBEAT(3) -> HEARTBEAT_ACK(6); RESUME(7) -> RESUMED(9); and,
+  towards the bot, CLIENTS_CONNECT(11), CLIENT_CONNECT(12, with audio_ssrc), SPEAKING(5),
+  CLIENT_DISCONNECT(13). Every server message carries ``seq`` (JSON) or a 2-byte sequence
+  prefix (binary), as in gateway v8.
+* UDP: the 74-byte IP discovery exchange, then RTP from each simulated member.
+* DAVE v1: the double is the MLS external sender (opcode 25), and each simulated member is a
+  real ``davey.DaveSession``. The first member commits the external proposals that add the
+  bot (and later joiners); the bot gets MLS_WELCOME(30) / MLS_ANNOUNCE_COMMIT_TRANSITION(29)
+  and must confirm with DAVE_TRANSITION_READY(23) before DAVE_EXECUTE_TRANSITION(22). The
+  bot is also sent the same proposals (27), as Discord does, and its COMMIT_WELCOME(28)
+  answer is recorded; the double always lets a simulated member win the commit race.
+* impairments: loss, reordering, jitter, duplicates and garbage datagrams, seeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import davey
+from aiohttp import WSMsgType, web
+
+from . import mls, rtp
+from .speech import FRAME_SAMPLES, EncodedSpeech
+from .tls import TlsPair
+
+_log = logging.getLogger(__name__)
+
+MODES = ["aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize"]
+
+
+@dataclass(frozen=True)
+class Impairment:
+    loss: float = 0.0  # probability a packet is dropped
+    reorder: float = 0.0  # probability a packet is held back behind the next 1-3
+    jitter_ms: float = 0.0  # uniform extra delay per packet, 0..jitter_ms
+    duplicate: float = 0.0  # probability a packet is sent twice
+    garbage: float = 0.0  # probability a junk datagram is sent alongside
+    seed: int = 0
+
+
+@dataclass
+class Member:
+    """A simulated participant: its own SSRC, RTP counters and DAVE session."""
+
+    user_id: int
+    ssrc: int
+    dave: davey.DaveSession | None
+    seq: int = field(default_factory=lambda: random.randrange(1 << 16))
+    timestamp: int = field(default_factory=lambda: random.randrange(1 << 32))
+    nonce: int = 0
+    sent: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class StreamResult:
+    user_id: int
+    ssrc: int
+    first_timestamp: int  # RTP timestamp of frame 0
+    started_at: float  # time.monotonic() when frame 0 was due
+    sent: int
+    dropped: int
+
+
+class VoiceServerDouble:
+    def __init__(
+        self,
+        tls: TlsPair,
+        *,
+        guild_id: int,
+        channel_id: int,
+        token: str,
+        dave: bool = True,
+        modes: list[str] | None = None,
+        heartbeat_interval_ms: int = 13_750,
+    ) -> None:
+        self.tls = tls
+        self.guild_id = guild_id
+        self.channel_id = channel_id
+        self.token = token
+        self.dave_version = davey.DAVE_PROTOCOL_VERSION if dave else 0
+        self.modes = list(modes or MODES)
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+
+        self.members: dict[int, Member] = {}
+        self.external_sender = mls.ExternalSender()
+        self.group_epoch: int | None = None  # None until the members' MLS group exists
+
+        self.bot_user_id: int | None = None
+        self.bot_session_id: str | None = None
+        self.bot_ssrc = random.randrange(1, 1 << 31)
+        self.mode: str | None = None
+        self.secret_key: bytes = b""
+        self.client_addr: tuple[str, int] | None = None
+
+        # What the bot did, for assertions.
+        self.identifies = 0
+        self.resumes = 0
+        self.heartbeats = 0
+        self.select_protocols: list[dict[str, Any]] = []
+        self.key_packages: list[bytes] = []
+        self.bot_commit_welcomes: list[bytes] = []
+        self.transition_ready: list[int] = []
+        self.invalid_commit: list[int] = []
+        self.bot_rtp: int = 0
+        self.bot_speaking: list[dict[str, Any]] = []
+
+        self._ws: web.WebSocketResponse | None = None
+        self._seq = 0
+        self._transition_ids = iter(range(1, 1 << 16))
+        self._dave_ready = asyncio.Event()
+        self._session_ready = asyncio.Event()
+        self._transition_waiters: dict[int, asyncio.Future[None]] = {}
+        self._runner: web.AppRunner | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self.ws_port = 0
+        self.udp_port = 0
+        self._lock = asyncio.Lock()
+        self._founder: Member | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.errors: list[BaseException] = []
+
+    # lifecycle -------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.ws_port}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), local_addr=("127.0.0.1", 0), family=socket.AF_INET
+        )
+        self.udp_port = self._udp.get_extra_info("sockname")[1]
+        app = web.Application()
+        app.router.add_get("/", self._handle_ws)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls.server)
+        await site.start()
+        self.ws_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors.append(task.exception())  # type: ignore[arg-type]
+            _log.error("voice double task failed", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._udp is not None:
+            self._udp.close()
+
+    async def wait_session(self, timeout: float = 15.0) -> None:
+        """Until the bot has its transport key and, with DAVE, has joined the MLS group."""
+        await asyncio.wait_for(self._session_ready.wait(), timeout)
+        if self.dave_version:
+            await asyncio.wait_for(self._dave_ready.wait(), timeout)
+
+    # websocket -----------------------------------------------------------------------
+
+    async def _send(self, op: int, d: Any) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise ConnectionError("bot is not connected to the voice double")
+        self._seq += 1
+        await ws.send_str(json.dumps({"op": op, "d": d, "seq": self._seq}))
+
+    async def _send_binary(self, op: int, payload: bytes) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise ConnectionError("bot is not connected to the voice double")
+        self._seq += 1
+        await ws.send_bytes(struct.pack(">HB", self._seq & 0xFFFF, op) + payload)
+
+    async def close_ws(self, code: int) -> None:
+        """Close the bot's voice websocket the way Discord does on 4014/4015/4006..."""
+        if self._ws is not None:
+            await self._ws.close(code=code)
+
+    async def _handle_ws(self, request: web.Request) -> web.WebSocketResponse:
+        if request.query.get("v") != "8":
+            raise web.HTTPBadRequest(text="voice gateway v8 only")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close(code=4014)  # one bot session at a time, like Discord
+        self._ws = ws
+        self._session_ready.clear()
+        await self._send(8, {"heartbeat_interval": self.heartbeat_interval_ms, "v": 8})
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self._on_json(json.loads(msg.data))
+                elif msg.type is WSMsgType.BINARY:
+                    await self._on_binary(msg.data)
+        except ConnectionError:
+            pass
+        except Exception:
+            _log.exception("voice double websocket handler failed")
+            if not ws.closed:
+                await ws.close(code=4000)
+        return ws
+
+    async def _on_json(self, msg: dict[str, Any]) -> None:
+        op, d = msg["op"], msg.get("d")
+        if op == 0:
+            await self._identify(d)
+        elif op == 1:
+            await self._select_protocol(d)
+        elif op == 3:
+            self.heartbeats += 1
+            await self._send(6, {"t": d.get("t") if isinstance(d, dict) else d})
+        elif op == 5:
+            self.bot_speaking.append(d)
+        elif op == 7:
+            await self._resume(d)
+        elif op == 23:
+            tid = int(d["transition_id"])
+            self.transition_ready.append(tid)
+            fut = self._transition_waiters.get(tid)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        elif op == 31:
+            self.invalid_commit.append(int(d["transition_id"]))
+        elif op == 12:
+            pass  # the bot announcing its own media ssrcs
+
+    async def _identify(self, d: dict[str, Any]) -> None:
+        if d.get("token") != self.token or int(d.get("server_id", 0)) != self.guild_id:
+            await self.close_ws(4004)  # authentication failed
+            return
+        self.identifies += 1
+        self.bot_user_id = int(d["user_id"])
+        self.bot_session_id = d["session_id"]
+        if int(d.get("max_dave_protocol_version", 0)) < self.dave_version:
+            await self.close_ws(4017)  # E2EE/DAVE protocol required
+            return
+        # A fresh identify is a fresh voice session: new SSRC, new key, new MLS membership.
+        self.bot_ssrc = random.randrange(1, 1 << 31)
+        self._dave_ready.clear()
+        await self._send(
+            2,
+            {
+                "ssrc": self.bot_ssrc,
+                "ip": "127.0.0.1",
+                "port": self.udp_port,
+                "modes": self.modes,
+                "heartbeat_interval": 1,  # discord.py ignores this (legacy field)
+            },
+        )
+
+    async def _select_protocol(self, d: dict[str, Any]) -> None:
+        data = d["data"]
+        mode = data["mode"]
+        if mode not in self.modes:
+            await self.close_ws(4016)  # unknown encryption mode
+            return
+        self.select_protocols.append(data)
+        self.mode = mode
+        self.secret_key = os.urandom(32)
+        await self._send(
+            4,
+            {
+                "audio_codec": "opus",
+                "video_codec": "H264",
+                "media_session_id": os.urandom(16).hex(),
+                "mode": mode,
+                "secret_key": list(self.secret_key),
+                "dave_protocol_version": self.dave_version,
+            },
+        )
+        self._session_ready.set()
+        await self._announce_members()
+        if self.dave_version:
+            await self._send_binary(25, self.external_sender.package())
+
+    async def _resume(self, d: dict[str, Any]) -> None:
+        if (
+            d.get("token") != self.token
+            or d.get("session_id") != self.bot_session_id
+            or int(d.get("server_id", 0)) != self.guild_id
+            or not self.secret_key
+        ):
+            await self.close_ws(4006)  # session no longer valid
+            return
+        self.resumes += 1
+        # A resumed session keeps its SSRC, key and MLS state: Discord sends only RESUMED.
+        await self._send(9, None)
+        self._session_ready.set()
+
+    async def _on_binary(self, data: bytes) -> None:
+        op, payload = data[0], data[1:]
+        if op == 26:
+            self.key_packages.append(payload)
+            # Not inline: the commit flow waits for the bot's TRANSITION_READY, which this
+            # very handler loop has to read.
+            task = asyncio.get_running_loop().create_task(self._add_bot_to_group(payload))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+        elif op == 28:
+            self.bot_commit_welcomes.append(payload)
+
+    # members and DAVE ---------------------------------------------------------------
+
+    async def _announce_members(self) -> None:
+        if not self.members:
+            return
+        await self._send(11, {"user_ids": [str(uid) for uid in self.members]})
+        for i, m in enumerate(self.members.values()):
+            await self._announce_ssrc(m, via_client_connect=(i % 2 == 1))
+
+    async def _announce_ssrc(self, m: Member, *, via_client_connect: bool) -> None:
+        # Discord reveals a member's audio SSRC with SPEAKING or, for clients that also
+        # negotiate video, with opcode 12; the bot must understand both.
+        if via_client_connect:
+            await self._send(
+                12,
+                {"user_id": str(m.user_id), "audio_ssrc": m.ssrc, "video_ssrc": 0, "rtx_ssrc": 0, "streams": []},
+            )
+        else:
+            await self._send(5, {"user_id": str(m.user_id), "ssrc": m.ssrc, "speaking": 1})
+
+    def _committer(self) -> Member | None:
+        return next((m for m in self.members.values() if m.dave is not None and m.dave.ready), None)
+
+    async def add_member(self, user_id: int, *, announce: bool = True, via_client_connect: bool = False) -> Member:
+        """A user joins the call (before or after the bot)."""
+        async with self._lock:
+            session = None
+            if self.dave_version:
+                session = davey.DaveSession(self.dave_version, user_id, self.channel_id)
+            m = Member(user_id=user_id, ssrc=random.randrange(1, 1 << 31), dave=session)
+            if session is not None:
+                key_package = session.get_serialized_key_package()
+                session.set_external_sender(self.external_sender.package())
+                if self._founder is None:
+                    # The first member's pending group becomes the group when it commits
+                    # the next addition; until then it has nobody to encrypt for.
+                    self._founder = m
+                else:
+                    await self._commit_add([(m, key_package)])
+            self.members[user_id] = m
+            if announce and self._ws is not None and not self._ws.closed and self._session_ready.is_set():
+                await self._send(11, {"user_ids": [str(user_id)]})
+                await self._announce_ssrc(m, via_client_connect=via_client_connect)
+            return m
+
+    async def _commit_add(self, joiners: list[tuple[Member, bytes]], *, bot_key_package: bytes | None = None) -> None:
+        """External Add proposals, committed by a member; the welcome goes to the joiners."""
+        committer = self._committer() or self._founder
+        assert committer is not None and committer.dave is not None
+        epoch = committer.dave.epoch if committer.dave.ready else 0
+        group_id = mls.group_id_for_channel(self.channel_id)
+        proposals = [self.external_sender.add_proposal(group_id, epoch, kp) for _, kp in joiners]
+        if bot_key_package is not None:
+            proposals.append(self.external_sender.add_proposal(group_id, epoch, bot_key_package))
+        vector = mls.proposals_vector(proposals)
+        bot_in_group = self._dave_ready.is_set()
+        if bot_in_group:
+            # Discord sends the proposals to every member; the bot answers with its own
+            # commit, which loses the race here.
+            await self._send_binary(27, bytes([0]) + vector)
+        # Every member gets the proposals (a commit refers to them by reference); each would
+        # answer with its own commit, and the committer's is the one the server picks.
+        for m in self.members.values():
+            if m is not committer and m.dave is not None and m.dave.ready:
+                m.dave.process_proposals(davey.ProposalsOperationType.append, vector)
+        cw = committer.dave.process_proposals(davey.ProposalsOperationType.append, vector)
+        assert cw is not None, "committer produced no commit"
+        for m in self.members.values():
+            if m.dave is not None and (m.dave.ready or m is committer) and all(m is not j for j, _ in joiners):
+                m.dave.process_commit(cw.commit)
+        for j, _ in joiners:
+            j.dave.process_welcome(cw.welcome)
+        if bot_in_group:
+            tid = next(self._transition_ids)
+            await self._send_binary(29, struct.pack(">H", tid) + cw.commit)
+            await self._execute_transition(tid)
+        elif bot_key_package is not None:
+            tid = next(self._transition_ids)
+            await self._send_binary(30, struct.pack(">H", tid) + cw.welcome)
+            await self._execute_transition(tid)
+            self._dave_ready.set()
+        self.group_epoch = committer.dave.epoch
+
+    async def _execute_transition(self, tid: int, timeout: float = 5.0) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._transition_waiters[tid] = fut
+        try:
+            await asyncio.wait_for(fut, timeout)
+        finally:
+            self._transition_waiters.pop(tid, None)
+        await self._send(22, {"transition_id": tid})
+
+    async def _add_bot_to_group(self, key_package: bytes) -> None:
+        async with self._lock:
+            if not self.members:
+                return
+            # A key package means a fresh MLS identity for the bot (new session or reinit).
+            self._dave_ready.clear()
+            await self._commit_add([], bot_key_package=key_package)
+
+    async def remove_member(self, user_id: int) -> None:
+        """A user leaves the call: CLIENT_DISCONNECT, and the MLS group drops their leaf."""
+        async with self._lock:
+            m = self.members.pop(user_id)
+            await self._send(13, {"user_id": str(user_id)})
+            if m.dave is None or not m.dave.ready:
+                return
+            committer = self._committer()
+            if committer is None:
+                return
+            group_id = mls.group_id_for_channel(self.channel_id)
+            vector = mls.proposals_vector(
+                [self.external_sender.remove_proposal(group_id, committer.dave.epoch, m.dave.own_leaf_index)]
+            )
+            await self._send_binary(27, bytes([0]) + vector)
+            for other in self.members.values():
+                if other is not committer and other.dave is not None and other.dave.ready:
+                    other.dave.process_proposals(davey.ProposalsOperationType.append, vector)
+            cw = committer.dave.process_proposals(davey.ProposalsOperationType.append, vector)
+            assert cw is not None
+            for other in self.members.values():
+                if other.dave is not None and other.dave.ready:
+                    other.dave.process_commit(cw.commit)
+            tid = next(self._transition_ids)
+            await self._send_binary(29, struct.pack(">H", tid) + cw.commit)
+            await self._execute_transition(tid)
+
+    # UDP -----------------------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) == 74 and data[:4] == b"\x00\x01\x00\x46":
+            ssrc = struct.unpack_from(">I", data, 4)[0]
+            reply = bytearray(74)
+            struct.pack_into(">HHI", reply, 0, 2, 70, ssrc)
+            ip = addr[0].encode()
+            reply[8 : 8 + len(ip)] = ip
+            struct.pack_into(">H", reply, 72, addr[1])
+            self.client_addr = addr
+            assert self._udp is not None
+            self._udp.sendto(bytes(reply), addr)
+        elif len(data) >= 12 and data[1] & 0x7F == rtp.OPUS_PT:
+            self.bot_rtp += 1
+
+    def send_raw(self, datagram: bytes) -> None:
+        if self._udp is None or self.client_addr is None:
+            raise ConnectionError("no UDP peer yet (IP discovery not done)")
+        self._udp.sendto(datagram, self.client_addr)
+
+    def media_packet(self, m: Member, opus_packet: bytes, *, extension: bool = True) -> bytes:
+        """One RTP packet for ``m``: DAVE frame encryption, then transport encryption."""
+        payload = opus_packet
+        if m.dave is not None:
+            payload = m.dave.encrypt_opus(opus_packet)
+        if self.mode is None:
+            raise ConnectionError("no session description yet")
+        pkt = rtp.packet(
+            self.mode,
+            self.secret_key,
+            seq=m.seq,
+            timestamp=m.timestamp,
+            ssrc=m.ssrc,
+            payload=payload,
+            counter=m.nonce,
+            extension=rtp.audio_level_extension() if extension else None,
+        )
+        m.seq = (m.seq + 1) & 0xFFFF
+        m.timestamp = (m.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
+        m.nonce = (m.nonce + 1) & 0xFFFFFFFF
+        return pkt
+
+    async def stream(
+        self,
+        user_id: int,
+        speech: EncodedSpeech,
+        impairment: Impairment = Impairment(),
+        *,
+        trailing_silence_frames: int = 5,
+    ) -> StreamResult:
+        """Send ``speech`` as ``user_id`` in real time (20 ms apart), impaired as asked.
+
+        Ends, like Discord clients, with a few Opus silence frames before going quiet."""
+        m = self.members[user_id]
+        rng = random.Random(impairment.seed ^ user_id)
+        loop = asyncio.get_running_loop()
+        first_ts = m.timestamp
+        frames = list(speech.packets) + [rtp.OPUS_SILENCE] * trailing_silence_frames
+        start = time.monotonic() + 0.02
+        held: list[bytes] = []
+        sent = dropped = 0
+        for i, opus_packet in enumerate(frames):
+            due = start + i * 0.02
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pkt = self.media_packet(m, opus_packet)
+            if rng.random() < impairment.loss:
+                dropped += 1
+                continue
+            copies = 2 if rng.random() < impairment.duplicate else 1
+            if rng.random() < impairment.reorder:
+                held.append(pkt)  # goes out after the next packet(s)
+                continue
+            for _ in range(copies):
+                self._send_later(loop, pkt, rng.uniform(0, impairment.jitter_ms) / 1000)
+            for h in held:
+                self._send_later(loop, h, rng.uniform(0, impairment.jitter_ms) / 1000)
+            held.clear()
+            if rng.random() < impairment.garbage:
+                self._send_later(loop, os.urandom(rng.randrange(1, 200)), 0)
+            sent += copies
+        for h in held:
+            self._send_later(loop, h, 0)
+        m.sent += sent
+        m.dropped += dropped
+        return StreamResult(user_id, m.ssrc, first_ts, start, sent, dropped)
+
+    def _send_later(self, loop: asyncio.AbstractEventLoop, pkt: bytes, delay: float) -> None:
+        if delay <= 0:
+            self.send_raw(pkt)
+        else:
+            loop.call_later(delay, self._safe_send, pkt)
+
+    def _safe_send(self, pkt: bytes) -> None:
+        try:
+            self.send_raw(pkt)
+        except (ConnectionError, OSError):
+            pass
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: VoiceServerDouble) -> None:
+        self.server = server
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.server._on_datagram(data, addr)
