@@ -1,0 +1,174 @@
+"""Jitter buffer: order, wraparound, loss, late, duplicates and silence timing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.voice.jitter import Insert, JitterBuffer
+
+F = 960
+DT = F / 48_000
+DELAY = 0.06
+
+
+def make(epoch: float = 0.0) -> JitterBuffer:
+    return JitterBuffer(epoch=epoch, delay=DELAY)
+
+
+def drain_at(jb: JitterBuffer, t: float):
+    return jb.pop_due(t)
+
+
+def test_reorders_by_sequence_and_waits_for_the_playout_delay() -> None:
+    jb = make()
+    for i in (0, 2, 1, 3):
+        assert jb.insert(100 + i, 5000 + i * F, bytes([i]), F, arrival=1.0 + i * DT) is Insert.ACCEPTED
+    assert jb.pop_due(1.0 + DELAY - 0.001) == []
+    out = jb.pop_due(1.0 + 3 * DT + DELAY)
+    assert [p.payload for p in out] == [b"\x00", b"\x01", b"\x02", b"\x03"]
+    assert [round(p.start - 1.0, 6) for p in out] == [round(i * DT, 6) for i in range(4)]
+
+
+def test_sequence_and_timestamp_wraparound() -> None:
+    jb = make()
+    seqs = [(0xFFFE + i) & 0xFFFF for i in range(4)]
+    tss = [(0xFFFFFFFF - F + 1 + i * F) & 0xFFFFFFFF for i in range(4)]
+    for i in (1, 0, 3, 2):
+        jb.insert(seqs[i], tss[i], bytes([i]), F, arrival=i * DT)
+    out = jb.pop_due(10.0)
+    assert [p.payload for p in out] == [bytes([i]) for i in range(4)]
+    starts = [p.start for p in out]
+    assert all(abs((b - a) - DT) < 1e-9 for a, b in zip(starts, starts[1:]))
+    assert jb.lost == 0
+
+
+def test_lost_packet_concealed_with_fec_from_its_successor() -> None:
+    jb = make()
+    for i in (0, 1, 3, 4):
+        jb.insert(i, i * F, bytes([i]), F, arrival=i * DT)
+    out = jb.pop_due(4 * DT + DELAY)
+    assert [p.lost for p in out] == [False, False, True, False, False]
+    gap = out[2]
+    assert gap.fec_source == b"\x03" and gap.samples == F
+    assert abs(gap.start - 2 * DT) < 1e-9
+    assert jb.lost == 1
+
+
+def test_two_lost_packets_only_the_second_gets_fec() -> None:
+    jb = make()
+    for i in (0, 3):
+        jb.insert(i, i * F, bytes([i]), F, arrival=i * DT)
+    out = jb.pop_due(1.0)
+    assert [(p.sequence, p.lost, p.fec_source) for p in out] == [
+        (0, False, None), (1, True, None), (2, True, b"\x03"), (3, False, None)
+    ]
+
+
+def test_loss_waits_until_the_missing_packet_was_due() -> None:
+    jb = make()
+    jb.insert(0, 0, b"a", F, arrival=0.0)
+    jb.insert(2, 2 * F, b"c", F, arrival=2 * DT)
+    assert [p.payload for p in jb.pop_due(DELAY)] == [b"a"]
+    # seq 1 is due at DT + DELAY; before that the buffer must wait for it
+    assert jb.pop_due(DT + DELAY - 0.002) == []
+    jb.insert(1, F, b"b", F, arrival=DT + DELAY - 0.001)
+    assert [p.payload for p in jb.pop_due(2 * DT + DELAY)] == [b"b", b"c"]
+    assert jb.lost == 0
+
+
+def test_late_and_duplicate_packets() -> None:
+    jb = make()
+    jb.insert(0, 0, b"a", F, arrival=0.0)
+    assert jb.insert(0, 0, b"a", F, arrival=0.001) is Insert.DUPLICATE  # still buffered
+    jb.insert(2, 2 * F, b"c", F, arrival=2 * DT)
+    jb.pop_due(1.0)  # plays a, conceals 1, plays c
+    assert jb.insert(1, F, b"b", F, arrival=1.0) is Insert.LATE
+    assert jb.insert(2, 2 * F, b"c", F, arrival=1.0) is Insert.DUPLICATE  # already played
+    assert jb.lost == 1
+
+
+def test_silence_is_a_jump_in_start_not_a_loss() -> None:
+    jb = make()
+    for i in range(3):
+        jb.insert(i, i * F, b"s", F, arrival=i * DT)
+    jb.pop_due(1.0)
+    # Discord stops sending for 2 s; the sequence continues, the timestamp jumps.
+    ts = 3 * F + 2 * 48_000
+    jb.insert(3, ts, b"t", F, arrival=3 * DT + 2.0)
+    out = jb.pop_due(3 * DT + 2.0 + DELAY)
+    assert len(out) == 1 and not out[0].lost
+    assert abs(out[0].start - (3 * DT + 2.0)) < 1e-9
+    assert jb.lost == 0
+
+
+def test_losses_across_a_pause_are_placed_before_the_resumed_speech() -> None:
+    jb = make()
+    jb.insert(0, 0, b"a", F, arrival=0.0)
+    jb.pop_due(1.0)
+    # the first packet after a 1 s pause was lost; the second arrives
+    ts2 = F + 48_000 + F
+    jb.insert(2, ts2, b"c", F, arrival=DT + 1.0 + DT)
+    out = jb.pop_due(5.0)
+    assert [p.lost for p in out] == [True, False]
+    assert abs(out[0].start - (DT + 1.0)) < 1e-9 and out[0].fec_source == b"c"
+
+
+def test_sender_clock_disagreement_resyncs_at_a_talk_spurt() -> None:
+    jb = make()
+    jb.insert(0, 0, b"a", F, arrival=0.0)
+    jb.pop_due(1.0)
+    # The timestamp says 0.5 s of silence but 5 s passed: trust our clock at the spurt start.
+    jb.insert(1, F + 24_000, b"b", F, arrival=5.0)
+    out = jb.pop_due(5.0 + DELAY)
+    assert [p.payload for p in out] == [b"b"]
+    assert abs(out[0].start - 5.0) < 1e-9
+    # ... and the other way round: a timestamp far ahead of our clock must not hold audio back
+    jb.insert(2, F + 24_000 + F + 48_000 * 100, b"c", F, arrival=6.0)
+    out = jb.pop_due(6.0 + DELAY)
+    assert [p.payload for p in out] == [b"c"] and abs(out[0].start - 6.0) < 1e-9
+
+
+def test_anchor_uses_least_delayed_packet_before_playout() -> None:
+    jb = make(epoch=10.0)
+    jb.insert(0, 0, b"a", F, arrival=10.030)  # delayed 30 ms
+    jb.insert(1, F, b"b", F, arrival=10.021)  # delayed 1 ms
+    out = jb.pop_due(11.0)
+    assert abs(out[0].start - 0.0) < 0.0011
+
+
+def test_drain_releases_everything_and_forgets_timing() -> None:
+    jb = make()
+    for i in (0, 1, 3):
+        jb.insert(i, i * F, bytes([i]), F, arrival=i * DT)
+    out = jb.drain()
+    assert [p.sequence for p in out] == [0, 1, 2, 3] and out[2].lost
+    assert len(jb) == 0
+    # a new stream after drain is anchored afresh, not called late
+    assert jb.insert(0, 0, b"x", F, arrival=50.0) is Insert.ACCEPTED
+    assert abs(jb.pop_due(51.0)[0].start - 50.0) < 1e-9
+
+
+def test_sender_restart_far_behind_is_not_late_forever() -> None:
+    jb = make()
+    for i in range(3):
+        jb.insert(30000 + i, i * F, b"a", F, arrival=i * DT)
+    jb.pop_due(1.0)
+    assert jb.insert(5, 10 * F, b"n", F, arrival=2.0) is Insert.ACCEPTED
+    assert [p.payload for p in jb.pop_due(3.0)] == [b"n"]
+
+
+def test_huge_gap_is_a_discontinuity_not_concealed() -> None:
+    jb = make()
+    jb.insert(0, 0, b"a", F, arrival=0.0)
+    jb.insert(500, 500 * F, b"z", F, arrival=500 * DT)
+    out = jb.pop_due(100.0)
+    assert [p.payload for p in out] == [b"a", b"z"]
+    assert jb.lost == 499
+
+
+@pytest.mark.parametrize("delay", [0.02, 0.2])
+def test_playout_delay_is_configurable(delay: float) -> None:
+    jb = JitterBuffer(epoch=0.0, delay=delay)
+    jb.insert(0, 0, b"a", F, arrival=1.0)
+    assert jb.pop_due(1.0 + delay - 0.001) == []
+    assert len(jb.pop_due(1.0 + delay)) == 1
