@@ -1,0 +1,351 @@
+"""AudioReceiver end to end on real speech: LibriSpeech -> Opus -> Discord-style encrypted RTP
+-> simulated network (loss, reordering, duplicates, jitter, silences) -> per-user PCM.
+
+Timing is checked by aligning each talk spurt of a user's output with where the source audio
+truly belongs in call time (its send time). libopus delays its output by its 312-sample
+pre-skip (6.5 ms); the simulated network adds 5 ms plus jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from bot.voice import AudioReceiver
+from bot.voice.opus import OpusStreamDecoder
+from bot.voice.transport import AES256_GCM, XCHACHA20, AesGcmCipher, XChaChaCipher, make_cipher
+from tests.voice.conftest_core import (
+    FRAME,
+    SR,
+    Collected,
+    DiscordSender,
+    FakeClock,
+    best_alignment,
+    encode_opus,
+    load_speech,
+    network,
+    reference_timeline,
+    run_network,
+    speech_file,
+)
+
+KEY = bytes(range(32))
+PRESKIP_MS = 312 / 48
+ALICE, BOB = 111, 222
+
+
+@pytest.fixture(scope="module")
+def voices() -> dict[int, tuple[np.ndarray, list[bytes]]]:
+    out = {}
+    for uid, spk in ((ALICE, "1998"), (BOB, "2033")):
+        pcm = load_speech(speech_file(spk, 1), 6.0)
+        out[uid] = (pcm, encode_opus(pcm))
+    return out
+
+
+def spurts(sent) -> list[tuple[int, int]]:
+    """Sample ranges [a, b) of each talk spurt in call time."""
+    ranges: list[list[int]] = []
+    prev_end = None
+    for s in sent:
+        if s.frame_index is None:
+            continue
+        a = int(round(s.send_time * SR))
+        if prev_end is None or a - prev_end > FRAME:
+            ranges.append([a, a + FRAME])
+        else:
+            ranges[-1][1] = a + FRAME
+        prev_end = a + FRAME
+    return [(a, b) for a, b in ranges]
+
+
+def check_user(col: Collected, uid: int, pcm: np.ndarray, sent, length: int) -> list[tuple[float, float]]:
+    out = col.timeline(uid, length)
+    ref = reference_timeline(pcm, sent, length)
+    results = []
+    for a, b in spurts(sent):
+        lo, hi = max(0, a - 4800), min(length, b + 4800)
+        r = np.zeros_like(ref)
+        r[a:b] = ref[a:b]
+        lag, corr = best_alignment(out[lo:hi], r[lo:hi], 2400)
+        results.append((lag / 48, corr))
+    return results
+
+
+@pytest.mark.parametrize("mode", [XCHACHA20, AES256_GCM])
+def test_two_speakers_under_loss_reordering_duplicates_jitter_and_silence(voices, mode: str) -> None:
+    clock = FakeClock(100.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=100.0, clock=clock)
+    rx.set_transport(mode, KEY)
+    rng = random.Random(1234)
+    arrivals = []
+    sent_by = {}
+    for uid, ssrc, t0, pauses in ((ALICE, 1001, 0.3, {60: 2.5, 170: 0.8}), (BOB, 2002, 1.1, {100: 4.0})):
+        rx.map_ssrc(ssrc, uid)
+        snd = DiscordSender(ssrc, make_cipher(mode, KEY), seq=65_400 + ssrc % 7, ts=(2**32 - 30 * FRAME) + ssrc)
+        sent = snd.talk(voices[uid][1], t0, silences=pauses)
+        sent_by[uid] = sent
+        arrivals += [
+            (t + 100.0, d, s)
+            for t, d, s in network(sent, rng, loss=0.10, duplicate=0.05, jitter=0.02, reorder=0.08)
+        ]
+    arrivals.sort(key=lambda a: a[0])
+    run_network(rx, clock, arrivals)
+
+    length = int((max(s[-1].send_time for s in sent_by.values()) + 1.0) * SR)
+    stats = rx.stats()
+    for uid in (ALICE, BOB):
+        pcm = voices[uid][0]
+        res = check_user(col, uid, pcm, sent_by[uid], length)
+        for lag_ms, corr in res:
+            assert corr > 0.9, (uid, lag_ms, corr)
+            assert abs(lag_ms - PRESKIP_MS) <= 20.0, (uid, lag_ms)
+        st = stats[uid]
+        assert st.lost > 0 and st.duplicates > 0 and st.concealed == st.lost
+        assert st.received == st.terminal_sum()
+        assert st.accepted == st.played
+        starts = [f.start for f in col.frames[uid]]
+        assert starts == sorted(starts)
+        assert all(f.pcm.dtype == np.int16 and f.pcm.shape[1] == 2 and f.sample_rate == 48_000 for f in col.frames[uid])
+    # nothing of one speaker in the other's output
+    cross = np.corrcoef(col.timeline(ALICE, length), reference_timeline(voices[BOB][0], sent_by[BOB], length))[0, 1]
+    assert abs(cross) < 0.2
+
+
+def test_silence_appears_as_a_jump_in_start(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(5, ALICE)
+    snd = DiscordSender(5, make_cipher(XCHACHA20, KEY))
+    sent = snd.talk(voices[ALICE][1][:40], 1.0, silences={20: 3.0})
+    run_network(rx, clock, network(sent, random.Random(2)))
+    starts = [f.start for f in col.frames[ALICE]]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # 20 speech + 5 silence frames, one 3 s jump, 20 speech frames; no other gaps
+    assert len(starts) == 45
+    assert sum(1 for g in gaps if g > 0.021) == 1
+    assert abs(max(gaps) - (3.0 + FRAME / SR)) < 0.002
+    assert abs(starts[0] - 1.005) < 0.002
+
+
+def test_unmapped_ssrc_held_then_released_to_the_right_user(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock, unmapped_hold=1.0)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(9, BOB)
+    sent = DiscordSender(7, make_cipher(XCHACHA20, KEY)).talk(voices[ALICE][1][:50], 0.0)
+    arrivals = network(sent, random.Random(3))
+    # the SPEAKING event for SSRC 7 arrives 0.6 s after its audio started
+    run_network(rx, clock, [a for a in arrivals if a[0] < 0.6], until=0.6)
+    assert col.frames == {}
+    assert rx.unmapped_stats()[7].received > 0 and rx.totals().held > 0
+    rx.map_ssrc(7, ALICE)
+    run_network(rx, clock, [a for a in arrivals if a[0] >= 0.6])
+    assert list(col.frames) == [ALICE]
+    assert len(col.frames[ALICE]) == 50
+    assert abs(col.frames[ALICE][0].start - 0.005) < 0.002  # timed by arrival, not by mapping
+    st = rx.stats()[ALICE]
+    assert st.received == 50 and st.played == 50 and st.unknown_ssrc == 0
+    assert rx.unmapped_stats() == {} and rx.totals().held == 0
+
+
+def test_unmapped_ssrc_dropped_after_hold_and_never_misattributed(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock, unmapped_hold=1.0)
+    rx.set_transport(XCHACHA20, KEY)
+    sent = DiscordSender(7, make_cipher(XCHACHA20, KEY)).talk(voices[ALICE][1][:100], 0.0)
+    arrivals = network(sent, random.Random(4))
+    run_network(rx, clock, [a for a in arrivals if a[0] < 1.5], until=1.5)
+    dropped = rx.unmapped_stats()[7].unknown_ssrc
+    assert 20 <= dropped <= 30  # those older than 1 s at each poll; about 0.5 s worth
+    rx.map_ssrc(7, ALICE)
+    run_network(rx, clock, [a for a in arrivals if a[0] >= 1.5])
+    st = rx.stats()[ALICE]
+    assert st.unknown_ssrc == dropped and st.received == 100
+    assert st.played == 100 - dropped
+    assert col.frames[ALICE][0].start >= 0.5
+
+
+def test_opted_out_user_dropped_before_any_decryption(voices, monkeypatch) -> None:
+    calls = {"transport": 0, "dave": 0, "opus": 0}
+    real_decrypt = XChaChaCipher.decrypt
+    real_decode = OpusStreamDecoder.decode
+
+    def spy_decrypt(self, packet, header_len):
+        calls["transport"] += 1
+        return real_decrypt(self, packet, header_len)
+
+    def spy_decode(self, packet):
+        calls["opus"] += 1
+        return real_decode(self, packet)
+
+    class SpyDave:
+        ready = True
+
+        def decrypt(self, user_id, media_type, frame):
+            calls["dave"] += 1
+            raise AssertionError("no DAVE frames in this test")
+
+        def can_passthrough(self, user_id):
+            calls["dave"] += 1
+            return True
+
+    monkeypatch.setattr(XChaChaCipher, "decrypt", spy_decrypt)
+    monkeypatch.setattr(OpusStreamDecoder, "decode", spy_decode)
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock, opted_out=[ALICE])
+    rx.set_transport(XCHACHA20, KEY)
+    rx.set_dave_session(SpyDave())
+    rx.map_ssrc(1, ALICE)
+    sent = DiscordSender(1, make_cipher(XCHACHA20, KEY)).talk(voices[ALICE][1][:30], 0.0)
+    run_network(rx, clock, network(sent, random.Random(5)))
+    assert calls == {"transport": 0, "dave": 0, "opus": 0}
+    assert col.frames == {}
+    st = rx.stats()[ALICE]
+    assert st.dropped_opted_out == 30 == st.received
+
+    # opting out mid-stream: what is buffered is not delivered either
+    rx.set_opted_out([])
+    rx.map_ssrc(2, BOB)
+    snd = DiscordSender(2, make_cipher(XCHACHA20, KEY))
+    sent = snd.talk(voices[BOB][1][:10], 1.0)
+    for s in sent:
+        rx.feed(s.datagram, s.send_time)
+    assert calls["transport"] == 10
+    rx.set_opted_out([BOB])
+    rx.poll(5.0)
+    rx.flush()
+    assert BOB not in col.frames
+
+
+def test_wrong_key_counts_decrypt_failures_and_nothing_escapes(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(AES256_GCM, bytes(32))
+    rx.map_ssrc(3, ALICE)
+    sent = DiscordSender(3, make_cipher(AES256_GCM, KEY)).talk(voices[ALICE][1][:40], 0.0)
+    run_network(rx, clock, network(sent, random.Random(6)))
+    st = rx.stats()[ALICE]
+    assert st.decrypt_failures == 40 == st.received and st.accepted == 0
+    assert col.frames == {}
+
+
+def test_key_change_keeps_buffered_audio_and_in_flight_packets(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    key2 = bytes(reversed(KEY))
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(3, ALICE)
+    snd = DiscordSender(3, make_cipher(XCHACHA20, KEY))
+    first = snd.talk(voices[ALICE][1][:20], 0.0)
+    for s in first[:18]:
+        rx.feed(s.datagram, s.send_time + 0.005)
+    rx.poll(0.2)  # some played, the rest still buffered
+    rx.set_transport(AES256_GCM, key2)  # reconnect: new mode and key
+    for s in first[18:]:  # in flight under the old key
+        rx.feed(s.datagram, s.send_time + 0.005)
+    snd.cipher = make_cipher(AES256_GCM, key2)
+    second = snd.talk(voices[ALICE][1][20:40], 0.4)
+    clock.t = 0.4
+    run_network(rx, clock, network(second, random.Random(7)))
+    st = rx.stats()[ALICE]
+    assert st.decrypt_failures == 0 and st.played == 40
+    starts = [f.start for f in col.frames[ALICE]]
+    assert len(starts) == 40 and starts == sorted(starts)
+
+
+def test_sink_exceptions_are_logged_not_raised(voices, caplog) -> None:
+    seen = []
+
+    def sink(uid, frame):
+        seen.append(uid)
+        raise RuntimeError("pipeline bug")
+
+    clock = FakeClock(0.0)
+    rx = AudioReceiver(sink, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(3, ALICE)
+    sent = DiscordSender(3, make_cipher(XCHACHA20, KEY)).talk(voices[ALICE][1][:5], 0.0)
+    with caplog.at_level(logging.ERROR, logger="bot.voice.receiver"):
+        run_network(rx, clock, network(sent, random.Random(8)))
+        rx.flush()
+    assert len(seen) == 5
+    assert sum("sink raised" in r.getMessage() for r in caplog.records) == 5
+
+
+def test_remove_user_and_flush_release_buffered_audio(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock, playout_delay=10.0)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(1, ALICE)
+    rx.map_ssrc(2, BOB)
+    for ssrc in (1, 2):
+        for s in DiscordSender(ssrc, make_cipher(XCHACHA20, KEY)).talk(voices[ALICE][1][:10], 0.0):
+            rx.feed(s.datagram, s.send_time)
+    rx.poll(1.0)
+    assert col.frames == {}  # the 10 s delay holds everything
+    rx.remove_user(ALICE)
+    assert len(col.frames[ALICE]) == 10 and BOB not in col.frames
+    rx.feed(DiscordSender(1, make_cipher(XCHACHA20, KEY)).talk(voices[ALICE][1][:1], 2.0)[0].datagram, 2.0)
+    assert rx.unmapped_stats()[1].received == 1  # SSRC 1 is no longer Alice's
+    rx.flush()
+    assert len(col.frames[BOB]) == 10 and len(col.frames[ALICE]) == 10
+
+
+def test_rtcp_and_non_audio_ignored(voices) -> None:
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=FakeClock(0.0))
+    rx.set_transport(XCHACHA20, KEY)
+    rx.feed(bytes([0x81, 201, 0, 7]) + bytes(28))
+    rx.feed(bytes([0x80, 101]) + bytes(30))  # video payload type
+    rx.feed(b"\x00\x02\x00\x46" + bytes(70))  # IP discovery reply on the same socket
+    t = rx.totals()
+    assert (t.datagrams, t.rtcp, t.other_payload_type, t.malformed) == (3, 1, 1, 1)
+    rx.poll(10.0)
+    assert col.frames == {}
+
+
+def test_feed_from_threads_while_polling(voices) -> None:
+    col = Collected()
+    clock = FakeClock(0.0)
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    streams = []
+    for i, uid in enumerate((ALICE, BOB)):
+        rx.map_ssrc(10 + i, uid)
+        streams.append(DiscordSender(10 + i, make_cipher(XCHACHA20, KEY)).talk(voices[uid][1][:100], 0.0))
+    stop = threading.Event()
+
+    def poller():
+        while not stop.is_set():
+            rx.poll(0.0)
+
+    def feeder(sent):
+        for s in sent:
+            rx.feed(s.datagram, s.send_time)
+
+    p = threading.Thread(target=poller)
+    p.start()
+    feeders = [threading.Thread(target=feeder, args=(s,)) for s in streams]
+    for f in feeders:
+        f.start()
+    for f in feeders:
+        f.join()
+    stop.set()
+    p.join()
+    rx.flush()
+    for uid in (ALICE, BOB):
+        assert rx.stats()[uid].played == 100 and len(col.frames[uid]) == 100
