@@ -87,6 +87,7 @@ class JitterBuffer:
         self.max_conceal = max_conceal
         self._history_len = history
         self.lost = 0
+        self.discarded = 0
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -139,9 +140,8 @@ class JitterBuffer:
 
     def _restart(self) -> None:
         # Whatever is still buffered belongs to the old numbering; it is dropped with it.
-        lost_before = self.lost
+        self.discarded += len(self._buf)
         self._reset_state()
-        self.lost = lost_before
 
     def _update_anchor(self, seq: int, ts: int, arrival: float) -> None:
         if not self._anchors:

@@ -130,8 +130,21 @@ class OpusStreamDecoder:
         if not self.decoded_any:
             # Nothing to extrapolate from yet: silence is the honest concealment.
             return DecodedAudio(np.zeros((samples, CHANNELS), dtype=np.int16), concealed=True)
-        use_fec = next_packet is not None and next_packet != SILENCE_FRAME
-        pcm = self._run(next_packet if use_fec else None, samples, fec=use_fec)
+        if next_packet is not None and next_packet != SILENCE_FRAME:
+            try:
+                return DecodedAudio(self._run(next_packet, samples, fec=True), concealed=True)
+            except OpusDecodeError:
+                pass  # a corrupt successor: plain PLC below
+        try:
+            pcm = self._run(None, samples, fec=False)
+        except OpusDecodeError:
+            pcm = np.zeros((samples, CHANNELS), dtype=np.int16)
+        if pcm.shape[0] != samples:
+            # libopus conceals in whole frames of the last packet; keep the timeline exact.
+            fixed = np.zeros((samples, CHANNELS), dtype=np.int16)
+            n = min(samples, pcm.shape[0])
+            fixed[:n] = pcm[:n]
+            pcm = fixed
         return DecodedAudio(pcm, concealed=True)
 
     def reset(self) -> None:

@@ -59,6 +59,7 @@ class _Stream:
     jitter: JitterBuffer
     decoder: OpusStreamDecoder | None = None
     lost_reported: int = 0
+    discarded_reported: int = 0
 
 
 @dataclass(slots=True)
@@ -156,6 +157,7 @@ class AudioReceiver:
             for ssrc, stream in list(self._streams.items()):
                 if stream.user_id in self._opted_out:
                     del self._streams[ssrc]
+                    self._stats_for(stream.user_id).discarded += len(stream.jitter)
 
     # --- data path -------------------------------------------------------------------
 
@@ -313,12 +315,15 @@ class AudioReceiver:
 
     def _render(self, stream: _Stream, playouts: list[Playout]) -> list[tuple[int, PcmFrame]]:
         stats = self._stats_for(stream.user_id)
-        lost_now = stream.jitter.lost
-        stats.lost += lost_now - stream.lost_reported
-        stream.lost_reported = lost_now
+        jitter = stream.jitter
+        stats.lost += jitter.lost - stream.lost_reported
+        stream.lost_reported = jitter.lost
+        stats.discarded += jitter.discarded - stream.discarded_reported
+        stream.discarded_reported = jitter.discarded
         if not playouts:
             return []
         if stream.user_id in self._opted_out:
+            stats.discarded += sum(1 for p in playouts if p.payload is not None)
             return []
         if stream.decoder is None:
             stream.decoder = OpusStreamDecoder()

@@ -18,8 +18,9 @@ class ReceiveStats:
     exactly one of: ``accepted`` (into the jitter buffer), ``late``, ``duplicates``,
     ``decrypt_failures``, ``parse_failures`` (bad header extension/padding or Opus TOC),
     ``dropped_opted_out`` or ``unknown_ssrc`` (held too long without a user mapping); or it is
-    still held waiting for a mapping. Accepted packets are later ``played`` or end in
-    ``decode_failures``. ``lost`` and ``concealed`` count missing packets, which were never
+    still held waiting for a mapping. Accepted packets are later ``played``, end in
+    ``decode_failures`` (concealed instead), or are ``discarded`` unplayed (the user opted
+    out while they were buffered, or the sender restarted its sequence numbers). ``lost`` and ``concealed`` count missing packets, which were never
     received, so they are outside that sum.
     """
 
@@ -32,6 +33,7 @@ class ReceiveStats:
     duplicates: int = 0
     decrypt_failures: int = 0
     decode_failures: int = 0
+    discarded: int = 0
     parse_failures: int = 0
     unknown_ssrc: int = 0
     dropped_opted_out: int = 0

@@ -1,0 +1,1 @@
+"""Speech recognition: faster-whisper behind a bounded queue of worker threads."""

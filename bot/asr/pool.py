@@ -1,0 +1,170 @@
+"""A bounded queue of utterances and the worker threads that transcribe them.
+
+One model serves every participant: ``workers`` threads take utterances in the order
+they ended, several at a time when several are waiting (``batch_size``), so that a busy
+call shares the encoder passes instead of queueing them one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
+from bot.clock import CallClock, Lanes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    request: Request
+    ready_at: float  # call time at which the utterance was complete
+    context: Any = None  # the caller's own data, handed back with the result
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    transcript: Transcript | None
+    error: BaseException | None
+    started_at: float  # call time the work started
+    done_at: float  # call time the transcript was ready
+    compute_seconds: float  # wall time of the batch it was part of
+    batch: int
+
+
+class QueueFull(Exception):
+    pass
+
+
+@dataclass
+class PoolStats:
+    jobs: int = 0
+    batches: int = 0
+    compute_seconds: float = 0.0
+    errors: int = 0
+    max_waiting: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class TranscriptionPool:
+    def __init__(self, transcriber: WhisperTranscriber, options: DecodeOptions, *, clock: CallClock,
+                 on_result: Callable[[JobResult], None], workers: int = 2, queue_size: int = 64,
+                 batch_size: int = 1) -> None:
+        self.transcriber = transcriber
+        self.options = options
+        self.clock = clock
+        self.on_result = on_result
+        self.batch_size = batch_size
+        self.queue_size = queue_size
+        self.stats = PoolStats()
+        self._items: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._busy = 0
+        self._lanes = Lanes(workers) if clock.virtual else None
+        self._threads = [threading.Thread(target=self._work, name=f"asr-{i}", daemon=True) for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, job: Job, timeout: float | None = None) -> None:
+        """Queue an utterance; blocks while the queue is full (``QueueFull`` after ``timeout``)."""
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("transcription pool is closed")
+            if not self._cond.wait_for(lambda: len(self._items) < self.queue_size, timeout):
+                raise QueueFull(f"{len(self._items)} utterances already waiting for transcription")
+            self._items.append(job)
+            self.stats.max_waiting = max(self.stats.max_waiting, len(self._items))
+            self._cond.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._items) + self._busy
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued utterance has been transcribed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._items and self._busy == 0, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish what is queued, then stop the workers."""
+        self.drain(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _take(self, limit: Callable[[Job], bool]) -> list[Job]:
+        """More jobs for a batch: as many as allowed that are waiting now (caller holds the lock)."""
+        taken = []
+        while self._items and len(taken) < self.batch_size - 1 and limit(self._items[0]):
+            taken.append(self._items.popleft())
+        return taken
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._items or self._closing)
+                if not self._items:
+                    return
+                first = self._items.popleft()
+                self._busy += 1
+                self._cond.notify_all()
+            batch = [first]
+            try:
+                if self._lanes is not None:
+                    with self._lanes.run(first.ready_at) as timing:
+                        # Only utterances that had ended by the time this worker would have
+                        # started in a live call may join its batch.
+                        with self._cond:
+                            more = self._take(lambda j: j.ready_at <= timing.start)
+                            self._busy += len(more)
+                            self._cond.notify_all()
+                        batch += more
+                        transcripts, error, seconds = self._run(batch)
+                    started, done = timing.start, timing.end
+                else:
+                    with self._cond:
+                        more = self._take(lambda j: True)
+                        self._busy += len(more)
+                        self._cond.notify_all()
+                    batch += more
+                    started = self.clock.now()
+                    transcripts, error, seconds = self._run(batch)
+                    done = self.clock.now()
+                for job, transcript in zip(batch, transcripts):
+                    result = JobResult(job, transcript, error, started, done, seconds, len(batch))
+                    try:
+                        self.on_result(result)
+                    except Exception:
+                        log.exception("handling a transcript failed")
+            finally:
+                with self._cond:
+                    self._busy -= len(batch)
+                    self._cond.notify_all()
+
+    def _run(self, batch: list[Job]) -> tuple[list[Transcript | None], BaseException | None, float]:
+        t0 = time.perf_counter()
+        try:
+            transcripts: list[Transcript | None] = list(
+                self.transcriber.transcribe_batch([j.request for j in batch], self.options))
+            error = None
+        except Exception as exc:  # one bad utterance must not stop the call
+            log.exception("transcription failed for %d utterance(s)", len(batch))
+            transcripts, error = [None] * len(batch), exc
+        seconds = time.perf_counter() - t0
+        with self._cond:
+            self.stats.errors += error is not None
+            self.stats.jobs += len(batch)
+            self.stats.batches += 1
+            self.stats.compute_seconds += seconds
+            self.stats.batch_sizes.append(len(batch))
+        return transcripts, error, seconds

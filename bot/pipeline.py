@@ -1,0 +1,314 @@
+"""The speech pipeline: per-participant PCM in, timed, attributed, stored utterances out.
+
+Sources (the Discord receiver, ``replay``, tests) call ``feed`` with each participant's
+``PcmFrame``s. Resampling, voice activity detection and segmentation run in the caller's
+thread (cheap, a few percent of a core per speaker); finished utterances go to the shared
+transcription pool, and each transcript is stored the moment it is ready. Nothing here
+knows about Discord.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bot.asr.pool import Job, JobResult, TranscriptionPool
+from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
+from bot.asr.hallucination import FilterOptions
+from bot.audio.frames import PcmFrame
+from bot.audio.resample import StreamResampler
+from bot.audio.segmenter import Segment, Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted
+from bot.audio.vad import SAMPLE_RATE, SileroModel
+from bot.clock import CallClock, WallClock
+from bot.config import Config
+from bot.errors import StorageError
+from storage.recorder import CallRecorder
+from storage.records import NewSession, UtteranceRecord
+
+log = logging.getLogger(__name__)
+
+# A source is late or early by up to a frame without that being a gap in the audio.
+GAP_TOLERANCE = 0.03
+
+
+@dataclass(frozen=True)
+class Speaker:
+    key: str  # stable within the call: replay NAME, Discord user id
+    name: str
+    user_id: str | None = None
+    participant_id: int | None = None  # row in the database
+
+
+@dataclass(frozen=True)
+class UtteranceEvent:
+    speaker: Speaker
+    start: float
+    end: float
+    ready_at: float  # call time the end of speech was detected
+    transcribed_at: float  # call time the transcript was ready (and stored)
+    transcript: Transcript
+    utterance_id: int | None
+
+    @property
+    def text(self) -> str:
+        return self.transcript.text
+
+    @property
+    def latency(self) -> float:
+        """From the end of speech to the stored transcript."""
+        return self.transcribed_at - self.end
+
+
+class PipelineListener:
+    """Receives what the pipeline notices; override what you need. Called from pipeline threads."""
+
+    def on_speech_start(self, speaker: Speaker, at: float) -> None: ...
+
+    def on_speech_end(self, speaker: Speaker, at: float) -> None: ...
+
+    def on_utterance(self, event: UtteranceEvent) -> None: ...
+
+    def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None: ...
+
+
+@dataclass
+class SpeakerStats:
+    utterances: int = 0
+    rejected: int = 0
+    talk_time: float = 0.0  # seconds of detected speech
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    session_id: int | None
+    status: str
+    duration: float  # seconds of call time
+    wall_seconds: float  # real time the pipeline ran
+    speakers: dict[str, SpeakerStats]
+    latencies: list[float]  # end of speech -> stored, per utterance
+    compute_seconds: float  # model time
+    unsaved_file: str | None = None
+
+
+class _Stream:
+    def __init__(self, speaker: Speaker) -> None:
+        self.speaker = speaker
+        self.lock = threading.Lock()
+        self.resampler: StreamResampler | None = None
+        self.segmenter: Segmenter | None = None
+        self.next_in: float | None = None  # call time the next frame should start at
+        self.language_hint: str | None = None
+        self.stats = SpeakerStats()
+        self.closed = False
+
+
+class CallPipeline:
+    def __init__(self, config: Config, transcriber: WhisperTranscriber, *, recorder: CallRecorder | None = None,
+                 clock: CallClock | None = None, listeners: list[PipelineListener] | tuple = (),
+                 vad: SileroModel | None = None, language: str | None = None) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.clock = clock or WallClock()
+        self.listeners = list(listeners)
+        self.vad = vad or SileroModel()
+        self.segmenter_options = SegmenterOptions.from_config(config.vad)
+        lang = language if language is not None else config.asr.language
+        self.language = None if lang == "auto" else lang
+        asr = config.asr
+        self.decode = DecodeOptions(
+            language=self.language, beam_size=asr.beam_size,
+            filter=FilterOptions(no_speech_threshold=asr.no_speech_threshold,
+                                 log_prob_threshold=asr.log_prob_threshold,
+                                 compression_ratio_threshold=asr.compression_ratio_threshold,
+                                 known_phrases=asr.hallucination_filter))
+        self.pool = TranscriptionPool(transcriber, self.decode, clock=self.clock, on_result=self._on_result,
+                                      workers=asr.workers, queue_size=asr.queue_size, batch_size=asr.batch_size)
+        self.transcriber = transcriber
+        self.session_id: int | None = None
+        self._streams: dict[str, _Stream] = {}
+        self._lock = threading.Lock()
+        self._latencies: list[float] = []
+        self._unsaved: list[UtteranceRecord] = []
+        self._started = time.perf_counter()
+        self._closed = False
+
+    # -- session and participants -------------------------------------------------------
+
+    def open(self, new: NewSession) -> int | None:
+        if self.recorder is not None:
+            self.session_id = self.recorder.start_session(new)
+        return self.session_id
+
+    def add_speaker(self, key: str, name: str, user_id: str | None = None, joined_at: float = 0.0) -> Speaker:
+        with self._lock:
+            if key in self._streams and not self._streams[key].closed:
+                return self._streams[key].speaker
+            participant_id = None
+            if self.recorder is not None and self.session_id is not None:
+                participant_id = self.recorder.add_participant(self.session_id, name, user_id, joined_at)
+            speaker = Speaker(key, name, user_id, participant_id)
+            self._streams[key] = _Stream(speaker)
+            return speaker
+
+    @property
+    def speakers(self) -> list[Speaker]:
+        with self._lock:
+            return [s.speaker for s in self._streams.values()]
+
+    def _hotwords(self) -> str | None:
+        if not self.config.asr.hotwords:
+            return None
+        names = sorted({s.speaker.name for s in self._streams.values()})
+        return ", ".join(names) or None
+
+    # -- audio ---------------------------------------------------------------------------
+
+    def feed(self, key: str, frame: PcmFrame) -> None:
+        """Add a participant's audio. Frames of one participant must come from one thread, in order."""
+        stream = self._streams[key]
+        with stream.lock:
+            if stream.closed:
+                return
+            if stream.segmenter is None:
+                stream.segmenter = Segmenter(self.vad.new_stream(), self.segmenter_options,
+                                             start_index=round(frame.start * SAMPLE_RATE))
+            if stream.resampler is None or stream.resampler.in_rate != frame.sample_rate:
+                self._flush_resampler(stream)
+                stream.resampler = StreamResampler(frame.sample_rate)
+            if stream.next_in is not None and frame.start > stream.next_in + GAP_TOLERANCE:
+                # The source sent nothing for a while (Discord stops sending in silence).
+                self._flush_resampler(stream)
+                self._handle(stream, stream.segmenter.skip_to(round(frame.start * SAMPLE_RATE)))
+                stream.next_in = frame.start
+            elif stream.next_in is None:
+                stream.next_in = frame.start
+            self._handle(stream, stream.segmenter.push(stream.resampler.process(frame.pcm)))
+            stream.next_in += frame.duration
+
+    def end_speaker(self, key: str, at: float | None = None) -> None:
+        """The participant left or their source ended: close their open utterance."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        with stream.lock:
+            if stream.closed:
+                return
+            self._flush_resampler(stream)
+            if stream.segmenter is not None:
+                end_index = None if at is None else round(at * SAMPLE_RATE)
+                self._handle(stream, stream.segmenter.finish(end_index))
+            stream.closed = True
+        if self.recorder is not None and stream.speaker.participant_id is not None and at is not None:
+            self.recorder.participant_left(stream.speaker.participant_id, at)
+
+    def _flush_resampler(self, stream: _Stream) -> None:
+        if stream.resampler is not None and stream.segmenter is not None:
+            tail = stream.resampler.flush()
+            if len(tail):
+                self._handle(stream, stream.segmenter.push(tail))
+
+    def _handle(self, stream: _Stream, events) -> None:
+        for event in events:
+            if isinstance(event, Segment):
+                stream.stats.talk_time += event.duration
+                request = Request(audio=event.audio, hotwords=self._hotwords(), language_hint=stream.language_hint)
+                self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
+            elif isinstance(event, SpeechStarted):
+                self._notify("on_speech_start", stream.speaker, event.at)
+            elif isinstance(event, SpeechEnded):
+                self._notify("on_speech_end", stream.speaker, event.at)
+
+    def _notify(self, method: str, *args) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, method)(*args)
+            except Exception:
+                log.exception("listener %s.%s failed", type(listener).__name__, method)
+
+    # -- transcripts ---------------------------------------------------------------------
+
+    def _on_result(self, result: JobResult) -> None:
+        stream, segment = result.job.context
+        transcript = result.transcript
+        if transcript is None or not transcript.kept:
+            reason = transcript.rejected if transcript is not None else f"transcription failed: {result.error}"
+            with self._lock:
+                stream.stats.rejected += 1
+            log.info("dropped %.2f-%.2f of %s: %s", segment.start, segment.end, stream.speaker.name, reason)
+            self._notify("on_rejected", stream.speaker, segment, reason)
+            return
+        if transcript.language_probability >= 0.5:
+            stream.language_hint = transcript.language
+        utterance_id = None
+        if self.recorder is not None and self.session_id is not None:
+            record = UtteranceRecord(
+                session_id=self.session_id, participant_id=stream.speaker.participant_id,
+                start=round(segment.start, 3), end=round(segment.end, 3), transcribed_at=round(result.done_at, 3),
+                text=transcript.text, language=transcript.language,
+                language_probability=transcript.language_probability, avg_logprob=transcript.avg_logprob,
+                no_speech_prob=transcript.no_speech_prob, compression_ratio=transcript.compression_ratio)
+            utterance_id = self._store(record)
+        event = UtteranceEvent(stream.speaker, segment.start, segment.end, segment.ready_at, result.done_at,
+                               transcript, utterance_id)
+        with self._lock:
+            stream.stats.utterances += 1
+            self._latencies.append(event.latency)
+        self._notify("on_utterance", event)
+
+    def _store(self, record: UtteranceRecord) -> int | None:
+        """Commit now; if the database stays locked, keep the record and try again later."""
+        with self._lock:
+            backlog, self._unsaved = self._unsaved, []
+        try:
+            for old in backlog:
+                self.recorder.add_utterance(old)
+                backlog = backlog[1:]
+            return self.recorder.add_utterance(record)
+        except StorageError as exc:
+            log.error("%s; keeping %d utterance(s) in memory", exc, len(backlog) + 1)
+            with self._lock:
+                self._unsaved = backlog + [record] + self._unsaved
+            return None
+
+    # -- end -----------------------------------------------------------------------------
+
+    def close(self, status: str = "completed", error: str | None = None) -> CallSummary:
+        """End every stream, wait for their transcripts, and close the session."""
+        for key in list(self._streams):
+            # Speech already heard is real even when the call failed or was interrupted.
+            self.end_speaker(key)
+        self.pool.close()
+        duration = max((s.next_in or 0.0 for s in self._streams.values()), default=0.0)
+        unsaved_file = None
+        if self.recorder is not None and self.session_id is not None:
+            with self._lock:
+                backlog, self._unsaved = self._unsaved, []
+            saved = 0
+            try:
+                for record in backlog:
+                    self.recorder.add_utterance(record)
+                    saved += 1
+            except StorageError:
+                unsaved_file = self._write_unsaved(backlog[saved:])
+                status, error = "failed", error or f"database unavailable: {len(backlog) - saved} utterance(s) " \
+                                                    f"saved to {unsaved_file} instead"
+            try:
+                self.recorder.finish_session(self.session_id, status, error=error, duration=round(duration, 3))
+            except StorageError as exc:
+                log.error("could not close session %s: %s", self.session_id, exc)
+        self._closed = True
+        return CallSummary(
+            session_id=self.session_id, status=status, duration=duration,
+            wall_seconds=time.perf_counter() - self._started,
+            speakers={s.speaker.name: s.stats for s in self._streams.values()},
+            latencies=list(self._latencies), compute_seconds=self.pool.stats.compute_seconds,
+            unsaved_file=unsaved_file)
+
+    def _write_unsaved(self, records: list[UtteranceRecord]) -> str:
+        path = Path(f"s-talk-unsaved-session-{self.session_id}-{int(time.time())}.json").resolve()
+        path.write_text(json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=1), encoding="utf-8")
+        return str(path)

@@ -1,0 +1,182 @@
+"""Replaying a recorded call, one audio file per participant, through the live pipeline."""
+
+from __future__ import annotations
+
+import heapq
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator, TextIO
+
+from bot.asr.model import load_whisper
+from bot.asr.transcriber import WhisperTranscriber
+from bot.audio.files import probe_audio, read_frames
+from bot.audio.frames import PcmFrame
+from bot.audio.segmenter import Segment
+from bot.clock import VirtualClock, WallClock
+from bot.config import Config
+from bot.errors import AudioInputError, StalkError
+from bot.pipeline import CallPipeline, CallSummary, PipelineListener, Speaker, UtteranceEvent
+from storage.db import open_database
+from storage.recorder import CallRecorder
+from storage.records import NewSession
+
+_NAME = re.compile(r"^[^\s=][^=]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    path: str
+
+
+def parse_track(arg: str) -> Track:
+    name, sep, path = arg.partition("=")
+    name = name.strip()
+    if not sep or not path:
+        raise StalkError(f"bad participant argument {arg!r}", "write NAME=FILE, e.g. alice=alice.wav")
+    if not _NAME.match(name):
+        raise StalkError(f"bad participant name {name!r} in {arg!r}",
+                         "use 1-64 characters, no '=', not starting with a space")
+    return Track(name, path)
+
+
+def check_tracks(tracks: list[Track]) -> None:
+    if not tracks:
+        raise StalkError("no participants given", "add one NAME=FILE per participant")
+    seen: set[str] = set()
+    for t in tracks:
+        if t.name in seen:
+            raise StalkError(f"participant name {t.name!r} is given twice", "give each participant a distinct NAME")
+        seen.add(t.name)
+
+
+def fmt_time(seconds: float) -> str:
+    minutes, sec = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{sec:05.2f}" if hours else f"{minutes:02d}:{sec:05.2f}"
+
+
+class TranscriptPrinter(PipelineListener):
+    """Shows the transcript as it forms: speech times, speaker, text, and how late it came."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+
+    def on_utterance(self, event: UtteranceEvent) -> None:
+        line = (f"[{fmt_time(event.start)} - {fmt_time(event.end)}] {event.speaker.name}: {event.text}"
+                f"  (+{event.latency:.2f} s)")
+        with self._lock:
+            print(line, file=self.out, flush=True)
+
+    def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None:
+        if reason.startswith("transcription failed"):
+            with self._lock:
+                print(f"[{fmt_time(segment.start)} - {fmt_time(segment.end)}] {speaker.name}: <{reason}>",
+                      file=self.out, flush=True)
+
+
+def _merged(tracks: list[Track], block: float) -> Iterator[tuple[str, PcmFrame]]:
+    """Every track's frames in call-time order, as a live call would deliver them."""
+    iters = {t.name: read_frames(t.path, block) for t in tracks}
+    heap: list[tuple[float, int, str, PcmFrame]] = []
+    for order, (name, it) in enumerate(iters.items()):
+        frame = next(it, None)
+        if frame is not None:
+            heap.append((frame.start + frame.duration, order, name, frame))
+    heapq.heapify(heap)
+    while heap:
+        _, order, name, frame = heapq.heappop(heap)
+        yield name, frame
+        nxt = next(iters[name], None)
+        if nxt is not None:
+            heapq.heappush(heap, (nxt.start + nxt.duration, order, name, nxt))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def print_summary(summary: CallSummary, out: TextIO) -> None:
+    kept = sum(s.utterances for s in summary.speakers.values())
+    dropped = sum(s.rejected for s in summary.speakers.values())
+    print(f"--- {summary.status}: call length {fmt_time(summary.duration)}, {kept} utterances"
+          f" ({dropped} dropped as non-speech or Whisper inventions)", file=out)
+    width = max((len(n) for n in summary.speakers), default=4)
+    for name, stats in summary.speakers.items():
+        print(f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {fmt_time(stats.talk_time)}", file=out)
+    if summary.latencies:
+        print(f"latency, end of speech to stored: p50 {percentile(summary.latencies, 50):.2f} s, "
+              f"p95 {percentile(summary.latencies, 95):.2f} s", file=out)
+    speed = summary.duration / summary.wall_seconds if summary.wall_seconds > 0 else float("inf")
+    print(f"processed {fmt_time(summary.duration)} of audio in {summary.wall_seconds:.1f} s "
+          f"({speed:.1f}x real time), transcription {summary.compute_seconds:.1f} s", file=out)
+    if summary.unsaved_file:
+        print(f"warning: the database was unavailable; unsaved utterances are in {summary.unsaved_file}", file=out)
+
+
+def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, language: str | None = None,
+           out: TextIO = sys.stdout, listeners: list[PipelineListener] | tuple = (),
+           transcriber: WhisperTranscriber | None = None) -> CallSummary:
+    """Stream the tracks through the pipeline; returns the summary of the stored call.
+
+    Everything that can be checked before the call starts is (files, database, model), so
+    a bad input stores nothing; a failure during the call marks the session 'failed'.
+    """
+    check_tracks(tracks)
+    for track in tracks:
+        probe_audio(track.path)
+    db = open_database(db_url)
+    try:
+        if transcriber is None:
+            asr = config.asr
+            model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
+                                 cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs,
+                                 download_root=asr.download_root)
+            transcriber = WhisperTranscriber(model, asr.model)
+        clock = VirtualClock() if speed == 0 else WallClock(speed)
+        pipeline = CallPipeline(config, transcriber, recorder=CallRecorder(db), clock=clock,
+                                listeners=[TranscriptPrinter(out), *listeners], language=language)
+        title = ", ".join(t.name for t in tracks)
+        pipeline.open(NewSession(source="replay", title=title, language=language or config.asr.language,
+                                 asr_model=transcriber.name))
+        for t in tracks:
+            pipeline.add_speaker(t.name, t.name)
+        ends: dict[str, float] = {}
+        status, error = "completed", None
+        try:
+            # Discord delivers 20 ms frames; as fast as possible, bigger blocks save overhead
+            # without changing what the pipeline computes.
+            for name, frame in _merged(tracks, 0.02 if speed else 0.5):
+                end = frame.start + frame.duration
+                if isinstance(clock, VirtualClock):
+                    clock.advance(end)
+                else:
+                    delay = clock.wall_for(end - clock.now())
+                    if delay > 0:
+                        time.sleep(delay)
+                pipeline.feed(name, frame)
+                ends[name] = end
+            for t in tracks:
+                pipeline.end_speaker(t.name, ends.get(t.name))
+        except AudioInputError as exc:
+            status, error = "failed", str(exc)
+            raise
+        except KeyboardInterrupt:
+            status, error = "interrupted", "replay interrupted"
+            raise
+        finally:
+            summary = pipeline.close(status, error)
+            print_summary(summary, out)
+            print(f"session: {summary.session_id}", file=out, flush=True)
+        return summary
+    finally:
+        db.close()
