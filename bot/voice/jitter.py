@@ -21,6 +21,8 @@ from dataclasses import dataclass
 SAMPLE_RATE = 48_000
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
+# A forward jump of more packets than a minute's worth is a renumbering, not a loss.
+MAX_COUNTED_GAP = 3000
 
 
 class Insert(enum.Enum):
@@ -211,7 +213,7 @@ class JitterBuffer:
                 # Too long to fill, or no time between them to fill: a discontinuity.
                 if now < self._media_time(head, entry.ts) + self.delay:
                     break
-                if missing <= SEQ_MOD // 4:
+                if missing <= MAX_COUNTED_GAP:
                     self.lost += missing
                 self._next_seq = head
                 self._next_ts = entry.ts

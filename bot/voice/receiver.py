@@ -36,6 +36,9 @@ OLD_KEY_GRACE = 2.0
 # Bound on datagrams held per unmapped SSRC (5 s of 20 ms packets), so a flood from an
 # SSRC that never gets mapped cannot grow memory.
 MAX_HELD_PER_SSRC = 250
+# Unmapped SSRCs cost memory before anything is authenticated (spoofed datagrams can carry
+# any SSRC), so only this many are tracked; the stalest is evicted first.
+MAX_UNMAPPED_SSRCS = 64
 
 Sink = Callable[[int, PcmFrame], None]
 
@@ -49,6 +52,7 @@ class ReceiverTotals:
     malformed: int = 0  # not parseable as RTP at all: no SSRC to charge it to
     other_payload_type: int = 0
     held: int = 0  # currently waiting for an SSRC mapping
+    unmapped_evicted: int = 0  # datagrams of unmapped SSRCs whose counters were evicted
     internal_errors: int = 0
 
 
@@ -194,6 +198,8 @@ class AudioReceiver:
     def _hold(self, datagram: bytes, header: RtpHeader, arrival: float) -> None:
         stats = self._ssrc_stats.get(header.ssrc)
         if stats is None:
+            if len(self._ssrc_stats) >= MAX_UNMAPPED_SSRCS:
+                self._evict_unmapped()
             stats = self._ssrc_stats[header.ssrc] = ReceiveStats()
         stats.received += 1
         held = self._held.get(header.ssrc)
@@ -206,6 +212,18 @@ class AudioReceiver:
             self._totals.held -= 1
             stats.unknown_ssrc += 1
             self._watch.check("ssrc", header.ssrc, stats)
+
+    def _evict_unmapped(self) -> None:
+        # Prefer an SSRC with nothing held (its packets already expired), else the oldest.
+        victim = next((ssrc for ssrc in self._ssrc_stats if ssrc not in self._held), None)
+        if victim is None:
+            victim = next(iter(self._ssrc_stats))
+        stats = self._ssrc_stats.pop(victim)
+        held = self._held.pop(victim, None)
+        if held is not None:
+            stats.unknown_ssrc += len(held.packets)
+            self._totals.held -= len(held.packets)
+        self._totals.unmapped_evicted += stats.received
 
     def _process_mapped(self, datagram: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats) -> None:
         if user_id in self._opted_out:
@@ -378,7 +396,9 @@ class AudioReceiver:
     def totals(self) -> ReceiverTotals:
         with self._lock:
             t = self._totals
-            return ReceiverTotals(t.datagrams, t.rtcp, t.malformed, t.other_payload_type, t.held, t.internal_errors)
+            return ReceiverTotals(
+                t.datagrams, t.rtcp, t.malformed, t.other_payload_type, t.held, t.unmapped_evicted, t.internal_errors
+            )
 
     def buffered(self) -> dict[int, int]:
         """Packets waiting in each SSRC's jitter buffer."""

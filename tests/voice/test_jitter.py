@@ -166,6 +166,14 @@ def test_huge_gap_is_a_discontinuity_not_concealed() -> None:
     assert jb.lost == 499
 
 
+def test_renumbering_jump_is_not_counted_as_loss() -> None:
+    jb = make()
+    jb.insert(0, 0, b"a", F, arrival=0.0)
+    jb.insert(10_000, 10 * F, b"z", F, arrival=0.2)
+    assert [p.payload for p in jb.pop_due(10.0)] == [b"a", b"z"]
+    assert jb.lost == 0
+
+
 @pytest.mark.parametrize("delay", [0.02, 0.2])
 def test_playout_delay_is_configurable(delay: float) -> None:
     jb = JitterBuffer(epoch=0.0, delay=delay)
