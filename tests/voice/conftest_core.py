@@ -229,3 +229,96 @@ def reference_timeline(pcm: np.ndarray, sent: list[Sent], length: int) -> np.nda
         if j > i:
             ref[i:j] = src[: j - i]
     return ref
+
+
+# --- DAVE: a local MLS external sender, so two real davey sessions can form a group -------
+#
+# In DAVE the voice server is the MLS external sender (RFC 9420 12.1.8.1): it publishes its
+# signing key (gateway opcode 25) and sends Add proposals (opcode 27) that a member commits.
+# davey implements only the member side, so this builds the server's two messages from the
+# RFC 9420 wire format: ExternalSender, and PublicMessage proposals signed with
+# SignWithLabel("FramedContentTBS") under ciphersuite 2 (P-256, SHA-256, DER ECDSA).
+
+
+def _mls_varint(n: int) -> bytes:
+    if n < 1 << 6:
+        return bytes([n])
+    if n < 1 << 14:
+        return (0x4000 | n).to_bytes(2, "big")
+    return (0x80000000 | n).to_bytes(4, "big")
+
+
+def _mls_opaque(data: bytes) -> bytes:
+    return _mls_varint(len(data)) + data
+
+
+class LocalExternalSender:
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+
+    def package(self) -> bytes:
+        """Opcode 25 body: SignaturePublicKey, then a basic Credential."""
+        from cryptography.hazmat.primitives import serialization
+
+        pub = self._key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return _mls_opaque(pub) + (1).to_bytes(2, "big") + _mls_opaque(b"voice-server")
+
+    def add_proposals(self, channel_id: int, epoch: int, key_packages: list[bytes]) -> bytes:
+        """Opcode 27 body after the operation byte: MLSMessage proposal_messages<V>."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        messages = b""
+        for kp in key_packages:
+            content = (
+                _mls_opaque(channel_id.to_bytes(8, "big"))  # DAVE: group id = channel id
+                + epoch.to_bytes(8, "big")
+                + bytes([2]) + (0).to_bytes(4, "big")  # sender: external, index 0
+                + _mls_opaque(b"")  # authenticated_data
+                + bytes([2])  # content type: proposal
+                + (1).to_bytes(2, "big") + kp  # Add(key_package)
+            )
+            head = (1).to_bytes(2, "big") + (1).to_bytes(2, "big")  # mls10, public_message
+            tbs = head + content  # external senders sign no group context
+            sign_content = _mls_opaque(b"MLS 1.0 FramedContentTBS") + _mls_opaque(tbs)
+            signature = self._key.sign(sign_content, ec.ECDSA(hashes.SHA256()))
+            messages += head + content + _mls_opaque(signature)
+        return _mls_opaque(messages)
+
+
+class LocalDaveGroup:
+    """Real davey sessions joined into one MLS group the way the voice server drives them."""
+
+    def __init__(self, channel_id: int, first_user: int) -> None:
+        import davey
+
+        self.channel_id = channel_id
+        self.es = LocalExternalSender()
+        first = davey.DaveSession(1, first_user, channel_id)
+        first.get_serialized_key_package()
+        first.set_external_sender(self.es.package())
+        self.members: dict[int, object] = {first_user: first}
+        self.committer = first
+
+    def add(self, user_id: int) -> object:
+        """Server proposes the newcomer, the committer commits, everyone moves one epoch on."""
+        import davey
+
+        new = davey.DaveSession(1, user_id, self.channel_id)
+        kp = new.get_serialized_key_package()
+        new.set_external_sender(self.es.package())
+        c = self.committer
+        proposals = self.es.add_proposals(self.channel_id, c.epoch or 0, [kp])
+        # Every member gets the proposals (a commit can only reference proposals its
+        # receivers hold); each would commit, the server keeps the first commit it gets.
+        results = {uid: m.process_proposals(davey.ProposalsOperationType.append, proposals) for uid, m in self.members.items()}
+        cw = results[next(uid for uid, m in self.members.items() if m is c)]
+        for member in self.members.values():
+            member.process_commit(cw.commit)
+        new.process_welcome(cw.welcome)
+        self.members[user_id] = new
+        return new

@@ -349,3 +349,100 @@ def test_feed_from_threads_while_polling(voices) -> None:
     rx.flush()
     for uid in (ALICE, BOB):
         assert rx.stats()[uid].played == 100 and len(col.frames[uid]) == 100
+
+
+# --- DAVE with real davey sessions ------------------------------------------------------
+# davey implements only the MLS member side; tests.voice.conftest_core.LocalDaveGroup plays
+# the voice server's external sender, so these are real MLS groups and real DAVE frames.
+
+BOT, CAROL, CHANNEL = 999, 333, 424242
+
+
+def test_dave_end_to_end_across_an_epoch_transition(voices) -> None:
+    from tests.voice.conftest_core import LocalDaveGroup
+
+    group = LocalDaveGroup(CHANNEL, ALICE)
+    bot_session = group.add(BOT)
+    alice = group.members[ALICE]
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.set_dave_session(bot_session)
+    rx.map_ssrc(77, ALICE)
+    pcm, packets = voices[ALICE]
+    snd = DiscordSender(77, make_cipher(XCHACHA20, KEY), e2ee=alice.encrypt_opus)
+    half = len(packets) // 2
+    first = snd.talk(packets[:half], 0.5)
+    epoch_before = bot_session.epoch
+    group.add(CAROL)  # someone joins: new MLS epoch, new keys
+    assert bot_session.epoch == epoch_before + 1
+    second = snd.talk(packets[half:], first[-1].send_time + FRAME / SR)
+    second = [type(s)(s.send_time, s.timestamp, s.datagram, s.frame_index + half) for s in second]
+    sent = first + second
+    # the first half's frames reach us only after we moved to the new epoch: in flight
+    run_network(rx, clock, network(sent, random.Random(9), loss=0.05, jitter=0.02, reorder=0.05))
+    length = int((sent[-1].send_time + 1.0) * SR)
+    for lag_ms, corr in check_user(col, ALICE, pcm, sent, length):
+        assert corr > 0.9 and abs(lag_ms - PRESKIP_MS) <= 20.0, (lag_ms, corr)
+    st = rx.stats()[ALICE]
+    assert st.decrypt_failures == 0 and st.played == st.accepted > 0.9 * len(sent)
+    assert bot_session.get_decryption_stats(ALICE).successes == st.received
+
+
+def test_dave_frames_from_another_group_fail_and_nothing_escapes(voices) -> None:
+    from tests.voice.conftest_core import LocalDaveGroup
+
+    ours = LocalDaveGroup(CHANNEL, ALICE)
+    bot_session = ours.add(BOT)
+    theirs = LocalDaveGroup(CHANNEL, ALICE)
+    theirs.add(BOT)  # same ids, different MLS group and keys
+    col = Collected()
+    clock = FakeClock(0.0)
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.set_dave_session(bot_session)
+    rx.map_ssrc(77, ALICE)
+    snd = DiscordSender(77, make_cipher(XCHACHA20, KEY), e2ee=theirs.members[ALICE].encrypt_opus)
+    sent = snd.talk(voices[ALICE][1][:30], 0.0)
+    run_network(rx, clock, network(sent, random.Random(10)))
+    st = rx.stats()[ALICE]
+    assert st.decrypt_failures == 30 == st.received and col.frames == {}
+
+
+def test_dave_passthrough_only_while_allowed(voices) -> None:
+    import davey
+
+    from tests.voice.conftest_core import LocalDaveGroup
+
+    plain = voices[ALICE][1][:10]
+    pending = davey.DaveSession(1, BOT, CHANNEL)  # DAVE negotiated, group not formed yet
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=FakeClock(0.0))
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(77, ALICE)
+    snd = DiscordSender(77, make_cipher(XCHACHA20, KEY))
+
+    def feed_plain(t0: float) -> None:
+        for s in snd.talk(plain, t0):
+            rx.feed(s.datagram, s.send_time)
+
+    rx.set_dave_session(pending)
+    feed_plain(0.0)  # senders cannot encrypt before the group exists either
+    assert rx.stats()[ALICE].accepted == 10
+
+    group = LocalDaveGroup(CHANNEL, ALICE)
+    ready = group.add(BOT)
+    rx.set_dave_session(ready)
+    feed_plain(1.0)  # group formed, passthrough off: plain audio is refused
+    assert rx.stats()[ALICE].decrypt_failures == 10
+
+    ready.set_passthrough_mode(True, 10)  # e.g. a downgrade transition announced
+    feed_plain(2.0)
+    assert rx.stats()[ALICE].accepted == 20
+    # Discord's silence frame is never end-to-end encrypted
+    ready.set_passthrough_mode(False, 0)
+    rx.feed(snd.talk([b"\xf8\xff\xfe"], 3.0)[0].datagram, 3.0)
+    assert rx.stats()[ALICE].accepted == 21
+    rx.flush()
+    assert len(col.frames[ALICE]) >= 21
