@@ -228,17 +228,21 @@ def test_opted_out_user_dropped_before_any_decryption(voices, monkeypatch) -> No
     assert BOB not in col.frames
 
 
-def test_wrong_key_counts_decrypt_failures_and_nothing_escapes(voices) -> None:
+def test_wrong_key_counts_decrypt_failures_and_nothing_escapes(voices, caplog) -> None:
     clock = FakeClock(0.0)
     col = Collected()
     rx = AudioReceiver(col, epoch=0.0, clock=clock)
     rx.set_transport(AES256_GCM, bytes(32))
     rx.map_ssrc(3, ALICE)
-    sent = DiscordSender(3, make_cipher(AES256_GCM, KEY)).talk(voices[ALICE][1][:40], 0.0)
-    run_network(rx, clock, network(sent, random.Random(6)))
+    sent = DiscordSender(3, make_cipher(AES256_GCM, KEY)).talk(voices[ALICE][1][:120], 0.0)
+    with caplog.at_level(logging.WARNING, logger="bot.voice.stats"):
+        run_network(rx, clock, network(sent, random.Random(6)))
     st = rx.stats()[ALICE]
-    assert st.decrypt_failures == 40 == st.received and st.accepted == 0
+    assert st.decrypt_failures == 120 == st.received and st.accepted == 0
     assert col.frames == {}
+    # logged when the counter crosses each multiple of 50, not once per packet
+    warnings = [r.getMessage() for r in caplog.records if "decrypt_failures" in r.getMessage()]
+    assert len(warnings) == 2 and "user 111 has 50 decrypt_failures" in warnings[0]
 
 
 def test_key_change_keeps_buffered_audio_and_in_flight_packets(voices) -> None:
