@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -28,8 +29,8 @@ ENV_PREFIX = "STALK_"
 
 
 def _opt(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
-         high: float | None = None, language: bool = False) -> Any:
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "language": language}
+         high: float | None = None, language: bool = False, empty: bool = False) -> Any:
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "language": language, "empty": empty}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -58,7 +59,7 @@ class AsrConfig:
                                               low=1.0, high=10.0)
     hallucination_filter: bool = _opt(True, "drop Whisper's known phrases on silence and noise "
                                       "(\"Thanks for watching\", \"MBC 뉴스\", ...) and runaway repetitions")
-    download_root: str = _opt("", "where downloaded models are cached; empty uses the Hugging Face cache")
+    download_root: str = _opt("", "where downloaded models are cached; empty uses the Hugging Face cache", empty=True)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def _allowed(f: dataclasses.Field, typ: Any) -> str:
         return "auto or a Whisper language code such as en, ko, zh, ja"
     if typ is bool:
         return "true or false"
+    if typ is str and not meta.get("empty"):
+        return "non-empty text"
     kind = {int: "an integer", float: "a number", str: "text"}.get(typ, "a list of text")
     low, high = meta.get("low"), meta.get("high")
     if low is not None and high is not None:
@@ -177,7 +180,8 @@ def _validate(f: dataclasses.Field, typ: Any, value: Any, key: str, *, source: s
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad()
     elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            # NaN would pass every range check below (all comparisons with it are false).
             raise bad()
         value = float(value)
     elif get_origin(typ) is list:
@@ -185,7 +189,9 @@ def _validate(f: dataclasses.Field, typ: Any, value: Any, key: str, *, source: s
         if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
             raise bad()
     elif typ is str:
-        if not isinstance(value, str):
+        # An empty model or database URL would otherwise fail later, far from its cause
+        # ("" is the current directory: "database path /home/me is a directory").
+        if not isinstance(value, str) or (not f.metadata.get("empty") and not value.strip()):
             raise bad()
     meta = f.metadata
     if meta.get("choices") and value not in meta["choices"]:

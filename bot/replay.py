@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, TextIO
 
+from sqlalchemy.exc import DBAPIError
+
 from bot.asr.model import load_whisper
 from bot.asr.transcriber import WhisperTranscriber
 from bot.audio.files import probe_audio, read_frames
@@ -19,7 +21,7 @@ from bot.clock import VirtualClock, WallClock
 from bot.config import Config
 from bot.errors import AudioInputError, StalkError
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener, Speaker, UtteranceEvent
-from storage.db import open_database
+from storage.db import Database, describe_error, open_database
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 
@@ -123,6 +125,21 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
         print(f"warning: the database was unavailable; unsaved utterances are in {summary.unsaved_file}", file=out)
 
 
+def check_writable(db: Database) -> None:
+    """Take the write lock once and let it go.
+
+    Another program writing to the database (a second S-Talk, a DB browser) then fails the
+    replay here, in one line after SQLite's busy timeout, instead of after the model has
+    loaded and the recorder has retried its first write for half a minute.
+    """
+    try:
+        with db.write_session() as s:
+            s.connection()  # BEGIN IMMEDIATE on SQLite
+            s.rollback()
+    except DBAPIError as exc:
+        raise describe_error(exc, db.label) from None
+
+
 def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, language: str | None = None,
            out: TextIO = sys.stdout, listeners: list[PipelineListener] | tuple = (),
            transcriber: WhisperTranscriber | None = None) -> CallSummary:
@@ -136,6 +153,7 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
         probe_audio(track.path)
     db = open_database(db_url)
     try:
+        check_writable(db)
         if transcriber is None:
             asr = config.asr
             model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,

@@ -41,26 +41,54 @@ def _open(path: str):
         raise AudioInputError(f"{path} is empty (0 bytes)", "re-export the recording")
     try:
         container = av.open(str(p))
-    except av.error.InvalidDataError:
+    except (av.error.InvalidDataError, av.error.EOFError):
+        # EOFError: the demuxer picked by the file's extension (.ogg, .mp3 ...) found none of
+        # its structure before the end of the file, e.g. random bytes named .ogg.
         raise AudioInputError(f"{path} is not a recognised audio file (unknown format or corrupt header)",
                               "convert it to wav, flac, ogg or mp3") from None
     except (av.error.FFmpegError, OSError) as exc:
-        raise AudioInputError(f"{path} cannot be opened ({exc})", "check that it is an audio file") from None
+        raise AudioInputError(f"{path} cannot be opened ({_reason(exc)})", "check that it is an audio file") from None
     if not container.streams.audio:
         container.close()
         raise AudioInputError(f"{path} has no audio stream", "give one audio file per participant")
     return container
 
 
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's message without its errno and file name: "Invalid data found when processing input"."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+# FFmpeg skips a damaged packet and decodes on: without this check a corrupt stretch in the
+# middle of a file would silently vanish and shift everything after it earlier in the call.
+GAP_TOLERANCE = 0.1
+
+
 def _decode(path: str, container) -> Iterator[np.ndarray]:
-    """(samples, channels) float32 arrays in file order."""
+    """(samples, channels) float32 arrays in file order.
+
+    Raises AudioInputError when the file is corrupt, including when FFmpeg drops damaged
+    frames in the middle (seen as a jump in the frames' timestamps past the audio decoded).
+    """
     import av
 
     stream = container.streams.audio[0]
+    # Verify checksums (FLAC frames, MP3 CRCs) so damaged data is dropped rather than
+    # decoded into noise; the timestamp check below then reports it.
+    stream.codec_context.options = {**stream.codec_context.options, "err_detect": "crccheck+explode"}
     resampler = None
     position = 0.0
+    first_time: float | None = None
     try:
         for frame in container.decode(stream):
+            if frame.time is not None:
+                if first_time is None:
+                    first_time = frame.time - position
+                missing = frame.time - first_time - position
+                if missing > GAP_TOLERANCE:
+                    raise AudioInputError(
+                        f"{path} is corrupt: {missing:.1f} s of audio at {position:.1f} s could not be decoded",
+                        "re-export or repair the recording")
             if resampler is None:
                 # Same rate and layout, planar float: conversion only, no resampling.
                 resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
@@ -69,7 +97,7 @@ def _decode(path: str, container) -> Iterator[np.ndarray]:
                 position += data.shape[0] / out.sample_rate
                 yield np.ascontiguousarray(data, dtype=np.float32)
     except av.error.FFmpegError as exc:
-        raise AudioInputError(f"{path} is corrupt: decoding stopped at {position:.1f} s ({exc})",
+        raise AudioInputError(f"{path} is corrupt or truncated: decoding stopped at {position:.1f} s ({_reason(exc)})",
                               "re-export or repair the recording") from None
 
 
