@@ -64,8 +64,8 @@ def fmt_time(seconds: float) -> str:
 class TranscriptPrinter(PipelineListener):
     """Shows the transcript as it forms: speech times, speaker, text, and how late it came."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self.out = out
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
         self._lock = threading.Lock()
 
     def on_utterance(self, event: UtteranceEvent) -> None:
@@ -141,13 +141,14 @@ def check_writable(db: Database) -> None:
 
 
 def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, language: str | None = None,
-           out: TextIO = sys.stdout, listeners: list[PipelineListener] | tuple = (),
+           out: TextIO | None = None, listeners: list[PipelineListener] | tuple = (),
            transcriber: WhisperTranscriber | None = None) -> CallSummary:
     """Stream the tracks through the pipeline; returns the summary of the stored call.
 
     Everything that can be checked before the call starts is (files, database, model), so
     a bad input stores nothing; a failure during the call marks the session 'failed'.
     """
+    out = out or sys.stdout
     check_tracks(tracks)
     for track in tracks:
         probe_audio(track.path)

@@ -74,6 +74,7 @@ class Segmenter:
         self.vad = vad
         self.opt = options
         self._neg = max(options.threshold - self.HYSTERESIS, 0.01)
+        self._onset = options.threshold * 0.3
         self._min_silence = options.min_silence_ms * SAMPLE_RATE // 1000
         self._min_speech = options.min_speech_ms * SAMPLE_RATE // 1000
         self._max_len = int(options.max_utterance_s * SAMPLE_RATE)
@@ -82,7 +83,8 @@ class Segmenter:
         self._pos = start_index  # absolute index of _pending[0]
         # Processed windows kept for the current utterance (or the pre-roll when idle).
         self._windows: deque[tuple[int, np.ndarray, float]] = deque()
-        self._idle_keep = max(1, -(-self._pad // WINDOW))
+        # Idle history: the pre-roll pad, and enough to trace a soft onset back (see _window).
+        self._idle_keep = max(1, -(-max(self._pad, SAMPLE_RATE // 2) // WINDOW))
         self._speaking = False
         self._announced = False
         self._speech_start = 0
@@ -155,7 +157,14 @@ class Segmenter:
             if p >= self.opt.threshold:
                 self._speaking = True
                 self._announced = False
-                self._speech_start = start
+                # Speech often begins softly ("and I'm ..."): the onset is where the
+                # probability began its rise to this window, up to half a second back.
+                onset = start
+                for s, _, q in reversed(list(self._windows)[:-1]):
+                    if q < self._onset or s != onset - WINDOW:
+                        break
+                    onset = s
+                self._speech_start = onset
                 self._last_speech_end = end
                 self._silence_start = None
             else:

