@@ -141,7 +141,11 @@ class AudioReceiver:
             if held is not None:
                 self._totals.held -= len(held.packets)
                 for datagram, header, arrival in held.packets:
-                    self._process_mapped(datagram, header, arrival, user_id, stats)
+                    try:
+                        self._process_mapped(datagram, header, arrival, user_id, stats)
+                    except Exception:
+                        # Called from the gateway's thread: one bad packet must not break it.
+                        self._internal_error("map_ssrc")
         self._deliver(released)
 
     def remove_user(self, user_id: int) -> None:
@@ -151,7 +155,10 @@ class AudioReceiver:
                 del self._ssrc_user[ssrc]
                 stream = self._streams.pop(ssrc, None)
                 if stream is not None:
-                    released += self._drain_stream(stream)
+                    try:
+                        released += self._drain_stream(stream)
+                    except Exception:
+                        self._internal_error("remove_user")
         self._deliver(released)
 
     def set_opted_out(self, user_ids: Iterable[int]) -> None:
