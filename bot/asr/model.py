@@ -25,6 +25,16 @@ def _is_model_dir(path: Path) -> bool:
     return (path / "model.bin").is_file()
 
 
+def _missing_files(path: Path) -> list[str]:
+    """Files faster-whisper needs besides model.bin. Without tokenizer.json it silently goes to
+    the Hugging Face Hub for one, which offline means half a minute of retries and an error
+    about the network rather than about the folder."""
+    missing = [] if (path / "tokenizer.json").is_file() else ["tokenizer.json"]
+    if not any(path.glob("vocabulary.*")):
+        missing.append("vocabulary.txt (or .json)")
+    return missing
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.sep in name and not re.fullmatch(r"[\w.-]+/[\w.-]+", name)
 
@@ -41,6 +51,10 @@ def resolve_model(name: str, search_dirs: list[str] | tuple[str, ...] = (), down
         if not _is_model_dir(path):
             raise ModelError(f"{path} is not a faster-whisper model directory (it has no model.bin)",
                              "point STALK_ASR_MODEL at a CTranslate2 Whisper model folder, or use a size name such as base")
+        missing = _missing_files(path)
+        if missing:
+            raise ModelError(f"Whisper model directory {path} is incomplete: no {' or '.join(missing)}",
+                             "copy the whole model folder again, or use a size name such as base")
         return str(path)
     if _looks_like_path(name):
         raise ModelError(f"Whisper model directory {path} not found",
