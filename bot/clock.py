@@ -44,15 +44,21 @@ class VirtualClock:
 
     def __init__(self) -> None:
         self._t = 0.0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
 
     def now(self) -> float:
         return self._t
 
     def advance(self, t: float) -> None:
-        with self._lock:
+        with self._cond:
             if t > self._t:
                 self._t = t
+                self._cond.notify_all()
+
+    def wait_until(self, t: float, timeout: float) -> bool:
+        """Block until the source has fed audio up to ``t`` (False on timeout)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._t >= t, timeout)
 
 
 class Lanes:

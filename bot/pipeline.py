@@ -52,6 +52,8 @@ class UtteranceEvent:
     transcribed_at: float  # call time the transcript was ready (and stored)
     transcript: Transcript
     utterance_id: int | None
+    compute_seconds: float = 0.0  # wall time of the transcription batch it was in
+    batch: int = 1
 
     @property
     def text(self) -> str:
@@ -253,7 +255,7 @@ class CallPipeline:
                 no_speech_prob=transcript.no_speech_prob, compression_ratio=transcript.compression_ratio)
             utterance_id = self._store(record)
         event = UtteranceEvent(stream.speaker, segment.start, segment.end, segment.ready_at, result.done_at,
-                               transcript, utterance_id)
+                               transcript, utterance_id, result.compute_seconds, result.batch)
         with self._lock:
             stream.stats.utterances += 1
             self._latencies.append(event.latency)

@@ -66,6 +66,7 @@ class TranscriptionPool:
         self._items: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closing = False
+        self._input_ended = False
         self._busy = 0
         self._lanes = Lanes(workers) if clock.virtual else None
         self._threads = [threading.Thread(target=self._work, name=f"asr-{i}", daemon=True) for i in range(workers)]
@@ -88,6 +89,23 @@ class TranscriptionPool:
         with self._cond:
             return len(self._items) + self._busy
 
+    def end_of_input(self) -> None:
+        """No more utterances will come (lets virtual-time workers stop waiting for the source)."""
+        with self._cond:
+            self._input_ended = True
+            self._cond.notify_all()
+
+    def _source_caught_up(self, t: float) -> None:
+        """Virtual time: wait until the source has fed audio up to ``t``, so that every
+        utterance that a live call would have had waiting at ``t`` has been submitted.
+        Bounded: a full queue or the end of input also ends the wait."""
+        deadline = time.monotonic() + 1.0
+        while self.clock.now() < t and time.monotonic() < deadline:
+            with self._cond:
+                if self._input_ended or self._closing or len(self._items) >= self.queue_size:
+                    return
+            self.clock.wait_until(t, 0.005)
+
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every queued utterance has been transcribed."""
         with self._cond:
@@ -95,6 +113,7 @@ class TranscriptionPool:
 
     def close(self, timeout: float | None = None) -> None:
         """Finish what is queued, then stop the workers."""
+        self.end_of_input()
         self.drain(timeout)
         with self._cond:
             self._closing = True
@@ -122,6 +141,7 @@ class TranscriptionPool:
             try:
                 if self._lanes is not None:
                     with self._lanes.run(first.ready_at) as timing:
+                        self._source_caught_up(timing.start)
                         # Only utterances that had ended by the time this worker would have
                         # started in a live call may join its batch.
                         with self._cond:
