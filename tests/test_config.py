@@ -163,8 +163,8 @@ INVALID = [
     ("asr", "beam_size", "0", "0", "0", "an integer from 1 to 10"),
     ("asr", "beam_size", '"3"', "3.5", None, "an integer from 1 to 10"),
     ("asr", "compute_type", '"int4"', "int4", "'int4'", "one of int8, int8_float32"),
-    ("asr", "language", '"xx"', "xx", "'xx'", "auto or a Whisper language code"),
-    ("asr", "language", '"english"', "english", "'english'", "auto or a Whisper language code"),
+    ("asr", "language", '"xx"', "xx", "'xx'", "a Whisper language code such as en"),
+    ("asr", "language", '"english"', "english", "'english'", "a Whisper language code such as en"),
     ("asr", "device", '"tpu"', "tpu", "'tpu'", "one of cpu, cuda, auto"),
     ("asr", "hotwords", '"yes please"', "yes please", "'yes please'", "true or false"),
     ("asr", "model", '""', " ", None, "non-empty text"),
@@ -187,7 +187,7 @@ def test_invalid_value_in_file_is_one_clear_line(capsys, tmp_path, monkeypatch,
     line = one_error_line(err)
     assert code == 2
     assert f"for {section}.{key} (from {path})" in line
-    assert f"allowed: {allowed}" in line
+    assert allowed in line.split("allowed: ", 1)[1]
     if shown is not None:
         assert f"invalid value {shown}" in line.replace(".0 for", " for")
     assert not db.exists() and not (tmp_path / "env.db").exists()
@@ -203,7 +203,7 @@ def test_invalid_value_in_environment_is_one_clear_line(capsys, tmp_path, monkey
     line = one_error_line(err)
     assert code == 2
     assert f"for {section}.{key} (from environment variable {var})" in line
-    assert f"allowed: {allowed}" in line
+    assert allowed in line.split("allowed: ", 1)[1]
     assert repr(env.strip().lower() if key == "language" else env) in line or env in line
     assert not db.exists() and not (tmp_path / "env.db").exists()
 
@@ -270,7 +270,7 @@ def test_bad_language_on_the_command_line(capsys, tmp_path: Path) -> None:
     line = one_error_line(err)
     assert code == 2
     assert "invalid value 'xx' for asr.language (from the command line)" in line
-    assert "allowed: auto or a Whisper language code" in line
+    assert "allowed: auto" in line and "a Whisper language code such as en" in line
     assert not db.exists()
 
 
