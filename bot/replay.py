@@ -192,6 +192,11 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
         except KeyboardInterrupt:
             status, error = "interrupted", "replay interrupted"
             raise
+        except Exception as exc:
+            # Anything else that stops the call (a StorageError, a bug) must not leave it
+            # recorded as 'completed'.
+            status, error = "failed", str(exc) if isinstance(exc, StalkError) else f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             summary = pipeline.close(status, error)
             print_summary(summary, out)

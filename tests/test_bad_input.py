@@ -52,7 +52,7 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "calls.db"
 
 
-def replay(capsys, db: Path, *tracks: str) -> tuple[int, str, str]:
+def replay(capsys, db: Path | str, *tracks: str) -> tuple[int, str, str]:
     code = bot.cli.main(["replay", "--speed", "0", "--db", str(db), *tracks])
     out, err = capsys.readouterr()
     return code, out, err
@@ -314,6 +314,15 @@ def test_database_locked_by_another_process_fails_in_one_line_within_seconds(cap
     assert sessions(db) == []
 
 
+def test_database_url_with_an_uninstalled_driver(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # were the URL taken for a path, it would be created here
+    code, _, err = replay(capsys, "nosuchdriver://user@host/calls", f"a={JFK}")
+    line = one_error_line(err)
+    assert code == 2 and "unknown or uninstalled database driver 'nosuchdriver'" in line
+    assert "install the driver" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- failure in the middle of the call ---------------------------------------------------------
 
 
@@ -348,3 +357,21 @@ def test_audio_failing_mid_call_marks_the_session_failed_and_keeps_earlier_utter
     assert "do for your country" not in text
     assert all(end <= fail_at[0] + 0.6 for _, end, _ in kept)
     assert "--- failed" in out and f"session: {session_id}" in out
+
+
+def test_unexpected_crash_mid_call_is_recorded_as_failed_not_completed(monkeypatch, capsys, db) -> None:
+    real_read_frames = bot.replay.read_frames
+
+    def crashing_read_frames(path, block_seconds=0.02):
+        for frame in real_read_frames(path, block_seconds):
+            if frame.start >= 4.0:
+                raise RuntimeError("decoder thread died")
+            yield frame
+
+    monkeypatch.setattr(bot.replay, "read_frames", crashing_read_frames)
+    with pytest.raises(RuntimeError, match="decoder thread died"):
+        bot.cli.main(["replay", "--speed", "0", "--db", str(db), f"jfk={JFK}"])
+    capsys.readouterr()
+    ((session_id, status, error),) = sessions(db)
+    assert (status, error) == ("failed", "RuntimeError: decoder thread died")
+    assert "fellow americans" in " ".join(t for _, _, t in utterances(db, session_id)).lower()
