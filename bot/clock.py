@@ -69,31 +69,56 @@ class Lanes:
     the wall time it really took; the lane is then busy until ``start + duration``. A
     lane is held by exactly one real thread while it works, so with as many lanes as
     threads a thread always finds one.
+
+    Work is also kept causal: it does not begin in real time until every other lane's
+    work has progressed, in call time, past its start. Two jobs therefore run side by side
+    only if they would overlap in a live call (so CPU contention is what a live call would
+    see), and results that came earlier in call time (a speaker's language, say) are
+    there for later work, as they would be live.
     """
 
     def __init__(self, n: int) -> None:
         self._free_at = [0.0] * n
         self._held = [False] * n
-        self._lock = threading.Lock()
+        self._start = [0.0] * n
+        self._t0: list[float | None] = [None] * n
+        self._cond = threading.Condition()
+
+    def _progress(self, lane: int, now: float) -> float:
+        t0 = self._t0[lane]
+        return self._start[lane] + (now - t0 if t0 is not None else 0.0)
+
+    def _wait_needed(self, mine: int, start: float) -> float:
+        now = time.perf_counter()
+        behind = [start - self._progress(i, now) for i in range(len(self._held))
+                  if i != mine and self._held[i] and self._progress(i, now) < start]
+        return max(behind, default=0.0)
 
     @contextmanager
     def run(self, ready: float) -> Iterator["LaneTiming"]:
-        with self._lock:
+        with self._cond:
             lane = min((i for i in range(len(self._held)) if not self._held[i]), key=lambda i: self._free_at[i])
             self._held[lane] = True
             timing = LaneTiming(start=max(ready, self._free_at[lane]))
+            self._start[lane], self._t0[lane] = timing.start, None
+            while (wait := self._wait_needed(lane, timing.start)) > 0:
+                self._cond.wait(min(wait, 0.05))
+            self._t0[lane] = time.perf_counter()
+            self._cond.notify_all()
         t0 = time.perf_counter()
         try:
             yield timing
         finally:
             timing.duration = time.perf_counter() - t0
-            with self._lock:
+            with self._cond:
                 self._free_at[lane] = timing.start + timing.duration
                 self._held[lane] = False
+                self._t0[lane] = None
+                self._cond.notify_all()
 
     def free_at(self) -> float:
         """Earliest call time at which some lane is free."""
-        with self._lock:
+        with self._cond:
             return min(self._free_at)
 
 

@@ -43,8 +43,9 @@ class AsrConfig:
     device: str = _opt("cpu", "inference device", choices=("cpu", "cuda", "auto"))
     compute_type: str = _opt("int8", "CTranslate2 compute type",
                              choices=("int8", "int8_float32", "int8_float16", "float16", "float32", "default"))
-    language: str = _opt("auto", "spoken language: a Whisper code (en, ko, zh, ...) or auto to detect per utterance",
-                         language=True)
+    language: str = _opt("auto", "spoken language: a Whisper code (en, ko, zh, ...); auto to detect it per "
+                         "utterance (guided by what each speaker and the call used before); or a list such as "
+                         "\"ko,en\" to detect among those only", language=True)
     beam_size: int = _opt(1, "beam width; 1 is greedy decoding, the fastest on CPU", low=1, high=10)
     workers: int = _opt(2, "transcription worker threads sharing one model", low=1, high=16)
     cpu_threads: int = _opt(0, "threads per worker; 0 divides the machine's cores between the workers", low=0, high=64)
@@ -120,7 +121,7 @@ def _allowed(f: dataclasses.Field, typ: Any) -> str:
     if meta.get("choices"):
         return "one of " + ", ".join(meta["choices"])
     if meta.get("language"):
-        return "auto or a Whisper language code such as en, ko, zh, ja"
+        return "auto, a Whisper language code such as en, ko, zh, ja, or a comma-separated list of codes"
     if typ is bool:
         return "true or false"
     if typ is str and not meta.get("empty"):
@@ -197,8 +198,9 @@ def _validate(f: dataclasses.Field, typ: Any, value: Any, key: str, *, source: s
     if meta.get("choices") and value not in meta["choices"]:
         raise bad()
     if meta.get("language"):
-        value = value.strip().lower()
-        if value != "auto" and value not in _whisper_languages():
+        value = value.strip().lower().replace(" ", "")
+        codes = value.split(",")
+        if value != "auto" and (not all(codes) or not set(codes) <= _whisper_languages()):
             raise bad()
     if meta.get("low") is not None and value < meta["low"]:
         raise bad()
@@ -266,3 +268,36 @@ def describe_defaults() -> list[tuple[str, str, Any, str]]:
         for f in dataclasses.fields(section):
             rows.append((name, f.name, getattr(section, f.name), f.metadata["help"]))
     return rows
+
+
+def example_toml() -> str:
+    """config.example.toml, generated from the fields above so the two never disagree."""
+    import textwrap
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, list):
+            return "[" + ", ".join(json.dumps(x) for x in v) + "]"
+        return repr(v) if isinstance(v, float) else str(v)
+
+    lines = ["# S-Talk configuration. Every key is shown with its default.",
+             "# Any key can be overridden by an environment variable STALK_<SECTION>_<KEY>,",
+             "# e.g. STALK_ASR_MODEL=small or STALK_STORAGE_URL=postgresql://... .",
+             "# Secrets (DISCORD_TOKEN) are read from the environment only, never from this file.",
+             "# Use it with: python -m bot replay --config config.toml ... (or STALK_* variables alone).",
+             "# Regenerate after changing bot/config.py: python -m bot.config > config.example.toml"]
+    current = None
+    for section, key, value, help in describe_defaults():
+        if section != current:
+            lines += ["", f"[{section}]"]
+            current = section
+        lines += ["# " + line for line in textwrap.wrap(help, 96)]
+        lines.append(f"{key} = {fmt(value)}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(example_toml(), end="")

@@ -13,7 +13,8 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from bot.asr.pool import Job, JobResult, TranscriptionPool
@@ -119,19 +120,22 @@ class CallPipeline:
         self.vad = vad or SileroModel()
         self.segmenter_options = SegmenterOptions.from_config(config.vad)
         lang = language if language is not None else config.asr.language
-        self.language = None if lang == "auto" else lang
+        codes = tuple(c.strip() for c in lang.split(",") if c.strip() and c.strip() != "auto")
+        self.language = codes[0] if len(codes) == 1 else None
         asr = config.asr
         self.decode = DecodeOptions(
-            language=self.language, beam_size=asr.beam_size,
+            language=self.language, candidates=codes if len(codes) > 1 else (), beam_size=asr.beam_size,
             filter=FilterOptions(no_speech_threshold=asr.no_speech_threshold,
                                  log_prob_threshold=asr.log_prob_threshold,
                                  compression_ratio_threshold=asr.compression_ratio_threshold,
                                  known_phrases=asr.hallucination_filter))
         self.pool = TranscriptionPool(transcriber, self.decode, clock=self.clock, on_result=self._on_result,
-                                      workers=asr.workers, queue_size=asr.queue_size, batch_size=asr.batch_size)
+                                      workers=asr.workers, queue_size=asr.queue_size, batch_size=asr.batch_size,
+                                      prepare=self._prepare)
         self.transcriber = transcriber
         self.session_id: int | None = None
         self._streams: dict[str, _Stream] = {}
+        self._languages: Counter[str] = Counter()  # confidently detected, over the whole call
         self._lock = threading.Lock()
         self._latencies: list[float] = []
         self._unsaved: list[UtteranceRecord] = []
@@ -217,12 +221,21 @@ class CallPipeline:
         for event in events:
             if isinstance(event, Segment):
                 stream.stats.talk_time += event.duration
-                request = Request(audio=event.audio, hotwords=self._hotwords(), language_hint=stream.language_hint)
+                request = Request(audio=event.audio)
                 self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
             elif isinstance(event, SpeechStarted):
                 self._notify("on_speech_start", stream.speaker, event.at)
             elif isinstance(event, SpeechEnded):
                 self._notify("on_speech_end", stream.speaker, event.at)
+
+    def _prepare(self, job: Job) -> Request:
+        stream, _ = job.context
+        return replace(job.request, hotwords=self._hotwords(), language_hints=self._language_hints(stream))
+
+    def _language_hints(self, stream: _Stream) -> tuple[str, ...]:
+        with self._lock:
+            call = [lang for lang, _ in self._languages.most_common(2)]
+        return tuple(dict.fromkeys(([stream.language_hint] if stream.language_hint else []) + call))
 
     def _notify(self, method: str, *args) -> None:
         for listener in self.listeners:
@@ -245,6 +258,8 @@ class CallPipeline:
             return
         if transcript.language_probability >= 0.5:
             stream.language_hint = transcript.language
+            with self._lock:
+                self._languages[transcript.language] += 1
         utterance_id = None
         if self.recorder is not None and self.session_id is not None:
             record = UtteranceRecord(

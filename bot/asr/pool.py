@@ -55,11 +55,14 @@ class PoolStats:
 class TranscriptionPool:
     def __init__(self, transcriber: WhisperTranscriber, options: DecodeOptions, *, clock: CallClock,
                  on_result: Callable[[JobResult], None], workers: int = 2, queue_size: int = 64,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, prepare: Callable[[Job], Request] | None = None) -> None:
         self.transcriber = transcriber
         self.options = options
         self.clock = clock
         self.on_result = on_result
+        # Finishes a job's request when its work starts, so that it sees every result that
+        # came before it in call time (the speaker's language, say).
+        self.prepare = prepare
         self.batch_size = batch_size
         self.queue_size = queue_size
         self.stats = PoolStats()
@@ -174,8 +177,8 @@ class TranscriptionPool:
     def _run(self, batch: list[Job]) -> tuple[list[Transcript | None], BaseException | None, float]:
         t0 = time.perf_counter()
         try:
-            transcripts: list[Transcript | None] = list(
-                self.transcriber.transcribe_batch([j.request for j in batch], self.options))
+            requests = [self.prepare(j) if self.prepare else j.request for j in batch]
+            transcripts: list[Transcript | None] = list(self.transcriber.transcribe_batch(requests, self.options))
             error = None
         except Exception as exc:  # one bad utterance must not stop the call
             log.exception("transcription failed for %d utterance(s)", len(batch))

@@ -22,13 +22,17 @@ from bot.asr.hallucination import FilterOptions, rejection_reason
 _LOGPROB_FALLBACK = -1.0
 _COMPRESSION_FALLBACK = 2.4
 _NO_SPEECH_SILENCE = 0.6
-# Below this, a detected language is a guess; the speaker's recent language is a better one.
-_LANGUAGE_CONFIDENT = 0.5
+# Below this, a detected language is a guess: on a short utterance Whisper readily hears
+# "By Allah, replied the fireman" as Arabic. The language the speaker, or the call, has
+# been using is then the better bet, if Whisper finds it plausible at all.
+_LANGUAGE_CONFIDENT = 0.8
+_LANGUAGE_PLAUSIBLE = 0.05
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
     language: str | None = None  # None: detect per utterance
+    candidates: tuple[str, ...] = ()  # when detecting, choose among these only (e.g. ("ko", "en"))
     beam_size: int = 1
     filter: FilterOptions | None = FilterOptions()
 
@@ -39,7 +43,7 @@ class Request:
 
     audio: np.ndarray  # 16 kHz mono float32, at most 30 s
     hotwords: str | None = None
-    language_hint: str | None = None  # the speaker's last confidently detected language
+    language_hints: tuple[str, ...] = ()  # the speaker's language, then the call's, most likely first
 
 
 @dataclass(frozen=True)
@@ -131,12 +135,14 @@ class WhisperTranscriber:
             return [(options.language or "en", 1.0)] * len(requests)
         detected = []
         for request, ranking in zip(requests, self.model.model.detect_language(encoded)):
-            token, prob = ranking[0]
-            lang = token[2:-2]
-            if prob < _LANGUAGE_CONFIDENT and request.language_hint:
-                hinted = next((p for t, p in ranking if t[2:-2] == request.language_hint), 0.0)
-                lang, prob = request.language_hint, hinted
-            detected.append((lang, float(prob)))
+            probs = {token[2:-2]: float(p) for token, p in ranking}
+            if options.candidates:
+                lang = max(options.candidates, key=lambda c: probs.get(c, 0.0))
+            else:
+                lang = max(probs, key=probs.__getitem__)
+                if probs[lang] < _LANGUAGE_CONFIDENT:
+                    lang = next((h for h in request.language_hints if probs.get(h, 0.0) >= _LANGUAGE_PLAUSIBLE), lang)
+            detected.append((lang, probs.get(lang, 0.0)))
         return detected
 
     def _fallback(self, audio, language, hotwords, options, greedy):
