@@ -220,8 +220,14 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         except FileNotFoundError:
             raise ConfigError(f"configuration file {p} not found",
                               "check --config, or copy config.example.toml to start from") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read configuration file {p}: {exc}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"configuration file {p} is a directory", "pass the .toml file itself to --config") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"configuration file {p} is not UTF-8 text (byte {exc.start})",
+                              "save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {p} ({exc.strerror or exc})",
+                              "check its permissions, or pass another file to --config") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {p} is not valid TOML ({exc})",
                               "fix the syntax; config.example.toml shows every key") from None

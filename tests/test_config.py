@@ -279,3 +279,29 @@ def test_command_line_language_is_validated_like_the_file() -> None:
     assert config.replace("asr", language=" ZH ").asr.language == "zh"
     with pytest.raises(ConfigError, match="unknown configuration key asr.lang"):
         config.replace("asr", lang="en")
+
+
+def test_config_file_that_is_not_utf8(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[asr]\nmodel = "modèle"\n'.encode("latin-1"))
+    code, _, err, db = replay_with_config(capsys, tmp_path, "--config", str(path))
+    line = one_error_line(err)
+    assert code == 2 and f"configuration file {path} is not UTF-8 text" in line and "save it as UTF-8" in line
+    assert not db.exists()
+
+
+def test_config_path_that_is_a_directory(capsys, tmp_path: Path) -> None:
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    code, _, err, db = replay_with_config(capsys, tmp_path, "--config", str(folder))
+    line = one_error_line(err)
+    assert code == 2 and f"configuration file {folder} is a directory" in line and "Errno" not in line
+    assert not db.exists()
+
+
+def test_duplicate_key_is_invalid_toml(capsys, tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "[asr]\nbeam_size = 1\nbeam_size = 2\n")
+    code, _, err, db = replay_with_config(capsys, tmp_path, "--config", str(path))
+    line = one_error_line(err)
+    assert code == 2 and "is not valid TOML" in line and "line 3" in line
+    assert not db.exists()
