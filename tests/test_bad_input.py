@@ -170,6 +170,22 @@ def _header_only_wav(tmp: Path) -> Path:
     return write_wav(tmp / "header-only.wav", np.zeros(0))
 
 
+def _video_without_audio(tmp: Path) -> Path:
+    import av
+
+    path = tmp / "screen.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(5):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
 BAD_FILES = [
     (_missing, ["no such file", "check the path"]),
     (_directory, ["is a directory, not an audio file"]),
@@ -183,6 +199,7 @@ BAD_FILES = [
     (_silent_wav, ["is silent (peak -inf dBFS)", "leave this participant out"]),
     (_near_silent_wav, ["is silent (peak", "leave this participant out"]),
     (_header_only_wav, ["holds no audio samples"]),
+    (_video_without_audio, ["has no audio stream"]),
 ]
 
 
