@@ -310,13 +310,17 @@ def test_database_path_is_a_directory(capsys, tmp_path) -> None:
     assert list(folder.iterdir()) == []
 
 
-def test_database_locked_by_another_process_fails_in_one_line_within_seconds(capsys, db) -> None:
+@pytest.mark.parametrize("existing", [True, False], ids=["s-talk-database", "file-being-created"])
+def test_database_locked_by_another_process_fails_in_one_line_within_seconds(capsys, db, existing) -> None:
     from storage import open_database
 
-    open_database(str(db)).close()  # an existing S-Talk database (WAL mode)
+    if existing:
+        open_database(str(db)).close()  # an existing S-Talk database (WAL mode)
     other = sqlite3.connect(db, isolation_level=None)
     try:
         other.execute("BEGIN EXCLUSIVE")
+        if not existing:
+            other.execute("CREATE TABLE other_program (x)")
         started = time.monotonic()
         code, out, err = replay(capsys, db, f"a={JFK}")
         elapsed = time.monotonic() - started
@@ -329,6 +333,14 @@ def test_database_locked_by_another_process_fails_in_one_line_within_seconds(cap
     # SQLite's busy timeout (5 s), not the recorder's 30 s of retries after loading the model.
     assert 4.0 < elapsed < 9.0
     assert sessions(db) == []
+
+
+def test_database_file_that_is_not_a_database(capsys, db) -> None:
+    db.write_text("not a database\n" * 200, encoding="utf-8")
+    code, _, err = replay(capsys, db, f"a={JFK}")
+    line = one_error_line(err)
+    assert code == 2 and f"{db} is not a database" in line and "--db" in line
+    assert db.read_text(encoding="utf-8") == "not a database\n" * 200
 
 
 def test_database_url_with_an_uninstalled_driver(capsys, tmp_path, monkeypatch) -> None:
