@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -58,6 +59,26 @@ class VoiceClientCounters:
     poll_errors: int = 0
 
 
+class _WakingSocket(socket.socket):
+    """A UDP socket whose close() first wakes any thread blocked in select() on it.
+
+    discord.py's socket reader thread sits in ``select([socket], timeout=30)`` whenever it
+    has listeners, which for a receiving client is always. Closing a file descriptor does
+    not wake a select() on it (Linux), so after a reconnect that replaces the socket the
+    reader stays blind for up to 30 s: it misses the new socket's IP-discovery reply and
+    the reconnect times out. shutdown() does wake it (the recv that follows fails, which
+    discord.py ignores), and by then discord.py has paused the reader, so it waits for the
+    new socket.
+    """
+
+    def close(self) -> None:
+        try:
+            self.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # never connected, or already shut down
+        super().close()
+
+
 class _ReceivingConnectionState(VoiceConnectionState):
     """discord.py's connection state, with a working resume after close code 4015.
 
@@ -69,6 +90,12 @@ class _ReceivingConnectionState(VoiceConnectionState):
     a new websocket to the same endpoint, RESUME, wait for RESUMED; keys, SSRC, UDP socket
     and DAVE state stay. If that fails we fall back to discord.py's own full reconnect.
     """
+
+    def _create_socket(self) -> None:
+        # Same as discord.py 2.7.1's, with a socket that wakes the reader when closed.
+        self.socket = _WakingSocket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.setblocking(False)
+        self._socket_reader.resume()
 
     async def _connect(self, reconnect: bool, timeout: float, self_deaf: bool, self_mute: bool, resume: bool) -> None:
         if resume and self.secret_key is not discord.utils.MISSING and self.endpoint and self.ip:
@@ -199,7 +226,7 @@ class ReceivingVoiceClient(discord.VoiceClient):
 
     def _on_datagram(self, data: bytes) -> None:
         receiver = self._receiver
-        if receiver is None or not self._listening:
+        if receiver is None or not self._listening or not data:
             return
         self._datagrams += 1
         receiver.feed(data, time.monotonic())

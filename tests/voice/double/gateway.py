@@ -56,13 +56,16 @@ class MainGatewayStandIn:
     session_id: str = "double-session-1"
     sent: list[dict[str, Any]] = field(default_factory=list)
     latency: float = 0.0  # read by discord.py in places; keeps it a well-formed ws stand-in
+    # The real gateway answers a round trip later. An instant answer is not just faster but
+    # different: discord.py's leave flow relies on the voice websocket closing (1000) before
+    # the VOICE_STATE_UPDATE that confirms the leave arrives.
+    reply_delay: float = 0.05
 
     async def voice_state(
         self, guild_id: int, channel_id: int | None, self_mute: bool = False, self_deaf: bool = False
     ) -> None:
         self.sent.append({"guild_id": guild_id, "channel_id": channel_id, "self_mute": self_mute, "self_deaf": self_deaf})
-        # The real gateway answers asynchronously, after the send returned.
-        asyncio.get_running_loop().call_soon(self._answer, channel_id, self_mute, self_deaf)
+        asyncio.get_running_loop().call_later(self.reply_delay, self._answer, channel_id, self_mute, self_deaf)
 
     def _answer(self, channel_id: int | None, self_mute: bool, self_deaf: bool) -> None:
         self.state.parse_voice_state_update(

@@ -64,6 +64,7 @@ class Member:
     nonce: int = 0
     sent: int = 0
     dropped: int = 0
+    last_frame_at: float | None = None  # monotonic time the last frame was due
 
 
 @dataclass
@@ -72,9 +73,20 @@ class StreamResult:
     ssrc: int
     first_timestamp: int  # RTP timestamp of frame 0
     started_at: float  # time.monotonic() when frame 0 was due
-    sent: int
+    sent: int  # datagrams, duplicates included
     dropped: int
+    duplicated: int = 0
+    garbage: int = 0
+    emitted: list[int] = field(default_factory=list)  # frame indices in send order
 
+    def dave_early(self) -> int:
+        """Datagrams that left before this sender's first-sent frame but belong to earlier
+        frames. davey fixes each sender's nonce baseline at the first frame it decrypts and
+        rejects anything older, so with DAVE these fail (and only these, besides replays)."""
+        if not self.emitted:
+            return 0
+        first = self.emitted[0]
+        return sum(1 for i in self.emitted if i < first)
 
 class VoiceServerDouble:
     def __init__(
@@ -87,6 +99,7 @@ class VoiceServerDouble:
         dave: bool = True,
         modes: list[str] | None = None,
         heartbeat_interval_ms: int = 13_750,
+        resume_allowed: bool = True,
     ) -> None:
         self.tls = tls
         self.guild_id = guild_id
@@ -95,6 +108,7 @@ class VoiceServerDouble:
         self.dave_version = davey.DAVE_PROTOCOL_VERSION if dave else 0
         self.modes = list(modes or MODES)
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.resume_allowed = resume_allowed  # False: answer RESUME with 4006, as after a real crash
 
         self.members: dict[int, Member] = {}
         self.external_sender = mls.ExternalSender()
@@ -110,6 +124,7 @@ class VoiceServerDouble:
         # What the bot did, for assertions.
         self.identifies = 0
         self.resumes = 0
+        self.resume_attempts = 0
         self.heartbeats = 0
         self.select_protocols: list[dict[str, Any]] = []
         self.key_packages: list[bytes] = []
@@ -295,11 +310,13 @@ class VoiceServerDouble:
             await self._send_binary(25, self.external_sender.package())
 
     async def _resume(self, d: dict[str, Any]) -> None:
+        self.resume_attempts += 1
         if (
             d.get("token") != self.token
             or d.get("session_id") != self.bot_session_id
             or int(d.get("server_id", 0)) != self.guild_id
             or not self.secret_key
+            or not self.resume_allowed
         ):
             await self.close_ws(4006)  # session no longer valid
             return
@@ -420,16 +437,17 @@ class VoiceServerDouble:
             self._dave_ready.clear()
             await self._commit_add([], bot_key_package=key_package)
 
-    async def remove_member(self, user_id: int) -> None:
-        """A user leaves the call: CLIENT_DISCONNECT, and the MLS group drops their leaf."""
+    async def remove_member(self, user_id: int) -> Member:
+        """A user leaves the call: CLIENT_DISCONNECT, and the MLS group drops their leaf.
+        Returns the departed member, whose SSRC tests may keep sending on."""
         async with self._lock:
             m = self.members.pop(user_id)
             await self._send(13, {"user_id": str(user_id)})
             if m.dave is None or not m.dave.ready:
-                return
+                return m
             committer = self._committer()
             if committer is None:
-                return
+                return m
             group_id = mls.group_id_for_channel(self.channel_id)
             vector = mls.proposals_vector(
                 [self.external_sender.remove_proposal(group_id, committer.dave.epoch, m.dave.own_leaf_index)]
@@ -446,6 +464,7 @@ class VoiceServerDouble:
             tid = next(self._transition_ids)
             await self._send_binary(29, struct.pack(">H", tid) + cw.commit)
             await self._execute_transition(tid)
+            return m
 
     # UDP -----------------------------------------------------------------------------
 
@@ -497,18 +516,28 @@ class VoiceServerDouble:
         impairment: Impairment = Impairment(),
         *,
         trailing_silence_frames: int = 5,
+        contiguous_timestamps: bool = False,
     ) -> StreamResult:
         """Send ``speech`` as ``user_id`` in real time (20 ms apart), impaired as asked.
 
-        Ends, like Discord clients, with a few Opus silence frames before going quiet."""
+        Ends, like Discord clients, with a few Opus silence frames before going quiet. Like
+        Discord's (WebRTC) clients, the RTP timestamp keeps running while the member is
+        quiet, so a new talk spurt's timestamp jumps by the silence; sequence numbers do not.
+        ``contiguous_timestamps`` sends the next frame's timestamp instead, as discord.py's
+        own sender does."""
         m = self.members[user_id]
-        rng = random.Random(impairment.seed ^ user_id)
+        # Seeded by the member's position, not its (random) ids, so a run can be repeated.
+        rng = random.Random(impairment.seed * 1000 + list(self.members).index(user_id))
         loop = asyncio.get_running_loop()
-        first_ts = m.timestamp
         frames = list(speech.packets) + [rtp.OPUS_SILENCE] * trailing_silence_frames
         start = time.monotonic() + 0.02
-        held: list[bytes] = []
-        sent = dropped = 0
+        if m.last_frame_at is not None and not contiguous_timestamps:
+            silent_frames = max(0, round((start - m.last_frame_at) / 0.02) - 1)
+            m.timestamp = (m.timestamp + silent_frames * FRAME_SAMPLES) & 0xFFFFFFFF
+        first_ts = m.timestamp
+        held: list[tuple[int, bytes]] = []
+        emitted: list[int] = []  # frame indices in the order they actually left, dups included
+        sent = dropped = duplicated = garbage = 0
         for i, opus_packet in enumerate(frames):
             due = start + i * 0.02
             delay = due - time.monotonic()
@@ -518,35 +547,51 @@ class VoiceServerDouble:
             if rng.random() < impairment.loss:
                 dropped += 1
                 continue
-            copies = 2 if rng.random() < impairment.duplicate else 1
-            if rng.random() < impairment.reorder:
-                held.append(pkt)  # goes out after the next packet(s)
+            out = [(i, pkt)]
+            if rng.random() < impairment.duplicate:
+                out.append((i, pkt))
+                duplicated += 1
+            if rng.random() < impairment.reorder and i + 1 < len(frames):
+                held.extend(out)  # goes out right after the next packet
                 continue
-            for _ in range(copies):
-                self._send_later(loop, pkt, rng.uniform(0, impairment.jitter_ms) / 1000)
-            for h in held:
-                self._send_later(loop, h, rng.uniform(0, impairment.jitter_ms) / 1000)
+            out.extend(held)
             held.clear()
+            for index, p in out:
+                self._send_later(loop, p, rng.uniform(0, impairment.jitter_ms) / 1000, emitted, index)
+            sent += len(out)
             if rng.random() < impairment.garbage:
                 self._send_later(loop, os.urandom(rng.randrange(1, 200)), 0)
-            sent += copies
-        for h in held:
-            self._send_later(loop, h, 0)
+                garbage += 1
+        for index, p in held:
+            self._send_later(loop, p, 0, emitted, index)
+        sent += len(held)
+        # Let the last jittered packets leave before reporting what was sent.
+        await asyncio.sleep(impairment.jitter_ms / 1000 + 0.005)
         m.sent += sent
         m.dropped += dropped
-        return StreamResult(user_id, m.ssrc, first_ts, start, sent, dropped)
+        m.last_frame_at = start + (len(frames) - 1) * 0.02
+        return StreamResult(user_id, m.ssrc, first_ts, start, sent, dropped, duplicated, garbage, emitted)
 
-    def _send_later(self, loop: asyncio.AbstractEventLoop, pkt: bytes, delay: float) -> None:
+    def _send_later(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pkt: bytes,
+        delay: float,
+        log: list[int] | None = None,
+        index: int = -1,
+    ) -> None:
         if delay <= 0:
-            self.send_raw(pkt)
+            self._safe_send(pkt, log, index)
         else:
-            loop.call_later(delay, self._safe_send, pkt)
+            loop.call_later(delay, self._safe_send, pkt, log, index)
 
-    def _safe_send(self, pkt: bytes) -> None:
+    def _safe_send(self, pkt: bytes, log: list[int] | None = None, index: int = -1) -> None:
         try:
             self.send_raw(pkt)
         except (ConnectionError, OSError):
-            pass
+            return
+        if log is not None:
+            log.append(index)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):

@@ -41,6 +41,9 @@ def librispeech(speaker: str, index: int = 0) -> Path:
 class EncodedSpeech:
     pcm: np.ndarray  # exactly what was encoded: whole 20 ms frames, (samples, 2) int16
     packets: list[bytes]  # one Opus packet per 20 ms
+    # The packets decoded in order by a fresh libopus decoder: what a perfect receiver must
+    # reproduce sample for sample (the source itself differs by the codec's loss and delay).
+    reference: np.ndarray
 
 
 def encode(pcm: np.ndarray, *, bitrate_kbps: int = 64) -> EncodedSpeech:
@@ -53,4 +56,8 @@ def encode(pcm: np.ndarray, *, bitrate_kbps: int = 64) -> EncodedSpeech:
         encoder.encode(pcm[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES].tobytes(), FRAME_SAMPLES)
         for i in range(frames)
     ]
-    return EncodedSpeech(pcm=pcm, packets=packets)
+    decoder = opus.Decoder()
+    reference = np.concatenate(
+        [np.frombuffer(decoder.decode(p), dtype=np.int16).reshape(-1, 2) for p in packets]
+    )
+    return EncodedSpeech(pcm=pcm, packets=packets, reference=reference)

@@ -1,0 +1,181 @@
+"""Membership and connection changes during a call, through the real discord.py client:
+leave and rejoin (new SSRC, MLS remove + add), opt-out, a 4015 resume while audio flows,
+and a voice-server move (4014 + new VOICE_SERVER_UPDATE). Speech: LibriSpeech (CC BY 4.0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.voice.client import ReceivingVoiceClient
+from tests.voice.conftest import locate
+from tests.voice.double import VoiceRoute, VoiceServerDouble
+
+CLEAN_MIN = 0.999  # see test_client_receive: lossless paths reproduce the reference decode
+TIMING_TOLERANCE = 0.06
+
+
+def _assert_heard(call, user_id: int, speech, started_at: float, *, min_corr: float = CLEAN_MIN) -> float:
+    expected = call.call_time(started_at)
+    tl = call.sink.timeline(user_id, expected + speech.reference.shape[0] / 48_000 + 1.0)
+    start, corr = locate(speech.reference, tl, expected)
+    assert corr > min_corr, (user_id, corr)
+    assert abs(start - expected) < TIMING_TOLERANCE, (start, expected)
+    return start
+
+
+async def test_leave_and_rejoin_with_a_new_ssrc(make_call, speech) -> None:
+    call = await make_call(members=2)
+    vc: ReceivingVoiceClient = call.vc
+    server = call.server
+    a, b = call.users
+    first = await server.stream(a, speech["a"])
+    await asyncio.sleep(0.3)
+    _assert_heard(call, a, speech["a"], first.started_at)
+    epoch_before = vc._connection.dave_session.epoch
+
+    departed = await server.remove_member(a)
+    # The bot took part in the MLS removal: proposals answered, commit applied.
+    session = vc._connection.dave_session
+    assert session.epoch == epoch_before + 1
+    assert str(a) not in session.get_user_ids()
+    assert vc.counters.user_disconnects == 1
+
+    # Datagrams still arriving on the departed SSRC are not anyone's audio any more.
+    frames_before = len(call.sink.frames[a])
+    for packet in speech["a"].packets[:10]:
+        server.send_raw(server.media_packet(departed, packet))
+    await asyncio.sleep(0.3)
+    assert len(call.sink.frames[a]) == frames_before
+    assert vc.receiver.unmapped_stats()[departed.ssrc].received == 10
+
+    rejoined = await server.add_member(a)
+    assert rejoined.ssrc != departed.ssrc
+    assert str(a) in session.get_user_ids() and session.epoch == epoch_before + 2
+    second = await server.stream(a, speech["b"])  # different words, same user
+    other = await server.stream(b, speech["a"])  # B still fine after two epoch changes
+    await asyncio.sleep(0.3)
+    _assert_heard(call, a, speech["b"], second.started_at)
+    _assert_heard(call, b, speech["a"], other.started_at)
+    # The bot answered each external proposal with its own commit, as a member must.
+    assert len(server.bot_commit_welcomes) == 2
+    stats = vc.receive_stats()[a]
+    assert stats.decrypt_failures == 0 and stats.received == first.sent + second.sent
+
+
+async def test_opted_out_user_is_never_decrypted_or_decoded(make_call, speech) -> None:
+    call = await make_call(members=2, listen=False)
+    vc: ReceivingVoiceClient = call.vc
+    a, b = call.users
+    vc.listen(call.sink, epoch=call.epoch, opted_out={b})
+    res_a, res_b = await asyncio.gather(call.server.stream(a, speech["a"]), call.server.stream(b, speech["b"]))
+    await asyncio.sleep(0.3)
+
+    _assert_heard(call, a, speech["a"], res_a.started_at)
+    assert b not in call.sink.frames
+    stats = vc.receive_stats()[b]
+    assert stats.received == res_b.sent and stats.dropped_opted_out == res_b.sent
+    assert stats.accepted == stats.played == stats.decrypt_failures == 0
+    # davey itself never saw B's frames: no decryption was even attempted.
+    dstats = vc._connection.dave_session.get_decryption_stats(b)
+    assert dstats is None or dstats.attempts == 0
+    assert vc._connection.dave_session.get_decryption_stats(a).successes >= len(speech["a"].packets)
+
+    # Opting back in takes effect for new packets.
+    vc.set_opted_out(())
+    res_b2 = await call.server.stream(b, speech["b"])
+    await asyncio.sleep(0.3)
+    _assert_heard(call, b, speech["b"], res_b2.started_at)
+
+
+async def test_resume_after_4015_keeps_listening_without_a_gap(make_call, speech) -> None:
+    call = await make_call(members=2)
+    vc: ReceivingVoiceClient = call.vc
+    server = call.server
+    a, b = call.users
+    receiver = vc.receiver
+    key_before = bytes(vc.secret_key)
+
+    streaming = asyncio.create_task(server.stream(a, speech["a"]))
+    await asyncio.sleep(1.0)
+    await server.close_ws(4015)  # "voice server crashed": the client should RESUME
+    res = await streaming
+    await asyncio.sleep(0.5)
+
+    assert server.resumes == 1 and server.identifies == 1, "expected a resume, not a new session"
+    assert vc.is_connected() and vc.counters.resumes == 1
+    assert vc.receiver is receiver and bytes(vc.secret_key) == key_before
+    # UDP kept flowing while the websocket was down: the whole clip, unbroken.
+    _assert_heard(call, a, speech["a"], res.started_at)
+    assert vc.receive_stats()[a].lost == 0
+    # And the resumed websocket still works: heartbeats and later events reach the client.
+    res_b = await server.stream(b, speech["b"])
+    await asyncio.sleep(0.3)
+    _assert_heard(call, b, speech["b"], res_b.started_at)
+    joiner = await server.add_member(987654321)  # a DAVE commit over the resumed socket
+    res_j = await server.stream(joiner.user_id, speech["a"])
+    await asyncio.sleep(0.3)
+    _assert_heard(call, joiner.user_id, speech["a"], res_j.started_at)
+
+
+async def test_voice_server_move_reconnects_and_keeps_buffered_audio(make_call, speech, tls) -> None:
+    call = await make_call(members=1)
+    vc: ReceivingVoiceClient = call.vc
+    (a,) = call.users
+    receiver = vc.receiver
+    before = await call.server.stream(a, speech["a"])
+
+    # Discord moves the call to another voice server: a new VOICE_SERVER_UPDATE arrives
+    # on the main gateway while connected. The other server has its own MLS group.
+    new_server = VoiceServerDouble(
+        tls, guild_id=call.server.guild_id, channel_id=call.server.channel_id, token="voice-token-2"
+    )
+    call.extra_servers.append(new_server)
+    await new_server.start()
+    await new_server.add_member(a)
+    call.discord.gateway.route = VoiceRoute(new_server.endpoint, "voice-token-2")
+    call.discord.gateway.send_voice_server_update()
+    await new_server.wait_session(timeout=20)
+    for _ in range(100):
+        if vc.is_connected():
+            break
+        await asyncio.sleep(0.05)
+    assert vc.is_connected() and vc.endpoint == new_server.endpoint
+    assert new_server.identifies == 1 and vc.counters.transport_keys == 2
+    assert vc.receiver is receiver and vc._connection.dave_session.ready
+
+    after = await new_server.stream(a, speech["b"])
+    await asyncio.sleep(0.3)
+    # Audio from before the move is still there, and the new server's audio follows it.
+    _assert_heard(call, a, speech["a"], before.started_at)
+    _assert_heard(call, a, speech["b"], after.started_at)
+    assert vc.receive_stats()[a].decrypt_failures == 0
+
+
+async def test_failed_resume_falls_back_to_a_new_session_and_keeps_listening(make_call, speech) -> None:
+    """4015, but the server lost the session (RESUME answered with 4006): the client must
+    identify afresh (new transport key, new DAVE membership) and keep its receiver."""
+    call = await make_call(members=1)
+    vc: ReceivingVoiceClient = call.vc
+    server = call.server
+    (a,) = call.users
+    receiver = vc.receiver
+    before = await server.stream(a, speech["a"])
+    key_before = bytes(vc.secret_key)
+
+    server.resume_allowed = False
+    await server.close_ws(4015)
+    for _ in range(200):
+        if vc.is_connected() and server.identifies == 2 and vc._connection.dave_session.ready:
+            break
+        await asyncio.sleep(0.05)
+    assert server.resume_attempts == 1 and server.resumes == 0 and server.identifies == 2
+    assert vc.is_connected() and vc.receiver is receiver
+    assert bytes(vc.secret_key) != key_before and vc.counters.transport_keys == 2
+    assert vc._connection.dave_session.ready
+
+    after = await server.stream(a, speech["b"])
+    await asyncio.sleep(0.3)
+    _assert_heard(call, a, speech["a"], before.started_at)
+    _assert_heard(call, a, speech["b"], after.started_at)
+    assert vc.receive_stats()[a].decrypt_failures == 0
