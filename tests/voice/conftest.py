@@ -46,10 +46,10 @@ def tls() -> TlsPair:
 
 @pytest.fixture(scope="session")
 def speech() -> dict[str, EncodedSpeech]:
-    """Two real speakers, 3 s each, Opus-encoded once per session (it is the slow part)."""
+    """Two real speakers, 2 s each, Opus-encoded once per session (it is the slow part)."""
     return {
-        "a": encode(load_speech(librispeech("1688", 1), 3.0, offset=0.5)),
-        "b": encode(load_speech(librispeech("1998", 1), 3.0, offset=0.5)),
+        "a": encode(load_speech(librispeech("1688", 1), 2.0, offset=0.5)),
+        "b": encode(load_speech(librispeech("1998", 1), 2.0, offset=0.5)),
     }
 
 
