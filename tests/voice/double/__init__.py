@@ -3,7 +3,7 @@
 from .gateway import FakeDiscord, MainGatewayStandIn, VoiceRoute, fake_discord, restore_api_base, snowflake
 from .server import Impairment, Member, StreamResult, VoiceServerDouble
 from .speech import EncodedSpeech, encode, librispeech, load_speech
-from .tls import TlsPair, make_tls_pair
+from .tls import TlsPair, make_tls_pair, tls_from_pem
 
 __all__ = [
     "EncodedSpeech",
@@ -22,4 +22,5 @@ __all__ = [
     "make_tls_pair",
     "restore_api_base",
     "snowflake",
+    "tls_from_pem",
 ]

@@ -19,6 +19,8 @@ from cryptography.x509.oid import NameOID
 class TlsPair:
     server: ssl.SSLContext
     client: ssl.SSLContext  # trusts only this certificate, with hostname checking on
+    cert_pem: bytes
+    key_pem: bytes
 
 
 def make_tls_pair(host: str = "127.0.0.1") -> TlsPair:
@@ -41,6 +43,11 @@ def make_tls_pair(host: str = "127.0.0.1") -> TlsPair:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    return tls_from_pem(cert_pem, key_pem)
+
+
+def tls_from_pem(cert_pem: bytes, key_pem: bytes) -> TlsPair:
+    """Rebuild the contexts from PEM, e.g. in another process that must serve the same cert."""
     # ssl only loads chains from files; they live only as long as this call.
     with tempfile.TemporaryDirectory() as tmp:
         cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
@@ -49,4 +56,4 @@ def make_tls_pair(host: str = "127.0.0.1") -> TlsPair:
         server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server.load_cert_chain(cert_path, key_path)
     client = ssl.create_default_context(cadata=cert_pem.decode())
-    return TlsPair(server=server, client=client)
+    return TlsPair(server=server, client=client, cert_pem=cert_pem, key_pem=key_pem)
