@@ -48,7 +48,8 @@ class AsrConfig:
                          "\"ko,en\" to detect among those only", language=True)
     beam_size: int = _opt(1, "beam width; 1 is greedy decoding, the fastest on CPU", low=1, high=10)
     workers: int = _opt(2, "transcription worker threads sharing one model", low=1, high=16)
-    cpu_threads: int = _opt(0, "threads per worker; 0 divides the machine's cores between the workers", low=0, high=64)
+    cpu_threads: int = _opt(0, "threads per worker; 0 lets each worker use every core (a lone utterance is "
+                            "transcribed fastest; busy workers share the cores)", low=0, high=64)
     queue_size: int = _opt(64, "utterances waiting for transcription before sources are slowed down", low=1, high=10000)
     batch_size: int = _opt(1, "utterances transcribed together when several are waiting; 1 turns batching off",
                            low=1, high=16)
