@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.calls import RATE, base_dir, build_call, librispeech_files, librispeech_refs, load16k, wer  # noqa: E402
 
 SPEAKERS = ["1688", "1998", "2033", "2414", "2609", "3005"]
+NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
 
 
 def make_call(tmp: Path, n: int, turns: int = 5, max_len: float = 10.0, seed: int = 0):
@@ -52,8 +53,8 @@ def make_call(tmp: Path, n: int, turns: int = 5, max_len: float = 10.0, seed: in
         spk = SPEAKERS[i % len(SPEAKERS)]
         files = [f for f in librispeech_files(spk) if len(load16k(f)) / RATE <= max_len]
         rng.shuffle(files)
-        script = [(f"p{i}", f, refs[f.stem]) for f in files[:turns]]
-        sub = tmp / f"p{i}"
+        script = [(NAMES[i], f, refs[f.stem]) for f in files[:turns]]
+        sub = tmp / NAMES[i]
         sub.mkdir()
         t, p = build_call(sub, script, gap=rng.uniform(1.0, 3.0), lead=rng.uniform(0.5, 3.0))
         tracks.update(t)

@@ -4,10 +4,10 @@ faster-whisper's ``transcribe`` is built for long files: it encodes once to dete
 language and again to decode, one file at a time. A call's utterances are short (under
 30 s, one Whisper window each), so here each batch of utterances, from any participants,
 is encoded once; language detection and greedy decoding both read that encoder output.
-Decoding options match ``WhisperModel.transcribe(..., without_timestamps=True,
-condition_on_previous_text=False)``, and an utterance that fails Whisper's quality checks
-falls back to faster-whisper's own temperature fallback, so the text equals what plain
-faster-whisper would produce.
+Greedy decoding matches ``WhisperModel.transcribe(..., without_timestamps=True,
+condition_on_previous_text=False)``, so the text is what plain faster-whisper produces; an
+utterance that fails Whisper's quality checks gets Whisper's remedies (see ``_fallback``),
+bounded so that one bad utterance cannot hold a worker for seconds.
 """
 
 from __future__ import annotations
@@ -96,39 +96,73 @@ class WhisperTranscriber:
         return self.transcribe_batch([request], options)[0]
 
     def transcribe_batch(self, requests: list[Request], options: DecodeOptions) -> list[Transcript]:
-        from faster_whisper.transcribe import get_compression_ratio
-
         features = np.stack([self._features(r.audio) for r in requests])
         encoded = self.model.encode(features)
         languages = self._languages(encoded, requests, options)
-        prompts = []
-        for request, (lang, _) in zip(requests, languages):
-            prompts.append(self.model.get_prompt(self._tokenizer(lang), [], without_timestamps=True,
-                                                 hotwords=request.hotwords))
+        prompts = [self._prompt(lang, r.hotwords) for r, (lang, _) in zip(requests, languages)]
+        max_length = max(self._max_length(p, r) for p, r in zip(prompts, requests))
         results = self.model.model.generate(
             encoded, prompts, beam_size=options.beam_size, patience=1.0, length_penalty=1.0,
-            max_length=self.model.max_length, return_scores=True, return_no_speech_prob=True,
+            max_length=max_length, return_scores=True, return_no_speech_prob=True,
             suppress_blank=True, suppress_tokens=self._suppress,
         )
         out = []
-        for request, (lang, lang_p), result in zip(requests, languages, results):
-            tokens = result.sequences_ids[0]
-            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-            text = self._tokenizer(lang).decode(tokens).strip()
-            ratio = get_compression_ratio(text)
-            no_speech = float(result.no_speech_prob)
-            silent = no_speech > _NO_SPEECH_SILENCE and avg_logprob < _LOGPROB_FALLBACK
-            if not silent and (ratio > _COMPRESSION_FALLBACK or avg_logprob < _LOGPROB_FALLBACK):
-                text, avg_logprob, ratio, no_speech = self._fallback(request.audio, lang, request.hotwords,
-                                                                     options, (text, avg_logprob, ratio, no_speech))
+        for i, (request, (lang, lang_p), result) in enumerate(zip(requests, languages, results)):
+            decoded = self._read(result, lang)
+            if decoded.needs_fallback:
+                decoded = self._fallback(features[i], request, lang, options, decoded)
             rejected = None
             if options.filter is not None:
-                rejected = rejection_reason(text, avg_logprob=avg_logprob, no_speech_prob=no_speech,
-                                            compression_ratio=ratio, options=options.filter)
-            out.append(Transcript(text=text, language=lang, language_probability=lang_p,
-                                  avg_logprob=float(avg_logprob), no_speech_prob=no_speech,
-                                  compression_ratio=float(ratio), rejected=rejected))
+                rejected = rejection_reason(decoded.text, avg_logprob=decoded.avg_logprob,
+                                            no_speech_prob=decoded.no_speech_prob,
+                                            compression_ratio=decoded.compression_ratio, options=options.filter)
+            out.append(Transcript(text=decoded.text, language=lang, language_probability=lang_p,
+                                  avg_logprob=decoded.avg_logprob, no_speech_prob=decoded.no_speech_prob,
+                                  compression_ratio=decoded.compression_ratio, rejected=rejected))
         return out
+
+    def _prompt(self, language: str, hotwords: str | None) -> list[int]:
+        return self.model.get_prompt(self._tokenizer(language), [], without_timestamps=True, hotwords=hotwords)
+
+    def _max_length(self, prompt: list[int], request: Request) -> int:
+        # Nobody says more than ~20 tokens a second (Korean, Chinese included); without a
+        # bound a derailed decode runs to Whisper's 448 tokens, seconds of work per utterance.
+        seconds = len(request.audio) / 16000
+        return min(self.model.max_length, len(prompt) + 20 + int(20 * seconds))
+
+    def _read(self, result, language: str) -> "_Decoded":
+        from faster_whisper.transcribe import get_compression_ratio
+
+        tokens = result.sequences_ids[0]
+        text = self._tokenizer(language).decode(tokens).strip()
+        return _Decoded(text, float(result.scores[0] * len(tokens) / (len(tokens) + 1)),
+                        float(get_compression_ratio(text)), float(result.no_speech_prob))
+
+    def _fallback(self, features: np.ndarray, request: Request, language: str, options: DecodeOptions,
+                  greedy: "_Decoded") -> "_Decoded":
+        """Whisper's remedies for a decode that looped or lost confidence, with bounded cost.
+
+        First without the hotwords: a list of names in the prompt can itself start a loop
+        (Whisper goes on with the list). Then sampling at rising temperatures, as Whisper's
+        own fallback does, two hypotheses each instead of five.
+        """
+        encoded = self.model.encode(features[None])
+        prompt = self._prompt(language, None)
+        max_length = self._max_length(prompt, request)
+        common = dict(max_length=max_length, return_scores=True, return_no_speech_prob=True,
+                      suppress_blank=True, suppress_tokens=self._suppress)
+        tried = [greedy]
+        attempts = [dict(beam_size=options.beam_size)] if request.hotwords else []
+        attempts += [dict(beam_size=1, num_hypotheses=2, sampling_topk=0, sampling_temperature=t)
+                     for t in (0.2, 0.5, 0.8)]
+        for kwargs in attempts:
+            result = self.model.model.generate(encoded, [prompt], **common, **kwargs)[0]
+            decoded = self._read(result, language)
+            if not decoded.needs_fallback:
+                return decoded
+            tried.append(decoded)
+        fine = [d for d in tried if d.compression_ratio <= _COMPRESSION_FALLBACK]
+        return max(fine or tried, key=lambda d: d.avg_logprob)
 
     def _languages(self, encoded, requests: list[Request], options: DecodeOptions) -> list[tuple[str, float]]:
         if options.language is not None or not self.multilingual:
@@ -145,18 +179,16 @@ class WhisperTranscriber:
             detected.append((lang, probs.get(lang, 0.0)))
         return detected
 
-    def _fallback(self, audio, language, hotwords, options, greedy):
-        """Whisper's temperature fallback for an utterance greedy decoding got wrong (rare)."""
-        segments, _ = self.model.transcribe(
-            audio, language=language, beam_size=options.beam_size, temperature=[0.2, 0.4, 0.6, 0.8, 1.0],
-            condition_on_previous_text=False, without_timestamps=True, vad_filter=False, hotwords=hotwords,
-            no_speech_threshold=None)
-        segments = list(segments)
-        if not segments:
-            return greedy
-        joiner = "" if language in ("zh", "ja") else " "
-        text = joiner.join(s.text.strip() for s in segments).strip()
-        logprob = float(np.mean([s.avg_logprob for s in segments]))
-        if logprob <= greedy[1]:
-            return greedy
-        return (text, logprob, max(s.compression_ratio for s in segments), max(s.no_speech_prob for s in segments))
+
+@dataclass(frozen=True)
+class _Decoded:
+    text: str
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+    @property
+    def needs_fallback(self) -> bool:
+        """Whisper's own rule: too repetitive or too unsure, unless it is just silence."""
+        silent = self.no_speech_prob > _NO_SPEECH_SILENCE and self.avg_logprob < _LOGPROB_FALLBACK
+        return not silent and (self.compression_ratio > _COMPRESSION_FALLBACK or self.avg_logprob < _LOGPROB_FALLBACK)
