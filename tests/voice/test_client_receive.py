@@ -10,19 +10,20 @@ import asyncio
 import pytest
 
 from bot.voice.client import ReceivingVoiceClient
-from tests.voice.conftest import correlation_at, locate
+from tests.voice.conftest import clean_min, on_time, similarity
 from tests.voice.double import Impairment
 
 # Output is compared with ``EncodedSpeech.reference``, the same packets decoded locally in
-# order: a lossless path reproduces it sample for sample (correlation 1.0), while a shift
-# of one sample, a dropped or misordered frame or another speaker's audio falls far below.
-CLEAN_MIN = 0.999
+# order: a lossless path reproduces it sample for sample (similarity 1.0, see clean_min),
+# while a shift of one sample, a dropped or misordered frame or another speaker's audio
+# falls far below.
 CROSS_MAX = 0.2
-# Against the original recording (codec loss included) these clips measure 0.79 and 0.92.
+# Against the original recording (codec loss and delay included) these clips measure
+# 0.83 and 0.94.
 SOURCE_MIN = 0.75
-# Where the audio lands in call time vs when the double sent its first packet: the
+# Where frame 0 lands in call time vs the window its datagrams' departures imply: the
 # loopback adds well under a millisecond; the bound allows for the 2-core machine's
-# scheduling and the Opus codec delay (6.5 ms).
+# scheduling of the receive thread and poll task.
 TIMING_TOLERANCE = 0.06
 
 
@@ -42,28 +43,20 @@ async def test_two_speakers_each_come_out_as_their_own_audio(make_call, speech) 
     res_a = await task_a
     await _drain()
 
-    total = call.call_time(res_b.started_at) + 4.0
-    tl_a, tl_b = call.sink.timeline(a, total), call.sink.timeline(b, total)
-    for res, src, own, other in ((res_a, speech["a"], tl_a, tl_b), (res_b, speech["b"], tl_b, tl_a)):
-        expected = call.call_time(res.started_at)
-        start, corr = locate(src.reference, own, expected)
-        assert corr > CLEAN_MIN, (res.user_id, corr)
-        assert abs(start - expected) < TIMING_TOLERANCE, (start, expected)
-        assert locate(src.pcm, own, expected)[1] > SOURCE_MIN
-        # And it is not in the other user's stream.
-        assert abs(correlation_at(src.reference, other, start)) < CROSS_MAX
-
-    # Relative timing between the speakers survives end to end.
-    start_a, _ = locate(speech["a"].reference, tl_a, call.call_time(res_a.started_at))
-    start_b, _ = locate(speech["b"].reference, tl_b, call.call_time(res_b.started_at))
-    sent_gap = res_b.started_at - res_a.started_at
-    assert abs((start_b - start_a) - sent_gap) < 0.03
+    for res, src, other in ((res_a, speech["a"], speech["b"]), (res_b, speech["b"], speech["a"])):
+        assert call.heard(res.user_id, src, res, tolerance=TIMING_TOLERANCE) > clean_min(res)
+        _, pcm = call.sink.pcm_from(res.user_id, after=0.0)
+        assert similarity(pcm, src.pcm, max_lag=960) > SOURCE_MIN  # and it is that person
+        assert similarity(pcm, other.reference) < CROSS_MAX  # not the other one
 
     stats = vc.receive_stats()
     for res in (res_a, res_b):
         s = stats[res.user_id]
-        assert s.received == res.sent and s.accepted == res.sent
-        assert s.decrypt_failures == 0 and s.decode_failures == 0 and s.lost == 0
+        assert s.received == res.sent and s.decrypt_failures == 0 and s.decode_failures == 0
+        if on_time(res):
+            assert s.accepted == res.sent == s.played and s.lost == 0 and s.late == 0
+        else:
+            assert s.accepted + s.late == res.sent and s.played == s.accepted
     # DAVE really decrypted every non-silence frame (silence frames are never E2EE'd).
     session = vc._connection.dave_session
     for res, src in ((res_a, speech["a"]), (res_b, speech["b"])):
@@ -83,15 +76,13 @@ async def test_speech_survives_loss_reordering_jitter_duplicates_and_garbage(mak
     await _drain()
     assert res_a.dropped > 0 and res_b.dropped > 0, "the impairment did not bite"
 
-    total = call.call_time(max(res_a.started_at, res_b.started_at)) + 4.0
     stats = vc.receive_stats()
     for res, src in ((res_a, speech["a"]), (res_b, speech["b"])):
-        tl = call.sink.timeline(res.user_id, total)
-        expected = call.call_time(res.started_at)
-        start, corr = locate(src.reference, tl, expected)
-        # ~5 % of 20 ms frames concealed by Opus PLC/FEC: still clearly the same speech.
-        assert corr > 0.8, (res.user_id, corr)
-        assert abs(start - expected) < TIMING_TOLERANCE + 0.03
+        # ~5 % of 20 ms frames concealed by Opus PLC/FEC: still clearly the same speech,
+        # and every frame in its place (a shifted or missing frame would misalign the rest).
+        # The jitter (up to 25 ms) delays arrivals beyond what send_log shows.
+        corr = call.heard(res.user_id, src, res, tolerance=TIMING_TOLERANCE + 0.03)
+        assert corr > 0.8, (res.user_id, corr)  # measured 0.88-0.95 at this impairment
         s = stats[res.user_id]
         assert s.received == res.sent
         # Each duplicated datagram is discarded once: by the jitter buffer, or by DAVE's
@@ -99,13 +90,14 @@ async def test_speech_survives_loss_reordering_jitter_duplicates_and_garbage(mak
         # refuse are ones overtaken by the sender's very first frame (see dave_early).
         early = res.dave_early()
         distinct_ok = len(set(res.emitted)) - len({i for i in res.emitted if i < res.emitted[0]})
-        assert s.accepted == distinct_ok, (s, res)
+        # A frame that arrived after its playout time is "late" instead of accepted.
+        assert s.accepted + s.late == distinct_ok, (s, res)
         assert s.duplicates + s.decrypt_failures == res.sent - distinct_ok
         assert s.decrypt_failures <= res.duplicated + early
         assert res.duplicated > 0
-        # Every frame that arrived is played or (if the jitter buffer had already given up
-        # on it) late; the dropped ones are concealed, so the timeline has no holes.
-        assert s.played + s.late == s.accepted
+        # Every accepted frame is played; the dropped and late ones are concealed, so the
+        # timeline has no holes.
+        assert s.played == s.accepted and s.decode_failures == 0
         # Loss is counted from the first frame played on: frames the double dropped after it.
         missing = set(range(res.emitted[0], len(src.packets) + 5)) - set(res.emitted)
         assert len(missing) <= s.lost <= len(missing) + s.late
@@ -121,10 +113,7 @@ async def test_transport_only_call_without_dave(make_call, speech) -> None:
     assert vc._connection.dave_protocol_version == 0
     res = await call.server.stream(a, speech["a"])
     await _drain()
-    tl = call.sink.timeline(a, call.call_time(res.started_at) + 4.0)
-    start, corr = locate(speech["a"].reference, tl, call.call_time(res.started_at))
-    assert corr > CLEAN_MIN
-    assert abs(start - call.call_time(res.started_at)) < TIMING_TOLERANCE
+    assert call.heard(a, speech["a"], res, tolerance=TIMING_TOLERANCE) > clean_min(res)
     assert vc.receive_stats()[a].decrypt_failures == 0
 
 
@@ -135,12 +124,8 @@ async def _two_spurts(call, speech, *, contiguous: bool) -> None:
     await asyncio.sleep(1.0)
     second = await call.server.stream(a, speech["b"], contiguous_timestamps=contiguous)
     await _drain()
-    tl = call.sink.timeline(a, call.call_time(second.started_at) + 4.0)
     for res, src in ((first, speech["a"]), (second, speech["b"])):
-        expected = call.call_time(res.started_at)
-        start, corr = locate(src.reference, tl, expected, search=1.5)
-        assert corr > 0.99, corr
-        assert abs(start - expected) < TIMING_TOLERANCE, (start, expected)
+        assert call.heard(a, src, res, tolerance=TIMING_TOLERANCE) > clean_min(res)
 
 
 async def test_talk_spurts_keep_their_wall_clock_timing(make_call, speech) -> None:

@@ -77,16 +77,38 @@ class StreamResult:
     dropped: int
     duplicated: int = 0
     garbage: int = 0
-    emitted: list[int] = field(default_factory=list)  # frame indices in send order
+    # (frame index, time.monotonic()) of every datagram as it actually left, dups included.
+    # Under CPU load the double's own loop is late too, so timing is judged against this.
+    send_log: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def emitted(self) -> list[int]:
+        """Frame indices in the order they left."""
+        return [i for i, _ in self.send_log]
 
     def dave_early(self) -> int:
         """Datagrams that left before this sender's first-sent frame but belong to earlier
         frames. davey fixes each sender's nonce baseline at the first frame it decrypts and
         rejects anything older, so with DAVE these fail (and only these, besides replays)."""
-        if not self.emitted:
+        emitted = self.emitted
+        if not emitted:
             return 0
-        first = self.emitted[0]
-        return sum(1 for i in self.emitted if i < first)
+        return sum(1 for i in emitted if i < emitted[0])
+
+    def max_lateness(self) -> float:
+        """How far behind its 20 ms schedule the double's own sending fell (seconds). On a
+        loaded 2-core machine the test process can stall; beyond the receiver's playout
+        delay that makes frames late, which the receiver then rightly conceals."""
+        return max((t - (self.started_at + i * 0.02) for i, t in self.send_log), default=0.0)
+
+    def timing_window(self) -> tuple[float, float]:
+        """Where frame 0 belongs in monotonic time, as a receiver can know it: somewhere
+        between the earliest and the latest start implied by a datagram's departure (a
+        receiver anchors on an arrival and may re-anchor on a later or better one). Without
+        stalls the window is as wide as the jitter; a stall widens it honestly."""
+        implied = [t - i * 0.02 for i, t in self.send_log]
+        return min(implied), max(implied)
+
 
 class VoiceServerDouble:
     def __init__(
@@ -536,7 +558,7 @@ class VoiceServerDouble:
             m.timestamp = (m.timestamp + silent_frames * FRAME_SAMPLES) & 0xFFFFFFFF
         first_ts = m.timestamp
         held: list[tuple[int, bytes]] = []
-        emitted: list[int] = []  # frame indices in the order they actually left, dups included
+        send_log: list[tuple[int, float]] = []
         sent = dropped = duplicated = garbage = 0
         for i, opus_packet in enumerate(frames):
             due = start + i * 0.02
@@ -557,27 +579,27 @@ class VoiceServerDouble:
             out.extend(held)
             held.clear()
             for index, p in out:
-                self._send_later(loop, p, rng.uniform(0, impairment.jitter_ms) / 1000, emitted, index)
+                self._send_later(loop, p, rng.uniform(0, impairment.jitter_ms) / 1000, send_log, index)
             sent += len(out)
             if rng.random() < impairment.garbage:
                 self._send_later(loop, os.urandom(rng.randrange(1, 200)), 0)
                 garbage += 1
         for index, p in held:
-            self._send_later(loop, p, 0, emitted, index)
+            self._send_later(loop, p, 0, send_log, index)
         sent += len(held)
         # Let the last jittered packets leave before reporting what was sent.
         await asyncio.sleep(impairment.jitter_ms / 1000 + 0.005)
         m.sent += sent
         m.dropped += dropped
         m.last_frame_at = start + (len(frames) - 1) * 0.02
-        return StreamResult(user_id, m.ssrc, first_ts, start, sent, dropped, duplicated, garbage, emitted)
+        return StreamResult(user_id, m.ssrc, first_ts, start, sent, dropped, duplicated, garbage, send_log)
 
     def _send_later(
         self,
         loop: asyncio.AbstractEventLoop,
         pkt: bytes,
         delay: float,
-        log: list[int] | None = None,
+        log: list[tuple[int, float]] | None = None,
         index: int = -1,
     ) -> None:
         if delay <= 0:
@@ -585,13 +607,13 @@ class VoiceServerDouble:
         else:
             loop.call_later(delay, self._safe_send, pkt, log, index)
 
-    def _safe_send(self, pkt: bytes, log: list[int] | None = None, index: int = -1) -> None:
+    def _safe_send(self, pkt: bytes, log: list[tuple[int, float]] | None = None, index: int = -1) -> None:
         try:
             self.send_raw(pkt)
         except (ConnectionError, OSError):
             return
         if log is not None:
-            log.append(index)
+            log.append((index, time.monotonic()))
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
