@@ -176,3 +176,28 @@ async def test_failed_resume_falls_back_to_a_new_session_and_keeps_listening(mak
     _assert_heard(call, a, speech["a"], before)
     _assert_heard(call, a, speech["b"], after)
     assert vc.receive_stats()[a].decrypt_failures == 0
+
+
+async def test_dave_epoch_changes_during_speech_lose_nothing(make_call, speech) -> None:
+    """People join and leave while A talks: each is an MLS commit (new epoch, new keys)
+    that discord.py applies on the event loop while the socket reader thread is decrypting
+    A's frames with the same davey session. The double's members switch keys at the DAVE
+    transition, as real clients do, so not one of A's frames may fail."""
+    call = await make_call(members=2)
+    vc: ReceivingVoiceClient = call.vc
+    a, b = call.users
+    session = vc._connection.dave_session
+    epoch0 = session.epoch
+    talking = asyncio.create_task(call.server.stream(a, speech["a"]))
+    for k in range(3):
+        await asyncio.sleep(0.3)
+        await call.server.add_member(7_000 + k)
+    await call.server.remove_member(b)
+    res = await talking
+    await asyncio.sleep(0.4)
+
+    assert session.epoch == epoch0 + 4
+    assert session.get_decryption_stats(a).failures == 0
+    s = vc.receive_stats()[a]
+    assert s.decrypt_failures == 0 and s.received == res.sent
+    _assert_heard(call, a, speech["a"], res)

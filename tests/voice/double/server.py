@@ -11,7 +11,8 @@ It speaks the server side of what discord.py 2.7.1's real voice client needs:
 * DAVE v1: the double is the MLS external sender (opcode 25), and each simulated member is a
   real ``davey.DaveSession``. The first member commits the external proposals that add the
   bot (and later joiners); the bot gets MLS_WELCOME(30) / MLS_ANNOUNCE_COMMIT_TRANSITION(29)
-  and must confirm with DAVE_TRANSITION_READY(23) before DAVE_EXECUTE_TRANSITION(22). The
+  and must confirm with DAVE_TRANSITION_READY(23) before DAVE_EXECUTE_TRANSITION(22); the
+  members switch their sending keys only then, as DAVE clients do. The
   bot is also sent the same proposals (27), as Discord does, and its COMMIT_WELCOME(28)
   answer is recorded; the double always lets a simulated member win the commit race.
 * impairments: loss, reordering, jitter, duplicates and garbage datagrams, seeded.
@@ -426,30 +427,37 @@ class VoiceServerDouble:
                 m.dave.process_proposals(davey.ProposalsOperationType.append, vector)
         cw = committer.dave.process_proposals(davey.ProposalsOperationType.append, vector)
         assert cw is not None, "committer produced no commit"
+        tid: int | None = None
+        if bot_in_group:
+            tid = next(self._transition_ids)
+            await self._send_binary(29, struct.pack(">H", tid) + cw.commit)
+            await self._await_ready(tid)
+        elif bot_key_package is not None:
+            tid = next(self._transition_ids)
+            await self._send_binary(30, struct.pack(">H", tid) + cw.welcome)
+            await self._await_ready(tid)
+        # Senders move to the new epoch's keys only once every recipient is ready (the point
+        # of DAVE's transitions), so the simulated members apply the commit now. Until then
+        # the bot must still decrypt their frames with the previous epoch's keys.
         for m in self.members.values():
             if m.dave is not None and (m.dave.ready or m is committer) and all(m is not j for j, _ in joiners):
                 m.dave.process_commit(cw.commit)
         for j, _ in joiners:
             j.dave.process_welcome(cw.welcome)
-        if bot_in_group:
-            tid = next(self._transition_ids)
-            await self._send_binary(29, struct.pack(">H", tid) + cw.commit)
-            await self._execute_transition(tid)
-        elif bot_key_package is not None:
-            tid = next(self._transition_ids)
-            await self._send_binary(30, struct.pack(">H", tid) + cw.welcome)
-            await self._execute_transition(tid)
-            self._dave_ready.set()
+        if tid is not None:
+            await self._send(22, {"transition_id": tid})
+            if not bot_in_group:
+                self._dave_ready.set()
         self.group_epoch = committer.dave.epoch
 
-    async def _execute_transition(self, tid: int, timeout: float = 5.0) -> None:
+    async def _await_ready(self, tid: int, timeout: float = 5.0) -> None:
+        """Until the bot sends DAVE_TRANSITION_READY (23) for ``tid``."""
         fut = asyncio.get_running_loop().create_future()
         self._transition_waiters[tid] = fut
         try:
             await asyncio.wait_for(fut, timeout)
         finally:
             self._transition_waiters.pop(tid, None)
-        await self._send(22, {"transition_id": tid})
 
     async def _add_bot_to_group(self, key_package: bytes) -> None:
         async with self._lock:
@@ -480,12 +488,13 @@ class VoiceServerDouble:
                     other.dave.process_proposals(davey.ProposalsOperationType.append, vector)
             cw = committer.dave.process_proposals(davey.ProposalsOperationType.append, vector)
             assert cw is not None
-            for other in self.members.values():
-                if other.dave is not None and other.dave.ready:
-                    other.dave.process_commit(cw.commit)
             tid = next(self._transition_ids)
             await self._send_binary(29, struct.pack(">H", tid) + cw.commit)
-            await self._execute_transition(tid)
+            await self._await_ready(tid)
+            for other in self.members.values():  # senders switch keys once all are ready
+                if other.dave is not None and other.dave.ready:
+                    other.dave.process_commit(cw.commit)
+            await self._send(22, {"transition_id": tid})
             return m
 
     # UDP -----------------------------------------------------------------------------
