@@ -201,3 +201,28 @@ async def test_dave_epoch_changes_during_speech_lose_nothing(make_call, speech) 
     s = vc.receive_stats()[a]
     assert s.decrypt_failures == 0 and s.received == res.sent
     _assert_heard(call, a, speech["a"], res)
+
+
+async def test_kicked_from_the_channel_stops_listening_and_flushes(make_call, speech) -> None:
+    """Disconnected by Discord (VOICE_STATE_UPDATE with no channel, then 4014): the client
+    ends for good, and audio still in the jitter buffer reaches the sink first."""
+    call = await make_call(members=1)
+    vc: ReceivingVoiceClient = call.vc
+    (a,) = call.users
+    talking = asyncio.create_task(call.server.stream(a, speech["a"]))
+    await asyncio.sleep(1.0)
+    call.discord.gateway.kick()
+    await call.server.close_ws(4014)
+    await talking
+    for _ in range(100):
+        if not vc.is_connected() and not vc.is_listening():
+            break
+        await asyncio.sleep(0.05)
+    assert not vc.is_connected() and not vc.is_listening()
+    assert call.server.identifies == 1  # it did not try to come back
+    played = vc.receive_stats()[a].played
+    assert played >= 40  # about a second of speech made it out before the kick
+    assert sum(vc.receiver.buffered().values()) == 0  # the jitter buffer was flushed out
+    frames_then = len(call.sink.frames[a])
+    await asyncio.sleep(0.2)
+    assert len(call.sink.frames[a]) == frames_then  # and nothing after it

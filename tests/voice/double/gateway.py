@@ -86,6 +86,11 @@ class MainGatewayStandIn:
         if channel_id is not None:
             self.send_voice_server_update()
 
+    def kick(self) -> None:
+        """A moderator disconnects the bot: the gateway says it is in no channel any more
+        (the voice server closes the websocket with 4014 alongside)."""
+        self._answer(None, False, False)
+
     def send_voice_server_update(self) -> None:
         self.state.parse_voice_server_update(
             {"token": self.route.token, "guild_id": str(self.guild_id), "endpoint": self.route.endpoint}
