@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,17 @@ from discord import opus
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms, Discord's packet size
-SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-if not SHARED_DATA.exists():  # the work tree may sit elsewhere than beside shared/
-    SHARED_DATA = Path("/work/shared/data")
+
+
+def _shared_data() -> Path:
+    # STALK_SHARED_DATA first (as the receive-core tests do), then shared/ beside the
+    # repository (CI's layout), then this workplace's fixed location.
+    candidates = [Path(os.environ["STALK_SHARED_DATA"])] if "STALK_SHARED_DATA" in os.environ else []
+    candidates += [Path(__file__).resolve().parents[4] / "shared" / "data", Path("/work/shared/data")]
+    return next((c for c in candidates if (c / "librispeech").is_dir()), candidates[-1])
+
+
+SHARED_DATA = _shared_data()
 
 
 def load_speech(path: Path, seconds: float | None = None, offset: float = 0.0) -> np.ndarray:
