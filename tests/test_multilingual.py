@@ -1,0 +1,102 @@
+"""Korean, Mandarin and Russian calls through the pipeline with the multilingual base model."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.replay import Track, replay
+from storage import get_session, open_database
+from tests.calls import build_call, cer, shared
+
+pytestmark = pytest.mark.slow
+
+
+def korean_refs() -> list[tuple[str, str, str]]:
+    rows = []
+    for line in shared("data", "korean", "trans.tsv").read_text(encoding="utf-8").splitlines():
+        file, speaker, text = line.split("\t")
+        rows.append((file, speaker, text))
+    return rows
+
+
+def replay_call(config, tracks, tmp_path, transcriber, language):
+    config = config.replace("asr", language=language)
+    summary = replay(config, [Track(n, str(p)) for n, p in tracks.items()], db_url=str(tmp_path / "ml.db"),
+                     speed=0, out=io.StringIO(), transcriber=transcriber, language=language)
+    db = open_database(str(tmp_path / "ml.db"))
+    detail = get_session(db, summary.session_id)
+    db.close()
+    return detail
+
+
+def texts_by_turn(detail, placed):
+    return [" ".join(u.text for u in detail.utterances
+                     if u.speaker == p.speaker and p.speech_start - 0.4 <= u.start <= p.speech_end + 0.2)
+            for p in placed]
+
+
+@pytest.fixture(scope="module")
+def korean_call(tmp_path_factory):
+    """Two Common Voice speakers (민지, 서준) taking turns, three sentences each."""
+    rows = korean_refs()
+    by_speaker: dict[str, list] = {}
+    for file, speaker, text in rows:
+        by_speaker.setdefault(speaker, []).append((file, text))
+    a, b = [s for s, items in by_speaker.items() if len(items) >= 3][:2]
+    script = []
+    for i in range(3):
+        for name, spk in (("민지", a), ("서준", b)):
+            file, text = by_speaker[spk][i]
+            script.append((name, shared("data", "korean", file), text))
+    return build_call(tmp_path_factory.mktemp("ko"), script)
+
+
+@pytest.mark.parametrize("language", ["auto", "ko,en"])
+def test_korean_call_is_transcribed_in_korean(korean_call, tmp_path, config, base_model, language):
+    tracks, placed = korean_call
+    detail = replay_call(config, tracks, tmp_path, base_model, language)
+    assert {u.speaker for u in detail.utterances} == {"민지", "서준"}
+    assert all(u.language == "ko" for u in detail.utterances)
+    ours = texts_by_turn(detail, placed)
+    # Plain faster-whisper base on the same files, language detected, as the shared data's
+    # README measured it (17% CER over all 59 files).
+    plain = []
+    for p in placed:
+        segs, info = base_model.model.transcribe(str(shared("data", "korean", p.source)), beam_size=1)
+        plain.append(" ".join(s.text for s in segs))
+    refs = [p.text for p in placed]
+    assert cer(refs, ours) <= cer(refs, plain) + 0.03
+    assert cer(refs, ours) < 0.4  # base is weak on Korean; the comparison above is the real check
+
+
+def test_mandarin_and_russian_speakers_in_one_call(tmp_path, config, base_model):
+    """Each speaker keeps their own language when the call is detected per utterance."""
+    zh = [l.split("\t") for l in shared("data", "chinese", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    ru = [l.split("\t") for l in shared("data", "russian", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    script = []
+    for i in range(2):
+        script.append(("李娜", shared("data", "chinese", zh[i][0]), zh[i][1]))
+        script.append(("Olga", shared("data", "russian", ru[i][0]), ru[i][1]))
+    tracks, placed = build_call(tmp_path, script)
+    detail = replay_call(config, tracks, tmp_path, base_model, "auto")
+    langs = {u.speaker: {x.language for x in detail.utterances if x.speaker == u.speaker} for u in detail.utterances}
+    assert langs == {"李娜": {"zh"}, "Olga": {"ru"}}
+    ours = texts_by_turn(detail, placed)
+    plain = []
+    for p in placed:
+        folder = "chinese" if p.speaker == "李娜" else "russian"
+        segs, _ = base_model.model.transcribe(str(shared("data", folder, p.source)), beam_size=1)
+        plain.append(" ".join(s.text for s in segs))
+    # Whisper often writes Mandarin in traditional characters where the references are
+    # simplified, so compare with plain faster-whisper rather than against a fixed bar.
+    refs = [p.text for p in placed]
+    assert cer(refs, ours) <= cer(refs, plain) + 0.05
+    assert cer(refs, ours) < 0.6
+    # Stored and exported as written, not escaped or mangled.
+    from storage import session_to_json
+
+    exported = session_to_json(detail)
+    assert any("李娜" == u["speaker"] for u in exported["utterances"])
+    assert any(any("\u4e00" <= ch <= "\u9fff" for ch in u["text"]) for u in exported["utterances"])
