@@ -153,3 +153,17 @@ def test_replay_command_line(tmp_path, monkeypatch, capsys):
     assert wer([librispeech_refs()[f.stem]], [" ".join(texts)]) < 0.3
     assert main(["logs", "list", "--db", str(db)]) == 0
     assert str(sid) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("hotwords", [True, False])
+def test_participant_names_are_vocabulary_hints(tmp_path, config, tiny_en, hotwords):
+    """Bob says "... quoth Zau al Makan"; with the names as hotwords Whisper hears the name
+    (tiny.en alone writes "what's out of my car")."""
+    refs = librispeech_refs()
+    said = next(f for f in librispeech_files("2033") if f.stem.endswith("0005"))
+    other = librispeech_files("1998")[7]
+    tracks, _ = build_call(tmp_path, [("Zau al Makan", other, refs[other.stem]), ("bob", said, refs[said.stem])])
+    config = config.replace("asr", hotwords=hotwords)
+    _, detail, _ = run(config, tracks, tmp_path, tiny_en)
+    bob = " ".join(u.text for u in detail.utterances if u.speaker == "bob")
+    assert ("Makan" in bob) is hotwords, bob
