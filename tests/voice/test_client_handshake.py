@@ -8,6 +8,8 @@ are real davey sessions.
 
 from __future__ import annotations
 
+import asyncio
+
 import davey
 
 from bot.voice.client import ReceivingVoiceClient
@@ -45,8 +47,6 @@ async def test_handshake_negotiates_transport_and_joins_the_dave_group(make_call
 async def test_double_refuses_a_client_without_dave(tls) -> None:
     """The double enforces DAVE the way Discord does (close 4017); a guard that the
     handshake test above would notice if DAVE were silently skipped."""
-    import asyncio
-
     import aiohttp
 
     from tests.voice.double import VoiceServerDouble, snowflake
@@ -65,3 +65,23 @@ async def test_double_refuses_a_client_without_dave(tls) -> None:
                 assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4017
     finally:
         await server.stop()
+
+
+async def test_bot_still_speaks_under_dave_while_listening(make_call, speech) -> None:
+    """Receiving must not break discord.py's sending: Opus the bot sends is transport- and
+    end-to-end encrypted so that a group member (a davey session in the double) can open it,
+    while the bot goes on receiving."""
+    call = await make_call(members=1)
+    vc: ReceivingVoiceClient = call.vc
+    (a,) = call.users
+    packets = speech["b"].packets[:50]
+    talking = asyncio.create_task(call.server.stream(a, speech["a"]))
+    for p in packets:
+        vc.send_audio_packet(p, encode=False)
+        await asyncio.sleep(0.02)
+    res = await talking
+    await asyncio.sleep(0.2)
+    assert call.server.bot_heard == packets
+    stats = vc.receive_stats()[a]
+    assert stats.received == res.sent and stats.accepted + stats.late == res.sent
+    assert stats.decrypt_failures == 0

@@ -62,3 +62,21 @@ def packet(
 ) -> bytes:
     clear, ext_body = header(seq, timestamp, ssrc, extension=extension)
     return encrypt(mode, key, clear, ext_body + payload, counter)
+
+
+def decrypt(mode: str, key: bytes, packet: bytes) -> tuple[int, bytes]:
+    """Open an rtpsize packet: (clear header length, plaintext after the extension body)."""
+    cc = packet[0] & 0x0F
+    header_len = 12 + 4 * cc
+    ext_words = 0
+    if packet[0] & 0x10:
+        ext_words = struct.unpack_from(">H", packet, header_len + 2)[0]
+        header_len += 4
+    clear, sealed, suffix = packet[:header_len], packet[header_len:-4], packet[-4:]
+    if mode == "aead_xchacha20_poly1305_rtpsize":
+        plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, clear, suffix + bytes(20), key)
+    elif mode == "aead_aes256_gcm_rtpsize":
+        plain = AESGCM(key).decrypt(suffix + bytes(8), sealed, clear)
+    else:
+        raise ValueError(f"the double does not speak {mode}")
+    return header_len, plain[4 * ext_words :]

@@ -155,6 +155,9 @@ class VoiceServerDouble:
         self.transition_ready: list[int] = []
         self.invalid_commit: list[int] = []
         self.bot_rtp: int = 0
+        # What the bot said, as a member hears it: Opus after transport and DAVE decryption
+        # (None where either failed).
+        self.bot_heard: list[bytes | None] = []
         self.bot_speaking: list[dict[str, Any]] = []
 
         self._ws: web.WebSocketResponse | None = None
@@ -512,6 +515,22 @@ class VoiceServerDouble:
             self._udp.sendto(bytes(reply), addr)
         elif len(data) >= 12 and data[1] & 0x7F == rtp.OPUS_PT:
             self.bot_rtp += 1
+            self.bot_heard.append(self._hear_bot(data))
+
+    def _hear_bot(self, datagram: bytes) -> bytes | None:
+        if self.mode is None:
+            return None
+        try:
+            _, frame = rtp.decrypt(self.mode, self.secret_key, datagram)
+        except Exception:
+            return None
+        listener = self._committer()
+        if listener is None or self.bot_user_id is None or frame == rtp.OPUS_SILENCE:
+            return frame
+        try:
+            return listener.dave.decrypt(self.bot_user_id, davey.MediaType.audio, frame)
+        except Exception:
+            return None
 
     def send_raw(self, datagram: bytes) -> None:
         if self._udp is None or self.client_addr is None:
