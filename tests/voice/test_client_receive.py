@@ -69,7 +69,7 @@ async def test_speech_survives_loss_reordering_jitter_duplicates_and_garbage(mak
     call = await make_call(members=2)
     vc: ReceivingVoiceClient = call.vc
     a, b = call.users
-    bad = Impairment(loss=0.05, reorder=0.1, jitter_ms=25, duplicate=0.05, garbage=0.05, seed=7)
+    bad = Impairment(loss=0.05, reorder=0.1, jitter_ms=25, duplicate=0.05, garbage=0.05, rtcp=0.05, seed=7)
     res_a, res_b = await asyncio.gather(
         call.server.stream(a, speech["a"], bad), call.server.stream(b, speech["b"], bad)
     )
@@ -102,7 +102,9 @@ async def test_speech_survives_loss_reordering_jitter_duplicates_and_garbage(mak
         missing = set(range(res.emitted[0], len(src.packets) + 5)) - set(res.emitted)
         assert len(missing) <= s.lost <= len(missing) + s.late
         assert abs(call.sink.duration(res.user_id) - (len(src.packets) + 5) * 0.02) < 0.1
-    assert vc.receiver.totals().malformed > 0  # the garbage datagrams were seen and dropped
+    totals = vc.receiver.totals()
+    assert totals.malformed > 0  # the garbage datagrams were seen and dropped
+    assert totals.rtcp > 0  # and RTCP told apart from media
 
 
 async def test_transport_only_call_without_dave(make_call, speech) -> None:

@@ -37,6 +37,11 @@ def audio_level_extension(level: int = 30) -> bytes:
     return bytes([0x10, 0x80 | level, 0x00, 0x00])
 
 
+def receiver_report(ssrc: int) -> bytes:
+    """An empty RTCP receiver report (PT 201), as voice servers interleave with media."""
+    return struct.pack(">BBHI", 0x80, 201, 1, ssrc)
+
+
 def encrypt(mode: str, key: bytes, clear_header: bytes, plaintext: bytes, counter: int) -> bytes:
     suffix = struct.pack(">I", counter & 0xFFFFFFFF)
     if mode == "aead_xchacha20_poly1305_rtpsize":

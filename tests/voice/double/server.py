@@ -50,6 +50,7 @@ class Impairment:
     jitter_ms: float = 0.0  # uniform extra delay per packet, 0..jitter_ms
     duplicate: float = 0.0  # probability a packet is sent twice
     garbage: float = 0.0  # probability a junk datagram is sent alongside
+    rtcp: float = 0.0  # probability an RTCP receiver report is sent alongside (Discord does)
     seed: int = 0
 
 
@@ -612,6 +613,8 @@ class VoiceServerDouble:
             if rng.random() < impairment.garbage:
                 self._send_later(loop, os.urandom(rng.randrange(1, 200)), 0)
                 garbage += 1
+            if rng.random() < impairment.rtcp:
+                self._send_later(loop, rtp.receiver_report(m.ssrc), 0)
         for index, p in held:
             self._send_later(loop, p, 0, send_log, index)
         sent += len(held)
