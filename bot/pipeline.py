@@ -174,7 +174,8 @@ class CallPipeline:
     # -- audio ---------------------------------------------------------------------------
 
     def feed(self, key: str, frame: PcmFrame) -> None:
-        """Add a participant's audio. Frames of one participant must come from one thread, in order."""
+        """Add a participant's audio. Frames of one participant must come from one thread, in order;
+        with a virtual clock, all participants' frames in call-time order."""
         stream = self._streams[key]
         with stream.lock:
             if stream.closed:
@@ -194,6 +195,9 @@ class CallPipeline:
                 stream.next_in = frame.start
             self._handle(stream, stream.segmenter.push(stream.resampler.process(frame.pcm)))
             stream.next_in += frame.duration
+        if self.clock.virtual:
+            # As fast as possible, the source's position is the call's present.
+            self.clock.advance(frame.start + frame.duration)
 
     def end_speaker(self, key: str, at: float | None = None) -> None:
         """The participant left or their source ended: close their open utterance."""
