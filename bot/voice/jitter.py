@@ -7,9 +7,13 @@ timestamp jumps when speech resumes, so a timestamp jump becomes a jump in ``sta
 is neither stretched nor compressed.
 
 The anchor follows the earliest implied send time seen (the packet with the least network
-delay), and is re-set at the start of a talk spurt when the
-sender's timestamps and our clock disagree by more than ``resync`` (clock drift, a sender
-whose timestamp does not advance during silence, or one that jumps ahead).
+delay), and is re-set at the start of a talk spurt when the sender's timestamps and our
+clock disagree (clock drift, a sender whose timestamp jumps ahead). A talk spurt starts
+where the timestamps jump by a silence, or, for senders whose timestamps do not advance
+during silence (discord.py's own sender continues them where the previous spurt ended),
+where nothing arrived for more than ``spurt_gap`` and the packet is more than ``spurt_gap``
+later than its timestamp implies: that silence is placed by arrival time. Inside a spurt
+only the timestamps time the audio, so network jitter never reaches ``start``.
 """
 
 from __future__ import annotations
@@ -78,12 +82,14 @@ class JitterBuffer:
         epoch: float,
         delay: float = 0.06,
         resync: float = 0.25,
+        spurt_gap: float = 0.15,
         max_conceal: int = 10,
         history: int = 1024,
     ) -> None:
         self.epoch = epoch
         self.delay = delay
         self.resync = resync
+        self.spurt_gap = spurt_gap
         # Gaps of more packets than this are a discontinuity (sender restart, long outage):
         # counted as lost but not filled with synthetic audio.
         self.max_conceal = max_conceal
@@ -101,8 +107,11 @@ class JitterBuffer:
         self._next_ts: int | None = None
         self._last_samples = 960
         self._last_end: float | None = None
-        self._released: set[int] = set()
-        self._released_order: deque[int] = deque()
+        self._last_arrival: float | None = None  # latest arrival of an accepted packet
+        # Sequence numbers already played or refused as late (the last ``history`` of
+        # them): another copy of one is a duplicate.
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
 
     # --- time --------------------------------------------------------------------------
 
@@ -118,6 +127,23 @@ class JitterBuffer:
 
     # --- input -------------------------------------------------------------------------
 
+    def _known(self, seq: int) -> Insert | None:
+        """How ``insert`` classifies extended ``seq`` without looking at its content: DUPLICATE
+        (buffered, or already played or refused as late), LATE, or None (new, or so far
+        behind that it means the sender restarted its numbering)."""
+        if self._next_seq is not None and seq < self._next_seq:
+            if self._next_seq - seq > SEQ_MOD // 4:
+                return None
+            return Insert.DUPLICATE if seq in self._seen else Insert.LATE
+        return Insert.DUPLICATE if seq in self._buf else None
+
+    def is_duplicate(self, sequence: int) -> bool:
+        """Whether ``insert`` would refuse this RTP sequence number as a duplicate. A pure
+        query, so a caller can skip work (decryption) for a packet it already has."""
+        if self._seq_ref is None:
+            return False
+        return self._known(_unwrap(sequence, self._seq_ref, SEQ_MOD)) is Insert.DUPLICATE
+
     def insert(self, sequence: int, timestamp: int, payload: bytes, samples: int, arrival: float) -> Insert:
         if self._seq_ref is None:
             seq, ts = sequence, timestamp
@@ -125,18 +151,21 @@ class JitterBuffer:
             seq = _unwrap(sequence, self._seq_ref, SEQ_MOD)
             assert self._ts_ref is not None
             ts = _unwrap(timestamp, self._ts_ref, TS_MOD)
-        if self._next_seq is not None and seq < self._next_seq:
-            if self._next_seq - seq > SEQ_MOD // 4:
-                # Far behind everything played: the sender restarted its sequence. Start
-                # over rather than calling every future packet late.
-                self._restart()
-                return self.insert(sequence, timestamp, payload, samples, arrival)
-            return Insert.DUPLICATE if seq in self._released else Insert.LATE
-        if seq in self._buf:
-            return Insert.DUPLICATE
+        if self._next_seq is not None and self._next_seq - seq > SEQ_MOD // 4:
+            # Far behind everything played: the sender restarted its sequence. Start
+            # over rather than calling every future packet late.
+            self._restart()
+            return self.insert(sequence, timestamp, payload, samples, arrival)
+        known = self._known(seq)
+        if known is Insert.LATE:
+            self._remember(seq)  # so that another copy of it counts as a duplicate
+        if known is not None:
+            return known
         if self._seq_ref is None or seq > self._seq_ref:
             self._seq_ref, self._ts_ref = seq, ts
         self._update_anchor(seq, ts, arrival)
+        if self._last_arrival is None or arrival > self._last_arrival:
+            self._last_arrival = arrival
         self._buf[seq] = _Entry(ts, payload, samples)
         return Insert.ACCEPTED
 
@@ -158,24 +187,34 @@ class JitterBuffer:
             return
         if self._next_seq is None or self._buf or seq < self._next_seq:
             return
-        assert self._next_ts is not None
-        if ts - self._next_ts < (seq - self._next_seq + 3) * self._last_samples:
-            # Mid-speech (no silence gap in the timestamps): a late packet here is network
-            # jitter, not a clock disagreement; re-anchoring would tear the timeline.
-            return
-        # Start of a talk spurt: check the sender's clock against ours.
+        assert self._next_ts is not None and self._last_arrival is not None
+        # Nothing buffered and this packet is next: perhaps the start of a talk spurt.
+        # Check the sender's clock against ours.
         expected = self._media_time(seq, ts)
-        if arrival - expected > min(self.resync, self.delay / 2) or expected - arrival > self.resync:
-            self._anchors.append(_Anchor(seq, arrival, ts))
-            del self._anchors[:-2]
+        counted = ts - self._next_ts - (seq - self._next_seq) * self._last_samples
+        if counted < 3 * self._last_samples:
+            # The timestamps count no silence since the last packet played. Usually that is
+            # mid-speech, where a late packet is network jitter, not a clock disagreement,
+            # and re-anchoring would tear the timeline. But a sender whose timestamps stop
+            # during silence looks the same: a long wait for this packet (far longer than
+            # jitter, and not explained by its timestamp) is such an uncounted silence.
+            if arrival - self._last_arrival <= self.spurt_gap or arrival - expected <= self.spurt_gap:
+                return
+        elif arrival - expected <= min(self.resync, self.delay / 2) and expected - arrival <= self.resync:
+            return
+        # A new talk spurt timed by our clock. It applies from the first sequence number not
+        # yet played: packets of this spurt that are still on their way (overtaken by this
+        # one) belong to it too.
+        self._anchors.append(_Anchor(self._next_seq, arrival, ts))
+        del self._anchors[:-2]
 
     # --- output ------------------------------------------------------------------------
 
     def _remember(self, seq: int) -> None:
-        self._released.add(seq)
-        self._released_order.append(seq)
-        if len(self._released_order) > self._history_len:
-            self._released.discard(self._released_order.popleft())
+        self._seen.add(seq)
+        self._seen_order.append(seq)
+        if len(self._seen_order) > self._history_len:
+            self._seen.discard(self._seen_order.popleft())
 
     def _start_of(self, seq: int, ts: int) -> float:
         start = self._media_time(seq, ts) - self.epoch

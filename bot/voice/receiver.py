@@ -2,7 +2,8 @@
 
 Path of one datagram (``feed``, any thread):
   RTCP? -> ignore | parse RTP header | SSRC not mapped -> hold | user opted out -> drop |
-  transport decrypt | strip extension body/padding | DAVE decrypt | jitter buffer.
+  transport decrypt | already buffered or played -> duplicate | strip extension body/padding |
+  DAVE decrypt | jitter buffer.
 ``poll`` (any thread) releases due packets from the jitter buffers, decodes or conceals them
 and calls ``sink(user_id, PcmFrame)`` outside the receiver's lock.
 
@@ -237,7 +238,20 @@ class AudioReceiver:
             # Before any decryption or decoding: an opted-out user's audio is never read.
             stats.dropped_opted_out += 1
             return
-        payload = self._decrypt(datagram, header, arrival, user_id, stats)
+        plain = self._transport_decrypt(datagram, header, arrival)
+        if plain is None:
+            stats.decrypt_failures += 1
+            self._watch.check("user", user_id, stats)
+            return
+        stream = self._streams.get(header.ssrc)
+        # A copy of a packet already buffered or played. Checked after the transport
+        # decryption (which authenticates the header: a forged sequence number cannot make
+        # a new packet pass for an old one) and before DAVE, which refuses a replayed frame
+        # and would count every network duplicate as a decryption failure.
+        if stream is not None and stream.jitter.is_duplicate(header.sequence):
+            stats.duplicates += 1
+            return
+        payload = self._e2ee_decrypt(plain, header, user_id, stats)
         if payload is None:
             self._watch.check("user", user_id, stats)
             return
@@ -247,7 +261,6 @@ class AudioReceiver:
             stats.parse_failures += 1
             self._watch.check("user", user_id, stats)
             return
-        stream = self._streams.get(header.ssrc)
         if stream is None:
             stream = self._streams[header.ssrc] = _Stream(
                 header.ssrc, user_id, JitterBuffer(epoch=self.epoch, delay=self.playout_delay)
@@ -261,23 +274,22 @@ class AudioReceiver:
         else:
             stats.duplicates += 1
 
-    def _decrypt(self, datagram: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats) -> bytes | None:
+    def _transport_decrypt(self, datagram: bytes, header: RtpHeader, arrival: float) -> bytes | None:
         cipher = self._cipher
         if cipher is None:
-            stats.decrypt_failures += 1
             return None
         try:
-            plain = cipher.decrypt(datagram, header.header_len)
+            return cipher.decrypt(datagram, header.header_len)
         except TransportError:
             old = self._old_cipher
             if old is None or arrival > self._old_cipher_until:
-                stats.decrypt_failures += 1
                 return None
             try:
-                plain = old.decrypt(datagram, header.header_len)
+                return old.decrypt(datagram, header.header_len)
             except TransportError:
-                stats.decrypt_failures += 1
                 return None
+
+    def _e2ee_decrypt(self, plain: bytes, header: RtpHeader, user_id: int, stats: ReceiveStats) -> bytes | None:
         try:
             frame = strip_after_decrypt(header, plain)
         except RtpError:

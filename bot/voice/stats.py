@@ -15,12 +15,14 @@ class ReceiveStats:
     """Counts for one user (or one not-yet-mapped SSRC).
 
     Every RTP datagram attributed to the stream is counted once in ``received`` and ends in
-    exactly one of: ``accepted`` (into the jitter buffer), ``late``, ``duplicates``,
-    ``decrypt_failures``, ``parse_failures`` (bad header extension/padding or Opus TOC),
-    ``dropped_opted_out`` or ``unknown_ssrc`` (held too long without a user mapping); or it is
-    still held waiting for a mapping. Accepted packets are later ``played``, end in
-    ``decode_failures`` (concealed instead), or are ``discarded`` unplayed (the user opted
-    out while they were buffered, or the sender restarted its sequence numbers). ``lost`` and ``concealed`` count missing packets, which were never
+    exactly one of: ``accepted`` (into the jitter buffer), ``late``, ``duplicates`` (another
+    copy of a packet already accepted or counted late; recognised before DAVE, which would
+    refuse it as a replay), ``decrypt_failures``, ``parse_failures`` (bad header
+    extension/padding or Opus TOC), ``dropped_opted_out`` or ``unknown_ssrc`` (held too long
+    without a user mapping); or it is still held waiting for a mapping. Accepted packets are
+    later ``played``, end in ``decode_failures`` (concealed instead), or are ``discarded``
+    unplayed (the user opted out while they were buffered, or the sender restarted its
+    sequence numbers). ``lost`` and ``concealed`` count missing packets, which were never
     received, so they are outside that sum.
     """
 

@@ -180,3 +180,67 @@ def test_playout_delay_is_configurable(delay: float) -> None:
     jb.insert(0, 0, b"a", F, arrival=1.0)
     assert jb.pop_due(1.0 + delay - 0.001) == []
     assert len(jb.pop_due(1.0 + delay)) == 1
+
+
+def test_is_duplicate_matches_insert_and_covers_late_copies() -> None:
+    jb = make()
+    assert not jb.is_duplicate(0xFFFE)  # nothing seen yet
+    for i in (0, 2):
+        seq = (0xFFFE + i) & 0xFFFF
+        jb.insert(seq, i * F, bytes([i]), F, arrival=i * DT)
+    assert jb.is_duplicate(0xFFFE) and jb.is_duplicate(0)  # buffered, across the wrap
+    assert not jb.is_duplicate(0xFFFF) and not jb.is_duplicate(1)
+    jb.pop_due(1.0)  # plays 0xFFFE, conceals 0xFFFF, plays 0
+    assert jb.is_duplicate(0xFFFE) and jb.is_duplicate(0)  # played
+    assert not jb.is_duplicate(0xFFFF)  # concealed, never received: a late arrival
+    assert jb.insert(0xFFFF, F, b"b", F, arrival=1.0) is Insert.LATE
+    assert jb.is_duplicate(0xFFFF)  # another copy of the late packet is a duplicate
+    assert jb.insert(0xFFFF, F, b"b", F, arrival=1.0) is Insert.DUPLICATE
+    # far behind: a sender restart, not a duplicate
+    assert not jb.is_duplicate(0x8000)
+
+
+def test_silence_not_counted_by_the_timestamps_is_placed_by_arrival() -> None:
+    """discord.py's sender continues the timestamp after a pause as if none happened."""
+    jb = make()
+    for i in range(10):
+        jb.insert(i, i * F, b"a", F, arrival=0.005 + i * DT)
+    jb.pop_due(1.0)
+    # 1.5 s of silence; the timestamps carry on from the previous packet
+    spurt = 10 * DT + 1.5
+    jitter = [0.012, 0.0, 0.004, 0.009, 0.001, 0.015, 0.003, 0.0, 0.007, 0.002]
+    out = []
+    for k in range(10):
+        t = spurt + k * DT + 0.005 + jitter[k]
+        jb.insert(10 + k, (10 + k) * F, b"b", F, arrival=t)
+        out += jb.pop_due(t)
+    out += jb.pop_due(5.0)
+    assert len(out) == 10 and jb.lost == 0
+    # placed by arrival (least-delayed packet: 5 ms network delay), within a millisecond;
+    # the 12 ms jitter of its first packet does not shift the spurt
+    assert abs(out[0].start - (spurt + 0.005)) < 0.001
+    # inside the spurt the timestamps time the audio: no jitter in the starts
+    assert all(abs((b.start - a.start) - DT) < 1e-9 for a, b in zip(out, out[1:]))
+
+
+def test_network_stall_mid_speech_keeps_the_timestamps_timing() -> None:
+    """A 200 ms stall, then the held packets in a burst: one continuous stream, not a
+    silence; the burst re-anchors at once on its least-delayed packets."""
+    jb = make()
+    out = []
+    arrivals = sorted(
+        (0.005 + i * DT if not 20 <= i < 30 else 20 * DT + 0.2 + 0.0001 * (i - 20), i) for i in range(40)
+    )
+    t = 0.0
+    k = 0
+    while t < 2.0:
+        while k < len(arrivals) and arrivals[k][0] <= t:
+            a, i = arrivals[k]
+            jb.insert(i, i * F, bytes([i]), F, arrival=a)
+            k += 1
+        out += jb.pop_due(t)
+        t += 0.01
+    assert [p.sequence for p in out] == list(range(40)) and jb.lost == 0
+    # no gap opened by the stall (starts contiguous), and at most one frame late
+    assert all(abs((b.start - a.start) - DT) < 1e-9 for a, b in zip(out, out[1:]))
+    assert all(abs(p.start - (0.005 + p.sequence * DT)) <= DT for p in out)

@@ -450,3 +450,96 @@ def test_dave_passthrough_only_while_allowed(voices) -> None:
     assert rx.stats()[ALICE].accepted == 21
     rx.flush()
     assert len(col.frames[ALICE]) >= 21
+
+
+def test_dave_duplicates_are_duplicates_not_decrypt_failures(voices, caplog) -> None:
+    """davey refuses a replayed frame, so a network duplicate must be recognised before DAVE."""
+    from tests.voice.conftest_core import LocalDaveGroup
+
+    group = LocalDaveGroup(CHANNEL, ALICE)
+    bot_session = group.add(BOT)
+    # a second receiving member decrypts the stream without duplicates, for comparison
+    # (one session cannot decrypt the same frames twice)
+    carol_session = group.add(CAROL)
+    pcm, packets = voices[ALICE]
+    packets = packets[:150]
+    snd = DiscordSender(77, make_cipher(XCHACHA20, KEY), seq=65_500, e2ee=group.members[ALICE].encrypt_opus)
+    sent = snd.talk(packets, 0.5)  # sequence numbers wrap at packet 36
+    clean = [(s.send_time + 0.005, s.datagram, s) for s in sent]
+    late_one = 60  # arrives after its playout time: concealed, counted late
+    clean[late_one] = (clean[late_one][0] + 0.2, clean[late_one][1], clean[late_one][2])
+    # copies right behind the original (still buffered), 0.3 s later (long played), of
+    # packets on both sides of the sequence wrap, and of the late packet
+    copies = [(a + 0.001, d, s) for a, d, s in clean[5:150:9]]
+    copies += [(a + 0.3, d, s) for a, d, s in clean[30:42:2]]
+    copies += [(clean[late_one][0] + 0.01, clean[late_one][1], clean[late_one][2])]
+    expected_duplicates = len(copies)
+
+    def run(session, arrivals) -> tuple[Collected, object]:
+        clock = FakeClock(0.0)
+        col = Collected()
+        rx = AudioReceiver(col, epoch=0.0, clock=clock)
+        rx.set_transport(XCHACHA20, KEY)
+        rx.set_dave_session(session)
+        rx.map_ssrc(77, ALICE)
+        run_network(rx, clock, sorted(arrivals, key=lambda a: a[0]))
+        return col, rx.stats()[ALICE]
+
+    base_col, base = run(carol_session, clean)
+    assert base.decrypt_failures == 0 and base.duplicates == 0 and base.late == 1
+    with caplog.at_level(logging.INFO):
+        col, st = run(bot_session, clean + copies)
+    assert st.duplicates == expected_duplicates
+    assert st.decrypt_failures == 0 and st.late == 1
+    assert st.received == len(sent) + expected_duplicates == st.terminal_sum()
+    assert st.accepted == st.played == base.played == len(sent) - 1
+    # the copies never reached davey: no failures there either, and nothing logged
+    dstats = bot_session.get_decryption_stats(ALICE)
+    assert dstats.failures == 0 and dstats.successes == len(sent)
+    assert not [r for r in caplog.records if "decrypt" in r.getMessage()]
+    # and the audio is exactly what the stream without duplicates gave
+    assert [f.start for f in col.frames[ALICE]] == [f.start for f in base_col.frames[ALICE]]
+    assert all(np.array_equal(a.pcm, b.pcm) for a, b in zip(col.frames[ALICE], base_col.frames[ALICE]))
+
+
+def test_timestamps_continuing_across_a_pause_are_timed_by_arrival(voices) -> None:
+    """discord.py's sender: after a pause the next talk spurt's RTP timestamp continues
+    where the previous spurt ended. The second spurt must land where it was spoken."""
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(5, ALICE)
+    pcm, packets = voices[ALICE]
+    snd = DiscordSender(5, make_cipher(XCHACHA20, KEY), seq=65_520)
+    first = snd.talk(packets[:100], 0.3)
+    t = first[-1].send_time + FRAME / SR
+    silence = snd.talk([b"\xf8\xff\xfe"] * 5, t)  # discord.py ends a spurt like this too
+    silence = [type(s)(s.send_time, s.timestamp, s.datagram, None) for s in silence]
+    resume = silence[-1].send_time + FRAME / SR + 1.5
+    second = snd.talk(packets[100:250], resume)  # timestamps carry on: no 1.5 s jump
+    second = [type(s)(s.send_time, s.timestamp, s.datagram, s.frame_index + 100) for s in second]
+    assert second[0].timestamp == (silence[-1].timestamp + FRAME) & 0xFFFFFFFF
+    sent = first + silence + second
+    arrivals = network(sent, random.Random(11), loss=0.03, jitter=0.02, reorder=0.05)
+    run_network(rx, clock, arrivals)
+    arrived = {id(s) for _, _, s in arrivals}
+    tail_lost = next(k for k, s in enumerate(reversed(sent)) if id(s) in arrived)  # not concealable
+
+    frames = col.frames[ALICE]
+    st = rx.stats()[ALICE]
+    assert st.late == 0 and st.received == st.terminal_sum()
+    later = [f for f in frames if f.start > silence[-1].send_time + 0.5]
+    # lost ones concealed in place; a lost last silence frame is concealed right before
+    # the new spurt (where the FEC of the spurt's first packet applies)
+    extra = len(later) - (len(second) - tail_lost)
+    assert extra in (0, 1)
+    spurt = later[extra:]
+    # the second spurt starts within 40 ms of its true send time (not ~1.5 s early) ...
+    assert abs(spurt[0].start - second[0].send_time) < 0.04, (spurt[0].start, second[0].send_time)
+    # ... and inside it the timestamps time the audio: the jitter does not reach ``start``
+    starts = [f.start for f in later]
+    assert all(abs((b - a) - FRAME / SR) < 1e-9 for a, b in zip(starts, starts[1:]))
+    length = int((sent[-1].send_time + 1.0) * SR)
+    for lag_ms, corr in check_user(col, ALICE, pcm, sent, length):
+        assert corr > 0.9 and abs(lag_ms - PRESKIP_MS) <= 20.0, (lag_ms, corr)
