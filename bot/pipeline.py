@@ -62,8 +62,13 @@ class UtteranceEvent:
 
     @property
     def latency(self) -> float:
-        """From the end of speech to the stored transcript."""
+        """From the last word to the stored transcript (includes the silence that ends an utterance)."""
         return self.transcribed_at - self.end
+
+    @property
+    def processing_latency(self) -> float:
+        """From the end of the utterance (detected after ``vad.min_silence_ms``) to the stored transcript."""
+        return self.transcribed_at - self.ready_at
 
 
 class PipelineListener:
@@ -92,7 +97,8 @@ class CallSummary:
     duration: float  # seconds of call time
     wall_seconds: float  # real time the pipeline ran
     speakers: dict[str, SpeakerStats]
-    latencies: list[float]  # end of speech -> stored, per utterance
+    latencies: list[float]  # last word -> stored, per utterance
+    processing_latencies: list[float]  # end of utterance detected -> stored
     compute_seconds: float  # model time
     unsaved_file: str | None = None
 
@@ -138,6 +144,7 @@ class CallPipeline:
         self._languages: Counter[str] = Counter()  # confidently detected, over the whole call
         self._lock = threading.Lock()
         self._latencies: list[float] = []
+        self._processing_latencies: list[float] = []
         self._unsaved: list[UtteranceRecord] = []
         self._started = time.perf_counter()
         self._closed = False
@@ -278,6 +285,7 @@ class CallPipeline:
         with self._lock:
             stream.stats.utterances += 1
             self._latencies.append(event.latency)
+            self._processing_latencies.append(event.processing_latency)
         self._notify("on_utterance", event)
 
     def _store(self, record: UtteranceRecord) -> int | None:
@@ -326,7 +334,8 @@ class CallPipeline:
             session_id=self.session_id, status=status, duration=duration,
             wall_seconds=time.perf_counter() - self._started,
             speakers={s.speaker.name: s.stats for s in self._streams.values()},
-            latencies=list(self._latencies), compute_seconds=self.pool.stats.compute_seconds,
+            latencies=list(self._latencies), processing_latencies=list(self._processing_latencies),
+            compute_seconds=self.pool.stats.compute_seconds,
             unsaved_file=unsaved_file)
 
     def _write_unsaved(self, records: list[UtteranceRecord]) -> str:

@@ -116,8 +116,9 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
     for name, stats in summary.speakers.items():
         print(f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {fmt_time(stats.talk_time)}", file=out)
     if summary.latencies:
-        print(f"latency, end of speech to stored: p50 {percentile(summary.latencies, 50):.2f} s, "
-              f"p95 {percentile(summary.latencies, 95):.2f} s", file=out)
+        print(f"latency to stored: after the end of utterance p50 {percentile(summary.processing_latencies, 50):.2f} s, "
+              f"p95 {percentile(summary.processing_latencies, 95):.2f} s; after the last word "
+              f"p50 {percentile(summary.latencies, 50):.2f} s, p95 {percentile(summary.latencies, 95):.2f} s", file=out)
     speed = summary.duration / summary.wall_seconds if summary.wall_seconds > 0 else float("inf")
     print(f"processed {fmt_time(summary.duration)} of audio in {summary.wall_seconds:.1f} s "
           f"({speed:.1f}x real time), transcription {summary.compute_seconds:.1f} s", file=out)
