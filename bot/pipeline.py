@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bot.asr.pool import Job, JobResult, TranscriptionPool

@@ -21,6 +21,7 @@ import pytest
 import bot.cli
 import bot.replay
 from bot.errors import AudioInputError
+from tests.cli import one_error_line, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STALK_SHARED_DIR", REPO.parent / "shared"))
@@ -53,16 +54,7 @@ def db(tmp_path: Path) -> Path:
 
 
 def replay(capsys, db: Path | str, *tracks: str) -> tuple[int, str, str]:
-    code = bot.cli.main(["replay", "--speed", "0", "--db", str(db), *tracks])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one error line, got:\n{err}"
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
+    return run_cli(capsys, "replay", "--speed", "0", "--db", str(db), *tracks)
 
 
 def sessions(db: Path) -> list[tuple]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import bot.cli
 from bot.config import Config, describe_defaults, load_config
 from bot.errors import ConfigError
+from tests.cli import one_error_line, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"
@@ -35,19 +35,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("STALK_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("STALK_STORAGE_URL", str(tmp_path / "env.db"))
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = bot.cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one error line, got:\n{err}"
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
 
 
 def replay_with_config(capsys, tmp_path: Path, *extra: str) -> tuple[int, str, str, Path]:

@@ -74,7 +74,6 @@ def test_pipeline_matches_plain_faster_whisper(three_person_call, tmp_path, conf
     """Accuracy: the pipeline's text is as good as plain faster-whisper on the same files."""
     tracks, placed = three_person_call
     _, detail, _ = run(config, tracks, tmp_path, tiny_en)
-    refs = librispeech_refs()
     plain = []
     for p in placed:
         spk = {"alice": "1998", "bob": "2033", "carol": "2414"}[p.speaker]
