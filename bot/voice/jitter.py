@@ -21,12 +21,15 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 SAMPLE_RATE = 48_000
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 # A forward jump of more packets than a minute's worth is a renumbering, not a loss.
 MAX_COUNTED_GAP = 3000
+
+T = TypeVar("T")
 
 
 class Insert(enum.Enum):
@@ -174,16 +177,34 @@ class JitterBuffer:
         self.discarded += len(self._buf)
         self._reset_state()
 
-    def _update_anchor(self, seq: int, ts: int, arrival: float) -> None:
+    def note_arrival(self, sequence: int, timestamp: int, arrival: float) -> None:
+        """Timing of a packet that arrived but is inserted only later (it waits to be
+        decrypted in sequence order): its network delay counts from its arrival, so a
+        packet with less delay than the anchor's improves the anchor now, before audio is
+        released with the worse one. Nothing else changes."""
         if not self._anchors:
-            self._anchors.append(_Anchor(seq, arrival, ts))
             return
+        assert self._seq_ref is not None and self._ts_ref is not None
+        seq = _unwrap(sequence, self._seq_ref, SEQ_MOD)
+        if self._next_seq is not None and seq < self._next_seq:
+            return  # late, or the sender restarted its numbering: no timing to learn
+        self._better_anchor(seq, _unwrap(timestamp, self._ts_ref, TS_MOD), arrival)
+
+    def _better_anchor(self, seq: int, ts: int, arrival: float) -> bool:
         anchor = self._anchors[-1]
         if seq >= anchor.from_seq and arrival - (ts - anchor.ts) / SAMPLE_RATE < anchor.arrival:
             # This packet had less network delay than the anchor packet: it is the better
             # reference. Released audio keeps its times (starts never move backwards); the
             # correction shows at the next silence gap.
             self._anchors[-1] = _Anchor(anchor.from_seq, arrival, ts)
+            return True
+        return False
+
+    def _update_anchor(self, seq: int, ts: int, arrival: float) -> None:
+        if not self._anchors:
+            self._anchors.append(_Anchor(seq, arrival, ts))
+            return
+        if self._better_anchor(seq, ts, arrival):
             return
         if self._next_seq is None or self._buf or seq < self._next_seq:
             return
@@ -281,3 +302,80 @@ class JitterBuffer:
 
     def __len__(self) -> int:
         return len(self._buf)
+
+
+class SequenceGate(Generic[T]):
+    """Passes a stream's items on in RTP sequence order, waiting briefly for overtaken ones.
+
+    For DAVE: davey accepts a sender's frames out of order only after it has decrypted one
+    under the sender's current key ratchet; a frame older than the *first* one it decrypted
+    under a ratchet (the start of a stream, every MLS epoch transition) it refuses for good.
+    So a frame overtaken by its successor right there would be lost as a decryption
+    failure although it arrived in time to play. Decrypting in sequence order avoids that.
+
+    An item whose predecessor has not been passed on waits at most ``window`` after its
+    arrival (the start of a stream: whatever may still be on its way); an item whose
+    successors have already gone on passes at once. Items in order pass at once, so with
+    no loss and no reordering nothing waits but the first item of a stream.
+    """
+
+    def __init__(self, window: float, limit: int = 64) -> None:
+        self.window = window
+        self.limit = limit  # bound on items held, whatever arrives
+        self._next: int | None = None  # extended sequence number expected next
+        self._ref: int | None = None  # highest extended sequence number seen, for unwrapping
+        self._held: dict[int, tuple[float, T]] = {}  # extended seq -> (deadline, item)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def _extend(self, sequence: int) -> int:
+        return sequence if self._ref is None else _unwrap(sequence, self._ref, SEQ_MOD)
+
+    def holds(self, sequence: int) -> bool:
+        """Whether an item with this RTP sequence number is waiting here."""
+        return bool(self._held) and self._extend(sequence) in self._held
+
+    def push(self, sequence: int, item: T, arrival: float) -> list[T]:
+        """Items to pass on now, in order (``item`` among them or not); ``arrival`` is now.
+
+        The caller keeps duplicates out (``holds``)."""
+        out: list[T] = []
+        seq = self._extend(sequence)
+        if self._next is not None and self._next - seq > SEQ_MOD // 4:
+            # Far behind everything passed on: the sender restarted its numbering.
+            out += self.drain()
+            seq = sequence
+        if self._ref is None or seq > self._ref:
+            self._ref = seq
+        if self._next is not None and seq < self._next:
+            # Came after the wait for it was given up: no order left to keep.
+            out.append(item)
+            return out + self.due(arrival)
+        self._held[seq] = (arrival + self.window, item)
+        return out + self.due(arrival)
+
+    def due(self, now: float) -> list[T]:
+        """Items to pass on at ``now``: the next in order, and those whose wait is over
+        (with everything held before them)."""
+        if not self._held:
+            return []
+        upto = max((s for s, (deadline, _) in self._held.items() if deadline <= now), default=None)
+        if len(self._held) > self.limit:
+            lowest = min(self._held)
+            upto = lowest if upto is None else max(upto, lowest)
+        out: list[T] = []
+        while self._held:
+            seq = min(self._held)
+            if seq != self._next and (upto is None or seq > upto):
+                break
+            out.append(self._held.pop(seq)[1])
+            self._next = seq + 1
+        return out
+
+    def drain(self) -> list[T]:
+        """Everything held, in order; then forget the order (the next item waits again)."""
+        out = [self._held[s][1] for s in sorted(self._held)]
+        self._held.clear()
+        self._next = self._ref = None
+        return out

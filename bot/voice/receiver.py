@@ -2,10 +2,12 @@
 
 Path of one datagram (``feed``, any thread):
   RTCP? -> ignore | parse RTP header | SSRC not mapped -> hold | user opted out -> drop |
-  transport decrypt | already buffered or played -> duplicate | strip extension body/padding |
-  DAVE decrypt | jitter buffer.
-``poll`` (any thread) releases due packets from the jitter buffers, decodes or conceals them
-and calls ``sink(user_id, PcmFrame)`` outside the receiver's lock.
+  transport decrypt | already buffered, waiting or played -> duplicate |
+  with DAVE: into sequence order (a frame overtaken by its successor waits a moment) |
+  strip extension body/padding | DAVE decrypt | jitter buffer.
+``poll`` (any thread) passes on frames whose wait for sequence order is over, releases due
+packets from the jitter buffers, decodes or conceals them and calls
+``sink(user_id, PcmFrame)`` outside the receiver's lock.
 
 No gateway code here: the voice client tells the receiver the transport key, the DAVE
 session and SSRC -> user mappings through the setters.
@@ -22,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 from bot.audio.frames import PcmFrame
 from bot.voice.dave import DaveDecryptor
-from bot.voice.jitter import Insert, JitterBuffer, Playout
+from bot.voice.jitter import Insert, JitterBuffer, Playout, SequenceGate
 from bot.voice.opus import SAMPLE_RATE, OpusDecodeError, OpusStreamDecoder, packet_samples
 from bot.voice.rtp import RtpError, RtpHeader, is_rtcp, parse_rtp, strip_after_decrypt
 from bot.voice.stats import FailureWatch, ReceiveStats
@@ -57,11 +59,17 @@ class ReceiverTotals:
     internal_errors: int = 0
 
 
+# A transport-decrypted datagram waiting for its turn at DAVE: (plain, header, arrival).
+_Sealed = tuple[bytes, RtpHeader, float]
+
+
 @dataclass(slots=True)
 class _Stream:
     ssrc: int
     user_id: int
     jitter: JitterBuffer
+    # DAVE frames go to davey in sequence order (see SequenceGate); unused without DAVE.
+    dave_order: SequenceGate[_Sealed]
     decoder: OpusStreamDecoder | None = None
     lost_reported: int = 0
     discarded_reported: int = 0
@@ -82,12 +90,16 @@ class AudioReceiver:
         playout_delay: float = 0.06,
         unmapped_hold: float = 1.0,
         opted_out: Iterable[int] = (),
+        dave_reorder: float | None = None,
     ) -> None:
         self._sink = sink
         self._clock = clock
         self.epoch = clock() if epoch is None else epoch
         self.playout_delay = playout_delay
         self.unmapped_hold = unmapped_hold
+        # How long a DAVE frame waits for an overtaken predecessor before it is decrypted
+        # anyway. Half the playout delay: the wait ends before the frame is due to play.
+        self.dave_reorder = playout_delay / 2 if dave_reorder is None else dave_reorder
         self._lock = threading.RLock()
         self._sink_lock = threading.Lock()
         self._cipher: TransportCipher | None = None
@@ -120,6 +132,10 @@ class AudioReceiver:
 
     def set_dave_session(self, session: Any | None) -> None:
         with self._lock:
+            # Frames waiting for sequence order arrived under the session we had. The drain
+            # forgets the order too: the next frame waits for overtaken ones, as at a start.
+            for stream in list(self._streams.values()):
+                self._admit_all(stream, stream.dave_order.drain())
             self._dave.set_session(session)
 
     def map_ssrc(self, ssrc: int, user_id: int) -> None:
@@ -169,7 +185,10 @@ class AudioReceiver:
             for ssrc, stream in list(self._streams.items()):
                 if stream.user_id in self._opted_out:
                     del self._streams[ssrc]
-                    self._stats_for(stream.user_id).discarded += len(stream.jitter)
+                    stats = self._stats_for(stream.user_id)
+                    stats.discarded += len(stream.jitter)
+                    # not decrypted yet, and now never will be
+                    stats.dropped_opted_out += len(stream.dave_order.drain())
 
     # --- data path -------------------------------------------------------------------
 
@@ -244,13 +263,46 @@ class AudioReceiver:
             self._watch.check("user", user_id, stats)
             return
         stream = self._streams.get(header.ssrc)
-        # A copy of a packet already buffered or played. Checked after the transport
-        # decryption (which authenticates the header: a forged sequence number cannot make
-        # a new packet pass for an old one) and before DAVE, which refuses a replayed frame
-        # and would count every network duplicate as a decryption failure.
-        if stream is not None and stream.jitter.is_duplicate(header.sequence):
+        # A copy of a packet already buffered, waiting for DAVE or played. Checked after the
+        # transport decryption (which authenticates the header: a forged sequence number
+        # cannot make a new packet pass for an old one) and before DAVE, which refuses a
+        # replayed frame and would count every network duplicate as a decryption failure.
+        if stream is not None and (
+            stream.jitter.is_duplicate(header.sequence) or stream.dave_order.holds(header.sequence)
+        ):
             stats.duplicates += 1
             return
+        if self._dave.session is None:
+            self._admit(plain, header, arrival, user_id, stats, stream)
+            return
+        # davey refuses for good a frame older than the first it decrypted under a sender's
+        # key ratchet: frames go to it in sequence order, overtaken ones waited for briefly.
+        if stream is None:
+            stream = self._new_stream(header.ssrc, user_id)
+        stream.jitter.note_arrival(header.sequence, header.timestamp, arrival)  # timing is by arrival
+        self._admit_all(stream, stream.dave_order.push(header.sequence, (plain, header, arrival), arrival))
+
+    def _new_stream(self, ssrc: int, user_id: int) -> _Stream:
+        stream = self._streams[ssrc] = _Stream(
+            ssrc, user_id, JitterBuffer(epoch=self.epoch, delay=self.playout_delay), SequenceGate(self.dave_reorder)
+        )
+        return stream
+
+    def _admit_all(self, stream: _Stream, items: list[_Sealed]) -> None:
+        if not items:
+            return
+        stats = self._stats_for(stream.user_id)
+        for plain, header, arrival in items:
+            try:
+                self._admit(plain, header, arrival, stream.user_id, stats, stream)
+            except Exception:
+                # One bad frame must not take the others passed on with it.
+                self._internal_error("admit")
+
+    def _admit(
+        self, plain: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats, stream: _Stream | None
+    ) -> None:
+        """A transport-decrypted datagram, in its turn: DAVE, Opus TOC, jitter buffer."""
         payload = self._e2ee_decrypt(plain, header, user_id, stats)
         if payload is None:
             self._watch.check("user", user_id, stats)
@@ -262,9 +314,7 @@ class AudioReceiver:
             self._watch.check("user", user_id, stats)
             return
         if stream is None:
-            stream = self._streams[header.ssrc] = _Stream(
-                header.ssrc, user_id, JitterBuffer(epoch=self.epoch, delay=self.playout_delay)
-            )
+            stream = self._new_stream(header.ssrc, user_id)
         result = stream.jitter.insert(header.sequence, header.timestamp, payload, samples, arrival)
         if result is Insert.ACCEPTED:
             stats.accepted += 1
@@ -314,6 +364,7 @@ class AudioReceiver:
                 self._expire_held(now)
                 released: list[tuple[int, PcmFrame]] = []
                 for stream in list(self._streams.values()):
+                    self._admit_all(stream, stream.dave_order.due(now))
                     released += self._render(stream, stream.jitter.pop_due(now))
         except Exception:
             self._internal_error("poll")
@@ -345,6 +396,7 @@ class AudioReceiver:
             self._watch.check("ssrc", ssrc, stats)
 
     def _drain_stream(self, stream: _Stream) -> list[tuple[int, PcmFrame]]:
+        self._admit_all(stream, stream.dave_order.drain())
         out = self._render(stream, stream.jitter.drain())
         if stream.decoder is not None:
             stream.decoder.reset()
@@ -420,9 +472,9 @@ class AudioReceiver:
             )
 
     def buffered(self) -> dict[int, int]:
-        """Packets waiting in each SSRC's jitter buffer."""
+        """Packets waiting in each SSRC's jitter buffer (or, with DAVE, for their turn at it)."""
         with self._lock:
-            return {ssrc: len(s.jitter) for ssrc, s in self._streams.items()}
+            return {ssrc: len(s.jitter) + len(s.dave_order) for ssrc, s in self._streams.items()}
 
     def _internal_error(self, where: str) -> None:
         try:

@@ -19,7 +19,8 @@ class ReceiveStats:
     copy of a packet already accepted or counted late; recognised before DAVE, which would
     refuse it as a replay), ``decrypt_failures``, ``parse_failures`` (bad header
     extension/padding or Opus TOC), ``dropped_opted_out`` or ``unknown_ssrc`` (held too long
-    without a user mapping); or it is still held waiting for a mapping. Accepted packets are
+    without a user mapping); or it is still held waiting for a mapping, or (with DAVE) for
+    its turn to be decrypted in sequence order, a moment at most. Accepted packets are
     later ``played``, end in ``decode_failures`` (concealed instead), or are ``discarded``
     unplayed (the user opted out while they were buffered, or the sender restarted its
     sequence numbers). ``lost`` and ``concealed`` count missing packets, which were never

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.voice.jitter import Insert, JitterBuffer
+from bot.voice.jitter import Insert, JitterBuffer, SequenceGate
 
 F = 960
 DT = F / 48_000
@@ -244,3 +244,64 @@ def test_network_stall_mid_speech_keeps_the_timestamps_timing() -> None:
     # no gap opened by the stall (starts contiguous), and at most one frame late
     assert all(abs((b.start - a.start) - DT) < 1e-9 for a, b in zip(out, out[1:]))
     assert all(abs(p.start - (0.005 + p.sequence * DT)) <= DT for p in out)
+
+
+def test_note_arrival_improves_the_anchor_before_the_packet_is_inserted() -> None:
+    jb = make()
+    jb.insert(0, 0, b"\x00", F, arrival=1.030)  # 30 ms of network delay
+    jb.note_arrival(2, 2 * F, 1.045)  # 5 ms: inserted only later (waits for DAVE order)
+    jb.note_arrival(0xFFFF, 0, 0.5)  # before the anchor packet: not for its timing
+    out = jb.pop_due(1.045 - 2 * DT + DELAY)
+    assert [round(p.start, 6) for p in out] == [round(1.045 - 2 * DT, 6)]
+    assert len(jb) == 0 and jb.lost == 0  # note_arrival inserts nothing
+    make().note_arrival(5, 5 * F, 0.0)  # no anchor yet: nothing to improve, no error
+
+
+def gate() -> SequenceGate:
+    return SequenceGate(0.03)
+
+
+def test_gate_holds_a_streams_first_item_then_passes_in_order() -> None:
+    g = gate()
+    assert g.push(11, "b", arrival=1.000) == []  # first: what overtook it?
+    assert g.push(10, "a", arrival=1.020) == []
+    assert g.holds(10) and g.holds(11) and not g.holds(12) and len(g) == 2
+    assert g.due(1.029) == []
+    assert g.due(1.030) == ["a", "b"]  # 11's wait is over: everything before it too
+    assert g.push(12, "c", arrival=1.040) == ["c"]  # in order: at once
+    assert g.push(13, "d", arrival=1.060) == ["d"]
+
+
+def test_gate_waits_for_an_overtaken_predecessor_at_most_the_window() -> None:
+    g = gate()
+    g.push(0, "0", 0.0)
+    assert g.due(0.03) == ["0"]
+    assert g.push(2, "2", 0.040) == []  # 1 missing
+    assert g.push(3, "3", 0.060) == []
+    assert g.push(1, "1", 0.065) == ["1", "2", "3"]  # it came: order kept
+    assert g.push(5, "5", 0.100) == []  # 4 missing ...
+    assert g.push(6, "6", 0.120) == []
+    assert g.due(0.1299) == []
+    assert g.due(0.130) == ["5", "6"]  # ... lost: the successors go on after the window
+    assert g.push(4, "4", 0.150) == ["4"]  # straggler after the wait: at once
+    assert g.push(8, "8", 0.160) == []
+    assert g.push(9, "9", 0.195) == ["8", "9"]  # a later arrival ends an expired wait too
+
+
+def test_gate_sequence_wrap_restart_drain_and_limit() -> None:
+    g = gate()
+    g.push(0xFFFE, "a", 0.0)
+    assert g.due(1.0) == ["a"]
+    assert g.push(0xFFFF, "b", 1.01) == ["b"]
+    assert g.push(1, "d", 1.02) == [] and g.holds(1)
+    assert g.push(0, "c", 1.03) == ["c", "d"]  # across the wrap
+    assert g.push(30000, "r", 2.0) == []  # far behind: the sender restarted, start over
+    assert g.push(30001, "s", 2.01) == []
+    assert g.drain() == ["r", "s"] and len(g) == 0
+    assert g.push(7, "x", 3.0) == []  # after drain the order is forgotten: waits again
+    g = SequenceGate(10.0, limit=3)
+    g.push(0, 0, 0.0)
+    assert g.due(20.0) == [0]
+    out = [g.push(s, s, 20.0 + s / 100) for s in (2, 3, 4, 5)]
+    assert out == [[], [], [], [2, 3, 4, 5]]  # over the limit: the missing 1 is given up
+    assert g.drain() == []

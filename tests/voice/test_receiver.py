@@ -4,6 +4,10 @@
 Timing is checked by aligning each talk spurt of a user's output with where the source audio
 truly belongs in call time (its send time). libopus delays its output by its 312-sample
 pre-skip (6.5 ms); the simulated network adds 5 ms plus jitter.
+
+What a receiver cannot know bounds what these tests ask: it has no sender clock, so a
+spurt is placed by the least network delay it has seen by the time the spurt starts to
+play, and audio the network lost is concealed, not restored.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tests.voice.conftest_core import (
 
 KEY = bytes(range(32))
 PRESKIP_MS = 312 / 48
+NET_MIN_MS = 5.0  # conftest_core.network: 5 ms plus jitter, plus 25 ms when reordered
 ALICE, BOB = 111, 222
 
 
@@ -63,37 +68,75 @@ def spurts(sent) -> list[tuple[int, int]]:
     return [(a, b) for a, b in ranges]
 
 
-def check_user(col: Collected, uid: int, pcm: np.ndarray, sent, length: int) -> list[tuple[float, float]]:
+def check_spurts(
+    col: Collected, uid: int, pcm: np.ndarray, sent, arrivals, length: int, *, playout_delay: float = 0.06
+) -> list[tuple[float, float, float]]:
+    """(lag ms, correlation, latest knowable lag ms) of each talk spurt, judged on what the
+    receiver could know from ``arrivals`` ((arrival in call time, Sent) pairs).
+
+    Correlation: over the audio that arrived (the frames the network lost and the one after
+    each, which libopus decodes from the state its concealment left, are left out).
+    Latest knowable lag: the spurt cannot start playing before its first send time plus the
+    playout delay, less 20 ms for each frame lost right before it (the receiver conceals
+    those, e.g. the previous spurt's trailing silence frames, right before the spurt, and
+    they play first); by then it has seen at least the packets that arrived before that.
+    The least delay among them is the latest it may place the spurt.
+    """
     out = col.timeline(uid, length)
     ref = reference_timeline(pcm, sent, length)
+    arrived: dict[int, float] = {}
+    for t, s in arrivals:
+        arrived.setdefault(id(s), t)
     results = []
     for a, b in spurts(sent):
         lo, hi = max(0, a - 4800), min(length, b + 4800)
         r = np.zeros_like(ref)
         r[a:b] = ref[a:b]
-        lag, corr = best_alignment(out[lo:hi], r[lo:hi], 2400)
-        results.append((lag / 48, corr))
+        lag, _ = best_alignment(out[lo:hi], r[lo:hi], 2400)
+        frames = [s for s in sent if s.frame_index is not None and a <= int(round(s.send_time * SR)) < b]
+        keep = np.ones(length, dtype=bool)
+        for s in frames:
+            if id(s) not in arrived:
+                i = int(round(s.send_time * SR))
+                keep[i : i + 2 * FRAME] = False
+        keep[:lo] = keep[hi:] = False
+        i0, i1 = max(lo, lo - lag), min(hi, hi - lag)  # ref samples whose output is in range
+        x, y = out[i0 + lag : i1 + lag][keep[i0:i1]], r[i0:i1][keep[i0:i1]]
+        corr = float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+        j = k = next(i for i, s in enumerate(sent) if s is frames[0])
+        while k > 0 and id(sent[k - 1]) not in arrived:
+            k -= 1
+        deadline = frames[0].send_time - (j - k) * FRAME / SR + playout_delay
+        seen = [arrived[id(s)] - s.send_time for s in frames if id(s) in arrived and arrived[id(s)] <= deadline]
+        latest = PRESKIP_MS + 1000 * min(seen) if seen else PRESKIP_MS + NET_MIN_MS + 45.0
+        results.append((lag / 48, corr, latest))
     return results
 
 
-@pytest.mark.parametrize("mode", [XCHACHA20, AES256_GCM])
-def test_two_speakers_under_loss_reordering_duplicates_jitter_and_silence(voices, mode: str) -> None:
+# 1234: the original seed. Seeds the old expectations failed on, each for a reason a receiver
+# cannot help: 34 (a coarse alignment search stepped over the correlation peak: "lag 24 ms,
+# correlation 0.44"), 82 (Bob's first packets all ~22 ms delayed: his first spurt can only
+# be placed by them), 21 (lossy spurt correlating 0.87 with the source, timing exact).
+@pytest.mark.parametrize(
+    "mode, seed", [(XCHACHA20, 1234), (AES256_GCM, 1234), (XCHACHA20, 34), (AES256_GCM, 82), (XCHACHA20, 21)]
+)
+def test_two_speakers_under_loss_reordering_duplicates_jitter_and_silence(voices, mode: str, seed: int) -> None:
     clock = FakeClock(100.0)
     col = Collected()
     rx = AudioReceiver(col, epoch=100.0, clock=clock)
     rx.set_transport(mode, KEY)
-    rng = random.Random(1234)
+    rng = random.Random(seed)
     arrivals = []
     sent_by = {}
+    net_by = {}
     for uid, ssrc, t0, pauses in ((ALICE, 1001, 0.3, {60: 2.5, 170: 0.8}), (BOB, 2002, 1.1, {100: 4.0})):
         rx.map_ssrc(ssrc, uid)
         snd = DiscordSender(ssrc, make_cipher(mode, KEY), seq=65_400 + ssrc % 7, ts=(2**32 - 30 * FRAME) + ssrc)
         sent = snd.talk(voices[uid][1], t0, silences=pauses)
         sent_by[uid] = sent
-        arrivals += [
-            (t + 100.0, d, s)
-            for t, d, s in network(sent, rng, loss=0.10, duplicate=0.05, jitter=0.02, reorder=0.08)
-        ]
+        net = network(sent, rng, loss=0.10, duplicate=0.05, jitter=0.02, reorder=0.08)
+        net_by[uid] = [(t, s) for t, _, s in net]
+        arrivals += [(t + 100.0, d, s) for t, d, s in net]
     arrivals.sort(key=lambda a: a[0])
     run_network(rx, clock, arrivals)
 
@@ -101,10 +144,12 @@ def test_two_speakers_under_loss_reordering_duplicates_jitter_and_silence(voices
     stats = rx.stats()
     for uid in (ALICE, BOB):
         pcm = voices[uid][0]
-        res = check_user(col, uid, pcm, sent_by[uid], length)
-        for lag_ms, corr in res:
-            assert corr > 0.9, (uid, lag_ms, corr)
-            assert abs(lag_ms - PRESKIP_MS) <= 20.0, (uid, lag_ms)
+        for lag_ms, corr, latest_ms in check_spurts(col, uid, pcm, sent_by[uid], net_by[uid], length):
+            # Opus hybrid (SILK) is not waveform-exact: even lossless, a spurt correlates
+            # about 0.96 with the source, and less where frames next to losses are involved.
+            assert corr > 0.85, (uid, lag_ms, corr)
+            # never earlier than the network allows; never later than what was knowable
+            assert PRESKIP_MS + NET_MIN_MS - 1.0 <= lag_ms <= latest_ms + 1.0, (uid, lag_ms, latest_ms)
         st = stats[uid]
         assert st.lost > 0 and st.duplicates > 0 and st.concealed == st.lost
         assert st.received == st.terminal_sum()
@@ -362,7 +407,11 @@ def test_feed_from_threads_while_polling(voices) -> None:
 BOT, CAROL, CHANNEL = 999, 333, 424242
 
 
-def test_dave_end_to_end_across_an_epoch_transition(voices) -> None:
+# 9: the original seed; 25 and 84 used to fail: the first frame under the new epoch's keys
+# (25) and the stream's first frame (84) were overtaken by their successors, and davey
+# refused them for good when the receiver handed it frames in arrival order.
+@pytest.mark.parametrize("seed", [9, 25, 84])
+def test_dave_end_to_end_across_an_epoch_transition(voices, seed: int) -> None:
     from tests.voice.conftest_core import LocalDaveGroup
 
     group = LocalDaveGroup(CHANNEL, ALICE)
@@ -385,13 +434,47 @@ def test_dave_end_to_end_across_an_epoch_transition(voices) -> None:
     second = [type(s)(s.send_time, s.timestamp, s.datagram, s.frame_index + half) for s in second]
     sent = first + second
     # the first half's frames reach us only after we moved to the new epoch: in flight
-    run_network(rx, clock, network(sent, random.Random(9), loss=0.05, jitter=0.02, reorder=0.05))
+    arrivals = network(sent, random.Random(seed), loss=0.05, jitter=0.02, reorder=0.05)
+    run_network(rx, clock, arrivals)
     length = int((sent[-1].send_time + 1.0) * SR)
-    for lag_ms, corr in check_user(col, ALICE, pcm, sent, length):
-        assert corr > 0.9 and abs(lag_ms - PRESKIP_MS) <= 20.0, (lag_ms, corr)
+    for lag_ms, corr, latest_ms in check_spurts(col, ALICE, pcm, sent, [(t, s) for t, _, s in arrivals], length):
+        assert corr > 0.85 and PRESKIP_MS + NET_MIN_MS - 1.0 <= lag_ms <= latest_ms + 1.0, (lag_ms, corr, latest_ms)
     st = rx.stats()[ALICE]
     assert st.decrypt_failures == 0 and st.played == st.accepted > 0.9 * len(sent)
     assert bot_session.get_decryption_stats(ALICE).successes == st.received
+
+
+def test_dave_frame_overtaken_at_a_stream_start_or_an_epoch_change_is_not_lost(voices) -> None:
+    """davey refuses for good a frame older than the first one it decrypted under a sender's
+    key ratchet: the start of a stream and every epoch transition. A frame overtaken by its
+    successor right there arrived in time to play and must be decrypted and played."""
+    from tests.voice.conftest_core import LocalDaveGroup
+
+    group = LocalDaveGroup(CHANNEL, ALICE)
+    bot_session = group.add(BOT)
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.set_dave_session(bot_session)
+    rx.map_ssrc(77, ALICE)
+    packets = voices[ALICE][1]
+    snd = DiscordSender(77, make_cipher(XCHACHA20, KEY), seq=65_530, e2ee=group.members[ALICE].encrypt_opus)
+    first = snd.talk(packets[:40], 0.5)
+    group.add(CAROL)  # the sender's frames from 40 on are sealed under the new epoch's keys
+    sent = first + snd.talk(packets[40:80], first[-1].send_time + FRAME / SR)
+    arrivals = [(s.send_time + 0.005, s.datagram, s) for s in sent]
+    for i in (0, 40):  # each overtaken by its successor: 22 ms late, long before it is due
+        arrivals[i] = (arrivals[i][0] + 0.022, arrivals[i][1], arrivals[i][2])
+    del arrivals[60]  # and a loss: its successors wait for it only briefly
+    run_network(rx, clock, sorted(arrivals, key=lambda a: a[0]))
+    st = rx.stats()[ALICE]
+    assert st.decrypt_failures == 0 and st.late == 0 and st.received == 79 == st.terminal_sum()
+    assert st.accepted == st.played == 79 and st.lost == st.concealed == 1
+    assert bot_session.get_decryption_stats(ALICE).failures == 0
+    starts = [f.start for f in col.frames[ALICE]]
+    assert len(starts) == 80 and abs(starts[0] - 0.505) < 1e-9  # the overtaken first frame leads
+    assert all(abs((b - a) - FRAME / SR) < 1e-9 for a, b in zip(starts, starts[1:]))
 
 
 def test_dave_frames_from_another_group_fail_and_nothing_escapes(voices) -> None:
@@ -541,5 +624,5 @@ def test_timestamps_continuing_across_a_pause_are_timed_by_arrival(voices) -> No
     starts = [f.start for f in later]
     assert all(abs((b - a) - FRAME / SR) < 1e-9 for a, b in zip(starts, starts[1:]))
     length = int((sent[-1].send_time + 1.0) * SR)
-    for lag_ms, corr in check_user(col, ALICE, pcm, sent, length):
-        assert corr > 0.9 and abs(lag_ms - PRESKIP_MS) <= 20.0, (lag_ms, corr)
+    for lag_ms, corr, latest_ms in check_spurts(col, ALICE, pcm, sent, [(t, s) for t, _, s in arrivals], length):
+        assert corr > 0.85 and PRESKIP_MS + NET_MIN_MS - 1.0 <= lag_ms <= latest_ms + 1.0, (lag_ms, corr, latest_ms)
