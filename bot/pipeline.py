@@ -175,7 +175,8 @@ class CallPipeline:
     def _hotwords(self) -> str | None:
         if not self.config.asr.hotwords:
             return None
-        names = sorted({s.speaker.name for s in self._streams.values()})
+        with self._lock:  # worker threads ask while participants may be joining
+            names = sorted({s.speaker.name for s in self._streams.values()})
         return ", ".join(names) or None
 
     # -- audio ---------------------------------------------------------------------------
