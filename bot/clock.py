@@ -116,11 +116,6 @@ class Lanes:
                 self._t0[lane] = None
                 self._cond.notify_all()
 
-    def free_at(self) -> float:
-        """Earliest call time at which some lane is free."""
-        with self._cond:
-            return min(self._free_at)
-
 
 class LaneTiming:
     def __init__(self, start: float) -> None:

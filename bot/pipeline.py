@@ -138,7 +138,6 @@ class CallPipeline:
         self.pool = TranscriptionPool(transcriber, self.decode, clock=self.clock, on_result=self._on_result,
                                       workers=asr.workers, queue_size=asr.queue_size, batch_size=asr.batch_size,
                                       prepare=self._prepare)
-        self.transcriber = transcriber
         self.session_id: int | None = None
         self._streams: dict[str, _Stream] = {}
         self._languages: Counter[str] = Counter()  # confidently detected, over the whole call
@@ -147,7 +146,6 @@ class CallPipeline:
         self._processing_latencies: list[float] = []
         self._unsaved: list[UtteranceRecord] = []
         self._started = time.perf_counter()
-        self._closed = False
 
     # -- session and participants -------------------------------------------------------
 
@@ -330,7 +328,6 @@ class CallPipeline:
                 self.recorder.finish_session(self.session_id, status, error=error, duration=round(duration, 3))
             except StorageError as exc:
                 log.error("could not close session %s: %s", self.session_id, exc)
-        self._closed = True
         return CallSummary(
             session_id=self.session_id, status=status, duration=duration,
             wall_seconds=time.perf_counter() - self._started,

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
@@ -38,18 +38,12 @@ class JobResult:
     batch: int
 
 
-class QueueFull(Exception):
-    pass
-
-
 @dataclass
 class PoolStats:
     jobs: int = 0
     batches: int = 0
     compute_seconds: float = 0.0
     errors: int = 0
-    max_waiting: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
 
 
 class TranscriptionPool:
@@ -76,21 +70,14 @@ class TranscriptionPool:
         for t in self._threads:
             t.start()
 
-    def submit(self, job: Job, timeout: float | None = None) -> None:
-        """Queue an utterance; blocks while the queue is full (``QueueFull`` after ``timeout``)."""
+    def submit(self, job: Job) -> None:
+        """Queue an utterance; blocks while the queue is full (the backpressure on sources)."""
         with self._cond:
             if self._closing:
                 raise RuntimeError("transcription pool is closed")
-            if not self._cond.wait_for(lambda: len(self._items) < self.queue_size, timeout):
-                raise QueueFull(f"{len(self._items)} utterances already waiting for transcription")
+            self._cond.wait_for(lambda: len(self._items) < self.queue_size)
             self._items.append(job)
-            self.stats.max_waiting = max(self.stats.max_waiting, len(self._items))
             self._cond.notify_all()
-
-    @property
-    def waiting(self) -> int:
-        with self._cond:
-            return len(self._items) + self._busy
 
     def end_of_input(self) -> None:
         """No more utterances will come (lets virtual-time workers stop waiting for the source)."""
@@ -124,11 +111,14 @@ class TranscriptionPool:
         for t in self._threads:
             t.join(timeout)
 
-    def _take(self, limit: Callable[[Job], bool]) -> list[Job]:
-        """More jobs for a batch: as many as allowed that are waiting now (caller holds the lock)."""
+    def _take_more(self, allowed: Callable[[Job], bool]) -> list[Job]:
+        """More jobs for a batch: as many as allowed that are waiting now."""
         taken = []
-        while self._items and len(taken) < self.batch_size - 1 and limit(self._items[0]):
-            taken.append(self._items.popleft())
+        with self._cond:
+            while self._items and len(taken) < self.batch_size - 1 and allowed(self._items[0]):
+                taken.append(self._items.popleft())
+            self._busy += len(taken)
+            self._cond.notify_all()
         return taken
 
     def _work(self) -> None:
@@ -147,19 +137,11 @@ class TranscriptionPool:
                         self._source_caught_up(timing.start)
                         # Only utterances that had ended by the time this worker would have
                         # started in a live call may join its batch.
-                        with self._cond:
-                            more = self._take(lambda j: j.ready_at <= timing.start)
-                            self._busy += len(more)
-                            self._cond.notify_all()
-                        batch += more
+                        batch += self._take_more(lambda j: j.ready_at <= timing.start)
                         transcripts, error, seconds = self._run(batch)
                     started, done = timing.start, timing.end
                 else:
-                    with self._cond:
-                        more = self._take(lambda j: True)
-                        self._busy += len(more)
-                        self._cond.notify_all()
-                    batch += more
+                    batch += self._take_more(lambda j: True)
                     started = self.clock.now()
                     transcripts, error, seconds = self._run(batch)
                     done = self.clock.now()
@@ -189,5 +171,4 @@ class TranscriptionPool:
             self.stats.jobs += len(batch)
             self.stats.batches += 1
             self.stats.compute_seconds += seconds
-            self.stats.batch_sizes.append(len(batch))
         return transcripts, error, seconds

@@ -96,10 +96,6 @@ class Segmenter:
         """Call time up to which audio has been received."""
         return _t(self._pos + len(self._pending))
 
-    @property
-    def speaking(self) -> bool:
-        return self._announced
-
     def push(self, audio: np.ndarray) -> Iterator[Event]:
         """Add contiguous 16 kHz mono audio; yields the events it completes."""
         if len(audio) == 0:
