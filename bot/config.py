@@ -92,12 +92,29 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class DiscordConfig:
+    test_guild: int = _opt(0, "a guild (server) id to sync slash commands to instantly while developing; 0 syncs "
+                           "them globally (Discord may take up to an hour to show changes)", low=0, high=2**63 - 1)
+    auto_leave_seconds: float = _opt(60.0, "leave the voice channel and close the session after it has had no "
+                                     "one but the bot for this long", low=1.0, high=86400.0)
+    consent_mode: str = _opt("notice", "default for guilds that have not chosen: notice (everyone is processed "
+                             "unless they /optout) or opt_in (only those who said /optin)",
+                             choices=("notice", "opt_in"))
+    live_transcript: bool = _opt(False, "default for guilds that have not chosen: post the transcript as it forms")
+    transcript_interval: float = _opt(5.0, "seconds between live transcript messages (one message per interval "
+                                      "keeps far below Discord's rate limits)", low=1.0, high=300.0)
+    listening_suffix: str = _opt(" [transcribing]", "added to the bot's nickname while it listens in a guild",
+                                 empty=True)
+
+
+@dataclass(frozen=True)
 class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
 
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some keys of one section changed (command-line options), validated."""

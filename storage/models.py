@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -36,6 +37,8 @@ SESSION_SOURCES = ("replay", "discord")
 SESSION_STATUSES = ("active", "completed", "failed", "interrupted")
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 VERIFICATIONS = ("verified", "mismatch", "unknown")
+CONSENT_MODES = ("notice", "opt_in")
+CONSENT_CHOICES = ("opt_in", "opt_out")
 
 # Named constraints: SQLite can only ALTER by copying a table (alembic batch mode), and
 # batch mode can only drop or alter a constraint it can name.
@@ -223,3 +226,41 @@ class Suggestion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     session: Mapped[CallSession] = relationship(back_populates="suggestions")
+
+
+class GuildSettings(Base):
+    """A Discord guild's choices for the bot; NULL means "not chosen": the config default applies."""
+
+    __tablename__ = "guild_settings"
+    __table_args__ = (
+        CheckConstraint(f"consent_mode IS NULL OR {_in('consent_mode', CONSENT_MODES)}", name="consent_mode"),
+    )
+
+    guild_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    consent_mode: Mapped[str | None] = mapped_column(String(16))
+    live_transcript: Mapped[bool | None] = mapped_column(Boolean)
+    manager_role_id: Mapped[str | None] = mapped_column(String(32))
+    transcript_channel_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UserSettings(Base):
+    """A Discord user's own choices, the same in every guild."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hints: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GuildConsent(Base):
+    """A user's /optin or /optout in one guild (the latest one counts)."""
+
+    __tablename__ = "guild_consents"
+    __table_args__ = (CheckConstraint(_in("choice", CONSENT_CHOICES), name="choice"),)
+
+    guild_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    choice: Mapped[str] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
