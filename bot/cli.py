@@ -17,6 +17,8 @@ from bot.errors import StalkError
 COMMAND_MODULES = (
     "bot.commands.replay",
     "bot.commands.logs",
+    "bot.commands.run",
+    "bot.commands.doctor",
 )
 
 

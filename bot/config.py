@@ -103,6 +103,8 @@ class DiscordConfig:
     live_transcript: bool = _opt(False, "default for guilds that have not chosen: post the transcript as it forms")
     transcript_interval: float = _opt(5.0, "seconds between live transcript messages (one message per interval "
                                       "keeps far below Discord's rate limits)", low=1.0, high=300.0)
+    opus_library: str = _opt("", "libopus to load for voice: a file name or path; empty finds the system's",
+                             empty=True)
     listening_suffix: str = _opt(" [transcribing]", "added to the bot's nickname while it listens in a guild",
                                  empty=True)
 

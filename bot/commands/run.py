@@ -1,0 +1,106 @@
+"""``python -m bot run``: the Discord bot. The token comes from DISCORD_TOKEN only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+from bot.config import Config, load_config
+from bot.errors import StalkError
+
+log = logging.getLogger(__name__)
+
+TOKEN_VAR = "DISCORD_TOKEN"
+
+
+def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("run", parents=parents, help="run the Discord bot (needs DISCORD_TOKEN)",
+                              description="Log in to Discord and serve the slash commands until stopped "
+                                          "(Ctrl+C or SIGTERM leave every call cleanly).")
+    p.set_defaults(func=run)
+
+
+def token_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> str:
+    env = os.environ if env is None else env
+    token = env.get(TOKEN_VAR, "").strip()
+    if not token:
+        raise StalkError(f"{TOKEN_VAR} is not set",
+                         f"copy the bot token from the Discord developer portal (your application, Bot page) and "
+                         f"run: {TOKEN_VAR}=<token> python -m bot run")
+    return token
+
+
+def run(args: argparse.Namespace) -> int:
+    token = token_from_env()
+    config = load_config(args.config)
+    from bot.asr.model import load_whisper
+    from bot.asr.transcriber import WhisperTranscriber
+    from bot.replay import check_writable
+    from storage.db import open_database
+
+    load_opus(config)
+    db = open_database(args.db or config.storage.url)
+    try:
+        check_writable(db)
+        asr = config.asr
+        # Loaded before logging in, so a missing model is one line now, not a failed /join later.
+        model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
+                             cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs,
+                             download_root=asr.download_root)
+        transcriber = WhisperTranscriber(model, asr.model)
+        asyncio.run(serve(config, db, token, transcriber))
+    finally:
+        db.close()
+    return 0
+
+
+def load_opus(config: Config) -> None:
+    from discord import opus
+
+    name = config.discord.opus_library
+    try:
+        if name:
+            opus.load_opus(name)
+        elif not opus.is_loaded() and not opus._load_default():
+            raise OSError("not found")
+    except OSError as exc:
+        raise StalkError(f"cannot load libopus ({exc})", "apt-get install -y libopus0, or set [discord] "
+                         "opus_library; `python -m bot doctor` checks it") from None
+
+
+async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Event | None = None) -> None:
+    """Run the bot until SIGINT/SIGTERM (or ``stop`` is set), then leave every call cleanly."""
+    import discord
+
+    from bot.discordbot.app import StalkBot
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            pass
+    bot = StalkBot(config, db, transcriber=transcriber)
+    async with bot:
+        runner = asyncio.create_task(bot.start(token), name="discord client")
+        stopper = asyncio.create_task(stop.wait(), name="stop signal")
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.warning("stopping: leaving voice channels and closing sessions")
+        await bot.close()
+        stopper.cancel()
+        if runner in done:
+            try:
+                runner.result()
+            except discord.LoginFailure:
+                raise StalkError("Discord refused the token in DISCORD_TOKEN",
+                                 "copy it again from the developer portal (Bot page, Reset Token)") from None
+            except discord.PrivilegedIntentsRequired:
+                raise StalkError("Discord refused the bot's intents",
+                                 "the bot needs no privileged intents; check the application's settings") from None
+        else:
+            runner.cancel()

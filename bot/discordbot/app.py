@@ -1,0 +1,113 @@
+"""The discord.py client: cogs, slash-command sync, error replies, and an orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from typing import Callable
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.asr.transcriber import WhisperTranscriber
+from bot.config import Config
+from bot.discordbot.sessions import SessionManager
+from bot.errors import StalkError
+from storage.db import Database
+from storage.recorder import CallRecorder
+from storage.settings import forget_user_settings
+
+log = logging.getLogger(__name__)
+
+# Phase 2 adds "cogs.enroll" (/enroll, /voiceprint) and "cogs.log" (the /log group of the
+# log-review issue); /log is reserved for it and nothing here registers that name.
+EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings")
+
+
+class CommandRefused(app_commands.AppCommandError):
+    """A command that cannot be done as asked; the message is said to the user as is."""
+
+
+def intents() -> discord.Intents:
+    # Guilds: channels and roles; voice states: who is in a call (opt-in lists, auto-leave).
+    # No members or message-content intent: names come with voice states and interactions.
+    it = discord.Intents.none()
+    it.guilds = True
+    it.voice_states = True
+    return it
+
+
+class StalkBot(commands.Bot):
+    def __init__(self, config: Config, db: Database, *, transcriber: WhisperTranscriber | None = None,
+                 connector: aiohttp.BaseConnector | None = None, sync_commands: bool = True) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None,
+                         allowed_mentions=discord.AllowedMentions.none(), connector=connector)
+        self.config = config
+        self.db = db
+        self.sessions = SessionManager(config, db, transcriber=transcriber)
+        self.sync_commands = sync_commands
+        self.synced: list[app_commands.AppCommand] = []
+        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+        self._closing = False
+        # /forget runs each of these in a worker thread: (db, user_id) -> rows deleted. Phase 2
+        # appends the log-review issue's deletion of the user's utterances and voiceprints.
+        self.forgetters: list[Callable[[Database, int], int]] = [forget_user_settings]
+
+    async def setup_hook(self) -> None:
+        # One bot per database: any session still 'active' was left by a process that died.
+        await asyncio.to_thread(CallRecorder(self.db).close_stale_sessions)
+        for ext in EXTENSIONS:
+            await self.load_extension(ext)
+        if self.sync_commands:
+            await self.sync_tree()
+
+    async def sync_tree(self) -> list[app_commands.AppCommand]:
+        guild_id = self.config.discord.test_guild
+        if guild_id:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            self.synced = await self.tree.sync(guild=guild)
+            log.warning("slash commands synced to test guild %s (%d commands)", guild_id, len(self.synced))
+        else:
+            self.synced = await self.tree.sync()
+            log.warning("slash commands synced globally (%d commands); Discord may take a while to show them",
+                        len(self.synced))
+        return self.synced
+
+    async def on_ready(self) -> None:
+        log.warning("logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+
+    async def on_app_command_error(self, interaction: discord.Interaction,
+                                   error: app_commands.AppCommandError) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, (CommandRefused, StalkError)):
+            text = str(original)
+        elif isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "You are not allowed to use this command here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("command /%s failed (guild %s, channel %s, user %s):\n%s", command, interaction.guild_id,
+                      interaction.channel_id, interaction.user.id,
+                      "".join(traceback.format_exception(original)))
+            text = "Sorry, that did not work because of a problem on S-Talk's side. It has been logged; " \
+                   "please try again later."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user that /%s failed", interaction.command)
+
+    async def close(self) -> None:
+        """Leave every call (finishing the utterances in flight and closing their sessions) first."""
+        if not self._closing:
+            self._closing = True
+            try:
+                await self.sessions.close_all()
+            except Exception:
+                log.exception("closing sessions at shutdown failed")
+        await super().close()

@@ -1,0 +1,306 @@
+"""Live sessions: one per guild, each owning a voice connection, a speech pipeline and its listeners.
+
+``SessionManager.start`` joins a voice channel and wires receiver -> LiveFeeder -> CallPipeline
+-> storage (and the live transcript); ``stop`` takes it apart in the order that loses nothing:
+stop receiving (buffered audio is flushed), feed what is queued, let the pipeline finish the
+utterances in flight, close the session row, then leave voice.
+
+Phase-2 features attach through ``SessionManager.listener_factories``: each factory is called
+with the new ``LiveSession`` before audio flows and may return a PipelineListener (hint DMs,
+speaker verification) or None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import discord
+
+from bot.asr.transcriber import WhisperTranscriber
+from bot.audio.frames import PcmFrame
+from bot.clock import WallClock
+from bot.config import Config
+from bot.discordbot import consent
+from bot.discordbot.transcript import TranscriptPoster
+from bot.errors import StalkError
+from bot.live import LiveFeeder
+from bot.pipeline import CallPipeline, CallSummary, PipelineListener
+from bot.voice.client import ReceivingVoiceClient
+from storage.db import Database
+from storage.recorder import CallRecorder
+from storage.records import NewSession
+from storage.settings import Consents, GuildSettingsInfo, consents as load_consents, guild_settings
+
+log = logging.getLogger(__name__)
+
+ListenerFactory = Callable[["LiveSession"], "PipelineListener | None"]
+
+
+class SessionError(StalkError):
+    """A session cannot start or stop; ``str()`` is said to the user."""
+
+
+@dataclass
+class LiveSession:
+    guild: discord.Guild
+    channel: discord.VoiceChannel | discord.StageChannel
+    vc: ReceivingVoiceClient
+    pipeline: CallPipeline
+    feeder: LiveFeeder
+    settings: GuildSettingsInfo
+    consents: Consents
+    started_by: int
+    epoch: float
+    names: dict[int, str] = field(default_factory=dict)
+    poster: TranscriptPoster | None = None
+    poster_task: asyncio.Task[None] | None = None
+    empty_timer: asyncio.Task[None] | None = None
+    previous_nick: str | None = None
+    nick_changed: bool = False
+    dropped_not_consented: int = 0  # frames stopped at the sink (a second line behind the receiver)
+    summary: CallSummary | None = None
+
+    @property
+    def session_id(self) -> int | None:
+        return self.pipeline.session_id
+
+    def present(self) -> list[int]:
+        """Users (not bots) now in the voice channel."""
+        return [m.id for m in self.channel.members if not m.bot]
+
+    def excluded(self) -> set[int]:
+        return consent.excluded(self.present(), self.settings.consent_mode, self.consents)
+
+    def sink(self, user_id: int, frame: PcmFrame) -> None:
+        # The receiver already drops excluded users before decoding; this catches anyone whose
+        # consent state changed between two updates of its list, so nothing unconsented is stored.
+        if not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
+            self.dropped_not_consented += 1
+            return
+        self.feeder(user_id, frame)
+
+    def refresh_consent(self, consents: Consents | None = None) -> None:
+        """Apply new consent choices (or a changed member list) to the running receiver."""
+        if consents is not None:
+            self.consents = consents
+        self.vc.set_opted_out(self.excluded())
+
+    def name_of(self, user_id: int) -> str:
+        # Called from the feeder thread: a plain dict read, filled on the event loop.
+        return self.names.get(user_id, str(user_id))
+
+
+class SessionManager:
+    def __init__(self, config: Config, db: Database, *, transcriber: WhisperTranscriber | None = None) -> None:
+        self.config = config
+        self.db = db
+        self._transcriber = transcriber
+        self._model_lock = asyncio.Lock()
+        self.sessions: dict[int, LiveSession] = {}
+        self._starting: set[int] = set()
+        self.listener_factories: list[ListenerFactory] = []
+
+    # -- model ---------------------------------------------------------------------------
+
+    async def transcriber(self) -> WhisperTranscriber:
+        """Whisper, loaded once on first use and shared by every guild's session."""
+        async with self._model_lock:
+            if self._transcriber is None:
+                from bot.asr.model import load_whisper
+
+                asr = self.config.asr
+
+                def load() -> WhisperTranscriber:
+                    model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type,
+                                         workers=asr.workers, cpu_threads=asr.cpu_threads,
+                                         search_dirs=self.config.models.dirs, download_root=asr.download_root)
+                    return WhisperTranscriber(model, asr.model)
+
+                self._transcriber = await asyncio.to_thread(load)
+            return self._transcriber
+
+    # -- settings ------------------------------------------------------------------------
+
+    async def settings_for(self, guild_id: int) -> GuildSettingsInfo:
+        d = self.config.discord
+        return await asyncio.to_thread(guild_settings, self.db, guild_id, default_mode=d.consent_mode,
+                                       default_live=d.live_transcript)
+
+    # -- start / stop --------------------------------------------------------------------
+
+    def get(self, guild_id: int) -> LiveSession | None:
+        return self.sessions.get(guild_id)
+
+    async def start(self, channel: discord.VoiceChannel | discord.StageChannel, started_by: discord.Member) -> LiveSession:
+        guild = channel.guild
+        if guild.id in self.sessions or guild.id in self._starting:
+            where = self.sessions[guild.id].channel.mention if guild.id in self.sessions else "this server"
+            raise SessionError(f"a session is already running in {where}", "use /leave first")
+        self._starting.add(guild.id)
+        try:
+            return await self._start(channel, started_by)
+        finally:
+            self._starting.discard(guild.id)
+
+    async def _start(self, channel: discord.VoiceChannel | discord.StageChannel,
+                     started_by: discord.Member) -> LiveSession:
+        guild = channel.guild
+        settings = await self.settings_for(guild.id)
+        consents = await asyncio.to_thread(load_consents, self.db, guild.id)
+        transcriber = await self.transcriber()
+        vc = await channel.connect(cls=ReceivingVoiceClient, self_deaf=False, timeout=30.0)
+        epoch = time.monotonic()
+        try:
+            pipeline = CallPipeline(self.config, transcriber, recorder=CallRecorder(self.db),
+                                    clock=WallClock(start=epoch))
+            await asyncio.to_thread(pipeline.open, NewSession(
+                source="discord", title=f"{guild.name} / {channel.name}"[:200],
+                language=self.config.asr.language, asr_model=transcriber.name,
+                guild_id=str(guild.id), channel_id=str(channel.id)))
+        except BaseException:
+            await vc.disconnect(force=True)
+            raise
+        session = LiveSession(guild=guild, channel=channel, vc=vc, pipeline=pipeline, feeder=None,  # type: ignore[arg-type]
+                              settings=settings, consents=consents, started_by=started_by.id, epoch=epoch)
+        session.names.update({m.id: m.display_name for m in channel.members})
+        session.feeder = LiveFeeder(pipeline, session.name_of)
+        for factory in self.listener_factories:
+            listener = factory(session)
+            if listener is not None:
+                pipeline.listeners.append(listener)
+        self.sessions[guild.id] = session
+        vc.listen(session.sink, opted_out=session.excluded(), epoch=epoch)
+        log.info("session %s started in guild %s channel %s by %s", session.session_id, guild.id, channel.id,
+                 started_by.id)
+        await self._announce(session, started_by)
+        await self._mark_nick(session)
+        self.update_presence(guild.id)
+        return session
+
+    async def _announce(self, session: LiveSession, started_by: discord.Member) -> None:
+        where = None
+        if session.settings.live_transcript:
+            target = await self._transcript_target(session)
+            if target is not None:
+                session.poster = TranscriptPoster(
+                    lambda text, t=target: t.send(text, allowed_mentions=discord.AllowedMentions.none()),
+                    interval=self.config.discord.transcript_interval)
+                session.pipeline.listeners.append(session.poster)
+                session.poster_task = asyncio.create_task(session.poster.run(), name="live transcript")
+                where = target.mention
+        text = consent.notice_text(started_by=started_by.mention, mode=session.settings.consent_mode,
+                                   live_transcript=session.poster is not None, where=where)
+        try:
+            await session.channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning("could not post the consent notice in %s: %s", session.channel.id, exc)
+
+    async def _transcript_target(self, session: LiveSession) -> discord.abc.Messageable | None:
+        """A new public thread in the guild's transcript channel if one is set (voice channels'
+        own text chats cannot hold threads), else the voice channel's text chat."""
+        channel_id = session.settings.transcript_channel_id
+        text_channel = session.guild.get_channel(channel_id) if channel_id else None
+        if isinstance(text_channel, discord.TextChannel):
+            name = f"Transcript: {session.channel.name} #{session.session_id}"[:100]
+            try:
+                return await text_channel.create_thread(name=name, type=discord.ChannelType.public_thread,
+                                                        auto_archive_duration=1440)
+            except discord.HTTPException as exc:
+                log.warning("could not create the transcript thread in %s: %s", channel_id, exc)
+        return session.channel
+
+    async def _mark_nick(self, session: LiveSession) -> None:
+        suffix = self.config.discord.listening_suffix
+        me = session.guild.me
+        if not suffix or me is None:
+            return
+        session.previous_nick = me.nick
+        base = me.nick or me.name
+        try:
+            await me.edit(nick=(base[: 32 - len(suffix)] + suffix))
+            session.nick_changed = True
+        except discord.HTTPException as exc:
+            log.warning("could not mark the nickname in guild %s: %s", session.guild.id, exc)
+
+    async def _restore_nick(self, session: LiveSession) -> None:
+        me = session.guild.me
+        if not session.nick_changed or me is None:
+            return
+        try:
+            await me.edit(nick=session.previous_nick)
+        except discord.HTTPException as exc:
+            log.warning("could not restore the nickname in guild %s: %s", session.guild.id, exc)
+
+    async def stop(self, guild_id: int, *, status: str = "completed", error: str | None = None,
+                   reason: str | None = None) -> CallSummary | None:
+        session = self.sessions.pop(guild_id, None)
+        if session is None:
+            return None
+        if session.empty_timer is not None:
+            session.empty_timer.cancel()
+        session.vc.stop_listening()  # buffered audio goes to the feeder first
+        await asyncio.to_thread(session.feeder.close)
+        # Waits for the utterances in flight: they are transcribed and stored before the row closes.
+        session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
+        if session.poster_task is not None:
+            session.poster_task.cancel()
+        if session.poster is not None:
+            await session.poster.flush(None)
+        await self._restore_nick(session)
+        try:
+            if session.vc.is_connected():
+                await session.vc.disconnect(force=True)
+        except Exception:
+            log.exception("leaving voice in guild %s failed", guild_id)
+        log.info("session %s in guild %s ended (%s%s)", session.session_id, guild_id, status,
+                 f": {reason}" if reason else "")
+        if reason:
+            try:
+                await session.channel.send(f"S-Talk stopped transcribing ({reason}).",
+                                           allowed_mentions=discord.AllowedMentions.none())
+            except discord.HTTPException:
+                pass
+        return session.summary
+
+    async def close_all(self, *, status: str = "interrupted", error: str = "the bot was shut down") -> None:
+        await asyncio.gather(*(self.stop(gid, status=status, error=error, reason="the bot is shutting down")
+                               for gid in list(self.sessions)), return_exceptions=True)
+
+    # -- consent and presence ------------------------------------------------------------
+
+    async def consent_changed(self, guild_id: int) -> None:
+        session = self.sessions.get(guild_id)
+        if session is not None:
+            session.refresh_consent(await asyncio.to_thread(load_consents, self.db, guild_id))
+
+    async def settings_changed(self, guild_id: int) -> None:
+        session = self.sessions.get(guild_id)
+        if session is not None:
+            session.settings = await self.settings_for(guild_id)
+            session.refresh_consent()
+
+    def update_presence(self, guild_id: int) -> None:
+        """Someone joined or left voice in the guild: refresh names, the opt-in deny list and
+        the empty-channel timer."""
+        session = self.sessions.get(guild_id)
+        if session is None:
+            return
+        session.names.update({m.id: m.display_name for m in session.channel.members})
+        session.refresh_consent()
+        if session.present():
+            if session.empty_timer is not None:
+                session.empty_timer.cancel()
+                session.empty_timer = None
+        elif session.empty_timer is None:
+            session.empty_timer = asyncio.create_task(self._leave_when_empty(guild_id, session),
+                                                      name=f"auto-leave {guild_id}")
+
+    async def _leave_when_empty(self, guild_id: int, session: LiveSession) -> None:
+        await asyncio.sleep(self.config.discord.auto_leave_seconds)
+        if self.sessions.get(guild_id) is session and not session.present():
+            session.empty_timer = None  # stop() must not cancel the task running it
+            await self.stop(guild_id, reason="the channel was empty")

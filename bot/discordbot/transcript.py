@@ -1,0 +1,108 @@
+"""The live transcript: utterances posted to Discord in batches, never faster than one message
+per interval, so a busy call cannot run into Discord's rate limits.
+
+The pipeline calls ``on_utterance`` from its worker threads; lines wait in a lock-guarded list
+until the poster task on the event loop sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Awaitable, Callable
+
+from bot.pipeline import PipelineListener, UtteranceEvent
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000  # Discord's limit on a message's content, in characters
+MAX_MESSAGES_PER_FLUSH = 3
+
+
+def fmt_call_time(seconds: float) -> str:
+    minutes, sec = divmod(int(max(seconds, 0.0)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes:02d}:{sec:02d}"
+
+
+def transcript_line(event: UtteranceEvent) -> str:
+    return f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name)}**: {escape(event.text)}"
+
+
+def escape(text: str) -> str:
+    # Markdown in a name or transcript must not restyle the message (mentions are off anyway).
+    for ch in "\\*_~`|>":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def pack_lines(lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Join lines into as few messages as possible, each at most ``limit`` characters; a line
+    longer than that is cut into pieces."""
+    messages: list[str] = []
+    current = ""
+    for line in lines:
+        while len(line) > limit:
+            if current:
+                messages.append(current)
+                current = ""
+            messages.append(line[:limit])
+            line = line[limit:]
+        if not current:
+            current = line
+        elif len(current) + 1 + len(line) <= limit:
+            current += "\n" + line
+        else:
+            messages.append(current)
+            current = line
+    if current:
+        messages.append(current)
+    return messages
+
+
+Send = Callable[[str], Awaitable[object]]
+
+
+class TranscriptPoster(PipelineListener):
+    """Collects utterances; ``run()`` posts them every ``interval`` seconds through ``send``."""
+
+    def __init__(self, send: Send, *, interval: float = 5.0) -> None:
+        self.send = send
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self.posted = 0  # messages sent
+        self.failed = 0
+
+    def on_utterance(self, event: UtteranceEvent) -> None:
+        with self._lock:
+            self._lines.append(transcript_line(event))
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._lines)
+
+    async def flush(self, max_messages: int | None = MAX_MESSAGES_PER_FLUSH) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        messages = pack_lines(lines)
+        if max_messages is not None and len(messages) > max_messages:
+            # A backlog is spread over the next intervals instead of bursting.
+            keep, rest = messages[:max_messages], messages[max_messages:]
+            with self._lock:
+                self._lines = [line for m in rest for line in m.split("\n")] + self._lines
+            messages = keep
+        for text in messages:
+            try:
+                await self.send(text)
+                self.posted += 1
+            except Exception:
+                self.failed += 1
+                log.exception("posting the live transcript failed")
+
+    async def run(self) -> None:
+        """Post until cancelled; a final ``flush(None)`` is the caller's job."""
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()

@@ -1,0 +1,157 @@
+"""Health checks for running the bot: each says what it found, or what is wrong and how to fix it.
+
+``CHECKS`` is a plain list of (name, function): a check returns a short description of what
+it found, or raises ``CheckFailed(what, fix)``. Phase 2 appends the speaker model and the LLM
+server checks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from bot.config import Config
+from bot.errors import StalkError
+
+log = logging.getLogger(__name__)
+
+
+class CheckFailed(StalkError):
+    pass
+
+
+@dataclass(frozen=True)
+class DoctorContext:
+    config: Config
+    db_url: str
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str  # what was found, or what is wrong
+    fix: str | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"]
+        if self.fix:
+            out.append(f"      fix: {self.fix}")
+        return out
+
+
+def check_token(ctx: DoctorContext) -> str:
+    if not ctx.env.get("DISCORD_TOKEN", "").strip():
+        raise CheckFailed("DISCORD_TOKEN is not set",
+                          "export DISCORD_TOKEN=<the bot token from the Discord developer portal, Bot page>")
+    return "DISCORD_TOKEN is set (it is checked by Discord when the bot logs in)"
+
+
+def check_opus(ctx: DoctorContext) -> str:
+    from discord import opus as dopus
+
+    name = ctx.config.discord.opus_library
+    try:
+        if name:
+            lib = ctypes.CDLL(name)
+        else:
+            if not dopus.is_loaded() and not dopus._load_default():
+                raise OSError("not found")
+            lib = dopus._lib
+        lib.opus_get_version_string.restype = ctypes.c_char_p
+        version = lib.opus_get_version_string().decode()
+    except (OSError, AttributeError) as exc:
+        where = f"{name!r}" if name else "the system library"
+        raise CheckFailed(f"cannot load libopus from {where} ({exc})",
+                          "install it (apt-get install -y libopus0; macOS: brew install opus), or set "
+                          "[discord] opus_library to its path") from None
+    return version
+
+
+def check_davey(ctx: DoctorContext) -> str:
+    try:
+        import davey
+
+        session = davey.DaveSession(davey.DAVE_PROTOCOL_VERSION, 1, 1)
+        session.get_serialized_key_package()
+    except Exception as exc:
+        raise CheckFailed(f"davey (DAVE end-to-end encryption) does not work: {type(exc).__name__}: {exc}",
+                          "pip install 'davey==0.1.7' (Discord voice needs DAVE since March 2026)") from None
+    return f"davey, DAVE protocol version {davey.DAVE_PROTOCOL_VERSION}"
+
+
+def check_whisper(ctx: DoctorContext) -> str:
+    from bot.asr.model import load_whisper
+
+    asr = ctx.config.asr
+    try:
+        load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=1,
+                     cpu_threads=asr.cpu_threads, search_dirs=ctx.config.models.dirs, download_root=asr.download_root)
+    except StalkError as exc:
+        raise CheckFailed(f"Whisper model {asr.model!r}: {exc.what}",
+                          exc.fix or "set [asr] model to a size name or a CTranslate2 model directory") from None
+    except Exception as exc:
+        raise CheckFailed(f"Whisper model {asr.model!r} does not load: {type(exc).__name__}: {exc}",
+                          "set [asr] model to a size name or a CTranslate2 model directory") from None
+    return f"faster-whisper {asr.model!r} loads ({asr.device}, {asr.compute_type})"
+
+
+def check_database(ctx: DoctorContext) -> str:
+    from sqlalchemy import select
+
+    from storage.db import open_database
+    from storage.models import GuildSettings, utcnow
+
+    try:
+        db = open_database(ctx.db_url)
+    except StalkError as exc:
+        raise CheckFailed(f"database: {exc.what}", exc.fix) from None
+    probe = "doctor-probe"
+    try:
+        # Write and read back inside one transaction that is rolled back: nothing is left.
+        with db.write_session() as s:
+            s.add(GuildSettings(guild_id=probe, consent_mode="notice", updated_at=utcnow()))
+            s.flush()
+            found = s.scalar(select(GuildSettings.consent_mode).where(GuildSettings.guild_id == probe))
+            s.rollback()
+        if found != "notice":
+            raise CheckFailed(f"database {db.label}: a row written could not be read back",
+                              "check the database server or file")
+    except CheckFailed:
+        raise
+    except Exception as exc:
+        raise CheckFailed(f"database {db.label} cannot be written: {getattr(exc, 'orig', exc)}",
+                          "make the file and its folder writable, close other programs using it, or pass --db") \
+            from None
+    finally:
+        db.close()
+    return f"{db.label} (migrated, written and read back)"
+
+
+Check = Callable[[DoctorContext], str]
+
+CHECKS: list[tuple[str, Check]] = [
+    ("discord token", check_token),
+    ("opus", check_opus),
+    ("davey", check_davey),
+    ("whisper model", check_whisper),
+    ("database", check_database),
+]
+
+
+def run_checks(ctx: DoctorContext, checks: list[tuple[str, Check]] | None = None) -> list[CheckResult]:
+    results = []
+    for name, check in CHECKS if checks is None else checks:
+        try:
+            results.append(CheckResult(name, True, check(ctx)))
+        except CheckFailed as exc:
+            results.append(CheckResult(name, False, exc.what, exc.fix))
+        except Exception as exc:  # a bug in a check must not hide the others
+            log.exception("check %s crashed", name)
+            results.append(CheckResult(name, False, f"the check itself failed: {type(exc).__name__}: {exc}",
+                                       "report this as a bug"))
+    return results

@@ -1,0 +1,99 @@
+"""/privacy, /optout, /optin and /forget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discordbot.app import CommandRefused, StalkBot
+from storage.settings import set_consent
+
+log = logging.getLogger(__name__)
+
+PRIVACY_TEXT = """**What S-Talk stores, and for how long**
+- While a session runs in a voice channel, each participant's speech (unless they opted out, or did not opt in where the server requires it) is transcribed. Stored: the text, when it was said in the call, the speaker's display name and Discord user id, the detected language, and the session (server, channel, start and end). **Audio is never stored.**
+- Your settings: whether you want private hints, and your /optin or /optout choice per server.
+- Transcripts are kept until they are deleted: `/forget` deletes what is stored about you; the bot's operator can delete sessions.
+- `/optout` stops processing your voice in this server at once (your voice packets are dropped before they are decoded); `/optin` resumes it."""
+
+FORGET_TIMEOUT = 60.0
+
+
+class ForgetConfirm(discord.ui.View):
+    def __init__(self, cog: "PrivacyCog", user_id: int) -> None:
+        super().__init__(timeout=FORGET_TIMEOUT)
+        self.cog = cog
+        self.user_id = user_id
+        self.done = asyncio.Event()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return interaction.user.id == self.user_id
+
+    @discord.ui.button(label="Delete everything about me", style=discord.ButtonStyle.danger, custom_id="forget:yes")
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.stop()
+        deleted = await self.cog.forget(self.user_id)
+        await interaction.response.edit_message(
+            content=f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
+                    "S-Talk keeps ignoring your voice where you asked it to.", view=None)
+        self.done.set()
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="forget:no")
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
+        self.done.set()
+
+
+class PrivacyCog(commands.Cog):
+    def __init__(self, bot: StalkBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="privacy", description="What S-Talk stores about you and for how long")
+    async def privacy(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(PRIVACY_TEXT, ephemeral=True)
+
+    async def _consent(self, interaction: discord.Interaction, choice: str) -> None:
+        if interaction.guild_id is None:
+            raise CommandRefused("Use this in the server where you want it to apply.")
+        await asyncio.to_thread(set_consent, self.bot.db, interaction.guild_id, interaction.user.id, choice)
+        await self.bot.sessions.consent_changed(interaction.guild_id)
+
+    @app_commands.command(name="optout", description="Stop S-Talk from processing your voice in this server")
+    @app_commands.guild_only()
+    async def optout(self, interaction: discord.Interaction) -> None:
+        await self._consent(interaction, "opt_out")
+        await interaction.response.send_message(
+            "Done: S-Talk ignores your voice in this server from now on (your packets are dropped before "
+            "decoding). /optin resumes it.", ephemeral=True)
+
+    @app_commands.command(name="optin", description="Let S-Talk process your voice in this server")
+    @app_commands.guild_only()
+    async def optin(self, interaction: discord.Interaction) -> None:
+        await self._consent(interaction, "opt_in")
+        await interaction.response.send_message(
+            "Done: your speech in this server's calls is transcribed while S-Talk is in them. /optout stops it.",
+            ephemeral=True)
+
+    @app_commands.command(name="forget", description="Delete everything S-Talk stores about you")
+    async def forget_command(self, interaction: discord.Interaction) -> None:
+        view = ForgetConfirm(self, interaction.user.id)
+        await interaction.response.send_message(
+            "This deletes your settings and everything S-Talk stores about you. It cannot be undone.",
+            view=view, ephemeral=True)
+
+    async def forget(self, user_id: int) -> int:
+        """Run every registered deleter (``bot.forgetters``) in a worker thread; returns rows deleted."""
+        total = 0
+        for forgetter in self.bot.forgetters:
+            total += await asyncio.to_thread(forgetter, self.bot.db, user_id)
+        log.info("forgot user %s (%d rows)", user_id, total)
+        return total
+
+
+async def setup(bot: StalkBot) -> None:
+    await bot.add_cog(PrivacyCog(bot))
