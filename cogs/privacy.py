@@ -31,7 +31,10 @@ class ForgetConfirm(discord.ui.View):
         self.done = asyncio.Event()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return interaction.user.id == self.user_id
+        if interaction.user.id != self.user_id:
+            await interaction.response.send_message("Only the person who asked can confirm this.", ephemeral=True)
+            return False
+        return True
 
     @discord.ui.button(label="Delete everything about me", style=discord.ButtonStyle.danger, custom_id="forget:yes")
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
