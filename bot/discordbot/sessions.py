@@ -191,7 +191,7 @@ class SessionManager:
                     interval=self.config.discord.transcript_interval)
                 session.pipeline.listeners.append(session.poster)
                 session.poster_task = asyncio.create_task(session.poster.run(), name="live transcript")
-                where = target.mention
+                where = None if target is session.channel else target.mention
         text = consent.notice_text(started_by=started_by.mention, mode=session.settings.consent_mode,
                                    live_transcript=session.poster is not None, where=where)
         try:

@@ -146,6 +146,12 @@ def _resolved(h: Harness, options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _Gateway(MainGatewayStandIn):
+    """The voice tests' main-gateway stand-in, plus what Client.close() reads of a websocket."""
+
+    open = True
+
+
 HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
@@ -214,7 +220,7 @@ async def make_bot(tls: TlsPair, tiny_en, tmp_path) -> AsyncIterator[HarnessFact
             for i, n in enumerate(in_voice):
                 await server.add_member(users[n], via_client_connect=bool(i % 2))
             h.server = server
-            h.gateway = MainGatewayStandIn(state=state, guild_id=guild_id, user_id=bot_id,
+            h.gateway = _Gateway(state=state, guild_id=guild_id, user_id=bot_id,
                                            route=VoiceRoute(server.endpoint, "voice-token"))
             bot.ws = h.gateway
         return h

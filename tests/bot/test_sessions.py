@@ -1,0 +1,161 @@
+"""/join through discord.py's real voice handshake with the voice-server double (TLS websocket,
+UDP, real DAVE), real speech in, stored utterances out; consent modes, opt-out, the live
+transcript, auto-leave and shutdown. Speech: LibriSpeech test-other (CC BY 4.0)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from storage import get_session
+from storage.recorder import CallRecorder
+from storage.records import NewSession
+from storage.settings import update_guild_settings
+from tests.calls import librispeech_refs, wer
+from tests.voice.double import encode, librispeech, load_speech
+
+ANN_FILE = librispeech("1688", 2)  # 2.8 s
+BEN_FILE = librispeech("2033", 4)  # 4.3 s
+# WER bounds: tiny.en on one short sentence scores 0.1-0.4 against its reference, and near 1.0
+# against the other speaker's.
+
+
+def _followup(reqs):
+    return [r for r in reqs if r.path.startswith("/webhooks/")][-1]
+
+
+async def _speak(h, who: str, path) -> None:
+    await h.server.stream(h.users[who], encode(load_speech(path)))
+    await asyncio.sleep(0.8)  # a pause between turns, long enough to end the utterance
+
+
+def _text(detail, name: str) -> str:
+    return " ".join(u.text for u in detail.utterances if u.speaker == name)
+
+
+async def test_join_notice_transcript_and_a_live_optout(make_bot) -> None:
+    h = await make_bot(voice=True, env={"STALK_DISCORD_LIVE_TRANSCRIPT": "true"})
+    ann, ben = h.users["ann"], h.users["ben"]
+
+    reply = _followup(await h.command("ann", "join"))
+    assert reply.ephemeral and "Transcribing" in reply.content
+    session = h.bot.sessions.get(h.guild.id)
+    assert session is not None and session.vc.is_connected()
+    await h.server.wait_session()
+
+    # The consent notice in the voice channel's chat: who, what, how to opt out; no pings.
+    (notice, *_) = h.rest.where("POST", f"/channels/{h.voice.id}/messages")
+    assert f"started by <@{ann}>" in notice.content and "/optout" in notice.content
+    assert "live transcript is posted here" in notice.content
+    assert notice.body["allowed_mentions"] == {"parse": []}
+    (nick,) = h.rest.where("PATCH", f"/guilds/{h.guild.id}/members/@me")
+    assert nick.body["nick"] == "s-talk [transcribing]"
+
+    # One session per guild.
+    refused = [r for r in await h.command("ben", "join") if r.method == "POST"][-1]
+    assert refused.ephemeral and "already running" in refused.message_data["content"]
+
+    # Ben opts out while the session runs: from then on his packets are dropped before decoding.
+    await h.command("ben", "optout")
+    await _speak(h, "ann", ANN_FILE)
+    await _speak(h, "ben", BEN_FILE)
+    stats = session.vc.receive_stats()
+    sid = session.session_id
+
+    left = _followup(await h.command("ann", "leave"))
+    assert left.ephemeral and "Stopped" in left.content
+    assert h.bot.sessions.get(h.guild.id) is None
+    assert h.gateway.sent[-1]["channel_id"] is None  # left voice
+    assert h.rest.where("PATCH", "/members/@me")[-1].body["nick"] in (None, "")  # nickname reset
+
+    assert stats[ben].received > 0 and stats[ben].dropped_opted_out == stats[ben].received
+    assert stats[ben].accepted == stats[ben].played == 0 and stats[ben].decrypt_failures == 0
+    assert stats[ann].played > 100 and stats[ann].dropped_opted_out == 0
+
+    detail = get_session(h.db, sid)
+    assert detail.status == "completed"
+    assert {p.name for p in detail.participants} == {"Ann"}
+    refs = librispeech_refs()
+    assert wer([refs[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, _text(detail, "Ann")
+
+    # The live transcript went to the voice channel's chat, batched, mentions off.
+    lines = [r for r in h.rest.where("POST", f"/channels/{h.voice.id}/messages") if "**Ann**:" in (r.content or "")]
+    assert lines and all(r.body["allowed_mentions"] == {"parse": []} for r in lines)
+    assert all(len(r.content) <= 2000 for r in lines)
+    assert detail.utterances[0].text.split()[0].strip(",.") in " ".join(r.content for r in lines)
+    assert not any("Ben" in (r.content or "") for r in h.rest.posted())
+
+
+async def test_opt_in_mode_processes_only_those_who_opted_in(make_bot) -> None:
+    h = await make_bot(voice=True)
+    ann, ben = h.users["ann"], h.users["ben"]
+    await h.command("ann", "settings", "consent", mode="opt_in")
+    update_guild_settings(h.db, h.guild.id, live_transcript=True, transcript_channel_id=h.text.id)
+    await h.command("ben", "optin")
+
+    await h.command("ann", "join")
+    session = h.bot.sessions.get(h.guild.id)
+    await h.server.wait_session()
+    notice = h.rest.where("POST", f"/channels/{h.voice.id}/messages")[0]
+    assert "only people who used `/optin`" in notice.content
+    (thread,) = h.rest.where("POST", f"/channels/{h.text.id}/threads")
+    assert thread.body["name"].startswith("Transcript: call") and thread.body["type"] == 11
+
+    await _speak(h, "ann", ANN_FILE)
+    await _speak(h, "ben", BEN_FILE)
+    stats = session.vc.receive_stats()
+    sid = session.session_id
+    await h.command("ann", "leave")
+
+    assert stats[ann].received > 0 and stats[ann].dropped_opted_out == stats[ann].received
+    assert stats[ann].played == 0 and stats[ben].played > 100
+    detail = get_session(h.db, sid)
+    assert {p.name for p in detail.participants} == {"Ben"}
+    refs = librispeech_refs()
+    assert wer([refs[BEN_FILE.stem]], [_text(detail, "Ben")]) < 0.5, _text(detail, "Ben")
+    posts = [r for r in h.rest.requests if r.method == "POST" and r.path.endswith("/messages")
+             and "**Ben**:" in (r.content or "")]
+    assert posts and all(r.path not in (f"/channels/{h.voice.id}/messages", f"/channels/{h.text.id}/messages")
+                         for r in posts)  # in the new thread
+
+
+async def test_auto_leave_when_the_channel_empties(make_bot) -> None:
+    h = await make_bot(voice=True, env={"STALK_DISCORD_AUTO_LEAVE_SECONDS": "1"})
+    await h.command("ann", "join")
+    sid = h.bot.sessions.get(h.guild.id).session_id
+    await h.server.wait_session()
+    h.voice_state("ann", None)
+    h.voice_state("ben", None)
+    await h.rest.wait_for(lambda reqs: any("the channel was empty" in (r.content or "") for r in reqs))
+    assert h.bot.sessions.get(h.guild.id) is None
+    assert h.gateway.sent[-1]["channel_id"] is None
+    assert get_session(h.db, sid).status == "completed"
+
+
+async def test_shutdown_finishes_the_utterance_in_flight(make_bot) -> None:
+    h = await make_bot(voice=True)
+    await h.command("ann", "join")
+    session = h.bot.sessions.get(h.guild.id)
+    await h.server.wait_session()
+    # The last packet is sent and the bot is stopped at once: the utterance has not even
+    # ended (half a second of silence) when shutdown begins.
+    await h.server.stream(h.users["ann"], encode(load_speech(ANN_FILE)))
+    await h.bot.close()
+
+    detail = get_session(h.db, session.session_id)
+    assert detail.status == "interrupted" and detail.error == "the bot was shut down"
+    refs = librispeech_refs()
+    assert wer([refs[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, _text(detail, "Ann")
+    assert h.gateway.sent[-1]["channel_id"] is None
+    assert any("shutting down" in (r.content or "") for r in h.rest.posted())
+
+
+async def test_sessions_left_active_are_closed_at_start(make_bot, tmp_path) -> None:
+    from storage.db import open_database
+
+    path = tmp_path / "crashed.db"
+    db = open_database(str(path))
+    sid = CallRecorder(db).start_session(NewSession(source="discord", guild_id="1", channel_id="2"))
+    db.close()
+    h = await make_bot(db_path=path)
+    detail = get_session(h.db, sid)
+    assert detail.status == "interrupted" and "still active" in detail.error
