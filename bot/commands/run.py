@@ -73,10 +73,6 @@ def load_opus(config: Config) -> None:
 
 async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Event | None = None) -> None:
     """Run the bot until SIGINT/SIGTERM (or ``stop`` is set), then leave every call cleanly."""
-    import discord
-
-    from bot.discordbot.app import StalkBot
-
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,6 +80,21 @@ async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Ev
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
             pass
+    try:
+        await _serve(config, db, token, transcriber, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+
+async def _serve(config: Config, db, token: str, transcriber, stop: asyncio.Event) -> None:
+    import discord
+
+    from bot.discordbot.app import StalkBot
+
     bot = StalkBot(config, db, transcriber=transcriber)
     async with bot:
         runner = asyncio.create_task(bot.start(token), name="discord client")
@@ -102,5 +113,9 @@ async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Ev
             except discord.PrivilegedIntentsRequired:
                 raise StalkError("Discord refused the bot's intents",
                                  "the bot needs no privileged intents; check the application's settings") from None
+            except Exception as exc:
+                log.debug("the Discord connection failed", exc_info=True)
+                raise StalkError(f"the connection to Discord failed ({type(exc).__name__}: {exc})",
+                                 "check the network and try again; -vv shows the details") from None
         else:
             runner.cancel()

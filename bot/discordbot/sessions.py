@@ -173,11 +173,16 @@ class SessionManager:
             if listener is not None:
                 pipeline.listeners.append(listener)
         self.sessions[guild.id] = session
-        vc.listen(session.sink, opted_out=session.excluded(), epoch=epoch)
+        try:
+            # The notice goes out before the first packet is listened to.
+            await self._announce(session, started_by)
+            vc.listen(session.sink, opted_out=session.excluded(), epoch=epoch)
+            await self._mark_nick(session)
+        except BaseException as exc:
+            await self.stop(guild.id, status="failed", error=f"start failed: {type(exc).__name__}: {exc}")
+            raise
         log.info("session %s started in guild %s channel %s by %s", session.session_id, guild.id, channel.id,
                  started_by.id)
-        await self._announce(session, started_by)
-        await self._mark_nick(session)
         self.update_presence(guild.id)
         return session
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import discord
+import discord.gateway
+import yarl
 from aiohttp import web
 
 _ids = itertools.count(1)
@@ -67,6 +69,18 @@ class DiscordRest:
             "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
             "flags": body.get("flags", 0), "components": body.get("components", []),
         }
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """A main gateway that accepts and says nothing: the client stays connecting (until
+        its 60 s HELLO timeout), which is all the shutdown tests need of it."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async with self._changed:
+            self.requests.append(Request("GET", "/gateway-ws", dict(request.query), None))
+            self._changed.notify_all()
+        async for _ in ws:
+            pass
+        return ws
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path.removeprefix("/api/v10")
@@ -143,6 +157,7 @@ class DiscordRest:
 
     async def start(self) -> None:
         app = web.Application()
+        app.router.add_get("/gateway-ws", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -150,9 +165,12 @@ class DiscordRest:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         discord.http.Route.BASE = f"http://127.0.0.1:{self.port}/api/v10"
+        # The first gateway connection goes to this class attribute (not /gateway/bot).
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(f"ws://127.0.0.1:{self.port}/gateway-ws")
 
     async def stop(self) -> None:
         discord.http.Route.BASE = "https://discord.com/api/v10"
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL("wss://gateway.discord.gg/")
         if self.runner is not None:
             await self.runner.cleanup()
 

@@ -1,0 +1,145 @@
+"""`python -m bot doctor` (each check failing in turn, with its fix) and `python -m bot run`'s
+start-up errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+
+import pytest
+
+from bot.config import load_config
+from bot.doctor import CHECKS
+from tests.bot.discord_rest import DiscordRest
+from tests.calls import tiny_en_dir
+from tests.cli import one_error_line, run_cli
+
+NAMES = [name for name, _ in CHECKS]
+
+
+@pytest.fixture
+def healthy(monkeypatch, tmp_path):
+    """An environment where every check passes: token set, the offline tiny.en model."""
+    monkeypatch.setenv("DISCORD_TOKEN", "not-a-real-token")
+    monkeypatch.setenv("STALK_ASR_MODEL", tiny_en_dir())
+    return tmp_path / "doctor.db"
+
+
+def _lines(out: str) -> dict[str, list[str]]:
+    """check name -> its line and fix line."""
+    result: dict[str, list[str]] = {}
+    current = None
+    for line in out.splitlines():
+        if line.startswith(("ok  ", "FAIL")):
+            current = line[6:].split(":", 1)[0]
+            result[current] = [line]
+        elif line.startswith("      fix:") and current:
+            result[current].append(line)
+    return result
+
+
+def test_doctor_all_pass_and_database_check_leaves_nothing(healthy, capsys) -> None:
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    lines = _lines(out)
+    assert code == 0 and list(lines) == NAMES, out
+    assert all(v[0].startswith("ok") for v in lines.values())
+    assert "libopus" in lines["opus"][0] and "migrated, written and read back" in lines["database"][0]
+    with sqlite3.connect(healthy) as conn:
+        assert conn.execute("SELECT count(*) FROM guild_settings").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+
+
+def _only_failure(out: str, name: str) -> list[str]:
+    lines = _lines(out)
+    assert list(lines) == NAMES, out
+    failed = [n for n, v in lines.items() if v[0].startswith("FAIL")]
+    assert failed == [name], out
+    assert len(lines[name]) == 2, f"a failure must come with its fix:\n{out}"
+    assert f"failed: {name}" in out.splitlines()[-1]
+    return lines[name]
+
+
+def test_doctor_missing_token(healthy, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("DISCORD_TOKEN")
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    line, fix = _only_failure(out, "discord token")
+    assert code == 1 and "DISCORD_TOKEN is not set" in line and "export DISCORD_TOKEN=" in fix
+
+
+def test_doctor_opus_library_missing(healthy, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("STALK_DISCORD_OPUS_LIBRARY", str(tmp_path / "libopus.so.0"))
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    line, fix = _only_failure(out, "opus")
+    assert code == 1 and "cannot load libopus" in line and "apt-get install -y libopus0" in fix
+
+
+def test_doctor_davey_unusable(healthy, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "davey", None)  # what Python does for a module that failed to import
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    line, fix = _only_failure(out, "davey")
+    assert code == 1 and "davey" in line and "pip install 'davey==0.1.7'" in fix
+
+
+def test_doctor_model_missing(healthy, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("STALK_ASR_MODEL", str(tmp_path / "no-such-model"))
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    line, fix = _only_failure(out, "whisper model")
+    assert code == 1 and "no-such-model" in line and fix
+
+
+def test_doctor_database_unusable(healthy, capsys, tmp_path) -> None:
+    not_db = tmp_path / "notes.txt"
+    not_db.write_text("hello, this is not a database " * 100)
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(not_db))
+    line, fix = _only_failure(out, "database")
+    assert code == 1 and "not a database" in line and "--db" in fix
+    assert not_db.read_text().startswith("hello")  # left alone
+
+
+def test_run_without_token_stops_at_once(capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    code, out, err = run_cli(capsys, "run", "--db", str(tmp_path / "x.db"))
+    line = one_error_line(err)
+    assert code == 2 and "DISCORD_TOKEN is not set" in line and "DISCORD_TOKEN=<token> python -m bot run" in line
+    assert not (tmp_path / "x.db").exists()  # nothing done before the token check
+
+
+async def test_a_refused_token_is_one_clear_error(tiny_en, tmp_path) -> None:
+    from bot.commands.run import serve
+    from bot.errors import StalkError
+    from storage.db import open_database
+
+    rest = DiscordRest(bot_user={"id": "1", "username": "x", "discriminator": "0", "avatar": None}, application_id=2)
+    await rest.start()
+    rest.fail_paths["/users/@me"] = 401
+    db = open_database(str(tmp_path / "x.db"))
+    try:
+        with pytest.raises(StalkError, match="Discord refused the token in DISCORD_TOKEN"):
+            await asyncio.wait_for(serve(load_config(None, env={}), db, "bad-token", tiny_en), 30)
+    finally:
+        db.close()
+        await rest.stop()
+
+
+async def test_sigterm_stops_the_bot_cleanly(tiny_en, tmp_path) -> None:
+    """The bot logs in and connects to the (silent) gateway; SIGTERM ends it cleanly."""
+    import os
+    import signal
+
+    from bot.commands.run import serve
+    from storage.db import open_database
+
+    rest = DiscordRest(bot_user={"id": "1", "username": "x", "discriminator": "0", "avatar": None, "bot": True},
+                       application_id=2)
+    await rest.start()
+    db = open_database(str(tmp_path / "x.db"))
+    try:
+        task = asyncio.create_task(serve(load_config(None, env={}), db, "good-token", tiny_en))
+        await rest.wait_for(lambda reqs: any(r.path == "/gateway-ws" for r in reqs))
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(task, 30)  # returns instead of dying: the handler ran
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # and was removed again
+    finally:
+        db.close()
+        await rest.stop()
