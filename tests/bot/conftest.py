@@ -51,6 +51,8 @@ class Harness:
     gateway: MainGatewayStandIn | None = None
     server: VoiceServerDouble | None = None
     _command_ids: dict[str, str] = field(default_factory=dict)
+    add_guild: Any = None  # async (voice=True, in_voice=...) -> Harness: another guild of the same bot
+    extra_servers: list[Any] = field(default_factory=list)
 
     def member_payload(self, name: str) -> dict[str, Any]:
         return {"user": self.user_payloads[name], "roles": self.roles[name], "joined_at": "2025-01-01T00:00:00+00:00",
@@ -160,69 +162,109 @@ def tls() -> TlsPair:
     return make_tls_pair()
 
 
+class _Gateways:
+    """The main gateway for several guilds: each guild's voice joins go to its own stand-in
+    (and so to its own voice double)."""
+
+    open = True
+    latency = 0.0
+
+    def __init__(self) -> None:
+        self.by_guild: dict[int, _Gateway] = {}
+
+    async def voice_state(self, guild_id: int, channel_id: int | None, self_mute: bool = False,
+                          self_deaf: bool = False) -> None:
+        await self.by_guild[int(guild_id)].voice_state(guild_id, channel_id, self_mute, self_deaf)
+
+    async def close(self, code: int = 1000) -> None:
+        return None
+
+    def is_ratelimited(self) -> bool:
+        return False
+
+
+async def _add_guild(h_bot, rest: DiscordRest, db, tls: TlsPair, *, voice: bool,
+                     in_voice: tuple[str, ...]) -> Harness:
+    guild_id, voice_id, text_id = (snowflake() for _ in range(3))
+    admin_role, manager_role = snowflake(), snowflake()
+    names = ("ann", "ben", "cat", "dan")
+    users = {n: snowflake() for n in names}
+    payloads = {n: _user(uid, n) for n, uid in users.items()}
+    roles = {"ann": [str(admin_role)], "ben": [], "cat": [str(manager_role)], "dan": []}
+    state = h_bot._connection
+    guild = state._add_guild_from_data({
+        "id": str(guild_id), "name": f"guild {guild_id % 1000}", "owner_id": str(snowflake()), "features": [],
+        "emojis": [], "member_count": 5,
+        "roles": [
+            {"id": str(guild_id), "name": "@everyone", "permissions": str(EVERYONE_PERMS), "position": 0,
+             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+            {"id": str(admin_role), "name": "admins", "permissions": str(ADMINISTRATOR), "position": 2,
+             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+            {"id": str(manager_role), "name": "s-talk managers", "permissions": "0", "position": 1,
+             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+        ],
+        "members": [{"user": rest.bot_user, "roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False,
+                     "mute": False, "flags": 0}]
+                   + [{"user": payloads[n], "roles": roles[n], "joined_at": "2025-01-01T00:00:00+00:00",
+                       "deaf": False, "mute": False, "flags": 0} for n in names],
+        "channels": [
+            {"id": str(voice_id), "type": 2, "name": "call", "position": 0, "bitrate": 64000, "user_limit": 0,
+             "permission_overwrites": []},
+            {"id": str(text_id), "type": 0, "name": "general", "position": 1, "permission_overwrites": []},
+        ],
+        "voice_states": [{"user_id": str(users[n]), "channel_id": str(voice_id), "session_id": f"s-{n}",
+                          "deaf": False, "mute": False, "self_deaf": False, "self_mute": False,
+                          "self_video": False, "suppress": False, "request_to_speak_timestamp": None}
+                         for n in in_voice],
+    })
+    h = Harness(bot=h_bot, rest=rest, db=db, guild=guild, voice=guild.get_channel(voice_id),
+                text=guild.get_channel(text_id), users=users, user_payloads=payloads, roles=roles,
+                admin_role=admin_role, manager_role=manager_role)
+    if voice:
+        server = VoiceServerDouble(tls, guild_id=guild_id, channel_id=voice_id, token="voice-token", dave=True)
+        await server.start()
+        for i, n in enumerate(in_voice):
+            await server.add_member(users[n], via_client_connect=bool(i % 2))
+        h.server = server
+        h.gateway = _Gateway(state=state, guild_id=guild_id, user_id=int(rest.bot_user["id"]),
+                             route=VoiceRoute(server.endpoint, "voice-token"))
+        if not isinstance(h_bot.ws, _Gateways):
+            h_bot.ws = _Gateways()
+        h_bot.ws.by_guild[guild_id] = h.gateway
+    return h
+
+
 @pytest.fixture
 async def make_bot(tls: TlsPair, tiny_en, tmp_path) -> AsyncIterator[HarnessFactory]:
-    """Build and log in the bot. ``in_voice`` users sit in the voice channel (and, with
-    ``voice=True``, in the voice double, where they can speak); ``env`` overrides config keys."""
+    """Build and log in the bot with one guild. ``in_voice`` users sit in the voice channel
+    (and, with ``voice=True``, in the voice double, where they can speak); ``env`` overrides
+    config keys. ``harness.add_guild(...)`` adds another guild to the same bot."""
     from bot.discordbot.app import StalkBot
 
     made: list[Harness] = []
 
     async def factory(*, voice: bool = False, in_voice: tuple[str, ...] = ("ann", "ben"),
                       env: dict[str, str] | None = None, db_path: Path | None = None) -> Harness:
-        guild_id, voice_id, text_id, bot_id, app_id = (snowflake() for _ in range(5))
-        admin_role, manager_role = snowflake(), snowflake()
-        names = ("ann", "ben", "cat", "dan")
-        users = {n: snowflake() for n in names}
-        payloads = {n: _user(uid, n) for n, uid in users.items()}
-        bot_user = _user(bot_id, "s-talk", bot=True)
-        rest = DiscordRest(bot_user=bot_user, application_id=app_id)
+        bot_id, app_id = snowflake(), snowflake()
+        rest = DiscordRest(bot_user=_user(bot_id, "s-talk", bot=True), application_id=app_id)
         await rest.start()
         config = load_config(None, env={"STALK_DISCORD_TRANSCRIPT_INTERVAL": "1", **(env or {})})
         db = open_database(str(db_path or tmp_path / f"bot-{len(made)}.db"))
         bot = StalkBot(config, db, transcriber=tiny_en,
                        connector=aiohttp.TCPConnector(ssl=tls.client, limit=0))
         await bot.login("test-bot-token")  # REST login, application info, setup_hook (cogs, sync)
-        roles = {"ann": [str(admin_role)], "ben": [], "cat": [str(manager_role)], "dan": []}
-        state = bot._connection
-        guild = state._add_guild_from_data({
-            "id": str(guild_id), "name": "test guild", "owner_id": str(snowflake()), "features": [], "emojis": [],
-            "member_count": 5,
-            "roles": [
-                {"id": str(guild_id), "name": "@everyone", "permissions": str(EVERYONE_PERMS), "position": 0,
-                 "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-                {"id": str(admin_role), "name": "admins", "permissions": str(ADMINISTRATOR), "position": 2,
-                 "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-                {"id": str(manager_role), "name": "s-talk managers", "permissions": "0", "position": 1,
-                 "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-            ],
-            "members": [{"user": bot_user, "roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False,
-                         "mute": False, "flags": 0}]
-                       + [{"user": payloads[n], "roles": roles[n], "joined_at": "2025-01-01T00:00:00+00:00",
-                           "deaf": False, "mute": False, "flags": 0} for n in names],
-            "channels": [
-                {"id": str(voice_id), "type": 2, "name": "call", "position": 0, "bitrate": 64000, "user_limit": 0,
-                 "permission_overwrites": []},
-                {"id": str(text_id), "type": 0, "name": "general", "position": 1, "permission_overwrites": []},
-            ],
-            "voice_states": [{"user_id": str(users[n]), "channel_id": str(voice_id), "session_id": f"s-{n}",
-                              "deaf": False, "mute": False, "self_deaf": False, "self_mute": False,
-                              "self_video": False, "suppress": False, "request_to_speak_timestamp": None}
-                             for n in in_voice],
-        })
-        h = Harness(bot=bot, rest=rest, db=db, guild=guild, voice=guild.get_channel(voice_id),
-                    text=guild.get_channel(text_id), users=users, user_payloads=payloads, roles=roles,
-                    admin_role=admin_role, manager_role=manager_role)
+        h = await _add_guild(bot, rest, db, tls, voice=voice, in_voice=in_voice)
         made.append(h)
-        if voice:
-            server = VoiceServerDouble(tls, guild_id=guild_id, channel_id=voice_id, token="voice-token", dave=True)
-            await server.start()
-            for i, n in enumerate(in_voice):
-                await server.add_member(users[n], via_client_connect=bool(i % 2))
-            h.server = server
-            h.gateway = _Gateway(state=state, guild_id=guild_id, user_id=bot_id,
-                                           route=VoiceRoute(server.endpoint, "voice-token"))
-            bot.ws = h.gateway
+
+        async def add_guild(*, voice: bool = True, in_voice: tuple[str, ...] = ("ann", "ben")) -> Harness:
+            other = await _add_guild(bot, rest, db, tls, voice=voice, in_voice=in_voice)
+            other.add_guild = add_guild
+            extra_servers.append(other.server)
+            return other
+
+        extra_servers: list[VoiceServerDouble | None] = []
+        h.add_guild = add_guild
+        h.extra_servers = extra_servers
         return h
 
     try:
@@ -232,8 +274,9 @@ async def make_bot(tls: TlsPair, tiny_en, tmp_path) -> AsyncIterator[HarnessFact
             try:
                 await asyncio.wait_for(h.bot.close(), 60)
             finally:
-                if h.server is not None:
-                    await h.server.stop()
-                    assert not h.server.errors, f"voice double failed: {h.server.errors!r}"
+                for server in [h.server, *h.extra_servers]:
+                    if server is not None:
+                        await server.stop()
+                        assert not server.errors, f"voice double failed: {server.errors!r}"
                 await h.rest.stop()
                 h.db.close()

@@ -159,3 +159,29 @@ async def test_sessions_left_active_are_closed_at_start(make_bot, tmp_path) -> N
     h = await make_bot(db_path=path)
     detail = get_session(h.db, sid)
     assert detail.status == "interrupted" and "still active" in detail.error
+
+
+async def test_sessions_in_two_guilds_at_once(make_bot) -> None:
+    one = await make_bot(voice=True)
+    two = await one.add_guild(voice=True)
+    await one.command("ann", "join")
+    await two.command("ann", "join")
+    s1, s2 = one.bot.sessions.get(one.guild.id), one.bot.sessions.get(two.guild.id)
+    assert s1 is not s2 and s1.session_id != s2.session_id
+    await one.server.wait_session()
+    await two.server.wait_session()
+
+    # Both talk at the same moment, each in their own guild's call.
+    await asyncio.gather(one.server.stream(one.users["ann"], encode(load_speech(ANN_FILE))),
+                         two.server.stream(two.users["ben"], encode(load_speech(BEN_FILE))))
+    await asyncio.sleep(0.8)
+    await one.command("ann", "leave")
+    assert one.bot.sessions.get(two.guild.id) is s2 and s2.vc.is_connected()  # the other call goes on
+    await two.command("ann", "leave")
+
+    refs = librispeech_refs()
+    d1, d2 = get_session(one.db, s1.session_id), get_session(one.db, s2.session_id)
+    assert d1.status == d2.status == "completed"
+    assert {p.name for p in d1.participants} == {"Ann"} and {p.name for p in d2.participants} == {"Ben"}
+    assert wer([refs[ANN_FILE.stem]], [_text(d1, "Ann")]) < 0.5, _text(d1, "Ann")
+    assert wer([refs[BEN_FILE.stem]], [_text(d2, "Ben")]) < 0.5, _text(d2, "Ben")
