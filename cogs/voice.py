@@ -71,7 +71,9 @@ class VoiceCog(commands.Cog):
         if self.bot.user is not None and member.id == self.bot.user.id:
             if after.channel is None:
                 await manager.stop(member.guild.id, reason="the bot was disconnected from voice")
-            return
+                return
+            if after.channel != session.channel and isinstance(after.channel, discord.VoiceChannel | discord.StageChannel):
+                session.channel = after.channel  # moved by a moderator: follow who is in the new channel
         manager.update_presence(member.guild.id)
 
 

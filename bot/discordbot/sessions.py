@@ -89,6 +89,15 @@ class LiveSession:
             self.consents = consents
         self.vc.set_opted_out(self.excluded())
 
+    def add_listener(self, listener: PipelineListener) -> None:
+        """Attach a listener to the running pipeline (e.g. /enroll collecting a user's speech).
+
+        Copy-on-write: worker threads iterating the old list are not disturbed."""
+        self.pipeline.listeners = [*self.pipeline.listeners, listener]
+
+    def remove_listener(self, listener: PipelineListener) -> None:
+        self.pipeline.listeners = [x for x in self.pipeline.listeners if x is not listener]
+
     def name_of(self, user_id: int) -> str:
         # Called from the feeder thread: a plain dict read, filled on the event loop.
         return self.names.get(user_id, str(user_id))
@@ -171,7 +180,7 @@ class SessionManager:
         for factory in self.listener_factories:
             listener = factory(session)
             if listener is not None:
-                pipeline.listeners.append(listener)
+                session.add_listener(listener)
         self.sessions[guild.id] = session
         try:
             # The notice goes out before the first packet is listened to.
@@ -194,7 +203,7 @@ class SessionManager:
                 session.poster = TranscriptPoster(
                     lambda text, t=target: t.send(text, allowed_mentions=discord.AllowedMentions.none()),
                     interval=self.config.discord.transcript_interval)
-                session.pipeline.listeners.append(session.poster)
+                session.add_listener(session.poster)
                 session.poster_task = asyncio.create_task(session.poster.run(), name="live transcript")
                 where = None if target is session.channel else target.mention
         text = consent.notice_text(started_by=started_by.mention, mode=session.settings.consent_mode,

@@ -185,3 +185,17 @@ async def test_sessions_in_two_guilds_at_once(make_bot) -> None:
     assert {p.name for p in d1.participants} == {"Ann"} and {p.name for p in d2.participants} == {"Ben"}
     assert wer([refs[ANN_FILE.stem]], [_text(d1, "Ann")]) < 0.5, _text(d1, "Ann")
     assert wer([refs[BEN_FILE.stem]], [_text(d2, "Ben")]) < 0.5, _text(d2, "Ben")
+
+
+async def test_kicked_from_voice_closes_the_session_with_what_was_said(make_bot) -> None:
+    h = await make_bot(voice=True)
+    await h.command("ann", "join")
+    session = h.bot.sessions.get(h.guild.id)
+    await h.server.wait_session()
+    await _speak(h, "ann", ANN_FILE)
+    h.gateway.kick()  # a moderator disconnects the bot
+    await h.rest.wait_for(lambda reqs: any("disconnected from voice" in (r.content or "") for r in reqs))
+    assert h.bot.sessions.get(h.guild.id) is None
+    detail = get_session(h.db, session.session_id)
+    assert detail.status == "completed"
+    assert wer([librispeech_refs()[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, _text(detail, "Ann")
