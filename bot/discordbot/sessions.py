@@ -98,9 +98,6 @@ class LiveSession:
     def remove_listener(self, listener: PipelineListener) -> None:
         self.pipeline.listeners = [x for x in self.pipeline.listeners if x is not listener]
 
-    def name_of(self, user_id: int) -> str:
-        # Called from the feeder thread: a plain dict read, filled on the event loop.
-        return self.names.get(user_id, str(user_id))
 
 
 class SessionManager:
@@ -161,7 +158,13 @@ class SessionManager:
         settings = await self.settings_for(guild.id)
         consents = await asyncio.to_thread(load_consents, self.db, guild.id)
         transcriber = await self.transcriber()
-        vc = await channel.connect(cls=ReceivingVoiceClient, self_deaf=False, timeout=30.0)
+        try:
+            vc = await channel.connect(cls=ReceivingVoiceClient, self_deaf=False, timeout=30.0)
+        except (asyncio.TimeoutError, discord.ClientException, discord.ConnectionClosed, OSError) as exc:
+            log.warning("joining voice channel %s in guild %s failed: %r", channel.id, guild.id, exc)
+            raise SessionError(f"could not connect to {channel.mention}",
+                               "try again in a moment; if it keeps failing, check S-Talk's Connect permission "
+                               "there") from None
         epoch = time.monotonic()
         try:
             pipeline = CallPipeline(self.config, transcriber, recorder=CallRecorder(self.db),
@@ -173,10 +176,12 @@ class SessionManager:
         except BaseException:
             await vc.disconnect(force=True)
             raise
-        session = LiveSession(guild=guild, channel=channel, vc=vc, pipeline=pipeline, feeder=None,  # type: ignore[arg-type]
-                              settings=settings, consents=consents, started_by=started_by.id, epoch=epoch)
-        session.names.update({m.id: m.display_name for m in channel.members})
-        session.feeder = LiveFeeder(pipeline, session.name_of)
+        names = {m.id: m.display_name for m in channel.members}
+        # The feeder thread reads names as participants first speak; the event loop keeps them current.
+        feeder = LiveFeeder(pipeline, lambda uid: names.get(uid, str(uid)))
+        session = LiveSession(guild=guild, channel=channel, vc=vc, pipeline=pipeline, feeder=feeder,
+                              settings=settings, consents=consents, started_by=started_by.id, epoch=epoch,
+                              names=names)
         for factory in self.listener_factories:
             listener = factory(session)
             if listener is not None:
