@@ -25,6 +25,7 @@ from bot.audio.frames import PcmFrame
 from bot.clock import WallClock
 from bot.config import Config
 from bot.discordbot import consent
+from bot.discordbot.quiet import QuietFiller
 from bot.discordbot.transcript import TranscriptPoster
 from bot.errors import StalkError
 from bot.live import LiveFeeder
@@ -58,6 +59,8 @@ class LiveSession:
     names: dict[int, str] = field(default_factory=dict)
     poster: TranscriptPoster | None = None
     poster_task: asyncio.Task[None] | None = None
+    quiet: QuietFiller | None = None
+    quiet_task: asyncio.Task[None] | None = None
     empty_timer: asyncio.Task[None] | None = None
     previous_nick: str | None = None
     nick_changed: bool = False
@@ -81,7 +84,7 @@ class LiveSession:
         if not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
             self.dropped_not_consented += 1
             return
-        self.feeder(user_id, frame)
+        (self.quiet or self.feeder)(user_id, frame)
 
     def refresh_consent(self, consents: Consents | None = None) -> None:
         """Apply new consent choices (or a changed member list) to the running receiver."""
@@ -186,11 +189,14 @@ class SessionManager:
             listener = factory(session)
             if listener is not None:
                 session.add_listener(listener)
+        vad = self.config.vad
+        session.quiet = QuietFiller(feeder, tail=(vad.min_silence_ms + vad.speech_pad_ms + 100) / 1000)
         self.sessions[guild.id] = session
         try:
             # The notice goes out before the first packet is listened to.
             await self._announce(session, started_by)
             vc.listen(session.sink, opted_out=session.excluded(), epoch=epoch)
+            session.quiet_task = asyncio.create_task(self._tick_quiet(session), name=f"quiet {guild.id}")
             await self._mark_nick(session)
         except BaseException as exc:
             await self.stop(guild.id, status="failed", error=f"start failed: {type(exc).__name__}: {exc}")
@@ -199,6 +205,12 @@ class SessionManager:
                  started_by.id)
         self.update_presence(guild.id)
         return session
+
+    async def _tick_quiet(self, session: LiveSession) -> None:
+        assert session.quiet is not None
+        while True:
+            await asyncio.sleep(0.1)
+            session.quiet.tick(time.monotonic() - session.epoch)
 
     async def _announce(self, session: LiveSession, started_by: discord.Member) -> None:
         where = None
@@ -262,6 +274,8 @@ class SessionManager:
         if session.empty_timer is not None:
             session.empty_timer.cancel()
         session.vc.stop_listening()  # buffered audio goes to the feeder first
+        if session.quiet_task is not None:
+            session.quiet_task.cancel()
         await asyncio.to_thread(session.feeder.close)
         # Waits for the utterances in flight: they are transcribed and stored before the row closes.
         session.summary = await asyncio.to_thread(session.pipeline.close, status, error)

@@ -200,3 +200,20 @@ async def test_kicked_from_voice_closes_the_session_with_what_was_said(make_bot)
     detail = get_session(h.db, session.session_id)
     assert detail.status == "completed"
     assert wer([librispeech_refs()[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, _text(detail, "Ann")
+
+
+async def test_an_utterance_is_posted_while_the_speaker_stays_quiet(make_bot) -> None:
+    """Discord sends nothing while someone is silent; the session still ends their utterance
+    (and posts it) without waiting for them to speak again or for the session to end."""
+    h = await make_bot(voice=True, env={"STALK_DISCORD_LIVE_TRANSCRIPT": "true"})
+    await h.command("ann", "join")
+    session = h.bot.sessions.get(h.guild.id)
+    await h.server.wait_session()
+    # Cut mid-sentence: the stream stops while she is speaking, as when a client's own voice
+    # detection cuts off (the double then sends Discord's five silence frames and goes quiet).
+    await h.server.stream(h.users["ann"], encode(load_speech(ANN_FILE, 2.0)))
+    # The timeout guards against a hang only; live it takes about a second.
+    await h.rest.wait_for(lambda reqs: any("**Ann**:" in (r.content or "") for r in reqs), timeout=60)
+    assert h.bot.sessions.get(h.guild.id) is session  # still running
+    stored = get_session(h.db, session.session_id).utterances
+    assert stored and stored[0].speaker == "Ann" and stored[0].end <= session.pipeline.clock.now()
