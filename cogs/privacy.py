@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 PRIVACY_TEXT = """**What S-Talk stores, and for how long**
 - While a session runs in a voice channel, each participant's speech (unless they opted out, or did not opt in where the server requires it) is transcribed. Stored: the text, when it was said in the call, the speaker's display name and Discord user id, the detected language, and the session (server, channel, start and end). **Audio is never stored.**
 - Your settings: whether you want private hints, and your /optin or /optout choice per server.
-- Transcripts are kept until they are deleted: `/forget` deletes what is stored about you; the bot's operator can delete sessions.
+- Transcripts are kept until they are deleted; the bot's operator can delete sessions. `/forget` deletes {forget}.
 - `/optout` stops processing your voice in this server at once (your voice packets are dropped before they are decoded); `/optin` resumes it."""
 
 FORGET_TIMEOUT = 60.0
@@ -36,7 +36,7 @@ class ForgetConfirm(discord.ui.View):
             return False
         return True
 
-    @discord.ui.button(label="Delete everything about me", style=discord.ButtonStyle.danger, custom_id="forget:yes")
+    @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger, custom_id="forget:yes")
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.stop()
         deleted = await self.cog.forget(self.user_id)
@@ -56,9 +56,12 @@ class PrivacyCog(commands.Cog):
     def __init__(self, bot: StalkBot) -> None:
         self.bot = bot
 
+    def forget_scope(self) -> str:
+        return ", ".join(f.what for f in self.bot.forgetters)
+
     @app_commands.command(name="privacy", description="What S-Talk stores about you and for how long")
     async def privacy(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(PRIVACY_TEXT, ephemeral=True)
+        await interaction.response.send_message(PRIVACY_TEXT.format(forget=self.forget_scope()), ephemeral=True)
 
     async def _consent(self, interaction: discord.Interaction, choice: str) -> None:
         if interaction.guild_id is None:
@@ -82,18 +85,18 @@ class PrivacyCog(commands.Cog):
             "Done: your speech in this server's calls is transcribed while S-Talk is in them. /optout stops it.",
             ephemeral=True)
 
-    @app_commands.command(name="forget", description="Delete everything S-Talk stores about you")
+    @app_commands.command(name="forget", description="Delete what S-Talk stores about you")
     async def forget_command(self, interaction: discord.Interaction) -> None:
         view = ForgetConfirm(self, interaction.user.id)
         await interaction.response.send_message(
-            "This deletes your settings and everything S-Talk stores about you. It cannot be undone.",
+            f"This deletes {self.forget_scope()}. It cannot be undone.",
             view=view, ephemeral=True)
 
     async def forget(self, user_id: int) -> int:
         """Run every registered deleter (``bot.forgetters``) in a worker thread; returns rows deleted."""
         total = 0
         for forgetter in self.bot.forgetters:
-            total += await asyncio.to_thread(forgetter, self.bot.db, user_id)
+            total += await asyncio.to_thread(forgetter.delete, self.bot.db, user_id)
         log.info("forgot user %s (%d rows)", user_id, total)
         return total
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from dataclasses import dataclass
 from typing import Callable
 
 import aiohttp
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 # Phase 2 adds "cogs.enroll" (/enroll, /voiceprint) and "cogs.log" (the /log group of the
 # log-review issue); /log is reserved for it and nothing here registers that name.
 EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings")
+
+
+@dataclass(frozen=True)
+class Forgetter:
+    what: str  # said to the user: "This deletes <what>, ..."
+    delete: Callable[[Database, int], int]
 
 
 class CommandRefused(app_commands.AppCommandError):
@@ -52,9 +59,10 @@ class StalkBot(commands.Bot):
         self.synced: list[app_commands.AppCommand] = []
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self._closing = False
-        # /forget runs each of these in a worker thread: (db, user_id) -> rows deleted. Phase 2
-        # appends the log-review issue's deletion of the user's utterances and voiceprints.
-        self.forgetters: list[Callable[[Database, int], int]] = [forget_user_settings]
+        # /forget runs each of these in a worker thread: (what it deletes, (db, user_id) -> rows
+        # deleted). /forget and /privacy name exactly what is listed here. Phase 2 appends the
+        # log-review issue's deletion of the user's transcripts and the voiceprint issue's.
+        self.forgetters: list[Forgetter] = [Forgetter("your settings and /optin choices", forget_user_settings)]
 
     async def setup_hook(self) -> None:
         # One bot per database: any session still 'active' was left by a process that died.

@@ -35,7 +35,8 @@ async def test_privacy_is_ephemeral_and_says_what_is_stored(make_bot) -> None:
     reply = _reply(await h.command("ben", "privacy"))
     assert reply.ephemeral
     text = reply.message_data["content"]
-    assert "Audio is never stored" in text and "/forget" in text and "/optout" in text
+    assert "Audio is never stored" in text and "/optout" in text
+    assert "`/forget` deletes your settings and /optin choices." in text
 
 
 async def test_hints_on_and_off_are_stored_per_user(make_bot) -> None:
@@ -67,7 +68,8 @@ async def test_forget_asks_first_and_then_deletes(make_bot) -> None:
     set_hints(h.db, h.users["cat"], True)
 
     reply = _reply(await h.command("ben", "forget"))
-    assert reply.ephemeral and "cannot be undone" in reply.message_data["content"]
+    assert reply.ephemeral
+    assert reply.message_data["content"] == "This deletes your settings and /optin choices. It cannot be undone."
     buttons = [c["custom_id"] for row in reply.message_data["components"] for c in row["components"]]
     assert buttons == ["forget:yes", "forget:no"]
     assert hints_enabled(h.db, ben)  # nothing deleted before the confirmation
