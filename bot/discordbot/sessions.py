@@ -64,6 +64,7 @@ class LiveSession:
     empty_timer: asyncio.Task[None] | None = None
     previous_nick: str | None = None
     nick_changed: bool = False
+    bots: set[int] = field(default_factory=set)
     dropped_not_consented: int = 0  # frames stopped at the sink (a second line behind the receiver)
     summary: CallSummary | None = None
 
@@ -76,12 +77,14 @@ class LiveSession:
         return [m.id for m in self.channel.members if not m.bot]
 
     def excluded(self) -> set[int]:
-        return consent.excluded(self.present(), self.settings.consent_mode, self.consents)
+        # Other bots (music, soundboards) are never transcribed: they are not people in the call.
+        self.bots = {m.id for m in self.channel.members if m.bot}
+        return consent.excluded(self.present(), self.settings.consent_mode, self.consents) | self.bots
 
     def sink(self, user_id: int, frame: PcmFrame) -> None:
         # The receiver already drops excluded users before decoding; this catches anyone whose
         # consent state changed between two updates of its list, so nothing unconsented is stored.
-        if not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
+        if user_id in self.bots or not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
             self.dropped_not_consented += 1
             return
         (self.quiet or self.feeder)(user_id, frame)
