@@ -78,15 +78,16 @@ class StalkBot(commands.Bot):
             guild = discord.Object(id=guild_id)
             self.tree.copy_global_to(guild=guild)
             self.synced = await self.tree.sync(guild=guild)
-            log.warning("slash commands synced to test guild %s (%d commands)", guild_id, len(self.synced))
+            log.info("slash commands synced to test guild %s (%d commands)", guild_id, len(self.synced))
         else:
             self.synced = await self.tree.sync()
-            log.warning("slash commands synced globally (%d commands); Discord may take a while to show them",
-                        len(self.synced))
+            log.info("slash commands synced globally (%d commands); Discord may take a while to show them",
+                     len(self.synced))
         return self.synced
 
     async def on_ready(self) -> None:
-        log.warning("logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+        # The one line a person running the bot waits for (logging stays at warnings by default).
+        print(f"S-Talk is online as {self.user} in {len(self.guilds)} server(s); Ctrl+C stops it", flush=True)
 
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:
