@@ -279,19 +279,22 @@ class SessionManager:
         session.vc.stop_listening()  # buffered audio goes to the feeder first
         if session.quiet_task is not None:
             session.quiet_task.cancel()
-        await asyncio.to_thread(session.feeder.close)
-        # Waits for the utterances in flight: they are transcribed and stored before the row closes.
-        session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
-        if session.poster_task is not None:
-            session.poster_task.cancel()
-        if session.poster is not None:
-            await session.poster.flush(None)
-        await self._restore_nick(session)
+        # Leave at once; the utterances already heard are finished below, off the call.
         try:
             if session.vc.is_connected():
                 await session.vc.disconnect(force=True)
         except Exception:
             log.exception("leaving voice in guild %s failed", guild_id)
+        try:
+            await asyncio.to_thread(session.feeder.close)
+            # Waits for the utterances in flight: they are transcribed and stored before the row closes.
+            session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
+        finally:
+            if session.poster_task is not None:
+                session.poster_task.cancel()
+            if session.poster is not None:
+                await session.poster.flush(None)
+            await self._restore_nick(session)
         log.info("session %s in guild %s ended (%s%s)", session.session_id, guild_id, status,
                  f": {reason}" if reason else "")
         if reason:
