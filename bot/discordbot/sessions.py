@@ -215,17 +215,27 @@ class SessionManager:
             await asyncio.sleep(0.1)
             session.quiet.tick(time.monotonic() - session.epoch)
 
+    async def _start_transcript(self, session: LiveSession) -> str | None:
+        """Start posting the live transcript; returns where (None: the voice channel's chat)."""
+        target = await self._transcript_target(session)
+        session.poster = TranscriptPoster(
+            lambda text, t=target: t.send(text, allowed_mentions=discord.AllowedMentions.none()),
+            interval=self.config.discord.transcript_interval)
+        session.add_listener(session.poster)
+        session.poster_task = asyncio.create_task(session.poster.run(), name="live transcript")
+        return None if target is session.channel else target.mention
+
+    async def _stop_transcript(self, session: LiveSession) -> None:
+        if session.poster_task is not None:
+            session.poster_task.cancel()
+            session.poster_task = None
+        if session.poster is not None:
+            session.remove_listener(session.poster)
+            await session.poster.flush(None)
+            session.poster = None
+
     async def _announce(self, session: LiveSession, started_by: discord.Member) -> None:
-        where = None
-        if session.settings.live_transcript:
-            target = await self._transcript_target(session)
-            if target is not None:
-                session.poster = TranscriptPoster(
-                    lambda text, t=target: t.send(text, allowed_mentions=discord.AllowedMentions.none()),
-                    interval=self.config.discord.transcript_interval)
-                session.add_listener(session.poster)
-                session.poster_task = asyncio.create_task(session.poster.run(), name="live transcript")
-                where = None if target is session.channel else target.mention
+        where = await self._start_transcript(session) if session.settings.live_transcript else None
         text = consent.notice_text(started_by=started_by.mention, mode=session.settings.consent_mode,
                                    live_transcript=session.poster is not None, where=where)
         try:
@@ -233,7 +243,7 @@ class SessionManager:
         except discord.HTTPException as exc:
             log.warning("could not post the consent notice in %s: %s", session.channel.id, exc)
 
-    async def _transcript_target(self, session: LiveSession) -> discord.abc.Messageable | None:
+    async def _transcript_target(self, session: LiveSession) -> discord.abc.Messageable:
         """A new public thread in the guild's transcript channel if one is set (voice channels'
         own text chats cannot hold threads), else the voice channel's text chat."""
         channel_id = session.settings.transcript_channel_id
@@ -290,10 +300,7 @@ class SessionManager:
             # Waits for the utterances in flight: they are transcribed and stored before the row closes.
             session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
         finally:
-            if session.poster_task is not None:
-                session.poster_task.cancel()
-            if session.poster is not None:
-                await session.poster.flush(None)
+            await self._stop_transcript(session)
             await self._restore_nick(session)
         log.info("session %s in guild %s ended (%s%s)", session.session_id, guild_id, status,
                  f": {reason}" if reason else "")
@@ -321,6 +328,17 @@ class SessionManager:
         if session is not None:
             session.settings = await self.settings_for(guild_id)
             session.refresh_consent()
+            # The live transcript follows the setting at once, in the running session too.
+            if session.settings.live_transcript and session.poster is None:
+                where = await self._start_transcript(session)
+                try:
+                    here = f"in {where}" if where else "here"
+                    await session.channel.send(f"A live transcript of this session is now posted {here}.",
+                                               allowed_mentions=discord.AllowedMentions.none())
+                except discord.HTTPException as exc:
+                    log.warning("could not announce the live transcript in %s: %s", session.channel.id, exc)
+            elif not session.settings.live_transcript and session.poster is not None:
+                await self._stop_transcript(session)
 
     def update_presence(self, guild_id: int) -> None:
         """Someone joined or left voice in the guild: refresh names, the opt-in deny list and

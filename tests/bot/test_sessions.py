@@ -204,11 +204,15 @@ async def test_kicked_from_voice_closes_the_session_with_what_was_said(make_bot)
 
 async def test_an_utterance_is_posted_while_the_speaker_stays_quiet(make_bot) -> None:
     """Discord sends nothing while someone is silent; the session still ends their utterance
-    (and posts it) without waiting for them to speak again or for the session to end."""
-    h = await make_bot(voice=True, env={"STALK_DISCORD_LIVE_TRANSCRIPT": "true"})
+    (and posts it) without waiting for them to speak again or for the session to end. The
+    live transcript is switched on while the session runs."""
+    h = await make_bot(voice=True)
     await h.command("ann", "join")
     session = h.bot.sessions.get(h.guild.id)
     await h.server.wait_session()
+    await h.command("ann", "settings", "transcript", state="on")
+    assert any(r.content == "A live transcript of this session is now posted here."
+               for r in h.rest.where("POST", f"/channels/{h.voice.id}/messages"))
     # Cut mid-sentence: the stream stops while she is speaking, as when a client's own voice
     # detection cuts off (the double then sends Discord's five silence frames and goes quiet).
     await h.server.stream(h.users["ann"], encode(load_speech(ANN_FILE, 2.0)))
