@@ -35,6 +35,7 @@ from storage import (
     session_to_json,
 )
 from storage.migrate import alembic_config, head_revision
+from storage.search import include_name
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_open_creates_parent_directories_and_migrates_to_head(tmp_path: Path) ->
     path = tmp_path / "a" / "b" / "calls.db"
     open_database(str(path)).close()
     assert path.is_file()
-    assert _version(path) == [head_revision()] == ["0001"]
+    assert _version(path) == [head_revision()]
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"sessions", "participants", "utterances", "voiceprints", "suggestions"} <= tables
@@ -108,7 +109,7 @@ def test_reopening_keeps_data(db_path: Path) -> None:
     with open_database(str(db_path)) as db:
         detail = get_session(db, sid)
         assert detail is not None and [u.text for u in detail.utterances] == ["first"]
-    assert _version(db_path) == ["0001"]
+    assert _version(db_path) == [head_revision()]
 
 
 def test_database_at_revision_0001_with_data_opens_and_reads(db_path: Path) -> None:
@@ -136,7 +137,10 @@ def test_database_at_revision_0001_with_data_opens_and_reads(db_path: Path) -> N
 
 def test_models_match_migrated_schema(db) -> None:
     with db.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        # The search index's own tables are left out by name (storage.search.OUTSIDE_MODELS);
+        # tests/logs checks that they exist as the migration made them.
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True,
+                                                     "include_name": include_name})
         assert compare_metadata(ctx, Base.metadata) == []
         command.check(alembic_config(connection=conn))  # what `alembic check` runs
 
