@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
+from sqlalchemy.orm import aliased
 
 from storage.models import CallSession, Participant
 
@@ -46,9 +47,10 @@ class Viewer:
 
 def attended(user_id: str) -> ColumnElement[bool]:
     """The session has a participant row carrying ``user_id``."""
-    return exists(
-        select(Participant.id).where(Participant.session_id == CallSession.id, Participant.user_id == user_id)
-    )
+    # Aliased and correlated to the session alone: queries that join participants
+    # themselves (search) must not have theirs captured by this subquery.
+    p = aliased(Participant)
+    return exists(select(p.id).where(p.session_id == CallSession.id, p.user_id == user_id).correlate(CallSession))
 
 
 def visible(viewer: Viewer) -> ColumnElement[bool]:
