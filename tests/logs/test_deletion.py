@@ -51,9 +51,20 @@ def assert_nothing_left(db, path: Path, texts: list[str]) -> None:
         assert search(db, OPERATOR, f'"{t}"').total == 0
     # The index holds the trigrams of the remaining text and not one more.
     assert index_terms(db) == trigrams_of(db)
+    # fts5vocab hides terms that only delete markers cancel; the index's own blocks show
+    # them. No trigram of the deleted text that no remaining text has may be in there.
+    gone = {t.lower()[i:i + 3] for t in texts for i in range(len(t) - 2)} - trigrams_of(db)
+    assert gone
+    blocks = index_blocks(db)
+    assert [g for g in gone if g.encode("utf-8") in blocks] == []
     raw = file_bytes(path)
     for t in texts:
         assert t.encode("utf-8") not in raw, t
+
+
+def index_blocks(db) -> bytes:
+    with db.engine.connect() as conn:
+        return b"".join(row[0] for row in conn.exec_driver_sql("SELECT block FROM utterances_fts_data") if row[0])
 
 
 def test_deleting_a_mandarin_call_leaves_nothing(lib, lib_path: Path, library) -> None:
@@ -198,3 +209,19 @@ def test_without_secure_delete_the_text_would_survive(tmp_path: Path, library) -
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM utterances WHERE session_id = ?",
                              (library.ids["ko_g3"],)).fetchone() == (0,)
+
+
+def test_without_optimizing_the_index_deleted_trigrams_would_remain(lib, library, monkeypatch) -> None:
+    # Shows why deletion optimizes the FTS5 index, and that the block check can fail.
+    import storage.deletion
+
+    monkeypatch.setattr(storage.deletion, "_optimize", lambda s: None)
+    delete_session(lib, OPERATOR, library.ids["zh_g2"])
+    texts = unique_texts(lib, library.ids["zh_g1"])
+    before = trigrams_of(lib)
+    delete_session(lib, OPERATOR, library.ids["zh_g1"])
+    gone = before - trigrams_of(lib)
+    assert index_terms(lib) == trigrams_of(lib)  # looks clean through fts5vocab ...
+    blocks = index_blocks(lib)
+    assert any(g.encode("utf-8") in blocks for g in gone)  # ... but is not
+    assert texts
