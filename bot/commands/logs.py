@@ -192,9 +192,9 @@ def run_delete(args: argparse.Namespace) -> int:
         detail = _query(db, lambda: get_session(db, args.session_id))
         if detail is None:
             raise _no_session(args.session_id, db)
-        what = f"session {detail.id} ({detail.title or 'untitled'}, {_local(detail.started_at)}, " \
-               f"{len(detail.utterances)} utterances)"
-        if not _confirm(f"Delete {what} for good?", args, f"refusing to delete session {detail.id}"):
+        what = f"session {detail.id} ({detail.title or 'untitled'}, {_local(detail.started_at)})"
+        question = f"Delete {what} with its {len(detail.utterances)} utterances for good?"
+        if not _confirm(question, args, f"refusing to delete session {detail.id}"):
             print("nothing deleted")
             return 1
         result = _query(db, lambda: delete_session(db, OPERATOR, detail.id))
