@@ -10,7 +10,7 @@ words (회의를, 회의에서) and Chinese has no spaces at all.
   Korean and Chinese: 회의, 北京) cannot be trigram-matched and are matched with LIKE over the
   rows the other conditions and the access rule leave (case-insensitive for ASCII only).
 * PostgreSQL: ILIKE for every term, which the migration's pg_trgm GIN index speeds up for
-  3+ character terms. Written for PostgreSQL but not tested here (no server).
+  3+ character terms (tests/logs/test_postgres.py runs it on a throwaway local server).
 * Any other database: LIKE.
 """
 
