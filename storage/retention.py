@@ -9,14 +9,22 @@ at the next start, and the next purge takes them).
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from bot.errors import StalkError
 
 from storage.db import Database
 from storage.deletion import FileCleanup, delete_sessions, scrub_file
 from storage.models import CallSession, utcnow
+
+log = logging.getLogger(__name__)
 
 BATCH = 200  # calls per transaction: the bot's writer is never locked out for long
 
@@ -56,3 +64,52 @@ def purge_expired(db: Database, max_age_days: int, *, now: datetime | None = Non
     if max_age_days <= 0:
         return Purged(cutoff=None)
     return purge_older_than(db, max_age_days, now=now)
+
+
+class RetentionWorker:
+    """``purge_expired`` at start and then every ``every_s`` seconds, on a thread of its own.
+
+    For the bot: ``RetentionWorker(db, cfg.retention.max_age_days, cfg.retention.check_hours
+    * 3600).start()`` when it starts, ``stop()`` when it shuts down. With ``max_age_days`` 0
+    it starts nothing. A failed purge (the database locked for long) is logged and retried
+    at the next interval; ``on_purge`` is told of each completed one.
+    """
+
+    def __init__(self, db: Database, max_age_days: int, every_s: float,
+                 on_purge: Callable[[Purged], None] | None = None) -> None:
+        if every_s <= 0:
+            raise ValueError("every_s must be more than 0")
+        self.db = db
+        self.max_age_days = max_age_days
+        self.every_s = every_s
+        self.on_purge = on_purge
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.max_age_days <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="s-talk-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = purge_expired(self.db, self.max_age_days)
+            except (DBAPIError, StalkError) as exc:
+                log.warning("retention purge failed, retrying in %.0f s: %s", self.every_s, exc)
+            else:
+                if result.sessions:
+                    log.info("retention: deleted %d calls started before %s", result.sessions, result.cutoff)
+                if self.on_purge is not None:
+                    self.on_purge(result)
+            self._stop.wait(self.every_s)

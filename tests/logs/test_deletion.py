@@ -225,3 +225,32 @@ def test_without_optimizing_the_index_deleted_trigrams_would_remain(lib, library
     blocks = index_blocks(lib)
     assert any(g.encode("utf-8") in blocks for g in gone)  # ... but is not
     assert texts
+
+
+def test_retention_worker_purges_at_start_and_then_periodically(lib, library) -> None:
+    import queue
+
+    from storage.retention import RetentionWorker
+
+    old = library.ids["zh_g1"]
+    with lib.session() as s, s.begin():
+        s.execute(update(CallSession).where(CallSession.id == old).values(started_at=utcnow() - timedelta(days=40)))
+    done: queue.Queue = queue.Queue()
+    worker = RetentionWorker(lib, 30, every_s=0.05, on_purge=done.put)
+    worker.start()
+    try:
+        first = done.get(timeout=120)  # a bound against hanging, not a timing assertion
+        assert first.sessions == 1 and get_session(lib, old) is None
+        # It keeps going: make another call expire and wait for a run that takes it.
+        with lib.session() as s, s.begin():
+            s.execute(update(CallSession).where(CallSession.id == library.ids["en_g2"])
+                      .values(started_at=utcnow() - timedelta(days=31)))
+        while done.get(timeout=120).sessions == 0:
+            pass
+        assert get_session(lib, library.ids["en_g2"]) is None
+    finally:
+        worker.stop(timeout=120)
+    assert not worker.running
+    off = RetentionWorker(lib, 0, every_s=1.0)
+    off.start()
+    assert not off.running  # 0 days: keep forever, no thread
