@@ -141,8 +141,10 @@ def run_search(args: argparse.Namespace) -> int:
     if not result.total:
         print(f"no utterance contains {args.query!r}")
         return 0
-    lines = []
+    lines: list[str] = []
     for hit in result.items:
+        if lines and args.context:
+            lines.append("")  # hits with their context read as separate passages
         lines += _hit_lines(hit)
     shown = f"{result.first}-{result.last} of {result.total}" if result.total > len(result.items) else str(result.total)
     more = f"; --page {result.page + 2} for more" if result.has_next else ""
