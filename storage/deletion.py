@@ -45,13 +45,25 @@ class Deleted:
     cleanup: FileCleanup | None = None
 
 
+def may_delete(db: Database, viewer: Viewer, session_id: int) -> Literal["allowed", "forbidden", "not_found"]:
+    """Whether ``delete_session`` would delete: for offering a delete button at all."""
+    with db.session() as s:
+        return _permission(s, viewer, session_id)
+
+
+def _permission(s: Session, viewer: Viewer, session_id: int) -> Literal["allowed", "forbidden", "not_found"]:
+    if s.scalar(select(CallSession.id).where(CallSession.id == session_id, visible(viewer))) is None:
+        return "not_found"
+    if s.scalar(select(CallSession.id).where(CallSession.id == session_id, deletable(viewer))) is None:
+        return "forbidden"
+    return "allowed"
+
+
 def delete_session(db: Database, viewer: Viewer, session_id: int) -> Deleted:
     with db.write_session() as s, s.begin():
-        row = s.scalar(select(CallSession.id).where(CallSession.id == session_id, visible(viewer)))
-        if row is None:
-            return Deleted("not_found", session_id)
-        if s.scalar(select(CallSession.id).where(CallSession.id == session_id, deletable(viewer))) is None:
-            return Deleted("forbidden", session_id)
+        permission = _permission(s, viewer, session_id)
+        if permission != "allowed":
+            return Deleted(permission, session_id)
         counts = _counts(s, [session_id])
         # ON DELETE CASCADE removes participants, utterances and suggestions; the utterances'
         # delete trigger removes their index entries.

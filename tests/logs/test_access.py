@@ -9,7 +9,7 @@ import pytest
 
 from storage import get_session
 from storage.access import Viewer
-from storage.deletion import delete_session
+from storage.deletion import delete_session, may_delete
 from storage.export import FORMATS, export_session
 from storage.queries import find_sessions, list_page, list_sessions, show_page
 from storage.search import search
@@ -106,6 +106,7 @@ def test_titles_and_names_found_by_autocomplete_only_where_visible(ro_db, librar
 ])
 def test_who_may_delete(lib, library, viewer: Viewer, key: str, outcome: str) -> None:
     sid = library.ids[key]
+    assert may_delete(lib, viewer, sid) == {"deleted": "allowed"}.get(outcome, outcome)
     result = delete_session(lib, viewer, sid)
     assert result.status == outcome
     assert (get_session(lib, sid) is None) == (outcome == "deleted")
