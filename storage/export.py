@@ -107,7 +107,8 @@ def to_vtt(detail: SessionDetail) -> str:
     blocks.append(f"NOTE {note}\n")
     for n, u in enumerate(detail.utterances, 1):
         # <v Speaker> is WebVTT's voice span: players show who speaks.
-        blocks.append(f"{n}\n{_cue_times(u, '.')}\n<v {vtt_escape(one_line(u.speaker))}>{vtt_escape(one_line(u.text))}\n")
+        voice, said = vtt_escape(one_line(u.speaker)), vtt_escape(one_line(u.text))
+        blocks.append(f"{n}\n{_cue_times(u, '.')}\n<v {voice}>{said}\n")
     return "\n".join(blocks)
 
 
@@ -137,7 +138,8 @@ def to_txt(detail: SessionDetail) -> str:
         "",
     ]
     for u in detail.utterances:
-        lines.append(f"[{short_clock(u.start)} - {short_clock(u.end)}] {one_line(u.speaker)}{_mark(u)}: {one_line(u.text)}")
+        when = f"[{short_clock(u.start)} - {short_clock(u.end)}]"
+        lines.append(f"{when} {one_line(u.speaker)}{_mark(u)}: {one_line(u.text)}")
     if detail.suggestions:
         lines += ["", "Suggestions:"]
         for g in detail.suggestions:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, select, table
+from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, select, table
 from sqlalchemy.orm import Session
 
 from bot.errors import StalkError
@@ -178,10 +178,10 @@ def find_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
     return merged
 
 
-def optimize_index(connection: object) -> None:
+def optimize_index(connection: Connection) -> None:
     """Merge the FTS5 index into one b-tree (SQLite only; ``connection`` a SQLAlchemy one).
 
     FTS5 deletes by appending delete markers: the deleted text's trigrams stay in older
     segments until those are merged. Optimizing after a deletion removes them for good.
     """
-    connection.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")  # type: ignore[attr-defined]
+    connection.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")

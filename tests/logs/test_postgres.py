@@ -66,7 +66,8 @@ def pg_url():
         subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                         "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
         subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
-                        "-o", f"-k {folder} -p {port} -c listen_addresses=''", "start"], check=True, capture_output=True)
+                        "-o", f"-k {folder} -p {port} -c listen_addresses=''", "start"],
+                       check=True, capture_output=True)
         admin = create_engine(f"postgresql+psycopg://postgres@/postgres?host={folder}&port={port}",
                               isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
