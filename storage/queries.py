@@ -184,13 +184,15 @@ class TranscriptPage:
 
 def show_page(
     db: Database, viewer: Viewer, session_id: int, *, page: int = 0, page_size: int = 15,
-    max_chars: int | None = None,
+    max_chars: int | None = None, at_utterance: int | None = None,
 ) -> TranscriptPage | None:
     """One page of a call's transcript in call-time order (``/log show``); None when the call
     does not exist or ``viewer`` may not see it.
 
     A page holds at most ``page_size`` utterances and, with ``max_chars``, at most that many
     characters of speaker names, texts and ``LINE_OVERHEAD`` per line (4096 fits an embed).
+    ``at_utterance`` (an utterance id, e.g. a search hit's) shows the page holding it
+    instead of ``page``: the jump from a search result to the transcript.
     """
     check_page(page, page_size)
     order = (Utterance.start, Utterance.id)
@@ -203,14 +205,16 @@ def show_page(
         if row is None:
             return None
         names = {p.id: p.name for p in row.participants}
-        sizes = [
-            int(n or 0) + len(names[pid]) + LINE_OVERHEAD
-            for pid, n in s.execute(
-                select(Utterance.participant_id, func.length(Utterance.text))
-                .where(Utterance.session_id == session_id).order_by(*order)
-            ).all()
-        ]
+        rows = s.execute(
+            select(Utterance.id, Utterance.participant_id, func.length(Utterance.text))
+            .where(Utterance.session_id == session_id).order_by(*order)
+        ).all()
+        sizes = [int(n or 0) + len(names[pid]) + LINE_OVERHEAD for _, pid, n in rows]
         bounds = budget_bounds(sizes, page_size, max_chars)
+        if at_utterance is not None:
+            index = next((i for i, (uid, _, _) in enumerate(rows) if uid == at_utterance), None)
+            if index is not None:
+                page = next(n for n, (a, b) in enumerate(bounds) if a <= index < b)
         page = clamp(page, bounds)
         items: list[UtteranceInfo] = []
         if bounds:

@@ -114,3 +114,15 @@ def test_search_pages(ro_db, size: int) -> None:
             break
         collected += page.items
     assert [h.utterance_id for h in collected] == [h.utterance_id for h in everything.items]
+
+
+@pytest.mark.parametrize(("size", "budget"), [(1, None), (3, None), (20, 250)])
+def test_jump_from_a_search_hit_to_its_transcript_page(ro_db, library, size: int, budget: int | None) -> None:
+    for hit in search(ro_db, OPERATOR, "the", page_size=1000).items:
+        tp = show_page(ro_db, OPERATOR, hit.session_id, page=99, page_size=size, max_chars=budget,
+                       at_utterance=hit.utterance_id)
+        assert hit.utterance_id in [u.id for u in tp.utterances.items]
+    # An utterance of another call (or gone) leaves the page asked for.
+    other = search(ro_db, OPERATOR, "通车").items[0].utterance_id
+    tp = show_page(ro_db, OPERATOR, library.ids["en_g1"], page=1, page_size=3, at_utterance=other)
+    assert tp.utterances.page == 1
