@@ -34,10 +34,11 @@ class FileCleanup:
 @dataclass(frozen=True)
 class Deleted:
     """What ``delete_session`` did: ``status`` 'deleted', 'not_found' (no such call, or one
-    the viewer may not see: the two are not told apart) or 'forbidden' (the viewer may see it
-    but only its starter or an administrator may delete it)."""
+    the viewer may not see: the two are not told apart), 'forbidden' (the viewer may see it
+    but only its starter or an administrator may delete it) or 'active' (the call is still
+    being recorded: its pipeline would go on writing to it; end it first)."""
 
-    status: Literal["deleted", "not_found", "forbidden"]
+    status: Literal["deleted", "not_found", "forbidden", "active"]
     session_id: int
     utterances: int = 0
     suggestions: int = 0
@@ -45,17 +46,23 @@ class Deleted:
     cleanup: FileCleanup | None = None
 
 
-def may_delete(db: Database, viewer: Viewer, session_id: int) -> Literal["allowed", "forbidden", "not_found"]:
+Permission = Literal["allowed", "forbidden", "not_found", "active"]
+
+
+def may_delete(db: Database, viewer: Viewer, session_id: int) -> Permission:
     """Whether ``delete_session`` would delete: for offering a delete button at all."""
     with db.session() as s:
         return _permission(s, viewer, session_id)
 
 
-def _permission(s: Session, viewer: Viewer, session_id: int) -> Literal["allowed", "forbidden", "not_found"]:
-    if s.scalar(select(CallSession.id).where(CallSession.id == session_id, visible(viewer))) is None:
+def _permission(s: Session, viewer: Viewer, session_id: int) -> Permission:
+    status = s.scalar(select(CallSession.status).where(CallSession.id == session_id, visible(viewer)))
+    if status is None:
         return "not_found"
     if s.scalar(select(CallSession.id).where(CallSession.id == session_id, deletable(viewer))) is None:
         return "forbidden"
+    if status == "active":
+        return "active"
     return "allowed"
 
 

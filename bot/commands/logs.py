@@ -194,16 +194,26 @@ def run_delete(args: argparse.Namespace) -> int:
         detail = _query(db, lambda: get_session(db, args.session_id))
         if detail is None:
             raise _no_session(args.session_id, db)
+        if detail.status == "active":  # refused before asking, not after
+            raise _still_recording(detail.id)
         what = f"session {detail.id} ({detail.title or 'untitled'}, {_local(detail.started_at)})"
         question = f"Delete {what} with its {len(detail.utterances)} utterances for good?"
         if not _confirm(question, args, f"refusing to delete session {detail.id}"):
             print("nothing deleted")
             return 1
         result = _query(db, lambda: delete_session(db, OPERATOR, detail.id))
+    if result.status == "active":
+        raise _still_recording(detail.id)
     if result.status != "deleted":  # deleted by someone else meanwhile
         raise StorageError(f"session {args.session_id} is no longer in {db.label}")
     print(f"deleted {what}: {result.utterances} utterances, {result.suggestions} suggestions")
     return 0
+
+
+def _still_recording(session_id: int) -> StorageError:
+    return StorageError(f"session {session_id} is still being recorded (status active), nothing deleted",
+                        "delete it once the call has ended; a call left active by a crash is closed "
+                        "the next time S-Talk starts")
 
 
 def run_purge(args: argparse.Namespace) -> int:

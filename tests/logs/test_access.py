@@ -112,3 +112,18 @@ def test_who_may_delete(lib, library, viewer: Viewer, key: str, outcome: str) ->
     assert (get_session(lib, sid) is None) == (outcome == "deleted")
     others = set(library.ids.values()) - {sid}
     assert {s.id for s in list_page(lib, Viewer.cli_operator(), page_size=100).items} >= others
+
+
+def test_a_call_still_being_recorded_is_not_deleted(lib, library) -> None:
+    from sqlalchemy import update
+
+    from storage.models import CallSession
+
+    sid = library.ids["en_g1"]
+    with lib.session() as s, s.begin():
+        s.execute(update(CallSession).where(CallSession.id == sid).values(status="active"))
+    for viewer in (Viewer.cli_operator(), Viewer.member("u9", "G1", is_admin=True), Viewer.member("u1", "G1")):
+        assert may_delete(lib, viewer, sid) == "active"
+        assert delete_session(lib, viewer, sid).status == "active"
+    assert may_delete(lib, Viewer.member("u2", "G1"), sid) == "forbidden"  # not theirs to delete anyway
+    assert get_session(lib, sid) is not None

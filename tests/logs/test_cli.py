@@ -145,3 +145,15 @@ def test_purge(capsys, lib_path: Path, library, tmp_path: Path, monkeypatch) -> 
     assert code == 0 and out.startswith("deleted 0 sessions"), err
     code, out, _ = run_cli(capsys, "logs", "list", *db_arg)
     assert len(out.splitlines()) == 1 + len(library.ids) - 1
+
+
+def test_delete_refuses_a_call_in_progress(capsys, lib_path: Path, library) -> None:
+    sid = library.ids["ko_g3"]
+    with open_database(str(lib_path)) as db, db.session() as s, s.begin():
+        s.execute(update(CallSession).where(CallSession.id == sid).values(status="active"))
+    code, out, err = run_cli(capsys, "logs", "delete", str(sid), "--yes", "--db", str(lib_path))
+    assert code == 2 and out == ""
+    assert one_error_line(err).startswith(f"error: session {sid} is still being recorded (status active), "
+                                          "nothing deleted: delete it once the call has ended")
+    with open_database(str(lib_path)) as db:
+        assert get_session(db, sid) is not None
