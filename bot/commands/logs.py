@@ -212,8 +212,8 @@ def run_delete(args: argparse.Namespace) -> int:
 
 def _still_recording(session_id: int) -> StorageError:
     return StorageError(f"session {session_id} is still being recorded (status active), nothing deleted",
-                        "delete it once the call has ended; a call left active by a crash is closed "
-                        "the next time S-Talk starts")
+                        "delete it once the call has ended; a call left active by a crash is closed when "
+                        "the bot next starts")
 
 
 def run_purge(args: argparse.Namespace) -> int:
