@@ -110,6 +110,14 @@ class DiscordConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    max_age_days: int = _opt(0, "calls older than this many days are deleted for good (transcripts, suggestions, "
+                             "search index); 0 keeps them forever", low=0, high=36500)
+    check_hours: float = _opt(6.0, "how often the running bot deletes calls that have expired (it also does at start)",
+                              low=0.1, high=720.0)
+
+
+@dataclass(frozen=True)
 class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -117,6 +125,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some keys of one section changed (command-line options), validated."""

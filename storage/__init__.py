@@ -1,9 +1,12 @@
 """Storage: calls, transcripts, voiceprints and suggestions in SQLite (or any SQLAlchemy DB).
 
 The pipeline writes through ``CallRecorder`` with the plain records in ``storage.records``;
-the CLI and, later, Discord slash commands read through ``storage.queries``.
+the CLI and Discord slash commands read through ``storage.queries``, ``storage.search`` and
+``storage.export`` with a ``Viewer`` (``storage.access``) deciding what each may see, and
+delete through ``storage.deletion`` and ``storage.retention``.
 """
 
+from storage.access import Viewer
 from storage.db import Database, open_database
 from storage.models import (
     Base,
@@ -43,6 +46,7 @@ __all__ = [
     "Utterance",
     "UtteranceInfo",
     "UtteranceRecord",
+    "Viewer",
     "Voiceprint",
     "dump_session_json",
     "get_session",

@@ -178,6 +178,9 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
             if mode != "wal":
                 log.debug("SQLite journal_mode is %s, not wal", mode)
             cur.execute("PRAGMA foreign_keys=ON")
+            # Deleted calls must not survive in free pages of the file: SQLite overwrites
+            # deleted content with zeros (storage.deletion then checkpoints the WAL).
+            cur.execute("PRAGMA secure_delete=ON")
         finally:
             cur.close()
 

@@ -105,12 +105,17 @@ class CallSession(Base):
     __table_args__ = (
         CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
         CheckConstraint(_in("source", SESSION_SOURCES), name="source"),
+        # `/log list` and autocomplete: a guild's calls, newest first.
+        Index("ix_sessions_guild_id_started_at", "guild_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
     guild_id: Mapped[str | None] = mapped_column(String(32))
     channel_id: Mapped[str | None] = mapped_column(String(32))
+    # Discord user id of whoever started the call: besides administrators, only they may
+    # delete it for everyone.
+    started_by: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), index=True, default="active")
     error: Mapped[str | None] = mapped_column(Text)
@@ -145,7 +150,8 @@ class Participant(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     # Discord snowflakes exceed what some JSON consumers hold exactly in a number.
-    user_id: Mapped[str | None] = mapped_column(String(32))
+    # Indexed: access control asks "did this user attend" for every listed call.
+    user_id: Mapped[str | None] = mapped_column(String(32), index=True)
     joined_at: Mapped[float] = mapped_column(Float, default=0.0)
     left_at: Mapped[float | None] = mapped_column(Float)
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from storage.access import Viewer, visible
 from storage.db import Database
 from storage.models import CallSession, Participant, Suggestion, Utterance
+from storage.paging import Page, budget_bounds, check_page, clamp, fixed_bounds, make_page
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class SessionSummary:
     duration: float | None
     participants: list[str]
     utterance_count: int
+    guild_id: str | None = None
+    started_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,12 +92,14 @@ class SessionDetail:
     participants: list[ParticipantInfo]
     utterances: list[UtteranceInfo]
     suggestions: list[SuggestionInfo]
+    started_by: str | None = None
 
 
 def list_sessions(
-    db: Database, *, limit: int = 20, offset: int = 0, guild_id: str | None = None
+    db: Database, *, limit: int = 20, offset: int = 0, guild_id: str | None = None,
+    viewer: Viewer | None = None,
 ) -> list[SessionSummary]:
-    """Newest first."""
+    """Newest first; everything when ``viewer`` is None (the operator's command line)."""
     counts = (
         select(Utterance.session_id, func.count().label("n"))
         .group_by(Utterance.session_id)
@@ -109,22 +115,41 @@ def list_sessions(
     )
     if guild_id is not None:
         query = query.where(CallSession.guild_id == guild_id)
+    if viewer is not None:
+        query = query.where(visible(viewer))
     with db.session() as s:
-        return [
-            SessionSummary(
-                id=row.id, source=row.source, title=row.title, status=row.status,
-                started_at=row.started_at, ended_at=row.ended_at, duration=row.duration,
-                participants=[p.name for p in row.participants], utterance_count=int(n),
-            )
-            for row, n in s.execute(query).all()
-        ]
+        return [_summary(row, n) for row, n in s.execute(query).all()]
 
 
-def get_session(db: Database, session_id: int) -> SessionDetail | None:
+def _summary(row: CallSession, n: int) -> SessionSummary:
+    return SessionSummary(
+        id=row.id, source=row.source, title=row.title, status=row.status,
+        started_at=row.started_at, ended_at=row.ended_at, duration=row.duration,
+        participants=[p.name for p in row.participants], utterance_count=int(n),
+        guild_id=row.guild_id, started_by=row.started_by,
+    )
+
+
+def list_page(db: Database, viewer: Viewer, *, page: int = 0, page_size: int = 10) -> Page[SessionSummary]:
+    """The calls ``viewer`` may see, newest first, one page of them (``/log list``)."""
+    check_page(page, page_size)
+    with db.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(CallSession).where(visible(viewer))) or 0)
+    bounds = fixed_bounds(total, page_size)
+    page = clamp(page, bounds)
+    items = list_sessions(db, limit=page_size, offset=page * page_size, viewer=viewer) if bounds else []
+    return make_page(items, page, bounds, total)
+
+
+def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> SessionDetail | None:
+    """The whole call; None when it does not exist or ``viewer`` may not see it (the two are
+    not told apart, so nobody learns which ids exist elsewhere). ``viewer`` None: everything."""
+    query = select(CallSession).where(CallSession.id == session_id)
+    if viewer is not None:
+        query = query.where(visible(viewer))
     with db.session() as s:
         row = s.scalar(
-            select(CallSession)
-            .where(CallSession.id == session_id)
+            query
             .options(
                 selectinload(CallSession.participants),
                 selectinload(CallSession.utterances),
@@ -142,7 +167,108 @@ def get_session(db: Database, session_id: int) -> SessionDetail | None:
             participants=[_participant(p) for p in row.participants],
             utterances=[_utterance(u, names[u.participant_id]) for u in row.utterances],
             suggestions=[_suggestion(g) for g in row.suggestions],
+            started_by=row.started_by,
         )
+
+
+# What a transcript line costs besides its text and speaker name when rendered
+# ("`[1:02:03]` **name** ✓: " and the newline), for page budgets.
+LINE_OVERHEAD = 24
+
+
+@dataclass(frozen=True)
+class TranscriptPage:
+    session: SessionSummary
+    utterances: Page[UtteranceInfo]
+
+
+def show_page(
+    db: Database, viewer: Viewer, session_id: int, *, page: int = 0, page_size: int = 15,
+    max_chars: int | None = None, at_utterance: int | None = None,
+) -> TranscriptPage | None:
+    """One page of a call's transcript in call-time order (``/log show``); None when the call
+    does not exist or ``viewer`` may not see it.
+
+    A page holds at most ``page_size`` utterances and, with ``max_chars``, at most that many
+    characters of speaker names, texts and ``LINE_OVERHEAD`` per line (4096 fits an embed).
+    ``at_utterance`` (an utterance id, e.g. a search hit's) shows the page holding it
+    instead of ``page``: the jump from a search result to the transcript.
+    """
+    check_page(page, page_size)
+    order = (Utterance.start, Utterance.id)
+    with db.session() as s:
+        row = s.scalar(
+            select(CallSession)
+            .where(CallSession.id == session_id, visible(viewer))
+            .options(selectinload(CallSession.participants))
+        )
+        if row is None:
+            return None
+        names = {p.id: p.name for p in row.participants}
+        rows = s.execute(
+            select(Utterance.id, Utterance.participant_id, func.length(Utterance.text))
+            .where(Utterance.session_id == session_id).order_by(*order)
+        ).all()
+        sizes = [int(n or 0) + len(names[pid]) + LINE_OVERHEAD for _, pid, n in rows]
+        bounds = budget_bounds(sizes, page_size, max_chars)
+        if at_utterance is not None:
+            index = next((i for i, (uid, _, _) in enumerate(rows) if uid == at_utterance), None)
+            if index is not None:
+                page = next(n for n, (a, b) in enumerate(bounds) if a <= index < b)
+        page = clamp(page, bounds)
+        items: list[UtteranceInfo] = []
+        if bounds:
+            start, end = bounds[page]
+            items = [
+                _utterance(u, names[u.participant_id])
+                for u in s.scalars(
+                    select(Utterance).where(Utterance.session_id == session_id)
+                    .order_by(*order).offset(start).limit(end - start)
+                )
+            ]
+        return TranscriptPage(session=_summary(row, len(sizes)), utterances=make_page(items, page, bounds, len(sizes)))
+
+
+@dataclass(frozen=True)
+class SessionChoice:
+    """An autocomplete entry: ``label`` fits Discord's 100-character choice name."""
+
+    id: int
+    label: str
+
+
+def find_sessions(db: Database, viewer: Viewer, typed: str = "", *, limit: int = 25) -> list[SessionChoice]:
+    """Recent calls ``viewer`` may see whose id starts with ``typed`` or whose title or a
+    participant's name contains it (case-insensitive for ASCII); newest first."""
+    typed = typed.strip().lstrip("#")
+    query = select(CallSession).where(visible(viewer))
+    if typed:
+        pattern = "%" + like_escape(typed) + "%"
+        named = select(Participant.id).where(
+            Participant.session_id == CallSession.id, Participant.name.like(pattern, escape="\\")
+        ).exists()
+        conditions = [CallSession.title.like(pattern, escape="\\"), named]
+        if typed.isdigit():
+            conditions.append(cast(CallSession.id, String).like(like_escape(typed) + "%", escape="\\"))
+        query = query.where(or_(*conditions))
+    query = (
+        query.options(selectinload(CallSession.participants))
+        .order_by(CallSession.started_at.desc(), CallSession.id.desc()).limit(limit)
+    )
+    with db.session() as s:
+        return [SessionChoice(id=row.id, label=_choice_label(row)) for row in s.scalars(query)]
+
+
+def _choice_label(row: CallSession) -> str:
+    # UTC: the bot does not know the reader's time zone.
+    what = row.title or ", ".join(p.name for p in row.participants) or row.source
+    label = f"#{row.id} {row.started_at.strftime('%Y-%m-%d %H:%M')} UTC · {what}"
+    return label if len(label) <= 100 else label[:99] + "…"
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern with ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _participant(p: Participant) -> ParticipantInfo:

@@ -60,7 +60,8 @@ class CallRecorder:
         def write(s: Session) -> int:
             row = CallSession(
                 source=new.source, title=new.title, language=new.language, asr_model=new.asr_model,
-                guild_id=new.guild_id, channel_id=new.channel_id, status="active", started_at=utcnow(),
+                guild_id=new.guild_id, channel_id=new.channel_id, started_by=new.started_by, status="active",
+                started_at=utcnow(),
             )
             s.add(row)
             s.flush()

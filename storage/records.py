@@ -13,6 +13,7 @@ class NewSession:
     asr_model: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
+    started_by: str | None = None  # Discord user id of whoever started the call
 
 
 @dataclass(frozen=True)

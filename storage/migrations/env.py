@@ -12,6 +12,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from storage.models import Base
+from storage.search import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -22,6 +23,9 @@ _OPTIONS = dict(
     render_as_batch=True,
     compare_type=True,
     compare_server_default=True,
+    # The full-text index's virtual and shadow tables are created by SQL the models cannot
+    # describe; only those exact names are skipped.
+    include_name=include_name,
 )
 
 

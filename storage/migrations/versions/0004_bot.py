@@ -1,7 +1,7 @@
 """Discord bot settings: per guild, per user, and per-guild consent choices.
 
 Revision ID: 0004_bot
-Revises: 0001
+Revises: 0003_search
 Create Date: 2026-11-21
 
 Self-contained like 0001: no import of storage.models.
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_bot"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0003_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

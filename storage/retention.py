@@ -1,0 +1,115 @@
+"""Retention: calls older than the configured age are deleted for good.
+
+The bot calls ``purge_expired`` when it starts and then every ``[retention] check_hours``
+(from a worker thread: it is blocking database work); ``python -m bot logs purge`` does the
+same on demand. A call's age counts from when it started. Calls still 'active' are never
+purged (a call in progress, or one a crash left open: ``close_stale_sessions`` closes those
+at the next start, and the next purge takes them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from bot.errors import StalkError
+
+from storage.db import Database
+from storage.deletion import FileCleanup, delete_sessions, scrub_file
+from storage.models import CallSession, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 200  # calls per transaction: the bot's writer is never locked out for long
+
+
+@dataclass(frozen=True)
+class Purged:
+    cutoff: datetime | None  # None: keep forever (max_age_days 0), nothing done
+    sessions: int = 0
+    utterances: int = 0
+    suggestions: int = 0
+    cleanup: FileCleanup | None = None
+
+
+def purge_older_than(db: Database, days: float, *, now: datetime | None = None) -> Purged:
+    """Delete every finished call that started more than ``days`` days before ``now``."""
+    if days <= 0:
+        raise ValueError("days must be more than 0")
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    sessions = utterances = suggestions = 0
+    while True:
+        with db.session() as s:
+            ids = list(s.scalars(
+                select(CallSession.id)
+                .where(CallSession.started_at < cutoff, CallSession.status != "active")
+                .order_by(CallSession.id).limit(BATCH)
+            ))
+        if not ids:
+            break
+        u, g, _ = delete_sessions(db, ids)
+        sessions, utterances, suggestions = sessions + len(ids), utterances + u, suggestions + g
+    cleanup = scrub_file(db) if sessions else None
+    return Purged(cutoff, sessions, utterances, suggestions, cleanup)
+
+
+def purge_expired(db: Database, max_age_days: int, *, now: datetime | None = None) -> Purged:
+    """Apply ``[retention] max_age_days``; 0 keeps everything."""
+    if max_age_days <= 0:
+        return Purged(cutoff=None)
+    return purge_older_than(db, max_age_days, now=now)
+
+
+class RetentionWorker:
+    """``purge_expired`` at start and then every ``every_s`` seconds, on a thread of its own.
+
+    For the bot: ``RetentionWorker(db, cfg.retention.max_age_days, cfg.retention.check_hours
+    * 3600).start()`` when it starts, ``stop()`` when it shuts down. With ``max_age_days`` 0
+    it starts nothing. A failed purge (the database locked for long) is logged and retried
+    at the next interval; ``on_purge`` is told of each completed one.
+    """
+
+    def __init__(self, db: Database, max_age_days: int, every_s: float,
+                 on_purge: Callable[[Purged], None] | None = None) -> None:
+        if every_s <= 0:
+            raise ValueError("every_s must be more than 0")
+        self.db = db
+        self.max_age_days = max_age_days
+        self.every_s = every_s
+        self.on_purge = on_purge
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.max_age_days <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="s-talk-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = purge_expired(self.db, self.max_age_days)
+            except (DBAPIError, StalkError) as exc:
+                log.warning("retention purge failed, retrying in %.0f s: %s", self.every_s, exc)
+            else:
+                if result.sessions:
+                    log.info("retention: deleted %d calls started before %s", result.sessions, result.cutoff)
+                if self.on_purge is not None:
+                    self.on_purge(result)
+            self._stop.wait(self.every_s)

@@ -1,0 +1,159 @@
+"""``python -m bot logs ...`` on the replayed calls, through bot.cli.main."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+import bot.cli
+from storage import get_session, open_database
+from storage.models import CallSession, utcnow
+from tests.cli import one_error_line, run_cli
+from tests.logs.test_export import parse_srt, parse_vtt
+
+
+@pytest.fixture(autouse=True)
+def _cli_without_unwritten_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Other command modules may still be on other branches; build the CLI from those present.
+    present = tuple(m for m in bot.cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
+    monkeypatch.setattr(bot.cli, "COMMAND_MODULES", present)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_show_prints_the_transcript_with_marks(capsys, library) -> None:
+    sid = library.ids["en_g1"]
+    code, out, err = run_cli(capsys, "logs", "show", str(sid), "--db", str(library.path))
+    assert code == 0, err
+    with open_database(str(library.path)) as db:
+        detail = get_session(db, sid)
+    lines = out.splitlines()
+    assert lines[0].startswith("Weekly sync")
+    body = [line for line in lines if re.match(r"\[\d\d:\d\d\.\d\d - ", line)]
+    assert len(body) == len(detail.utterances)
+    assert lines[-2:] == ["[00:20.00] (to alice, bob) Ask bob about the reciter",
+                          "[00:25.00] (to bob) Tell alice about the eunuch"]
+    assert body[0].split("] ", 1)[1] == f"alice ✗: {detail.utterances[0].text}"
+    assert body[1].split("] ", 1)[1] == f"bob ✓: {detail.utterances[1].text}"
+
+
+def test_search_prints_session_speaker_time_and_text(capsys, library) -> None:
+    code, out, err = run_cli(capsys, "logs", "search", "通车", "--db", str(library.path))
+    assert code == 0, err
+    *hits, summary = out.splitlines()
+    assert len(hits) == 2 and summary == "-- 2 utterances"
+    assert hits[0].startswith(f"#{library.ids['zh_g2']} ") and hits[1].startswith(f"#{library.ids['zh_g1']} ")
+    assert all("[00:20.93] 李娜: 但直到2017年3月才开始通车" in h for h in hits)
+
+    code, out, _ = run_cli(capsys, "logs", "search", "법원", "--context", "1", "--db", str(library.path))
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3  # the utterance before, the hit (marked >), the summary
+    assert lines[0].startswith("   #") and lines[1].startswith(">  #") and "서준: " in lines[1]
+
+    code, out, _ = run_cli(capsys, "logs", "search", "reciter", "--limit", "3", "--db", str(library.path))
+    assert out.splitlines()[-1] == "-- 1-3 of 4 utterances; --page 2 for more"
+    code, out, _ = run_cli(capsys, "logs", "search", "reciter", "--limit", "3", "--page", "2",
+                           "--db", str(library.path))
+    assert len(out.splitlines()) == 2 and out.splitlines()[-1] == "-- 4-4 of 4 utterances"
+    code, out, _ = run_cli(capsys, "logs", "search", "zebra", "--db", str(library.path))
+    assert (code, out) == (0, "no utterance contains 'zebra'\n")
+    code, out, err = run_cli(capsys, "logs", "search", "  ", "--db", str(library.path))
+    assert code == 2 and one_error_line(err).startswith("error: empty search")
+
+
+@pytest.mark.parametrize("fmt", ["json", "txt", "md", "srt", "vtt"])
+def test_export_every_format_to_a_file(capsys, library, tmp_path: Path, fmt: str) -> None:
+    sid = library.ids["zh_g1"]
+    target = tmp_path / f"call.{fmt}"
+    code, out, err = run_cli(capsys, "logs", "export", str(sid), "--format", fmt, "-o", str(target),
+                             "--db", str(library.path))
+    assert code == 0 and out == "" and str(target) in err
+    data = target.read_bytes()
+    assert "通车".encode() in data
+    if fmt == "srt":
+        assert len(parse_srt(data)) == 4
+    elif fmt == "vtt":
+        assert [voice for _, voice, _ in parse_vtt(data)[1]] == ["李娜", "张伟", "李娜", "李娜"]
+    elif fmt == "json":
+        assert json.loads(data)["session"]["id"] == sid
+
+
+def test_delete_asks_and_needs_a_terminal_or_yes(capsys, lib_path: Path, library, monkeypatch) -> None:
+    sid = library.ids["ko_g3"]
+    db = str(lib_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal
+    code, out, err = run_cli(capsys, "logs", "delete", str(sid), "--db", db)
+    assert code == 2 and out == ""
+    assert one_error_line(err) == (f"error: refusing to delete session {sid} without confirmation: "
+                                   "pass --yes (standard input is not a terminal)")
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    code, out, _ = run_cli(capsys, "logs", "delete", str(sid), "--db", db)
+    assert code == 1 and out.endswith("nothing deleted\n") and "[y/N]" in out
+    with open_database(db) as d:
+        assert get_session(d, sid) is not None
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    code, out, err = run_cli(capsys, "logs", "delete", str(sid), "--db", db)
+    assert code == 0, err
+    asked, said = out.split("[y/N] ")
+    assert asked.startswith(f"Delete session {sid} (스터디, ") and asked.endswith("with its 5 utterances for good? ")
+    assert said.startswith(f"deleted session {sid} (스터디, ") and said.endswith("): 5 utterances, 0 suggestions\n")
+    code, _, err = run_cli(capsys, "logs", "search", "법원", "--db", db)
+    assert code == 0
+    code, _, err = run_cli(capsys, "logs", "delete", str(sid), "--yes", "--db", db)
+    assert code == 2 and one_error_line(err).startswith(f"error: no session {sid} in ")
+
+
+def test_delete_yes(capsys, lib_path: Path, library) -> None:
+    sid = library.ids["en_g1"]
+    code, out, err = run_cli(capsys, "logs", "delete", str(sid), "-y", "--db", str(lib_path))
+    assert code == 0, err
+    assert out.strip().endswith("8 utterances, 2 suggestions")
+    code, out, _ = run_cli(capsys, "logs", "show", str(sid), "--db", str(lib_path))
+    assert code == 2
+
+
+def test_purge(capsys, lib_path: Path, library, tmp_path: Path, monkeypatch) -> None:
+    with open_database(str(lib_path)) as db, db.session() as s, s.begin():
+        s.execute(update(CallSession).where(CallSession.id == library.ids["zh_g1"])
+                  .values(started_at=utcnow() - timedelta(days=10)))
+    db_arg = ("--db", str(lib_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = run_cli(capsys, "logs", "purge", "--older-than", "7", *db_arg)
+    assert code == 2 and "refusing to purge without confirmation" in one_error_line(err)
+    # No age given and the configuration keeps everything: nothing to do, said clearly.
+    code, _, err = run_cli(capsys, "logs", "purge", "--yes", *db_arg)
+    assert code == 2 and "max_age_days is 0" in one_error_line(err)
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        bot.cli.main(["logs", "purge", "--older-than", "-3", "--yes", *db_arg])
+    assert exited.value.code == 2 and "must be a number of days above 0" in capsys.readouterr().err
+    code, out, err = run_cli(capsys, "logs", "purge", "--older-than", "7", "--yes", *db_arg)
+    assert code == 0, err
+    assert out.startswith("deleted 1 session started before ") and out.rstrip().endswith("4 utterances, 0 suggestions")
+    config = tmp_path / "s-talk.toml"
+    config.write_text("[retention]\nmax_age_days = 1\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "logs", "purge", "--yes", "--config", str(config), *db_arg)
+    assert code == 0 and out.startswith("deleted 0 sessions"), err
+    code, out, _ = run_cli(capsys, "logs", "list", *db_arg)
+    assert len(out.splitlines()) == 1 + len(library.ids) - 1
+
+
+def test_delete_refuses_a_call_in_progress(capsys, lib_path: Path, library) -> None:
+    sid = library.ids["ko_g3"]
+    with open_database(str(lib_path)) as db, db.session() as s, s.begin():
+        s.execute(update(CallSession).where(CallSession.id == sid).values(status="active"))
+    code, out, err = run_cli(capsys, "logs", "delete", str(sid), "--yes", "--db", str(lib_path))
+    assert code == 2 and out == ""
+    assert one_error_line(err).startswith(f"error: session {sid} is still being recorded (status active), "
+                                          "nothing deleted: delete it once the call has ended")
+    with open_database(str(lib_path)) as db:
+        assert get_session(db, sid) is not None
