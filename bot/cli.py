@@ -17,6 +17,7 @@ from bot.errors import StalkError
 COMMAND_MODULES = (
     "bot.commands.replay",
     "bot.commands.logs",
+    "bot.commands.voiceprint",
 )
 
 
