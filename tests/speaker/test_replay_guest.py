@@ -1,0 +1,115 @@
+"""A guest on one participant's mic, in a replayed call of real voices: flagged, owners not."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bot.errors import StalkError
+from bot.pipeline import PipelineListener
+from bot.replay import Track, replay
+from storage import get_session, open_database
+from storage.queries import session_to_json
+from storage.voiceprints import VoiceprintData, save_voiceprint
+from tests.calls import build_call, librispeech_files
+
+
+class Segments(PipelineListener):
+    def __init__(self):
+        self.got = []
+
+    def on_audio_segment(self, speaker, start, end, audio):
+        self.got.append((speaker.name, start, end, audio))
+
+
+@pytest.fixture(scope="module")
+def guest_call(tmp_path_factory, tiny_en):
+    """alice (1688) and bob (1998) enrolled; carol (2033), not enrolled, talks twice on alice's
+    mic; dave (2414), enrolled, once on bob's."""
+    from bot.config import load_config
+    from bot.speaker.enrollment import enroll
+    from bot.speaker.model import SpeakerModel
+    from tests.calls import load16k, shared
+
+    tmp = tmp_path_factory.mktemp("guest")
+    model = SpeakerModel(shared("models", "speaker", "campplus-zh-en-common.onnx"))
+    A, B, C, D = (librispeech_files(s) for s in ("1688", "1998", "2033", "2414"))
+    db_url = str(tmp / "call.db")
+    with open_database(db_url) as db:
+        for name, files in (("alice", A[:2]), ("bob", B[:2]), ("dave", D[1:3])):
+            vp = enroll(model, [load16k(f) for f in files]).voiceprint(name)
+            save_voiceprint(db, vp)
+    script = [("alice", A[2], "own"), ("bob", B[2], "own"), ("alice", A[3], "own"), ("alice", C[0], "guest"),
+              ("alice", C[1], "guest"), ("bob", B[3], "own"), ("bob", D[4], "dave"), ("alice", A[4], "own"),
+              ("bob", B[4], "own"), ("alice", A[5], "own")]
+    paths, placed = build_call(tmp, script)
+    out, segs = io.StringIO(), Segments()
+    config = load_config(None, env={})
+    summary = replay(config, [Track(n, str(p)) for n, p in paths.items()], db_url=db_url, speed=0, language="en",
+                     out=out, transcriber=tiny_en, speaker_model=model, listeners=[segs])
+    with open_database(db_url) as db:
+        export = session_to_json(get_session(db, summary.session_id))
+    return placed, export, out.getvalue(), segs
+
+
+def _truth(placed, u):
+    """Which placed file an utterance came from (by overlap)."""
+    best = max(placed, key=lambda p: min(p.speech_end, u["end"]) - max(p.speech_start, u["start"]))
+    return best.text
+
+
+def test_guest_flagged_owners_verified(guest_call):
+    placed, export, printed, _ = guest_call
+    utts = [u for u in export["utterances"] if u["end"] - u["start"] >= 2.0]
+    assert len(utts) >= 8
+    kinds = [_truth(placed, u) for u in utts]
+    assert kinds.count("guest") >= 2 and kinds.count("dave") == 1 and kinds.count("own") >= 6
+    for u in utts:
+        kind = _truth(placed, u)
+        if kind == "own":
+            assert u["verification"] == "verified" and u["verified"] is True, u
+            assert u["speaker_score"] > 0.5 and u["speaker_label"] is None
+        elif kind == "guest":
+            assert u["speaker"] == "alice" and u["verified"] is False and u["verification"] == "mismatch", u
+            assert u["speaker_label"] == "guest on alice's mic"
+        else:  # dave, enrolled, on bob's mic: named
+            assert u["speaker"] == "bob" and u["verified"] is False and u["speaker_label"] == "dave", u
+    assert "NOT THEIR VOICE" in printed and "guest on alice's mic" in printed and "[voice ok" in printed
+
+
+def test_short_utterances_are_unknown(guest_call):
+    _, export, _, _ = guest_call
+    for u in export["utterances"]:
+        if u["end"] - u["start"] < 1.0:
+            assert u["verification"] == "unknown" and u["verified"] is None and u["speaker_score"] is None
+
+
+def test_every_accepted_segment_reaches_listeners(guest_call):
+    _, export, _, segs = guest_call
+    assert len(segs.got) >= len(export["utterances"])
+    for name, start, end, audio in segs.got:
+        assert audio.dtype == np.float32 and abs(len(audio) - (end - start) * 16000) <= 1
+        assert float(np.abs(audio).max()) > 0.01
+    spoken = {(u["speaker"], round(u["start"], 2)) for u in export["utterances"]}
+    assert spoken <= {(n, round(s, 2)) for n, s, _, _ in segs.got}
+
+
+def test_replay_refuses_a_voiceprint_of_another_model(tmp_path, tiny_en, speaker_model):
+    from bot.config import load_config
+
+    db_url = str(tmp_path / "x.db")
+    with open_database(db_url) as db:
+        save_voiceprint(db, VoiceprintData("alice", "e" * 64, "other-model", np.ones(192, np.float32) / 192 ** 0.5,
+                                           3, 12.0))
+    paths, _ = build_call(tmp_path, [("alice", librispeech_files("1688")[2], "")])
+    with pytest.raises(StalkError, match="made with speaker model other-model"):
+        replay(load_config(None, env={}), [Track("alice", str(paths["alice"]))], db_url=db_url, speed=0,
+               language="en", out=io.StringIO(), transcriber=tiny_en, speaker_model=speaker_model)
+    with open_database(db_url) as db:
+        from storage import list_sessions
+
+        assert list_sessions(db) == []
