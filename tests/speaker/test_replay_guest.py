@@ -113,3 +113,37 @@ def test_replay_refuses_a_voiceprint_of_another_model(tmp_path, tiny_en, speaker
         from storage import list_sessions
 
         assert list_sessions(db) == []
+
+
+class Verdicts(PipelineListener):
+    def __init__(self):
+        self.revised = []
+
+    def on_verdict(self, speaker, utterance_id, start, end, verdict):
+        self.revised.append((speaker.name, utterance_id, verdict))
+
+
+def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_model):
+    """The owner's first words score low alone (1.4 s); their next utterance, same voice, revises
+    the stored verdict to verified."""
+    from bot.config import load_config
+    from bot.speaker.enrollment import enroll
+    from tests.calls import load16k, write_wav
+
+    files = librispeech_files("1688")
+    db_url = str(tmp_path / "r.db")
+    with open_database(db_url) as db:
+        save_voiceprint(db, enroll(speaker_model, [load16k(f) for f in files[:3]], min_speech=8).voiceprint("alice"))
+    weak = write_wav(tmp_path / "weak.wav", load16k(files[9])[:28000])
+    paths, _ = build_call(tmp_path, [("alice", weak, ""), ("alice", files[5], "")], gap=2.0)
+    listener = Verdicts()
+    out = io.StringIO()
+    summary = replay(load_config(None, env={}), [Track("alice", str(paths["alice"]))], db_url=db_url, speed=0,
+                     language="en", out=out, transcriber=tiny_en, speaker_model=speaker_model, listeners=[listener])
+    with open_database(db_url) as db:
+        utts = session_to_json(get_session(db, summary.session_id))["utterances"]
+    assert len(utts) == 2 and all(u["verification"] == "verified" for u in utts), \
+        [(u["start"], u["end"], u["speaker_score"], u["verification"]) for u in utts]
+    assert utts[0]["speaker_score"] < 0.533  # verified on its neighbour's evidence, not its own score
+    assert [(n, v.verification) for n, _, v in listener.revised] == [("alice", "verified")]
+    assert "verdict revised:  [voice ok" in out.getvalue()
