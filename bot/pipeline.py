@@ -185,7 +185,7 @@ class CallPipeline:
             speaker = Speaker(key, name, user_id, participant_id)
             self._streams[key] = _Stream(speaker)
             if self.verifier is not None:
-                self.verifier.bind(key, name)
+                self.verifier.bind(key, name, user_id)
             return speaker
 
     @property

@@ -87,6 +87,14 @@ class StreamTracker:
         changed = [j for j in self.items if j is not item and not before[id(j)].same_as(j.verdict)]
         return item, changed
 
+    def set_voiceprint(self, voiceprint: np.ndarray) -> None:
+        """The owner enrolled during the call: earlier utterances are scored too (their new
+        verdicts are reported with the next ``add``)."""
+        self.voiceprint = voiceprint
+        for j in self.items:
+            if j.embedding is not None:
+                j.score = float(j.embedding @ voiceprint)
+
     # -- deciding ---------------------------------------------------------------------------
 
     def _neighbours(self, judged: list[Judged], k: int) -> list[tuple[Judged, float]]:
@@ -95,6 +103,8 @@ class StreamTracker:
         near = judged[max(0, k - self.context):k] + judged[k + 1:k + 1 + self.context]
         out = []
         for j in near:
+            if j.score is None:
+                continue
             alike = (float(j.embedding @ me.embedding) - ALIKE_LOW) / (ALIKE_HIGH - ALIKE_LOW)
             if abs(j.start - me.start) <= NEIGHBOUR_WINDOW and alike > 0:
                 out.append((j, min(alike, 1.0)))

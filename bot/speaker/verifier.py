@@ -49,6 +49,7 @@ class CallVerifier:
         self.context = context
         self._enrolled = {vp.name: vp for vp in voiceprints if vp.model_id == model.model_id}
         self._streams: dict[str, StreamTracker] = {}
+        self._users: dict[str, str | None] = {}  # stream key -> user id
         self._lock = threading.Lock()
 
     def add_voiceprint(self, vp: VoiceprintData) -> None:
@@ -56,20 +57,24 @@ class CallVerifier:
         check_model(vp, self.model)
         with self._lock:
             self._enrolled[vp.name] = vp
-            for t in self._streams.values():
+            for key, t in self._streams.items():
                 t.others = self._other_prints()
-                if t.owner == vp.name:
-                    t.voiceprint = vp.embedding
+                if t.owner == vp.name or (vp.user_id is not None and self._users.get(key) == vp.user_id):
+                    t.set_voiceprint(vp.embedding)
 
     def _other_prints(self) -> dict[str, np.ndarray]:
         return {n: vp.embedding for n, vp in self._enrolled.items()}
 
-    def bind(self, key: str, name: str, voiceprint: VoiceprintData | None = None) -> VoiceprintData | None:
-        """Start judging participant ``key`` against ``voiceprint`` (default: the one enrolled as ``name``)."""
+    def bind(self, key: str, name: str, user_id: str | None = None,
+             voiceprint: VoiceprintData | None = None) -> VoiceprintData | None:
+        """Start judging participant ``key`` against ``voiceprint``; by default the one enrolled
+        for ``user_id`` (a Discord account), else the one enrolled as ``name``."""
         if voiceprint is not None:
             check_model(voiceprint, self.model)
         with self._lock:
-            vp = voiceprint or self._enrolled.get(name)
+            by_user = [v for v in self._enrolled.values() if user_id is not None and v.user_id == user_id]
+            vp = voiceprint or (by_user[0] if by_user else self._enrolled.get(name))
+            self._users[key] = user_id
             self._streams[key] = StreamTracker(owner=name, voiceprint=None if vp is None else vp.embedding,
                                                threshold=self.threshold, others=self._other_prints(),
                                                context=self.context, min_seconds=self.min_seconds)
@@ -94,3 +99,25 @@ class CallVerifier:
     @property
     def cpu_seconds(self) -> float:
         return self.model.cpu_seconds
+
+
+def verifier_for_call(config, db, speaker_model: SpeakerModel | None = None) -> CallVerifier | None:
+    """A verifier holding every voiceprint of the configured model (None when speaker.verify is off
+    or nobody is enrolled; the model is loaded only if needed). For live calls, where who will
+    join is not known in advance; participants are bound by user id or name as they join."""
+    from storage.voiceprints import list_voiceprints
+
+    s = config.speaker
+    everyone = list_voiceprints(db) if s.verify else []
+    if not everyone:
+        return None
+    if speaker_model is None:
+        from bot.speaker.model import load_speaker_model
+
+        speaker_model = load_speaker_model(config)
+    stale = [vp.name for vp in everyone if vp.model_id != speaker_model.model_id]
+    if stale:
+        log.warning("not verifying %s: enrolled with another speaker model than %s; re-enrol them",
+                    ", ".join(stale), speaker_model.info.name)
+    return CallVerifier(speaker_model, list_voiceprints(db, speaker_model.model_id), threshold=s.threshold,
+                        min_seconds=s.min_utterance_s, context=s.context)
