@@ -13,7 +13,9 @@ Prints, for the model given (default: the shared CAM++ WeSpeaker export):
 5. guest detection on replayed calls through the real pipeline (tiny.en, --speed 0): on
    each enrolled owner's track, recordings of another LibriSpeech speaker are placed
    between the owner's own; recall = guest utterances of 2 s or more marked 'mismatch',
-   false flags = owners' judged utterances marked 'mismatch'.
+   false flags = owners' judged utterances marked 'mismatch';
+6. the hard case without Whisper: owners' and guests' speech cut into 1-2.5 s utterances,
+   verdicts of the tracker with and without neighbouring evidence.
 
     python benchmarks/bench_speaker.py [--model PATH] [--calls N] [--no-calls]
 
@@ -153,6 +155,57 @@ def guest_calls(model, n_calls: int):
     return rows
 
 
+def short_turns(model, seed: int = 0) -> None:
+    """Owners' and guests' speech cut into 1-2.5 s utterances (the hard case), judged by the
+    tracker alone and with neighbouring evidence."""
+    from bot.speaker.tracker import StreamTracker
+
+    rng = np.random.default_rng(seed)
+    threshold = threshold_for(model.model_id)
+    ls = librispeech()
+
+    def chunks(audios):
+        out = []
+        for a in audios:
+            i = 0
+            while len(a) - i >= SAMPLE_RATE:
+                n = int(rng.uniform(1.0, 2.5) * SAMPLE_RATE)
+                out.append(a[i:i + n])
+                i += n
+        return out
+
+    totals = {0: [0, 0, 0, 0], 2: [0, 0, 0, 0]}  # context -> guest flagged, guests, owner flagged, owners
+    for c, owner in enumerate(LIBRISPEECH):
+        guest = LIBRISPEECH[(c + 3) % 6]
+        chosen, rest = enrolment_sets(ls[owner], need=18.0)[0]
+        vp = enroll(model, [u.audio for u in chosen]).embedding
+        own = chunks([u.audio for u in rest])
+        visitor = chunks([ls[guest][c].audio, ls[guest][c + 4].audio])
+        third = len(own) // 3
+        half = len(visitor) // 2
+        seq = ([("own", a) for a in own[:third]] + [("guest", a) for a in visitor[:half]]
+               + [("own", a) for a in own[third:2 * third]] + [("guest", a) for a in visitor[half:]]
+               + [("own", a) for a in own[2 * third:]])
+        embs = model.embed_batch([a for _, a in seq])
+        for context in totals:
+            tracker = StreamTracker("owner", vp, threshold, context=context)
+            t, items = 0.0, []
+            for (kind, a), e in zip(seq, embs):
+                d = len(a) / SAMPLE_RATE
+                items.append((kind, tracker.add(t, t + d, e)[0]))
+                t += d + 0.7
+            for kind, item in items:
+                flagged = item.verdict.verification == "mismatch"
+                k = 0 if kind == "guest" else 2
+                totals[context][k] += flagged
+                totals[context][k + 1] += 1
+    print("6. short utterances (1-2.5 s) on owners' tracks with guest turns, 6 owners, tracker only")
+    for context, (gf, g, of, o) in totals.items():
+        how = "judged alone" if context == 0 else f"with neighbouring evidence (context {context})"
+        print(f"  {how:<42} guests flagged {gf}/{g} = {100 * gf / g:.1f}%, owners flagged {of}/{o} = "
+              f"{100 * of / o:.1f}%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -167,6 +220,7 @@ def main() -> None:
     everyone = all_speakers()
     if not args.calls_only:
         trials(model, vad, ls, everyone)
+        short_turns(model)
     if not args.no_calls:
         calls(model, args.calls)
 
