@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,6 +117,8 @@ class CallSummary:
     processing_latencies: list[float]  # end of utterance detected -> stored
     compute_seconds: float  # model time
     unsaved_file: str | None = None
+    # speaker name -> verdict counts ('verified', 'mismatch', 'unknown', and each mismatch label)
+    verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class _Stream:
@@ -398,7 +400,9 @@ class CallPipeline:
             speakers={s.speaker.name: s.stats for s in self._streams.values()},
             latencies=list(self._latencies), processing_latencies=list(self._processing_latencies),
             compute_seconds=self.pool.stats.compute_seconds,
-            unsaved_file=unsaved_file)
+            unsaved_file=unsaved_file,
+            verdicts={} if self.verifier is None else
+            {s.speaker.name: self.verifier.counts(k) for k, s in self._streams.items()})
 
     def _write_unsaved(self, records: list[UtteranceRecord]) -> str:
         path = Path(f"s-talk-unsaved-session-{self.session_id}-{int(time.time())}.json").resolve()

@@ -132,6 +132,10 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
     width = max((len(n) for n in summary.speakers), default=4)
     for name, stats in summary.speakers.items():
         print(f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {fmt_time(stats.talk_time)}", file=out)
+    for name, counts in summary.verdicts.items():
+        labels = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in ("verified", "mismatch", "unknown"))
+        print(f"  voice check {name}: {counts.get('verified', 0)} verified, {counts.get('mismatch', 0)} not their "
+              f"voice{f' ({labels})' if labels else ''}, {counts.get('unknown', 0)} not judged", file=out)
     if summary.latencies:
         print(f"latency to stored: after the end of utterance p50 {percentile(summary.processing_latencies, 50):.2f} s, "
               f"p95 {percentile(summary.processing_latencies, 95):.2f} s; after the last word "

@@ -96,6 +96,18 @@ class CallVerifier:
             item, revised = tracker.add(start, end, embedding)
         return Judgement(item, revised)
 
+    def counts(self, key: str) -> dict[str, int]:
+        """Current verdicts of a participant: verification -> count, and label -> count."""
+        with self._lock:
+            t = self._streams.get(key)
+            out: dict[str, int] = {}
+            for item in (t.items if t else []):
+                v = item.verdict
+                out[v.verification] = out.get(v.verification, 0) + 1
+                if v.verification == "mismatch" and v.label:
+                    out[v.label] = out.get(v.label, 0) + 1
+            return out
+
     @property
     def cpu_seconds(self) -> float:
         return self.model.cpu_seconds

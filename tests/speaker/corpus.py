@@ -60,10 +60,3 @@ def enrolment_sets(utts: list[Utt], need: float = 14.0) -> list[tuple[list[Utt],
         if total >= need and rest:
             sets.append((chosen, rest))
     return sets
-
-
-def digits(speaker: str, count: int = 30) -> np.ndarray:
-    """One speaker's spoken digits (8 kHz files, resampled) joined with short pauses."""
-    files = sorted(shared("data", "digits").glob(f"*_{speaker}_*.wav"))[:count]
-    gap = np.zeros(int(0.3 * RATE), np.float32)
-    return np.concatenate([np.concatenate([load16k(f), gap]) for f in files])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
@@ -79,6 +80,9 @@ def test_guest_flagged_owners_verified(guest_call):
         else:  # dave, enrolled, on bob's mic: named
             assert u["speaker"] == "bob" and u["verified"] is False and u["speaker_label"] == "dave", u
     assert "NOT THEIR VOICE" in printed and "guest on alice's mic" in printed and "[voice ok" in printed
+    assert "voice check" in printed, printed
+    assert re.search(r"voice check alice: \d+ verified, [2-9] not their voice \([2-9] guest on alice's mic\)", printed)
+    assert re.search(r"voice check bob: \d+ verified, ([1-9]) not their voice \(\1 dave\)", printed)
 
 
 def test_short_utterances_are_unknown(guest_call):
