@@ -104,6 +104,10 @@ class SpeakerConfig:
     context: int = _opt(2, "neighbouring utterances on each side whose evidence a verdict uses when they sound "
                         "like the same voice; 0 judges each utterance alone", low=0, high=10)
     threads: int = _opt(1, "onnxruntime threads for the speaker model", low=1, high=16)
+    num_mel_bins: int = _opt(80, "fbank bins, for a model whose ONNX metadata does not say (WeSpeaker's exports: 80)",
+                             low=20, high=256)
+    frame_length_ms: float = _opt(25.0, "fbank frame length, when the model's metadata does not say", low=5.0, high=100.0)
+    frame_shift_ms: float = _opt(10.0, "fbank frame shift, when the model's metadata does not say", low=5.0, high=50.0)
 
 
 @dataclass(frozen=True)

@@ -204,4 +204,5 @@ def load_speaker_model(config, *, download: bool = True) -> SpeakerModel:
     """The model ``[speaker] model`` names, found in ``[models] dirs`` or fetched."""
     s = config.speaker
     path = resolve_speaker_model(s.model, config.models.dirs, download=download)
-    return SpeakerModel(path, threads=s.threads)
+    frontend = FrontEnd(num_mel_bins=s.num_mel_bins, frame_length_ms=s.frame_length_ms, frame_shift_ms=s.frame_shift_ms)
+    return SpeakerModel(path, threads=s.threads, frontend=frontend)

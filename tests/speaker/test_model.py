@@ -26,6 +26,17 @@ def test_front_end_comes_from_the_model_metadata(speaker_model):
     assert abs(float(feats.mean(axis=0).max())) < 1e-3  # mean over time removed
 
 
+def test_front_end_falls_back_to_config_where_metadata_is_silent(config):
+    from bot.speaker.frontend import FrontEnd
+
+    cfg = config.replace("speaker", num_mel_bins=64, frame_shift_ms=12.0).speaker
+    default = FrontEnd(num_mel_bins=cfg.num_mel_bins, frame_length_ms=cfg.frame_length_ms,
+                       frame_shift_ms=cfg.frame_shift_ms)
+    fe = FrontEnd.from_metadata({"frame_shift_ms": "10", "cmn": "none"}, default)
+    assert (fe.num_mel_bins, fe.frame_length_ms, fe.frame_shift_ms, fe.cmn) == (64, 25.0, 10.0, False)
+    assert fe.features(librispeech()["1688"][0].audio[:16000]).shape == (98, 64)
+
+
 def test_same_speaker_scores_above_different_speakers(speaker_model):
     ls = librispeech()
     embs = {spk: speaker_model.embed_batch([u.audio for u in utts[:4]]) for spk, utts in ls.items()}
