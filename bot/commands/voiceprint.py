@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 
 import numpy as np
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Config, load_config
-from bot.errors import StalkError, StorageError
+from bot.errors import StalkError
 from storage.db import Database, describe_error, open_database
 
 _NAME = re.compile(r"^[^\s=][^=]{0,99}$")
@@ -75,9 +74,10 @@ def run_enroll(args: argparse.Namespace) -> int:
     config = _config(args)
     name = _check_name(args.name)
     audio = [load_enrollment_audio(f) for f in args.files]  # every file readable before anything else
+    model = load_speaker_model(config)
+    result = enroll(model, audio, min_speech=config.speaker.min_enroll_speech_s, sources=args.files)
+    # Opened only now: a refused enrolment leaves no new database file behind.
     with _db(args, config, create=True) as db:
-        model = load_speaker_model(config)
-        result = enroll(model, audio, min_speech=config.speaker.min_enroll_speech_s, sources=args.files)
         try:
             old = get_voiceprint(db, name)
             save_voiceprint(db, result.voiceprint(name, args.user_id or (old.user_id if old else None)))

@@ -93,6 +93,13 @@ def test_failed_enrolment_keeps_the_old_voiceprint(tmp_path, capsys):
     assert np.array_equal(before.embedding, after.embedding) and after.updated_at == before.updated_at
 
 
+def test_refused_enrolment_creates_no_database(tmp_path, capsys):
+    db = tmp_path / "new.db"
+    code, _, err = run_cli(capsys, "enroll", "--db", str(db), "alice", *_files("1688", 2))
+    assert code == 2 and "enrolment needs" in one_error_line(err)
+    assert not db.exists()
+
+
 def test_missing_and_wrong_models(tmp_path, capsys, monkeypatch):
     db = str(tmp_path / "v.db")
     monkeypatch.setenv("STALK_SPEAKER_MODEL", str(tmp_path / "nope.onnx"))
@@ -124,3 +131,17 @@ def test_verify_needs_speech(tmp_path, capsys):
     digit = shared("data", "digits", "0_george_0.wav")
     code, out, err = run_cli(capsys, "verify", "--db", db, "alice", str(digit))
     assert code == 2 and out == "" and "too little to judge" in one_error_line(err)
+
+
+def test_bad_name_and_user_id(tmp_path, capsys):
+    db = str(tmp_path / "v.db")
+    code, out, err = run_cli(capsys, "enroll", "--db", db, "a=b", *_files("1688", 0, 1))
+    assert code == 2 and "bad name" in one_error_line(err)
+    code, _, err = run_cli(capsys, "enroll", "--db", db, "--user-id", "4242", "alice", *_files("1688", 0, 1))
+    assert code == 0, err
+    with open_database(db) as d:
+        assert get_voiceprint(d, "alice").user_id == "4242"
+    # Re-enrolling without --user-id keeps the link to the Discord account.
+    _enrol(capsys, db, "alice", _files("1688", 5, 6, 7))
+    with open_database(db) as d:
+        assert get_voiceprint(d, "alice").user_id == "4242"
