@@ -149,3 +149,29 @@ def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_m
     assert utts[0]["speaker_score"] < 0.533  # verified on its neighbour's evidence, not its own score
     assert [(n, v.verification) for n, _, v in listener.revised] == [("alice", "verified")]
     assert "verdict revised:  [voice ok" in out.getvalue()
+
+
+def test_enrolment_from_live_speech(tmp_path, tiny_en, speaker_model):
+    """/enroll in a call: bob's segments are collected as the pipeline accepts them; the voiceprint
+    made from them verifies bob's other recordings and not alice's."""
+    from bot.config import load_config
+    from bot.speaker.enrollment import EnrollmentError
+    from bot.speaker.live import LiveEnrollment
+    from tests.calls import load16k
+
+    B, A = librispeech_files("1998"), librispeech_files("1688")
+    paths, _ = build_call(tmp_path, [("bob", B[1], ""), ("alice", A[2], ""), ("bob", B[2], ""), ("bob", B[3], "")])
+    progress = []
+    live = LiveEnrollment(speaker_model, "bob", needed=10.0, on_progress=lambda s, n: progress.append((s, n)))
+    too_early = LiveEnrollment(speaker_model, "alice", needed=10.0)
+    replay(load_config(None, env={}), [Track(n, str(p)) for n, p in paths.items()], db_url=str(tmp_path / "l.db"),
+           speed=0, language="en", out=io.StringIO(), transcriber=tiny_en, listeners=[live, too_early])
+    assert live.enough and progress[-1][0] == live.speech_seconds >= 10.0 and progress[-1][1] == 10.0
+    assert [p for p, _ in progress] == sorted(p for p, _ in progress)
+    result = live.finish()
+    assert result.speech_seconds >= 10.0
+    assert speaker_model.embed(load16k(B[6])) @ result.embedding > 0.6
+    assert speaker_model.embed(load16k(A[6])) @ result.embedding < 0.3
+    with pytest.raises(EnrollmentError) as err:  # alice said 2.8 s only
+        too_early.finish()
+    assert err.value.gate == "too_little_speech"
