@@ -98,7 +98,7 @@ def main() -> None:
         table = calibrations()
         table[model.model_id] = {"model": model.info.name, "threshold": threshold, "eer": round(e, 4),
                                  "target_trials": len(tgt), "nontarget_trials": len(non),
-                                 "trials": "voiceprint (~12 s) vs VAD-cut utterance >= 1 s, shared speakers"}
+                                 "trials": "voiceprint (~14 s) vs VAD-cut utterance >= 1 s, shared speakers"}
         THRESHOLDS_FILE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote threshold {threshold} to {THRESHOLDS_FILE}")
 
