@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "bot.commands.logs",
     "bot.commands.run",
     "bot.commands.doctor",
+    "bot.commands.voiceprint",
 )
 
 

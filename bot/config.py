@@ -118,6 +118,25 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class SpeakerConfig:
+    model: str = _opt("auto", "speaker-embedding model (WeSpeaker-format ONNX): a file path; a name N found as "
+                      "N.onnx in the speaker/ folder of [models] dirs; or auto: WeSpeaker's VoxCeleb ResNet34-LM if "
+                      "present, else any .onnx in those speaker/ folders, else that model downloaded on first use")
+    threshold: float = _opt(0.0, "cosine score from which an utterance counts as its participant's voice; 0 uses the "
+                            "threshold calibrated for the model (benchmarks/calibrate_speaker.py)", low=0.0, high=1.0)
+    verify: bool = _opt(True, "check each utterance against its participant's voiceprint in calls and replays")
+    min_utterance_s: float = _opt(1.0, "shorter utterances are not judged (verdict unknown)", low=0.3, high=10.0)
+    min_enroll_speech_s: float = _opt(10.0, "net speech (measured by the VAD) an enrolment needs", low=3.0, high=600.0)
+    context: int = _opt(2, "neighbouring utterances on each side whose evidence a verdict uses when they sound "
+                        "like the same voice; 0 judges each utterance alone", low=0, high=10)
+    threads: int = _opt(1, "onnxruntime threads for the speaker model", low=1, high=16)
+    num_mel_bins: int = _opt(80, "fbank bins, for a model whose ONNX metadata does not say (WeSpeaker's exports: 80)",
+                             low=20, high=256)
+    frame_length_ms: float = _opt(25.0, "fbank frame length, when the model's metadata does not say", low=5.0, high=100.0)
+    frame_shift_ms: float = _opt(10.0, "fbank frame shift, when the model's metadata does not say", low=5.0, high=50.0)
+
+
+@dataclass(frozen=True)
 class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -126,6 +145,7 @@ class Config:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
 
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some keys of one section changed (command-line options), validated."""

@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.asr.pool import Job, JobResult, TranscriptionPool
 from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
@@ -27,8 +28,14 @@ from bot.audio.vad import SAMPLE_RATE, SileroModel
 from bot.clock import CallClock, WallClock
 from bot.config import Config
 from bot.errors import StorageError
+from bot.speaker.tracker import Verdict
 from storage.recorder import CallRecorder
 from storage.records import NewSession, UtteranceRecord
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.speaker.verifier import CallVerifier
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,7 @@ class UtteranceEvent:
     utterance_id: int | None
     compute_seconds: float = 0.0  # wall time of the transcription batch it was in
     batch: int = 1
+    verdict: Verdict | None = None  # speaker verification, when the call verifies speakers
 
     @property
     def text(self) -> str:
@@ -82,6 +90,14 @@ class PipelineListener:
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None: ...
 
+    def on_audio_segment(self, speaker: Speaker, start: float, end: float, audio: "np.ndarray") -> None:
+        """Every accepted speech segment, before transcription: ``audio`` is 16 kHz mono float32
+        from ``start`` to ``end`` (call time). For enrolment from live speech."""
+
+    def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float,
+                   verdict: Verdict) -> None:
+        """A stored utterance's speaker verdict changed, on the evidence of later utterances."""
+
 
 @dataclass
 class SpeakerStats:
@@ -101,6 +117,8 @@ class CallSummary:
     processing_latencies: list[float]  # end of utterance detected -> stored
     compute_seconds: float  # model time
     unsaved_file: str | None = None
+    # speaker name -> verdict counts ('verified', 'mismatch', 'unknown', and each mismatch label)
+    verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class _Stream:
@@ -113,12 +131,15 @@ class _Stream:
         self.language_hint: str | None = None
         self.stats = SpeakerStats()
         self.closed = False
+        # Verdicts of one participant are decided and stored in order, one at a time.
+        self.verify_lock = threading.Lock()
 
 
 class CallPipeline:
     def __init__(self, config: Config, transcriber: WhisperTranscriber, *, recorder: CallRecorder | None = None,
                  clock: CallClock | None = None, listeners: list[PipelineListener] | tuple = (),
-                 vad: SileroModel | None = None, language: str | None = None) -> None:
+                 vad: SileroModel | None = None, language: str | None = None,
+                 verifier: "CallVerifier | None" = None) -> None:
         self.config = config
         self.recorder = recorder
         self.clock = clock or WallClock()
@@ -138,6 +159,8 @@ class CallPipeline:
         self.pool = TranscriptionPool(transcriber, self.decode, clock=self.clock, on_result=self._on_result,
                                       workers=asr.workers, queue_size=asr.queue_size, batch_size=asr.batch_size,
                                       prepare=self._prepare)
+        self.verifier = verifier
+        self._embeddings: dict[int, "np.ndarray | None"] = {}  # id(job) -> speaker embedding
         self.session_id: int | None = None
         self._streams: dict[str, _Stream] = {}
         self._languages: Counter[str] = Counter()  # confidently detected, over the whole call
@@ -163,6 +186,8 @@ class CallPipeline:
                 participant_id = self.recorder.add_participant(self.session_id, name, user_id, joined_at)
             speaker = Speaker(key, name, user_id, participant_id)
             self._streams[key] = _Stream(speaker)
+            if self.verifier is not None:
+                self.verifier.bind(key, name, user_id)
             return speaker
 
     @property
@@ -231,6 +256,11 @@ class CallPipeline:
         for event in events:
             if isinstance(event, Segment):
                 stream.stats.talk_time += event.duration
+                if any(type(x).on_audio_segment is not PipelineListener.on_audio_segment for x in self.listeners):
+                    lo = round((event.start - event.audio_start) * SAMPLE_RATE)
+                    hi = round((event.end - event.audio_start) * SAMPLE_RATE)
+                    self._notify("on_audio_segment", stream.speaker, event.start, event.end,
+                                 event.audio[max(lo, 0):max(hi, 0)])
                 request = Request(audio=event.audio)
                 self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
             elif isinstance(event, SpeechStarted):
@@ -239,7 +269,18 @@ class CallPipeline:
                 self._notify("on_speech_end", stream.speaker, event.at)
 
     def _prepare(self, job: Job) -> Request:
-        stream, _ = job.context
+        stream, segment = job.context
+        if self.verifier is not None:
+            # Here, in the worker's timed work, so that the speaker model's compute counts in
+            # call time (virtual clock) like transcription, off the thread feeding audio.
+            embedding = None
+            if segment.duration >= self.verifier.min_seconds:
+                try:
+                    embedding = self.verifier.embed(segment.audio)
+                except Exception:
+                    log.exception("speaker embedding failed for %s", stream.speaker.name)
+            with self._lock:
+                self._embeddings[id(job)] = embedding
         return replace(job.request, hotwords=self._hotwords(), language_hints=self._language_hints(stream))
 
     def _language_hints(self, stream: _Stream) -> tuple[str, ...]:
@@ -259,6 +300,8 @@ class CallPipeline:
     def _on_result(self, result: JobResult) -> None:
         stream, segment = result.job.context
         transcript = result.transcript
+        with self._lock:
+            embedding = self._embeddings.pop(id(result.job), None)
         if transcript is None or not transcript.kept:
             reason = transcript.rejected if transcript is not None else f"transcription failed: {result.error}"
             with self._lock:
@@ -270,22 +313,45 @@ class CallPipeline:
             stream.language_hint = transcript.language
             with self._lock:
                 self._languages[transcript.language] += 1
-        utterance_id = None
-        if self.recorder is not None and self.session_id is not None:
-            record = UtteranceRecord(
-                session_id=self.session_id, participant_id=stream.speaker.participant_id,
-                start=round(segment.start, 3), end=round(segment.end, 3), transcribed_at=round(result.done_at, 3),
-                text=transcript.text, language=transcript.language,
-                language_probability=transcript.language_probability, avg_logprob=transcript.avg_logprob,
-                no_speech_prob=transcript.no_speech_prob, compression_ratio=transcript.compression_ratio)
-            utterance_id = self._store(record)
+        with stream.verify_lock:
+            judgement = None
+            if self.verifier is not None:
+                judgement = self.verifier.judge(stream.speaker.key, segment.start, segment.end, embedding)
+            verdict = judgement.item.verdict if judgement is not None else None
+            utterance_id = None
+            if self.recorder is not None and self.session_id is not None:
+                record = UtteranceRecord(
+                    session_id=self.session_id, participant_id=stream.speaker.participant_id,
+                    start=round(segment.start, 3), end=round(segment.end, 3), transcribed_at=round(result.done_at, 3),
+                    text=transcript.text, language=transcript.language,
+                    language_probability=transcript.language_probability, avg_logprob=transcript.avg_logprob,
+                    no_speech_prob=transcript.no_speech_prob, compression_ratio=transcript.compression_ratio,
+                    speaker_score=None if verdict is None or verdict.score is None else round(verdict.score, 4),
+                    verification=None if verdict is None else verdict.verification,
+                    speaker_label=None if verdict is None else verdict.label)
+                utterance_id = self._store(record)
+            if judgement is not None:
+                judgement.item.utterance_id = utterance_id
+                self._revise(stream, judgement.revised)
         event = UtteranceEvent(stream.speaker, segment.start, segment.end, segment.ready_at, result.done_at,
-                               transcript, utterance_id, result.compute_seconds, result.batch)
+                               transcript, utterance_id, result.compute_seconds, result.batch, verdict)
         with self._lock:
             stream.stats.utterances += 1
             self._latencies.append(event.latency)
             self._processing_latencies.append(event.processing_latency)
         self._notify("on_utterance", event)
+
+    def _revise(self, stream: _Stream, revised) -> None:
+        """Earlier verdicts that later evidence changed: update the stored rows, tell listeners."""
+        for item in revised:
+            v = item.verdict
+            if self.recorder is not None and item.utterance_id is not None:
+                try:
+                    self.recorder.update_verification(item.utterance_id, None if v.score is None else round(v.score, 4),
+                                                      v.verification, v.label)
+                except StorageError as exc:
+                    log.error("could not revise the verdict of utterance %s: %s", item.utterance_id, exc)
+            self._notify("on_verdict", stream.speaker, item.utterance_id, item.start, item.end, v)
 
     def _store(self, record: UtteranceRecord) -> int | None:
         """Commit now; if the database stays locked, keep the record and try again later."""
@@ -334,7 +400,9 @@ class CallPipeline:
             speakers={s.speaker.name: s.stats for s in self._streams.values()},
             latencies=list(self._latencies), processing_latencies=list(self._processing_latencies),
             compute_seconds=self.pool.stats.compute_seconds,
-            unsaved_file=unsaved_file)
+            unsaved_file=unsaved_file,
+            verdicts={} if self.verifier is None else
+            {s.speaker.name: self.verifier.counts(k) for k, s in self._streams.items()})
 
     def _write_unsaved(self, records: list[UtteranceRecord]) -> str:
         path = Path(f"s-talk-unsaved-session-{self.session_id}-{int(time.time())}.json").resolve()

@@ -61,6 +61,18 @@ def fmt_time(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{sec:05.2f}" if hours else f"{minutes:02d}:{sec:05.2f}"
 
 
+def verdict_mark(verdict) -> str:
+    """How a speaker verdict shows in the printed transcript (empty when not verifying)."""
+    if verdict is None:
+        return ""
+    score = "" if verdict.score is None else f" {verdict.score:.2f}"
+    if verdict.verification == "verified":
+        return f"  [voice ok{score}]"
+    if verdict.verification == "mismatch":
+        return f"  [NOT THEIR VOICE{score}: {verdict.label or 'unknown speaker'}]"
+    return f"  [sounds like {verdict.label}]" if verdict.label else ""
+
+
 class TranscriptPrinter(PipelineListener):
     """Shows the transcript as it forms: speech times, speaker, text, and how late it came."""
 
@@ -70,9 +82,14 @@ class TranscriptPrinter(PipelineListener):
 
     def on_utterance(self, event: UtteranceEvent) -> None:
         line = (f"[{fmt_time(event.start)} - {fmt_time(event.end)}] {event.speaker.name}: {event.text}"
-                f"  (+{event.latency:.2f} s)")
+                f"  (+{event.latency:.2f} s){verdict_mark(event.verdict)}")
         with self._lock:
             print(line, file=self.out, flush=True)
+
+    def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict) -> None:
+        with self._lock:
+            print(f"[{fmt_time(start)} - {fmt_time(end)}] {speaker.name}: verdict revised:{verdict_mark(verdict)}",
+                  file=self.out, flush=True)
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None:
         if reason.startswith("transcription failed"):
@@ -115,6 +132,10 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
     width = max((len(n) for n in summary.speakers), default=4)
     for name, stats in summary.speakers.items():
         print(f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {fmt_time(stats.talk_time)}", file=out)
+    for name, counts in summary.verdicts.items():
+        labels = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in ("verified", "mismatch", "unknown"))
+        print(f"  voice check {name}: {counts.get('verified', 0)} verified, {counts.get('mismatch', 0)} not their "
+              f"voice{f' ({labels})' if labels else ''}, {counts.get('unknown', 0)} not judged", file=out)
     if summary.latencies:
         print(f"latency to stored: after the end of utterance p50 {percentile(summary.processing_latencies, 50):.2f} s, "
               f"p95 {percentile(summary.processing_latencies, 95):.2f} s; after the last word "
@@ -143,7 +164,7 @@ def check_writable(db: Database) -> None:
 
 def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, language: str | None = None,
            out: TextIO | None = None, listeners: list[PipelineListener] | tuple = (),
-           transcriber: WhisperTranscriber | None = None) -> CallSummary:
+           transcriber: WhisperTranscriber | None = None, speaker_model=None) -> CallSummary:
     """Stream the tracks through the pipeline; returns the summary of the stored call.
 
     Everything that can be checked before the call starts is (files, database, model), so
@@ -156,6 +177,8 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
     db = open_database(db_url)
     try:
         check_writable(db)
+        # Before the model loads and anything is stored: a voiceprint from another model fails here.
+        verifier = make_verifier(config, db, [t.name for t in tracks], speaker_model)
         if transcriber is None:
             asr = config.asr
             model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
@@ -164,7 +187,8 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
             transcriber = WhisperTranscriber(model, asr.model)
         clock = VirtualClock() if speed == 0 else WallClock(speed)
         pipeline = CallPipeline(config, transcriber, recorder=CallRecorder(db), clock=clock,
-                                listeners=[TranscriptPrinter(out), *listeners], language=language)
+                                listeners=[TranscriptPrinter(out), *listeners], language=language,
+                                verifier=verifier)
         title = ", ".join(t.name for t in tracks)
         pipeline.open(NewSession(source="replay", title=title, language=language or config.asr.language,
                                  asr_model=transcriber.name))
@@ -203,3 +227,24 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
         return summary
     finally:
         db.close()
+
+
+def make_verifier(config: Config, db: Database, names: list[str], speaker_model=None):
+    """A CallVerifier when any participant has a voiceprint (the speaker model loads only then)."""
+    from bot.speaker.verifier import CallVerifier, check_model
+    from storage.voiceprints import get_voiceprint, list_voiceprints
+
+    if not config.speaker.verify:
+        return None
+    prints = {n: vp for n in names if (vp := get_voiceprint(db, n)) is not None}
+    if not prints:
+        return None
+    if speaker_model is None:
+        from bot.speaker.model import load_speaker_model
+
+        speaker_model = load_speaker_model(config)
+    for vp in prints.values():
+        check_model(vp, speaker_model)
+    s = config.speaker
+    return CallVerifier(speaker_model, list_voiceprints(db, speaker_model.model_id), threshold=s.threshold,
+                        min_seconds=s.min_utterance_s, context=s.context)

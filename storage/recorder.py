@@ -117,6 +117,20 @@ class CallRecorder:
 
         return self._write("saving an utterance", write)
 
+    def update_verification(self, utterance_id: int, speaker_score: float | None, verification: str | None,
+                            speaker_label: str | None) -> None:
+        """Revise a stored speaker verdict (later utterances' evidence changed it)."""
+        if verification is not None and verification not in VERIFICATIONS:
+            raise ValueError(f"verification must be one of {VERIFICATIONS}, not {verification!r}")
+
+        def write(s: Session) -> None:
+            done = s.execute(update(Utterance).where(Utterance.id == utterance_id).values(
+                speaker_score=speaker_score, verification=verification, speaker_label=speaker_label))
+            if done.rowcount != 1:
+                raise ValueError(f"no utterance {utterance_id}")
+
+        self._write("revising a speaker verdict", write)
+
     def add_suggestion(self, record: SuggestionRecord) -> int:
         def write(s: Session) -> int:
             self._require_session(s, record.session_id)
