@@ -127,6 +127,8 @@ class SpeakerConfig:
     verify: bool = _opt(True, "check each utterance against its participant's voiceprint in calls and replays")
     min_utterance_s: float = _opt(1.0, "shorter utterances are not judged (verdict unknown)", low=0.3, high=10.0)
     min_enroll_speech_s: float = _opt(10.0, "net speech (measured by the VAD) an enrolment needs", low=3.0, high=600.0)
+    enroll_timeout_s: float = _opt(90.0, "how long /enroll listens in a call for that much speech before giving up",
+                                   low=3.0, high=600.0)
     context: int = _opt(2, "neighbouring utterances on each side whose evidence a verdict uses when they sound "
                         "like the same voice; 0 judges each utterance alone", low=0, high=10)
     threads: int = _opt(1, "onnxruntime threads for the speaker model", low=1, high=16)

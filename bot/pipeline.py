@@ -190,6 +190,14 @@ class CallPipeline:
                 self.verifier.bind(key, name, user_id)
             return speaker
 
+    def attach_verifier(self, verifier: "CallVerifier") -> None:
+        """Start verifying speakers in a running call (a first voiceprint enrolled during it);
+        utterances already heard keep no verdict."""
+        with self._lock:
+            for key, stream in self._streams.items():
+                verifier.bind(key, stream.speaker.name, stream.speaker.user_id)
+            self.verifier = verifier
+
     @property
     def speakers(self) -> list[Speaker]:
         with self._lock:

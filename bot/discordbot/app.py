@@ -17,6 +17,7 @@ from bot.asr.transcriber import WhisperTranscriber
 from bot.config import Config
 from bot.discordbot.sessions import SessionManager
 from bot.errors import StalkError
+from bot.speaker.model import SpeakerModel
 from storage.db import Database
 from storage.recorder import CallRecorder
 from storage.settings import forget_user_settings
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Phase 2 adds "cogs.enroll" (/enroll, /voiceprint) and "cogs.log" (the /log group of the
 # log-review issue); /log is reserved for it and nothing here registers that name.
-EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings")
+EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings", "cogs.enroll")
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,13 @@ def intents() -> discord.Intents:
 
 class StalkBot(commands.Bot):
     def __init__(self, config: Config, db: Database, *, transcriber: WhisperTranscriber | None = None,
-                 connector: aiohttp.BaseConnector | None = None, sync_commands: bool = True) -> None:
+                 connector: aiohttp.BaseConnector | None = None, sync_commands: bool = True,
+                 speaker_model: SpeakerModel | None = None) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None,
                          allowed_mentions=discord.AllowedMentions.none(), connector=connector)
         self.config = config
         self.db = db
-        self.sessions = SessionManager(config, db, transcriber=transcriber)
+        self.sessions = SessionManager(config, db, transcriber=transcriber, speaker_model=speaker_model)
         self.sync_commands = sync_commands
         self.synced: list[app_commands.AppCommand] = []
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]

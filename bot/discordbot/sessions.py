@@ -27,9 +27,11 @@ from bot.config import Config
 from bot.discordbot import consent
 from bot.discordbot.quiet import QuietFiller
 from bot.discordbot.transcript import TranscriptPoster
+from bot.discordbot.voices import SpeakerModelSlot, verifier_for_session
 from bot.errors import StalkError
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener
+from bot.speaker.model import SpeakerModel
 from bot.voice.client import ReceivingVoiceClient
 from storage.db import Database
 from storage.recorder import CallRecorder
@@ -107,10 +109,12 @@ class LiveSession:
 
 
 class SessionManager:
-    def __init__(self, config: Config, db: Database, *, transcriber: WhisperTranscriber | None = None) -> None:
+    def __init__(self, config: Config, db: Database, *, transcriber: WhisperTranscriber | None = None,
+                 speaker_model: SpeakerModel | None = None) -> None:
         self.config = config
         self.db = db
         self._transcriber = transcriber
+        self.speaker_model = SpeakerModelSlot(config, speaker_model)  # shared by every guild's session
         self._model_lock = asyncio.Lock()
         self.sessions: dict[int, LiveSession] = {}
         self._starting: set[int] = set()
@@ -164,6 +168,7 @@ class SessionManager:
         settings = await self.settings_for(guild.id)
         consents = await asyncio.to_thread(load_consents, self.db, guild.id)
         transcriber = await self.transcriber()
+        verifier = await verifier_for_session(self.config, self.db, self.speaker_model)
         try:
             vc = await channel.connect(cls=ReceivingVoiceClient, self_deaf=False, timeout=30.0)
         except (asyncio.TimeoutError, discord.ClientException, discord.ConnectionClosed, OSError) as exc:
@@ -174,7 +179,7 @@ class SessionManager:
         epoch = time.monotonic()
         try:
             pipeline = CallPipeline(self.config, transcriber, recorder=CallRecorder(self.db),
-                                    clock=WallClock(start=epoch))
+                                    clock=WallClock(start=epoch), verifier=verifier)
             await asyncio.to_thread(pipeline.open, NewSession(
                 source="discord", title=f"{guild.name} / {channel.name}"[:200],
                 language=self.config.asr.language, asr_model=transcriber.name,

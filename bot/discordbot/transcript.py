@@ -12,7 +12,9 @@ import logging
 import threading
 from typing import Awaitable, Callable
 
-from bot.pipeline import PipelineListener, UtteranceEvent
+from bot.pipeline import PipelineListener, Speaker, UtteranceEvent
+from bot.speaker.tracker import Verdict
+from bot.discordbot.voices import verdict_note
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ def fmt_call_time(seconds: float) -> str:
 
 
 def transcript_line(event: UtteranceEvent) -> str:
-    return f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name)}**: {escape(event.text)}"
+    return (f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name)}**: {escape(event.text)}"
+            f"{verdict_note(event.verdict)}")
 
 
 def escape(text: str) -> str:
@@ -78,6 +81,15 @@ class TranscriptPoster(PipelineListener):
     def on_utterance(self, event: UtteranceEvent) -> None:
         with self._lock:
             self._lines.append(transcript_line(event))
+
+    def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float,
+                   verdict: Verdict) -> None:
+        # Later utterances changed an earlier verdict; the earlier line may already be posted.
+        note = verdict_note(verdict) or (" *[their own voice after all]*" if verdict.verified else "")
+        if not note:
+            return
+        with self._lock:
+            self._lines.append(f"`{fmt_call_time(start)}` **{escape(speaker.name)}**: voice check revised:{note}")
 
     def pending(self) -> int:
         with self._lock:

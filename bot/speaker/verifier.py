@@ -62,6 +62,20 @@ class CallVerifier:
                 if t.owner == vp.name or (vp.user_id is not None and self._users.get(key) == vp.user_id):
                     t.set_voiceprint(vp.embedding)
 
+    def remove_voiceprint(self, name: str) -> None:
+        """A voiceprint deleted during the call is no longer scored against: its owner's
+        verdicts are 'unknown' from the next utterance on."""
+        with self._lock:
+            vp = self._enrolled.pop(name, None)
+            if vp is None:
+                return
+            for t in self._streams.values():
+                t.others = self._other_prints()
+                if t.voiceprint is not None and np.array_equal(t.voiceprint, vp.embedding):
+                    t.voiceprint = None
+                    for j in t.items:
+                        j.score = None
+
     def _other_prints(self) -> dict[str, np.ndarray]:
         return {n: vp.embedding for n, vp in self._enrolled.items()}
 
