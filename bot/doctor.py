@@ -99,6 +99,22 @@ def check_whisper(ctx: DoctorContext) -> str:
     return f"faster-whisper {asr.model!r} loads ({asr.device}, {asr.compute_type})"
 
 
+def check_speaker_model(ctx: DoctorContext) -> str:
+    from bot.speaker.model import load_speaker_model
+
+    s = ctx.config.speaker
+    fix = ("set [speaker] model (or STALK_SPEAKER_MODEL) to a WeSpeaker-format ONNX file, or to auto: the default "
+           "model, downloaded once (here, or on the first /enroll) into ~/.cache/s-talk/models/speaker")
+    try:
+        # With model = auto and nothing found, this fetches the default model now (checksum verified).
+        model = load_speaker_model(ctx.config)
+    except StalkError as exc:
+        raise CheckFailed(f"speaker model {s.model!r}: {exc.what}", exc.fix or fix) from None
+    except Exception as exc:
+        raise CheckFailed(f"speaker model {s.model!r} does not load: {type(exc).__name__}: {exc}", fix) from None
+    return f"{model.info.name} loads ({model.info.dim}-dim voiceprints, sha256 {model.model_id[:12]})"
+
+
 def check_database(ctx: DoctorContext) -> str:
     from sqlalchemy import select
 
@@ -138,6 +154,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("opus", check_opus),
     ("davey", check_davey),
     ("whisper model", check_whisper),
+    ("speaker model", check_speaker_model),
     ("database", check_database),
 ]
 

@@ -89,3 +89,12 @@ def delete_voiceprint(db: Database, name: str) -> bool:
     """Remove the voiceprint enrolled under ``name``; False if there was none."""
     with db.write_session() as s, s.begin():
         return s.execute(delete(Voiceprint).where(Voiceprint.name == name)).rowcount > 0
+
+
+def delete_user_voiceprints(db: Database, user_id: str) -> list[str]:
+    """Remove every voiceprint of one Discord user (``/voiceprint delete``); the names they had."""
+    with db.write_session() as s, s.begin():
+        names = list(s.scalars(select(Voiceprint.name).where(Voiceprint.user_id == user_id)))
+        if names:
+            s.execute(delete(Voiceprint).where(Voiceprint.user_id == user_id))
+        return names
