@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 PRIVACY_TEXT = """**What S-Talk stores, and for how long**
 - While a session runs in a voice channel, each participant's speech (unless they opted out, or did not opt in where the server requires it) is transcribed. Stored: the text, when it was said in the call, the speaker's display name and Discord user id, the detected language, and the session (server, channel, start and end). **Audio is never stored.**
 - Your settings: whether you want private hints, and your /optin or /optout choice per server.
+- If you use `/enroll`: your voiceprint (numbers describing how your voice sounds, computed from your speech while you enrolled; no audio), kept until `/voiceprint delete` or `/forget`. Once you are enrolled, each of your utterances is stored with whether it sounded like you, and if not, a label such as "guest on <your name>'s mic".
 - Transcripts are kept until they are deleted; the bot's operator can delete sessions. `/forget` deletes {forget}.
 - `/optout` stops processing your voice in this server at once (your voice packets are dropped before they are decoded); `/optin` resumes it."""
 

@@ -145,6 +145,8 @@ async def test_enroll_is_refused_or_gives_up_with_advice_and_stores_nothing(make
     assert list_voiceprints(h.db) == []
     assert h.bot.sessions.get(h.guild.id).pipeline.verifier is None
     assert h.bot.get_cog("EnrollCog").enrolling == set()
+    privacy = _reply(await h.command("dan", "privacy")).message_data["content"]
+    assert "your voiceprint" in privacy and "`/voiceprint delete` or `/forget`" in privacy
     await h.command("ann", "leave")
 
 
