@@ -64,17 +64,20 @@ class CallVerifier:
 
     def remove_voiceprint(self, name: str) -> None:
         """A voiceprint deleted during the call is no longer scored against: its owner's
-        verdicts are 'unknown' from the next utterance on."""
+        utterances from now on are 'unknown'."""
         with self._lock:
             vp = self._enrolled.pop(name, None)
             if vp is None:
                 return
-            for t in self._streams.values():
-                t.others = self._other_prints()
+            for key, t in list(self._streams.items()):
                 if t.voiceprint is not None and np.array_equal(t.voiceprint, vp.embedding):
-                    t.voiceprint = None
-                    for j in t.items:
-                        j.score = None
+                    # A fresh tracker: verdicts already given stay as stored (re-deciding them without
+                    # the voiceprint would revise them all to 'unknown'); counts() restarts here.
+                    self._streams[key] = StreamTracker(owner=t.owner, voiceprint=None, threshold=self.threshold,
+                                                       others=self._other_prints(), context=self.context,
+                                                       min_seconds=self.min_seconds)
+                else:
+                    t.others = self._other_prints()
 
     def _other_prints(self) -> dict[str, np.ndarray]:
         return {n: vp.embedding for n, vp in self._enrolled.items()}

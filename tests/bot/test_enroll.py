@@ -24,6 +24,7 @@ OWNER = librispeech("1998", 0)  # 13.3 s, a woman reading: about 11.5 s of net s
 OWNER_AGAIN = librispeech("1998", 3)  # 7.2 s
 GUEST = librispeech("2609", 5)  # 6.5 s, a man
 SHORT = librispeech("1688", 2)  # 2.8 s
+AFTER = librispeech("1998", 7)  # 3.2 s
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -167,13 +168,25 @@ async def test_a_session_verifies_those_enrolled_before_it_started(make_bot) -> 
     verifier = session.pipeline.verifier
     assert verifier is not None and verifier.has_voiceprint(str(ann))
     sid = session.session_id
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(session.pipeline.pool.drain, 60)  # what was said so far is stored
+
+    # She deletes her voiceprint during the call: from then on her speech is not judged, and
+    # the verdicts already given stay as they were.
+    await h.command("ann", "voiceprint", "delete")
+    callback = [r for r in h.rest.requests if r.path.endswith("/callback")][-1]
+    await h.click("ann", h.rest.last_callback_message_id[callback.path], "voiceprint:delete")
+    assert list_voiceprints(h.db) == [] and not verifier.has_voiceprint(str(ann))
+    after_at = await _speak(h, "ann", AFTER)
     await h.command("ann", "leave")
 
     utts = [u for u in get_session(h.db, sid).utterances if u.speaker == "Ann"]
     owner = [u for u in utts if owner_at <= u.start < guest_at]
-    guest = [u for u in utts if u.start >= guest_at]
+    guest = [u for u in utts if guest_at <= u.start < after_at]
+    after = [u for u in utts if u.start >= after_at]
     assert owner and all(u.verification == "verified" for u in owner), [(u.text, u.speaker_score) for u in owner]
     assert guest and all(u.verification == "mismatch" and u.speaker_label == "guest on Ann's mic" for u in guest)
+    assert after and all(u.verification == "unknown" and u.speaker_score is None for u in after)
 
 
 def test_doctor_speaker_model_missing(healthy, capsys, monkeypatch, tmp_path) -> None:  # noqa: F811
