@@ -113,6 +113,7 @@ class _Stream:
         self.language_hint: str | None = None
         self.stats = SpeakerStats()
         self.closed = False
+        self.discarded = False  # forgotten mid-call (/forget): nothing more of theirs is stored
 
 
 class CallPipeline:
@@ -145,6 +146,10 @@ class CallPipeline:
         self._latencies: list[float] = []
         self._processing_latencies: list[float] = []
         self._unsaved: list[UtteranceRecord] = []
+        # Held from the "forgotten?" check to the commit, so forget_speaker returns only once
+        # no utterance of that participant can still be written.
+        self._store_lock = threading.Lock()
+        self._forgotten: set[int | None] = set()  # participant ids
         self._started = time.perf_counter()
 
     # -- session and participants -------------------------------------------------------
@@ -156,7 +161,7 @@ class CallPipeline:
 
     def add_speaker(self, key: str, name: str, user_id: str | None = None, joined_at: float = 0.0) -> Speaker:
         with self._lock:
-            if key in self._streams and not self._streams[key].closed:
+            if key in self._streams and (not self._streams[key].closed or self._streams[key].discarded):
                 return self._streams[key].speaker
             participant_id = None
             if self.recorder is not None and self.session_id is not None:
@@ -221,6 +226,23 @@ class CallPipeline:
         if self.recorder is not None and stream.speaker.participant_id is not None and at is not None:
             self.recorder.participant_left(stream.speaker.participant_id, at)
 
+    def forget_speaker(self, key: str) -> None:
+        """Drop a participant for the rest of the call (``/forget`` mid-call): their audio is
+        ignored, utterances still being transcribed are discarded and any kept for a retry are
+        dropped. Once this returns nothing more of theirs reaches storage, so their stored rows
+        can be deleted without a late utterance pointing at a deleted participant."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        with stream.lock:
+            stream.closed = True
+            stream.discarded = True
+        with self._store_lock:
+            pid = stream.speaker.participant_id
+            self._forgotten.add(pid)
+            with self._lock:
+                self._unsaved = [r for r in self._unsaved if r.participant_id != pid]
+
     def _flush_resampler(self, stream: _Stream) -> None:
         if stream.resampler is not None and stream.segmenter is not None:
             tail = stream.resampler.flush()
@@ -270,6 +292,8 @@ class CallPipeline:
             stream.language_hint = transcript.language
             with self._lock:
                 self._languages[transcript.language] += 1
+        if stream.discarded:
+            return
         utterance_id = None
         if self.recorder is not None and self.session_id is not None:
             record = UtteranceRecord(
@@ -289,6 +313,12 @@ class CallPipeline:
 
     def _store(self, record: UtteranceRecord) -> int | None:
         """Commit now; if the database stays locked, keep the record and try again later."""
+        with self._store_lock:
+            if record.participant_id in self._forgotten:
+                return None
+            return self._store_locked(record)
+
+    def _store_locked(self, record: UtteranceRecord) -> int | None:
         with self._lock:
             backlog, self._unsaved = self._unsaved, []
         try:
