@@ -33,6 +33,7 @@ EMBED_LIMIT = 4096  # characters in an embed's description
 # adds a little on top, so the budget leaves room for it (and the page is cut at the limit anyway).
 PAGE_CHARS = 3600
 LIST_PAGE = 10
+SHOW_PAGE = 15  # utterances at most; fewer when they are long (PAGE_CHARS)
 SEARCH_PAGE = 5
 VIEW_TIMEOUT = 600.0  # buttons stay usable 10 minutes (an interaction token lives 15)
 CONFIRM_TIMEOUT = 60.0
@@ -263,6 +264,9 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
     def __init__(self, bot: StalkBot) -> None:
         self.bot = bot
         self.view_timeout = VIEW_TIMEOUT
+        self.list_size = LIST_PAGE
+        self.show_size = SHOW_PAGE
+        self.search_size = SEARCH_PAGE
         super().__init__()
 
     # -- list ----------------------------------------------------------------------------
@@ -272,7 +276,7 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
         viewer = viewer_of(interaction)
 
         async def render(n: int) -> tuple[discord.Embed, Page]:
-            page = await asyncio.to_thread(list_page, self.bot.db, viewer, page=n, page_size=LIST_PAGE)
+            page = await asyncio.to_thread(list_page, self.bot.db, viewer, page=n, page_size=self.list_size)
             return list_embed(page, viewer.is_admin), page
 
         embed, page = await render(0)
@@ -292,7 +296,7 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
 
         async def render(n: int, at: int | None = None) -> tuple[discord.Embed, Page]:
             tp = await asyncio.to_thread(show_page, self.bot.db, viewer, session_id, page=n,
-                                         max_chars=PAGE_CHARS, at_utterance=at)
+                                         page_size=self.show_size, max_chars=PAGE_CHARS, at_utterance=at)
             if tp is None:
                 raise CommandRefused(f"There is no call #{session_id} that you can see in this server "
                                      "(it may have been deleted).")
@@ -310,7 +314,7 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
         viewer = viewer_of(interaction)
 
         async def render(n: int) -> tuple[discord.Embed, Page]:
-            page = await asyncio.to_thread(search, self.bot.db, viewer, query, page=n, page_size=SEARCH_PAGE)
+            page = await asyncio.to_thread(search, self.bot.db, viewer, query, page=n, page_size=self.search_size)
             return search_embed(query, page), page
 
         embed, page = await render(0)
