@@ -149,7 +149,6 @@ class CallPipeline:
         # Held from the "forgotten?" check to the commit, so forget_speaker returns only once
         # no utterance of that participant can still be written.
         self._store_lock = threading.Lock()
-        self._forgotten: set[int | None] = set()  # participant ids
         self._started = time.perf_counter()
 
     # -- session and participants -------------------------------------------------------
@@ -237,9 +236,8 @@ class CallPipeline:
         with stream.lock:
             stream.closed = True
             stream.discarded = True
-        with self._store_lock:
+        with self._store_lock:  # a store already past its check finishes first
             pid = stream.speaker.participant_id
-            self._forgotten.add(pid)
             with self._lock:
                 self._unsaved = [r for r in self._unsaved if r.participant_id != pid]
 
@@ -302,7 +300,7 @@ class CallPipeline:
                 text=transcript.text, language=transcript.language,
                 language_probability=transcript.language_probability, avg_logprob=transcript.avg_logprob,
                 no_speech_prob=transcript.no_speech_prob, compression_ratio=transcript.compression_ratio)
-            utterance_id = self._store(record)
+            utterance_id = self._store(record, stream)
         event = UtteranceEvent(stream.speaker, segment.start, segment.end, segment.ready_at, result.done_at,
                                transcript, utterance_id, result.compute_seconds, result.batch)
         with self._lock:
@@ -311,10 +309,11 @@ class CallPipeline:
             self._processing_latencies.append(event.processing_latency)
         self._notify("on_utterance", event)
 
-    def _store(self, record: UtteranceRecord) -> int | None:
+    def _store(self, record: UtteranceRecord, stream: _Stream | None = None) -> int | None:
         """Commit now; if the database stays locked, keep the record and try again later."""
         with self._store_lock:
-            if record.participant_id in self._forgotten:
+            # By stream, not participant id: SQLite may give a deleted participant's id to the next.
+            if stream is not None and stream.discarded:
                 return None
             return self._store_locked(record)
 

@@ -454,3 +454,45 @@ async def test_no_retention_worker_when_calls_are_kept_forever(make_bot, english
     h, sid = await _bot(make_bot, english_call, tmp_path)
     assert h.bot.retention is None
     assert get_session(h.db, sid) is not None
+
+
+async def test_forget_during_a_session_stops_listening_first(make_bot, caplog) -> None:
+    """Ben speaks, then uses /forget while the session runs and his utterance may still be in
+    flight: the session stops listening to him at once, what he said is gone, nothing of his
+    is stored afterwards and the session still ends cleanly with Ann's speech."""
+    import logging
+
+    from tests.bot.test_sessions import ANN_FILE, BEN_FILE, _speak, _text
+    from tests.calls import librispeech_refs, wer
+    from tests.voice.double import encode, load_speech
+
+    h = await make_bot(voice=True)
+    ben = h.users["ben"]
+    await h.command("ann", "join")
+    session = h.bot.sessions.get(h.guild.id)
+    await h.server.wait_session()
+    # The last packet goes out and /forget follows at once: his utterance has not even ended.
+    await h.server.stream(ben, encode(load_speech(BEN_FILE)))
+    with caplog.at_level(logging.INFO):
+        reqs = await h.command("ben", "forget")
+        done = await h.click("ben", _message_id(h, reqs), "forget:yes")
+        edit = [r for r in done if r.method == "PATCH" and r.path.endswith("/messages/@original")][-1]
+        assert f"stopped listening to you in <#{h.voice.id}>" in edit.body["content"]
+        assert ben in session.excluded()
+        before = session.vc.receive_stats()[ben].dropped_opted_out
+        await _speak(h, "ben", BEN_FILE)  # ignored from now on
+        await _speak(h, "ann", ANN_FILE)
+        stats = session.vc.receive_stats()
+        sid = session.session_id
+        await h.command("ann", "leave")
+
+    assert stats[ben].dropped_opted_out > before
+    detail = get_session(h.db, sid)
+    assert detail.status == "completed" and detail.error is None
+    assert {p.name for p in detail.participants} == {"Ann"}
+    assert not any(u.speaker == "Ben" for u in detail.utterances)
+    assert wer([librispeech_refs()[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, (
+        detail, [r.getMessage() for r in caplog.records])
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert problems == []
+    assert session.summary is not None and session.summary.unsaved_file is None
