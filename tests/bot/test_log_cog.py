@@ -489,6 +489,7 @@ async def test_forget_during_a_session_stops_listening_first(make_bot, caplog) -
     assert stats[ben].dropped_opted_out > before
     detail = get_session(h.db, sid)
     assert detail.status == "completed" and detail.error is None
+    assert detail.started_by == str(h.users["ann"])  # who used /join: they may /log delete it
     assert {p.name for p in detail.participants} == {"Ann"}
     assert not any(u.speaker == "Ben" for u in detail.utterances)
     assert wer([librispeech_refs()[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, (
