@@ -256,6 +256,19 @@ async def test_search_with_context_and_a_jump_to_the_hit(make_bot, english_call,
     other = _callback(await _select(h, "cat", _message_id(h, reqs), "log:jump", f"{sid}:{target.id}"))
     assert "Only the person who asked" in other.message_data["content"]
 
+    # Search pages: the menu follows the page shown.
+    h.bot.get_cog("LogCog").search_size = 1
+    total = search(h.db, Viewer.member(h.users["ben"], h.guild.id), "e").total
+    assert total >= 2
+    reqs = await h.command("ben", "log", "search", query="e")
+    first = _callback(reqs)
+    assert f"hits 1-1 of {total}" in _embed(first)["footer"]["text"]
+    second = _callback(await h.click("ben", _message_id(h, reqs), "log:next"))
+    data = second.body["data"]
+    assert f"hits 2-2 of {total}" in data["embeds"][0]["footer"]["text"]
+    (menu,) = [c for row in data["components"] for c in row["components"] if c["type"] == 3]
+    assert [o["label"][:3] for o in menu["options"]] == ["2. "]
+
     # dan was in no call: no hits, and no menu.
     miss = _callback(await h.command("dan", "log", "search", query=word))
     assert "Nothing found" in _embed(miss)["description"] and not any(
