@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 PRIVACY_TEXT = """**What S-Talk stores, and for how long**
 - While a session runs in a voice channel, each participant's speech (unless they opted out, or did not opt in where the server requires it) is transcribed. Stored: the text, when it was said in the call, the speaker's display name and Discord user id, the detected language, and the session (server, channel, start and end). **Audio is never stored.**
 - Your settings: whether you want private hints, and your /optin or /optout choice per server.
-- {retention} Whoever started a call and the server's administrators can delete it with `/log delete`; `/log list` shows the calls you were in. `/forget` deletes {forget}.
+- {retention} Whoever started a call, the server's administrators and the bot's operator can delete it (`/log delete`); `/log list` shows the calls you were in. `/forget` deletes {forget}.
 - `/optout` stops processing your voice in this server at once (your voice packets are dropped before they are decoded); `/optin` resumes it."""
 
 FORGET_TIMEOUT = 60.0
