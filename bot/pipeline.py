@@ -133,6 +133,7 @@ class _Stream:
         self.closed = False
         # Verdicts of one participant are decided and stored in order, one at a time.
         self.verify_lock = threading.Lock()
+        self.discarded = False  # forgotten mid-call (/forget): nothing more of theirs is stored
 
 
 class CallPipeline:
@@ -168,6 +169,9 @@ class CallPipeline:
         self._latencies: list[float] = []
         self._processing_latencies: list[float] = []
         self._unsaved: list[UtteranceRecord] = []
+        # Held from the "forgotten?" check to the commit, so forget_speaker returns only once
+        # no utterance of that participant can still be written.
+        self._store_lock = threading.Lock()
         self._started = time.perf_counter()
 
     # -- session and participants -------------------------------------------------------
@@ -179,7 +183,7 @@ class CallPipeline:
 
     def add_speaker(self, key: str, name: str, user_id: str | None = None, joined_at: float = 0.0) -> Speaker:
         with self._lock:
-            if key in self._streams and not self._streams[key].closed:
+            if key in self._streams and (not self._streams[key].closed or self._streams[key].discarded):
                 return self._streams[key].speaker
             participant_id = None
             if self.recorder is not None and self.session_id is not None:
@@ -254,6 +258,22 @@ class CallPipeline:
         if self.recorder is not None and stream.speaker.participant_id is not None and at is not None:
             self.recorder.participant_left(stream.speaker.participant_id, at)
 
+    def forget_speaker(self, key: str) -> None:
+        """Drop a participant for the rest of the call (``/forget`` mid-call): their audio is
+        ignored, utterances still being transcribed are discarded and any kept for a retry are
+        dropped. Once this returns nothing more of theirs reaches storage, so their stored rows
+        can be deleted without a late utterance pointing at a deleted participant."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        with stream.lock:
+            stream.closed = True
+            stream.discarded = True
+        with self._store_lock:  # a store already past its check finishes first
+            pid = stream.speaker.participant_id
+            with self._lock:
+                self._unsaved = [r for r in self._unsaved if r.participant_id != pid]
+
     def _flush_resampler(self, stream: _Stream) -> None:
         if stream.resampler is not None and stream.segmenter is not None:
             tail = stream.resampler.flush()
@@ -321,6 +341,8 @@ class CallPipeline:
             stream.language_hint = transcript.language
             with self._lock:
                 self._languages[transcript.language] += 1
+        if stream.discarded:
+            return
         with stream.verify_lock:
             judgement = None
             if self.verifier is not None:
@@ -337,7 +359,7 @@ class CallPipeline:
                     speaker_score=None if verdict is None or verdict.score is None else round(verdict.score, 4),
                     verification=None if verdict is None else verdict.verification,
                     speaker_label=None if verdict is None else verdict.label)
-                utterance_id = self._store(record)
+                utterance_id = self._store(record, stream)
             if judgement is not None:
                 judgement.item.utterance_id = utterance_id
                 self._revise(stream, judgement.revised)
@@ -361,8 +383,15 @@ class CallPipeline:
                     log.error("could not revise the verdict of utterance %s: %s", item.utterance_id, exc)
             self._notify("on_verdict", stream.speaker, item.utterance_id, item.start, item.end, v)
 
-    def _store(self, record: UtteranceRecord) -> int | None:
+    def _store(self, record: UtteranceRecord, stream: _Stream | None = None) -> int | None:
         """Commit now; if the database stays locked, keep the record and try again later."""
+        with self._store_lock:
+            # By stream, not participant id: SQLite may give a deleted participant's id to the next.
+            if stream is not None and stream.discarded:
+                return None
+            return self._store_locked(record)
+
+    def _store_locked(self, record: UtteranceRecord) -> int | None:
         with self._lock:
             backlog, self._unsaved = self._unsaved, []
         try:

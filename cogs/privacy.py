@@ -18,7 +18,7 @@ PRIVACY_TEXT = """**What S-Talk stores, and for how long**
 - While a session runs in a voice channel, each participant's speech (unless they opted out, or did not opt in where the server requires it) is transcribed. Stored: the text, when it was said in the call, the speaker's display name and Discord user id, the detected language, and the session (server, channel, start and end). **Audio is never stored.**
 - Your settings: whether you want private hints, and your /optin or /optout choice per server.
 - If you use `/enroll`: your voiceprint (numbers describing how your voice sounds, computed from your speech while you enrolled; no audio), kept until `/voiceprint delete` or `/forget`. Once you are enrolled, each of your utterances is stored with whether it sounded like you, and if not, a label such as "guest on <your name>'s mic".
-- Transcripts are kept until they are deleted; the bot's operator can delete sessions. `/forget` deletes {forget}.
+- {retention} Whoever started a call, the server's administrators and the bot's operator can delete it (`/log delete`); `/log list` shows the calls you were in. `/forget` deletes {forget}.
 - `/optout` stops processing your voice in this server at once (your voice packets are dropped before they are decoded); `/optin` resumes it."""
 
 FORGET_TIMEOUT = 60.0
@@ -40,10 +40,16 @@ class ForgetConfirm(discord.ui.View):
     @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger, custom_id="forget:yes")
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.stop()
+        # Answer within Discord's 3 s: deleting (index optimize, file scrub) can take longer.
+        await interaction.response.defer()
+        stopped = await self.cog.stop_listening(self.user_id)
         deleted = await self.cog.forget(self.user_id)
-        await interaction.response.edit_message(
-            content=f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
-                    "S-Talk keeps ignoring your voice where you asked it to.", view=None)
+        text = (f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
+                "S-Talk keeps ignoring your voice where you asked it to.")
+        if stopped:
+            text += (f" S-Talk has also stopped listening to you in {', '.join(stopped)} for the rest of the "
+                     "session running there.")
+        await interaction.edit_original_response(content=text, view=None)
         self.done.set()
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="forget:no")
@@ -60,9 +66,23 @@ class PrivacyCog(commands.Cog):
     def forget_scope(self) -> str:
         return ", ".join(f.what for f in self.bot.forgetters)
 
+    def retention_text(self) -> str:
+        days = self.bot.config.retention.max_age_days
+        if days <= 0:
+            return "Transcripts are kept until they are deleted (this bot's operator set no maximum age)."
+        return (f"Transcripts are deleted automatically {days} day{'s' if days != 1 else ''} after their call "
+                "started, or earlier when they are deleted.")
+
+    async def stop_listening(self, user_id: int) -> list[str]:
+        """Before deleting: running sessions ignore the user from now on, so nothing of theirs
+        is stored after the deletion. Returns the voice channels they were being heard in."""
+        sessions = await self.bot.sessions.forget_user(user_id)
+        return [s.channel.mention for s in sessions]
+
     @app_commands.command(name="privacy", description="What S-Talk stores about you and for how long")
     async def privacy(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(PRIVACY_TEXT.format(forget=self.forget_scope()), ephemeral=True)
+        text = PRIVACY_TEXT.format(forget=self.forget_scope(), retention=self.retention_text())
+        await interaction.response.send_message(text, ephemeral=True)
 
     async def _consent(self, interaction: discord.Interaction, choice: str) -> None:
         if interaction.guild_id is None:

@@ -139,7 +139,8 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
     suggestion recipient and as the voiceprint label on others' utterances, and all of it
     from the search index. Kept: the calls themselves with what everyone else said, including
     calls they started (they belong to the others too; the starter is cleared, so
-    administrators alone may then delete them); a call with nobody else in it is deleted.
+    administrators alone may then delete them); a finished call with nobody else in it is
+    deleted (one still being recorded is kept for whoever speaks next).
     Titles and other people's words are not rewritten even if they mention the user.
     """
     uid = str(user_id)
@@ -177,9 +178,14 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
         s.flush()
         # Their utterances go with their participant rows (ON DELETE CASCADE, index trigger).
         s.execute(delete(Participant).where(Participant.id.in_(part_ids)))
+        # A call still being recorded is kept even if they were alone in it so far: its
+        # pipeline goes on writing to it (others may speak yet) and closes it.
+        active = set(s.scalars(select(CallSession.id).where(CallSession.id.in_(session_ids),
+                                                            CallSession.status == "active")))
         empty = [
             sid for sid in session_ids
-            if not s.scalar(select(func.count()).select_from(Participant).where(Participant.session_id == sid))
+            if sid not in active
+            and not s.scalar(select(func.count()).select_from(Participant).where(Participant.session_id == sid))
         ]
         if empty:
             s.execute(delete(CallSession).where(CallSession.id.in_(empty)))

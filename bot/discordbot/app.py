@@ -19,20 +19,26 @@ from bot.discordbot.sessions import SessionManager
 from bot.errors import StalkError
 from bot.speaker.model import SpeakerModel
 from storage.db import Database
+from storage.deletion import forget_user
 from storage.recorder import CallRecorder
+from storage.retention import RetentionWorker
 from storage.settings import forget_user_settings
 
 log = logging.getLogger(__name__)
 
-# Phase 2 adds "cogs.enroll" (/enroll, /voiceprint) and "cogs.log" (the /log group of the
-# log-review issue); /log is reserved for it and nothing here registers that name.
-EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings", "cogs.enroll")
+EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings", "cogs.enroll", "cogs.log")
 
 
 @dataclass(frozen=True)
 class Forgetter:
     what: str  # said to the user: "This deletes <what>, ..."
     delete: Callable[[Database, int], int]
+
+
+def forget_transcripts(db: Database, user_id: int) -> int:
+    """``storage.deletion.forget_user`` as a Forgetter: the rows that were about the user."""
+    done = forget_user(db, user_id)
+    return done.utterances + done.participants + done.voiceprints + done.suggestions_deleted
 
 
 class CommandRefused(app_commands.AppCommandError):
@@ -64,11 +70,21 @@ class StalkBot(commands.Bot):
         # /forget runs each of these in a worker thread: (what it deletes, (db, user_id) -> rows
         # deleted). /forget and /privacy name exactly what is listed here. Phase 2 appends the
         # log-review issue's deletion of the user's transcripts and the voiceprint issue's.
-        self.forgetters: list[Forgetter] = [Forgetter("your settings and /optin choices", forget_user_settings)]
+        self.forgetters: list[Forgetter] = [
+            Forgetter("your settings and /optin choices", forget_user_settings),
+            Forgetter("what you said in every stored call (and calls nobody else was in), your name on hints "
+                      "and voice labels, and your voiceprints", forget_transcripts),
+        ]
+        self.retention: RetentionWorker | None = None
 
     async def setup_hook(self) -> None:
         # One bot per database: any session still 'active' was left by a process that died.
         await asyncio.to_thread(CallRecorder(self.db).close_stale_sessions)
+        # After closing stale sessions, so the first purge can take those that have expired.
+        keep = self.config.retention
+        if keep.max_age_days > 0:
+            self.retention = RetentionWorker(self.db, keep.max_age_days, keep.check_hours * 3600)
+            self.retention.start()
         for ext in EXTENSIONS:
             await self.load_extension(ext)
         if self.sync_commands:
@@ -121,4 +137,7 @@ class StalkBot(commands.Bot):
                 await self.sessions.close_all()
             except Exception:
                 log.exception("closing sessions at shutdown failed")
+            if self.retention is not None:
+                # A purge in progress finishes its batch (one transaction) first.
+                await asyncio.to_thread(self.retention.stop, 30.0)
         await super().close()

@@ -67,6 +67,7 @@ class LiveSession:
     previous_nick: str | None = None
     nick_changed: bool = False
     bots: set[int] = field(default_factory=set)
+    forgotten: set[int] = field(default_factory=set)  # used /forget: ignored for the rest of the session
     dropped_not_consented: int = 0  # frames stopped at the sink (a second line behind the receiver)
     summary: CallSummary | None = None
 
@@ -81,12 +82,13 @@ class LiveSession:
     def excluded(self) -> set[int]:
         # Other bots (music, soundboards) are never transcribed: they are not people in the call.
         self.bots = {m.id for m in self.channel.members if m.bot}
-        return consent.excluded(self.present(), self.settings.consent_mode, self.consents) | self.bots
+        return (consent.excluded(self.present(), self.settings.consent_mode, self.consents) | self.bots
+                | self.forgotten)
 
     def sink(self, user_id: int, frame: PcmFrame) -> None:
         # The receiver already drops excluded users before decoding; this catches anyone whose
         # consent state changed between two updates of its list, so nothing unconsented is stored.
-        if user_id in self.bots or not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
+        if user_id in self.bots or user_id in self.forgotten or not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
             self.dropped_not_consented += 1
             return
         (self.quiet or self.feeder)(user_id, frame)
@@ -183,7 +185,7 @@ class SessionManager:
             await asyncio.to_thread(pipeline.open, NewSession(
                 source="discord", title=f"{guild.name} / {channel.name}"[:200],
                 language=self.config.asr.language, asr_model=transcriber.name,
-                guild_id=str(guild.id), channel_id=str(channel.id)))
+                guild_id=str(guild.id), channel_id=str(channel.id), started_by=str(started_by.id)))
         except BaseException:
             await vc.disconnect(force=True)
             raise
@@ -322,6 +324,21 @@ class SessionManager:
                                for gid in list(self.sessions)), return_exceptions=True)
 
     # -- consent and presence ------------------------------------------------------------
+
+    async def forget_user(self, user_id: int) -> list[LiveSession]:
+        """Stop listening to ``user_id`` in every running session, for the rest of each, and
+        discard what of theirs is still being transcribed: their stored rows can then be
+        deleted without a late utterance failing on them. Returns the sessions they were in."""
+        touched = []
+        for session in list(self.sessions.values()):
+            session.forgotten.add(user_id)
+            session.refresh_consent()
+            if session.quiet is not None:
+                session.quiet.forget(user_id)
+            if str(user_id) in {s.key for s in session.pipeline.speakers} or user_id in session.present():
+                touched.append(session)
+            await asyncio.to_thread(session.pipeline.forget_speaker, str(user_id))
+        return touched
 
     async def consent_changed(self, guild_id: int) -> None:
         session = self.sessions.get(guild_id)

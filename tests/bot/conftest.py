@@ -95,7 +95,7 @@ class Harness:
             callbacks = [r for r in mine if r.path.endswith("/callback")]
             if not callbacks:
                 return False
-            if callbacks[0].body["type"] == 5:  # deferred: the answer is a followup
+            if callbacks[0].body["type"] in (5, 6):  # deferred: the answer is a followup or an edit
                 return any(r.path.startswith("/webhooks/") for r in mine)
             return True
 

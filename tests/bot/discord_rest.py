@@ -32,6 +32,7 @@ class Request:
     path: str
     query: dict[str, str]
     body: Any
+    files: dict[str, bytes] = field(default_factory=dict)  # attachments of a multipart request, by filename
 
     @property
     def content(self) -> str | None:
@@ -85,13 +86,23 @@ class DiscordRest:
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path.removeprefix("/api/v10")
         body: Any = None
-        if request.can_read_body:
+        files: dict[str, bytes] = {}
+        if request.content_type.startswith("multipart/"):
+            # A message with attachments: the JSON is the payload_json part, each file a part of its own.
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                data = await part.read()  # type: ignore[union-attr]
+                if part.name == "payload_json":  # type: ignore[union-attr]
+                    body = json.loads(data)
+                else:
+                    files[part.filename or part.name or "?"] = bytes(data)  # type: ignore[union-attr]
+        elif request.can_read_body:
             raw = await request.read()
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = raw
-        rec = Request(request.method, path, dict(request.query), body)
+        rec = Request(request.method, path, dict(request.query), body, files)
         async with self._changed:
             self.requests.append(rec)
             self._changed.notify_all()

@@ -15,13 +15,14 @@ def _reply(reqs):
     return followups[-1] if followups else [r for r in reqs if r.path.endswith("/callback")][0]
 
 
-async def test_commands_are_synced_on_start_and_log_is_left_free(make_bot) -> None:
+async def test_commands_are_synced_on_start(make_bot) -> None:
     h = await make_bot()
     (put,) = h.rest.where("PUT", "/commands")
     assert put.path == f"/applications/{h.rest.application_id}/commands"  # globally: no test guild configured
     names = {c["name"] for c in put.body}
-    assert {"join", "leave", "privacy", "optout", "optin", "forget", "hints", "settings"} <= names
-    assert "log" not in names  # reserved for the log-review cog
+    assert {"join", "leave", "privacy", "optout", "optin", "forget", "hints", "settings", "log"} <= names
+    (log_group,) = [c for c in put.body if c["name"] == "log"]
+    assert {o["name"] for o in log_group["options"]} == {"list", "show", "search", "export", "delete"}
 
 
 async def test_test_guild_sync(make_bot) -> None:
@@ -36,7 +37,14 @@ async def test_privacy_is_ephemeral_and_says_what_is_stored(make_bot) -> None:
     assert reply.ephemeral
     text = reply.message_data["content"]
     assert "Audio is never stored" in text and "/optout" in text
-    assert "`/forget` deletes your settings and /optin choices." in text
+    assert "`/forget` deletes your settings and /optin choices, what you said in every stored call" in text
+    assert "Transcripts are kept until they are deleted (this bot's operator set no maximum age)." in text
+
+
+async def test_privacy_states_the_retention_period(make_bot) -> None:
+    h = await make_bot(env={"STALK_RETENTION_MAX_AGE_DAYS": "30"})
+    text = _reply(await h.command("ben", "privacy")).message_data["content"]
+    assert "Transcripts are deleted automatically 30 days after their call started" in text
 
 
 async def test_hints_on_and_off_are_stored_per_user(make_bot) -> None:
@@ -69,7 +77,8 @@ async def test_forget_asks_first_and_then_deletes(make_bot) -> None:
 
     reply = _reply(await h.command("ben", "forget"))
     assert reply.ephemeral
-    assert reply.message_data["content"] == "This deletes your settings and /optin choices. It cannot be undone."
+    assert reply.message_data["content"].startswith("This deletes your settings and /optin choices, what you said")
+    assert reply.message_data["content"].endswith("It cannot be undone.")
     buttons = [c["custom_id"] for row in reply.message_data["components"] for c in row["components"]]
     assert buttons == ["forget:yes", "forget:no"]
     assert hints_enabled(h.db, ben)  # nothing deleted before the confirmation
@@ -81,8 +90,10 @@ async def test_forget_asks_first_and_then_deletes(make_bot) -> None:
     assert hints_enabled(h.db, ben)
 
     done = await h.click("ben", msg_id, "forget:yes")
-    update = [r for r in done if r.path.endswith("/callback")][0]
-    assert update.body["type"] == 7 and "Deleted 2 stored item(s)" in update.body["data"]["content"]
+    ack = [r for r in done if r.path.endswith("/callback")][0]
+    assert ack.body["type"] == 6  # deferred update: the message is edited once the deletion is done
+    update = [r for r in done if r.method == "PATCH" and r.path.endswith("/messages/@original")][-1]
+    assert "Deleted 2 stored item(s)" in update.body["content"] and update.body.get("components") == []
     assert not hints_enabled(h.db, ben)
     assert consents(h.db, h.guild.id).opted_in == frozenset()
     assert consents(h.db, h.guild.id + 1).opted_out == {ben}  # a standing "don't process me" is kept

@@ -179,6 +179,21 @@ def test_forget_removes_a_call_nobody_else_was_in(lib, library) -> None:
     assert search(lib, OPERATOR, "법원").total == 0
 
 
+def test_forget_keeps_a_call_still_being_recorded(lib, library) -> None:
+    """/forget during a live call the user was alone in so far: their words go, the call stays
+    for its pipeline to go on writing to and to close."""
+    ko = library.ids["ko_g3"]
+    forget_user(lib, "u4")
+    with lib.session() as s, s.begin():
+        s.execute(update(CallSession).where(CallSession.id == ko).values(status="active"))
+    result = forget_user(lib, "u6")
+    assert result.sessions_deleted == 0 and result.utterances > 0
+    detail = get_session(lib, ko)
+    assert detail is not None and detail.status == "active"
+    assert detail.participants == [] and detail.utterances == []
+    assert search(lib, OPERATOR, "법원").total == 0
+
+
 def test_forgetting_someone_unknown_changes_nothing(lib, library) -> None:
     before = index_terms(lib)
     result = forget_user(lib, "nobody")

@@ -1,0 +1,384 @@
+"""/log list|show|search|export|delete: reviewing the calls S-Talk stored, from Discord.
+
+Everything goes through the log-review queries in ``storage`` with a ``Viewer`` built from the
+invoker (a member sees the calls of this server they attended; administrators all of this
+server's), so the access rule is the same SQL as the operator's command line uses. All
+database work runs in worker threads; every reply is ephemeral and pings nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import Awaitable, Callable, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discordbot.app import CommandRefused, StalkBot
+from bot.discordbot.transcript import escape
+from storage.access import Viewer
+from storage.deletion import Deleted, delete_session, may_delete
+from storage.export import FORMATS, MARKS, export_session, short_clock
+from storage.paging import Page
+from storage.queries import SessionSummary, TranscriptPage, find_sessions, list_page, show_page
+from storage.search import SearchHit, search
+
+log = logging.getLogger(__name__)
+
+EMBED_LIMIT = 4096  # characters in an embed's description
+# show_page's budget counts names, texts and a fixed overhead per line; escaping Markdown
+# adds a little on top, so the budget leaves room for it (and the page is cut at the limit anyway).
+PAGE_CHARS = 3600
+LIST_PAGE = 10
+SHOW_PAGE = 15  # utterances at most; fewer when they are long (PAGE_CHARS)
+SEARCH_PAGE = 5
+VIEW_TIMEOUT = 600.0  # buttons stay usable 10 minutes (an interaction token lives 15)
+CONFIRM_TIMEOUT = 60.0
+COLOUR = discord.Colour.blurple()
+
+Render = Callable[[int], Awaitable[tuple[discord.Embed, Page]]]
+
+
+def viewer_of(interaction: discord.Interaction) -> Viewer:
+    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
+        raise CommandRefused("Use /log in the server whose calls you want to see.")
+    admin = interaction.user.guild_permissions.administrator
+    return Viewer.member(interaction.user.id, interaction.guild_id, is_admin=admin)
+
+
+def parse_session(value: str) -> int:
+    text = value.strip().lstrip("#").split(" ", 1)[0]
+    if not text.isdigit():
+        raise CommandRefused("Pick a call from the list, or give its number (for example 12).")
+    return int(text)
+
+
+def _when(s: SessionSummary) -> str:
+    return s.started_at.strftime("%Y-%m-%d %H:%M") + " UTC"
+
+
+def _length(seconds: float | None) -> str:
+    return short_clock(seconds).split(".")[0] if seconds is not None else "-"
+
+
+def _cut(text: str, limit: int = EMBED_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def list_embed(page: Page[SessionSummary], admin: bool) -> discord.Embed:
+    scope = "all calls in this server" if admin else "calls in this server you were in"
+    if not page.items:
+        return discord.Embed(title="Stored calls", description=f"No stored {scope}.", colour=COLOUR)
+    lines = []
+    for s in page.items:
+        who = ", ".join(escape(p) for p in s.participants) or "nobody"
+        title = escape(s.title or "untitled")
+        lines.append(f"**#{s.id}** {title} · {_when(s)} · {_length(s.duration)} · {s.utterance_count} "
+                     f"utterance(s) · {s.status}\n  {who}")
+    embed = discord.Embed(title="Stored calls", description=_cut("\n".join(lines)), colour=COLOUR)
+    embed.set_footer(text=f"{page.first}-{page.last} of {page.total} ({scope}) · /log show ID reads one")
+    return embed
+
+
+def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discord.Embed:
+    s = tp.session
+    lines = []
+    for u in tp.utterances.items:
+        mark = MARKS.get(u.verification or "")
+        line = f"`{short_clock(u.start)}` **{escape(u.speaker)}**{' ' + mark if mark else ''}: {escape(u.text)}"
+        lines.append(f"▶ {line}" if u.id == highlight else line)
+    body = "\n".join(lines) or "Nothing was transcribed in this call."
+    embed = discord.Embed(title=_cut(f"#{s.id} {s.title or 'untitled'}", 256), description=_cut(body),
+                          colour=COLOUR)
+    page = tp.utterances
+    where = f"utterances {page.first}-{page.last} of {page.total}" if page.total else "no utterances"
+    embed.set_footer(text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where} · "
+                          f"{MARKS['verified']} voice matches the account, {MARKS['mismatch']} it does not, "
+                          f"{MARKS['unknown']} undecided")
+    return embed
+
+
+def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
+    out, at = [], 0
+    for a, b in spans:
+        out += [escape(text[at:a]), "**", escape(text[a:b]), "**"]
+        at = b
+    out.append(escape(text[at:]))
+    return "".join(out)
+
+
+def search_embed(query: str, page: Page[SearchHit]) -> discord.Embed:
+    if not page.items:
+        return discord.Embed(title="Search", description=f"Nothing found for “{escape(query)}” in the calls you "
+                                                         "can see.", colour=COLOUR)
+    blocks = []
+    for n, h in enumerate(page.items, page.first):
+        context = [f"> `{short_clock(c.start)}` {escape(c.speaker)}: {escape(c.text)}" for c in h.before]
+        context.append(f"> `{short_clock(h.start)}` **{escape(h.speaker)}**: {highlighted(h.text, h.spans)}")
+        context += [f"> `{short_clock(c.start)}` {escape(c.speaker)}: {escape(c.text)}" for c in h.after]
+        title = escape(h.session_title or "untitled")
+        blocks.append(f"**{n}.** call **#{h.session_id}** {title} · "
+                      f"{h.session_started_at.strftime('%Y-%m-%d')}\n" + "\n".join(context))
+    embed = discord.Embed(title=_cut(f"Search: {query}", 256), description=_cut("\n\n".join(blocks)),
+                          colour=COLOUR)
+    embed.set_footer(text=f"hits {page.first}-{page.last} of {page.total} · pick one below to open the call there")
+    return embed
+
+
+class Owned(discord.ui.View):
+    """A view only the person who asked may use."""
+
+    def __init__(self, owner_id: int, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        self.message_of: discord.Interaction | None = None  # whose original response holds this view
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("Only the person who asked can use these buttons.",
+                                                    ephemeral=True)
+            return False
+        return True
+
+    async def on_timeout(self) -> None:
+        for item in self.children:
+            if isinstance(item, (discord.ui.Button, discord.ui.Select)):
+                item.disabled = True
+        if self.message_of is not None:
+            try:
+                await self.message_of.edit_original_response(view=self)
+            except discord.HTTPException as exc:
+                log.info("could not disable the buttons of an expired /log message: %s", exc)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
+        # Same polite answer (and logged context) as a failing command.
+        bot = interaction.client
+        if isinstance(bot, StalkBot):
+            await bot.on_app_command_error(interaction, error)  # type: ignore[arg-type]
+        else:
+            await super().on_error(interaction, error, item)
+
+
+class Pager(Owned):
+    """Previous / next buttons over ``render(page)``; the ends disable the way past them."""
+
+    def __init__(self, owner_id: int, render: Render, page: Page, *, timeout: float = VIEW_TIMEOUT) -> None:
+        super().__init__(owner_id, timeout)
+        self.render = render
+        self.page = page
+        self._update()
+
+    def _update(self) -> None:
+        self.prev.disabled = not self.page.has_prev
+        self.next.disabled = not self.page.has_next
+
+    async def _turn(self, interaction: discord.Interaction, to: int) -> None:
+        embed, self.page = await self.render(max(to, 0))
+        self._update()
+        self.refresh(interaction)
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    def refresh(self, interaction: discord.Interaction) -> None:
+        """Hook: the page changed (search refreshes its jump menu)."""
+
+    @discord.ui.button(label="◀ Previous", style=discord.ButtonStyle.secondary, custom_id="log:prev")
+    async def prev(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._turn(interaction, self.page.page - 1)
+
+    @discord.ui.button(label="Next ▶", style=discord.ButtonStyle.secondary, custom_id="log:next")
+    async def next(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._turn(interaction, self.page.page + 1)
+
+
+class SearchPager(Pager):
+    """Search hits with a menu that opens the call at the chosen hit."""
+
+    def __init__(self, cog: "LogCog", viewer: Viewer, owner_id: int, render: Render, page: Page[SearchHit],
+                 *, timeout: float = VIEW_TIMEOUT) -> None:
+        self.cog = cog
+        self.viewer = viewer
+        self.jump = discord.ui.Select(custom_id="log:jump", placeholder="Open the call at a hit…")
+        self.jump.callback = self._jump  # type: ignore[method-assign]
+        super().__init__(owner_id, render, page, timeout=timeout)
+        self._fill(page)
+        if page.items:
+            self.add_item(self.jump)
+
+    def _fill(self, page: Page[SearchHit]) -> None:
+        self.jump.options = [
+            discord.SelectOption(
+                label=_cut(f"{n}. #{h.session_id} {short_clock(h.start)} {h.speaker}", 100),
+                description=_cut(h.text, 100) or None, value=f"{h.session_id}:{h.utterance_id}")
+            for n, h in enumerate(page.items, page.first)
+        ]
+
+    def refresh(self, interaction: discord.Interaction) -> None:
+        self._fill(self.page)
+
+    async def _jump(self, interaction: discord.Interaction) -> None:
+        session_id, utterance_id = (int(x) for x in self.jump.values[0].split(":"))
+        await self.cog.open_transcript(interaction, self.viewer, session_id, at_utterance=utterance_id)
+
+
+class DeleteConfirm(Owned):
+    def __init__(self, cog: "LogCog", viewer: Viewer, owner_id: int, session_id: int) -> None:
+        super().__init__(owner_id, CONFIRM_TIMEOUT)
+        self.cog = cog
+        self.viewer = viewer
+        self.session_id = session_id
+
+    @discord.ui.button(label="Delete for everyone", style=discord.ButtonStyle.danger, custom_id="log:delete")
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.stop()
+        await interaction.response.defer()  # deleting for good (index, file scrub) can take a moment
+        done: Deleted = await asyncio.to_thread(delete_session, self.cog.bot.db, self.viewer, self.session_id)
+        log.info("call %s deletion by user %s in guild %s: %s", self.session_id, self.owner_id,
+                 self.viewer.guild_id, done.status)
+        if done.status == "deleted":
+            text = (f"Deleted call #{self.session_id} for good: {done.utterances} utterance(s), "
+                    f"{done.suggestions} suggestion(s) and {done.participants} participant(s); it is no longer "
+                    "searchable.")
+        else:
+            text = f"Call #{self.session_id} was not deleted: {refusal(done.status, self.session_id)}"
+        await interaction.edit_original_response(content=text, embed=None, view=None)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="log:keep")
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
+
+
+def refusal(status: str, session_id: int) -> str:
+    return {
+        "not_found": f"there is no call #{session_id} that you can see in this server.",
+        "forbidden": f"only whoever started call #{session_id} or a server administrator can delete it.",
+        "active": f"call #{session_id} is still being recorded; end it with /leave first.",
+    }.get(status, "it could not be deleted.")
+
+
+@app_commands.guild_only()
+class LogCog(commands.GroupCog, group_name="log", group_description="Review the calls S-Talk stored"):
+    def __init__(self, bot: StalkBot) -> None:
+        self.bot = bot
+        self.view_timeout = VIEW_TIMEOUT
+        self.list_size = LIST_PAGE
+        self.show_size = SHOW_PAGE
+        self.search_size = SEARCH_PAGE
+        super().__init__()
+
+    # -- list ----------------------------------------------------------------------------
+
+    @app_commands.command(name="list", description="Recent calls in this server that you were in")
+    async def list_(self, interaction: discord.Interaction) -> None:
+        viewer = viewer_of(interaction)
+
+        async def render(n: int) -> tuple[discord.Embed, Page]:
+            page = await asyncio.to_thread(list_page, self.bot.db, viewer, page=n, page_size=self.list_size)
+            return list_embed(page, viewer.is_admin), page
+
+        embed, page = await render(0)
+        await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page,
+                                                          timeout=self.view_timeout))
+
+    # -- show ----------------------------------------------------------------------------
+
+    @app_commands.command(name="show", description="Read a call's transcript")
+    @app_commands.describe(session="the call (type to search by number, title or name)")
+    async def show(self, interaction: discord.Interaction, session: str) -> None:
+        await self.open_transcript(interaction, viewer_of(interaction), parse_session(session))
+
+    async def open_transcript(self, interaction: discord.Interaction, viewer: Viewer, session_id: int,
+                              *, at_utterance: int | None = None) -> None:
+        """Send the transcript page (holding ``at_utterance`` if given) with its own buttons."""
+
+        async def render(n: int, at: int | None = None) -> tuple[discord.Embed, Page]:
+            tp = await asyncio.to_thread(show_page, self.bot.db, viewer, session_id, page=n,
+                                         page_size=self.show_size, max_chars=PAGE_CHARS, at_utterance=at)
+            if tp is None:
+                raise CommandRefused(f"There is no call #{session_id} that you can see in this server "
+                                     "(it may have been deleted).")
+            return transcript_embed(tp, highlight=at_utterance), tp.utterances
+
+        embed, page = await render(0, at_utterance)
+        await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page,
+                                                          timeout=self.view_timeout))
+
+    # -- search --------------------------------------------------------------------------
+
+    @app_commands.command(name="search", description="Find words in the calls you can see")
+    @app_commands.describe(query='words to find (all of them); "quotes" keep a phrase together')
+    async def search_(self, interaction: discord.Interaction, query: str) -> None:
+        viewer = viewer_of(interaction)
+
+        async def render(n: int) -> tuple[discord.Embed, Page]:
+            page = await asyncio.to_thread(search, self.bot.db, viewer, query, page=n, page_size=self.search_size)
+            return search_embed(query, page), page
+
+        embed, page = await render(0)
+        view = SearchPager(self, viewer, interaction.user.id, render, page, timeout=self.view_timeout)
+        await self._send_paged(interaction, embed, view)
+
+    # -- export --------------------------------------------------------------------------
+
+    @app_commands.command(name="export", description="Download a call's transcript as a file")
+    @app_commands.describe(session="the call", format="json, plain text, Markdown, or SRT/WebVTT subtitles")
+    async def export(self, interaction: discord.Interaction, session: str,
+                     format: Literal["json", "txt", "md", "srt", "vtt"]) -> None:
+        viewer = viewer_of(interaction)
+        session_id = parse_session(session)
+        if format not in FORMATS:  # Discord only offers the choices; a stale client might not
+            raise CommandRefused("Pick one of the formats offered: " + ", ".join(FORMATS) + ".")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        out = await asyncio.to_thread(export_session, self.bot.db, viewer, session_id, format)
+        if out is None:
+            raise CommandRefused(f"There is no call #{session_id} that you can see in this server.")
+        limit = interaction.guild.filesize_limit if interaction.guild is not None else 10 * 1024 * 1024
+        data = out.data
+        if len(data) > limit:
+            raise CommandRefused(f"Call #{session_id} as {format} is {len(data) // 1024} KiB, more than Discord "
+                                 f"lets S-Talk attach here ({limit // 1024} KiB); ask the bot's operator for "
+                                 "`python -m bot logs export`.")
+        await interaction.followup.send(f"Call #{session_id} as {format}:", file=discord.File(io.BytesIO(data),
+                                        filename=out.filename), ephemeral=True)
+
+    # -- delete --------------------------------------------------------------------------
+
+    @app_commands.command(name="delete", description="Delete a call for everyone (whoever started it, or admins)")
+    @app_commands.describe(session="the call")
+    async def delete(self, interaction: discord.Interaction, session: str) -> None:
+        viewer = viewer_of(interaction)
+        session_id = parse_session(session)
+        permission = await asyncio.to_thread(may_delete, self.bot.db, viewer, session_id)
+        if permission != "allowed":
+            raise CommandRefused(refusal(permission, session_id).capitalize())
+        view = DeleteConfirm(self, viewer, interaction.user.id, session_id)
+        await interaction.response.send_message(
+            f"Delete call #{session_id} for everyone in it? Its transcript, suggestions and search entries are "
+            "removed for good; this cannot be undone.", view=view, ephemeral=True)
+        view.message_of = interaction
+
+    # -- autocomplete --------------------------------------------------------------------
+
+    @show.autocomplete("session")
+    @export.autocomplete("session")
+    @delete.autocomplete("session")
+    async def session_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        try:
+            viewer = viewer_of(interaction)
+        except CommandRefused:
+            return []
+        found = await asyncio.to_thread(find_sessions, self.bot.db, viewer, current, limit=25)
+        return [app_commands.Choice(name=c.label, value=str(c.id)) for c in found]
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send_paged(self, interaction: discord.Interaction, embed: discord.Embed, view: Pager) -> None:
+        await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+        view.message_of = interaction
+
+
+async def setup(bot: StalkBot) -> None:
+    await bot.add_cog(LogCog(bot))
