@@ -82,6 +82,14 @@ class PipelineListener:
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None: ...
 
+    def on_join(self, speaker: Speaker, at: float) -> None: ...
+
+    def on_leave(self, speaker: Speaker, at: float | None) -> None:
+        """The participant left or their source ended (``at`` None: the call is closing)."""
+
+    def on_time(self, at: float) -> None:
+        """Audio up to call time ``at`` has been fed (also in silence: time passes for lull checks)."""
+
 
 @dataclass
 class SpeakerStats:
@@ -163,7 +171,8 @@ class CallPipeline:
                 participant_id = self.recorder.add_participant(self.session_id, name, user_id, joined_at)
             speaker = Speaker(key, name, user_id, participant_id)
             self._streams[key] = _Stream(speaker)
-            return speaker
+        self._notify("on_join", speaker, joined_at)
+        return speaker
 
     @property
     def speakers(self) -> list[Speaker]:
@@ -204,6 +213,7 @@ class CallPipeline:
         if self.clock.virtual:
             # As fast as possible, the source's position is the call's present.
             self.clock.advance(frame.start + frame.duration)
+        self._notify("on_time", frame.start + frame.duration)
 
     def end_speaker(self, key: str, at: float | None = None) -> None:
         """The participant left or their source ended: close their open utterance."""
@@ -218,6 +228,7 @@ class CallPipeline:
                 end_index = None if at is None else round(at * SAMPLE_RATE)
                 self._handle(stream, stream.segmenter.finish(end_index))
             stream.closed = True
+        self._notify("on_leave", stream.speaker, at)
         if self.recorder is not None and stream.speaker.participant_id is not None and at is not None:
             self.recorder.participant_left(stream.speaker.participant_id, at)
 
@@ -301,6 +312,11 @@ class CallPipeline:
             with self._lock:
                 self._unsaved = backlog + [record] + self._unsaved
             return None
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every utterance ended so far is transcribed (virtual time: lets a listener
+        see, at a moment of call time, the transcripts a live call would have had by then)."""
+        return self.pool.drain(timeout)
 
     # -- end -----------------------------------------------------------------------------
 
