@@ -2,8 +2,8 @@
 
 A lull is declared at ``silence start + threshold`` when, at that moment, at least two
 participants are present, nobody is speaking or started to, the stretch before the silence
-was a conversation (``min_turns`` stretches of speech by at least two people in the last
-``active_window`` seconds, some of it after the previous hint), the cooldown since the
+was a conversation (at least ``min_turns`` turns by at least two people, with no pause as
+long as the threshold between them, within the last ``active_window`` seconds), the cooldown since the
 previous hint has passed and the session's maximum is not reached. Optionally a flagging
 conversation (turn rate and turn length both dropping against the minute before) is helped
 sooner, after ``flagging_threshold`` seconds.
@@ -67,9 +67,8 @@ class LullDetector:
             if self.fired and due < self.fired[-1] + self.opt.cooldown:
                 self._declined = silence
                 return None
-            active = self.state.snapshot(silence, self.opt.active_window)
-            after_last = self.state.snapshot(silence, silence - self.fired[-1]) if self.fired else active
-            if active.turns < self.opt.min_turns or active.speakers < 2 or after_last.turns == 0:
+            turns, speakers = self.state.active_run(silence, threshold, self.opt.active_window)
+            if turns < self.opt.min_turns or speakers < 2:
                 self._declined = silence
                 return None
             self.fired.append(due)

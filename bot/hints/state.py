@@ -90,6 +90,24 @@ class ConversationState:
                 return True
             return any(lo < s.start < hi for s in self._stretches)
 
+    def active_run(self, before: float, max_gap: float, window: float) -> tuple[int, int]:
+        """(turns, speakers) of the conversation that ran up to ``before``: the stretches back to
+        the first silence of ``max_gap`` or more (at most ``window`` seconds back), a turn being
+        consecutive speech by one person."""
+        with self._lock:
+            done = sorted((s for s in self._stretches if s.end <= before + 1e-6 and s.end > before - window),
+                          key=lambda s: s.start)
+        run: list[Stretch] = []
+        start_of_run = before
+        for s in reversed(done):
+            if start_of_run - s.end >= max_gap:
+                break
+            run.append(s)
+            start_of_run = min(start_of_run, s.start)
+        run.reverse()
+        turns = sum(1 for i, s in enumerate(run) if i == 0 or s.key != run[i - 1].key)
+        return turns, len({s.key for s in run})
+
     def snapshot(self, now: float, window: float = 60.0) -> Snapshot:
         with self._lock:
             lo = now - window

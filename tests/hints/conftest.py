@@ -103,3 +103,80 @@ def korean_script(pattern: list[tuple[str, float]]) -> list[tuple[str, Path, str
         used[spk] = used.get(spk, 0) + 1
         out.append((spk, folder / file, text, gap))
     return out
+
+
+# Two people talking, two long silences (9 s and 8 s) between short turn gaps (at most 1 s).
+TWO_LULLS = [("alice", 0), ("bob", 1.0), ("alice", 0.8), ("bob", 1.0), ("alice", 9.0), ("bob", 1.0),
+             ("alice", 1.0), ("bob", 8.0), ("alice", 1.0)]
+# Three long silences about half a minute apart.
+THREE_LULLS = TWO_LULLS + [("bob", 0.8), ("alice", 9.0), ("bob", 1.0)]
+
+
+@pytest.fixture(scope="session")
+def two_lulls(tmp_path_factory) -> LullCall:
+    return place(tmp_path_factory.mktemp("two_lulls"), english_script(TWO_LULLS))
+
+
+@pytest.fixture(scope="session")
+def three_lulls(tmp_path_factory) -> LullCall:
+    return place(tmp_path_factory.mktemp("three_lulls"), english_script(THREE_LULLS))
+
+
+@dataclass
+class Replayed:
+    summary: object
+    detail: object
+    printed: str
+    exported: dict
+    hints: list[dict]  # parsed from what was printed: at, names, source, language, silence, texts
+
+
+def _secs(text: str) -> float:
+    m, s = text.split(":")
+    return int(m) * 60 + float(s)
+
+
+def parse_hints(printed: str) -> list[dict]:
+    import re
+
+    hints, current = [], None
+    for line in printed.splitlines():
+        m = re.match(r"^\[(\d\d:\d\d\.\d\d)\] hint to (.*) \((.+), (\w+); silence since (\d\d:\d\d\.\d\d)\):$", line)
+        if m:
+            current = {"at": _secs(m[1]), "names": m[2].split(", ") if m[2] else [], "source": m[3],
+                       "language": m[4], "silence": _secs(m[5]), "texts": []}
+            hints.append(current)
+        elif current is not None and line.startswith("    - "):
+            current["texts"].append(line[6:])
+        else:
+            current = None
+    return hints
+
+
+def replay_call(config, call: LullCall, tmp: Path, transcriber, **kw) -> Replayed:
+    import io
+    import json
+
+    from bot.replay import Track, replay
+    from storage import get_session, open_database, session_to_json
+
+    out = io.StringIO()
+    db_path = tmp / "call.db"
+    summary = replay(config, [Track(n, str(p)) for n, p in call.tracks.items()], db_url=str(db_path), speed=0,
+                     out=out, transcriber=transcriber, **kw)
+    db = open_database(str(db_path))
+    try:
+        detail = get_session(db, summary.session_id)
+        exported = json.loads(json.dumps(session_to_json(detail), ensure_ascii=False))
+    finally:
+        db.close()
+    printed = out.getvalue()
+    return Replayed(summary, detail, printed, exported, parse_hints(printed))
+
+
+def hints_config(**values):
+    """The default config with [hints]/[llm] keys changed, e.g. hints_config(llm_enabled=False)."""
+    from bot.config import load_config
+
+    env = {f"STALK_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+    return load_config(None, env=env)
