@@ -134,9 +134,9 @@ def parse_items(content: str) -> list[str]:
         if items:
             return items
     # Not JSON: a plain list, one per line, is still an answer.
-    lines = [re.sub(r"^\s*(?:[-•*]|\d+[.)])\s*", "", ln).strip() for ln in text.splitlines()]
-    items = [ln for ln in lines if ln and not ln.endswith(":") and len(ln) < 300]
-    if 1 <= len(items) <= 10 and not text.lstrip().startswith(("{", "[")):
+    marked = re.findall(r"(?m)^\s*(?:[-•*]|\d+[.)])\s+(.+)$", text)
+    items = [m.strip() for m in marked if not m.strip().endswith(":") and len(m) < 300]
+    if 2 <= len(items) <= 10:
         return items
     raise LlmError(f"answer is not a list of suggestions: {text[:80]!r}")
 
@@ -216,7 +216,8 @@ class LlmSuggester:
         try:
             content = reply.choices[0].message.content or ""
         except (AttributeError, IndexError, TypeError):
-            raise LlmError("answer without a message") from None
+            # The client hands back a non-JSON body (an HTML error page from a proxy) as text.
+            raise LlmError(f"bad answer from the server: not a chat completion ({str(reply)[:60]!r})") from None
         items = parse_items(content)
         kept, dropped = validate(items, transcript=lines, language=language, count=self.count,
                                  max_chars=self.max_chars, avoid=avoid)
