@@ -111,7 +111,7 @@ class ConversationState:
     def snapshot(self, now: float, window: float = 60.0) -> Snapshot:
         with self._lock:
             lo = now - window
-            recent = sorted((s for s in self._stretches if s.end > lo), key=lambda s: s.start)
+            recent = sorted((s for s in self._stretches if s.end > lo and s.start < now), key=lambda s: s.start)
             talk: dict[str, float] = {}
             for s in recent:
                 talk[s.key] = talk.get(s.key, 0.0) + min(s.end, now) - max(s.start, lo)
