@@ -90,7 +90,8 @@ class HintEngine(PipelineListener):
         self.suggester = suggester
         self.preparer = Preparer(suggester, clock, window=h.window_seconds, min_interval=h.prepare_interval_seconds,
                                  retries=config.llm.retries, backoff=config.llm.backoff_seconds,
-                                 down_pause=config.llm.down_pause_seconds, default_language=default_language)
+                                 down_pause=config.llm.down_pause_seconds, default_language=default_language,
+                                 wanted=lambda: len(self.state.present()) >= 2)
         self.stats = EngineStats()
         self._speakers: dict[str, Speaker] = {}
         self._lock = threading.Lock()

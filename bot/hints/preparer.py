@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from bot.clock import CallClock
 from bot.hints.llm import LlmError, LlmSuggester, with_retries
@@ -58,8 +59,10 @@ class PreparerStats:
 class Preparer:
     def __init__(self, suggester: LlmSuggester | None, clock: CallClock, *, window: float = 180.0,
                  min_interval: float = 5.0, retries: int = 2, backoff: float = 1.0, down_pause: float = 30.0,
-                 default_language: str = "en") -> None:
+                 default_language: str = "en", wanted: Callable[[], bool] | None = None) -> None:
         self.suggester = suggester
+        # Whether hints are possible at all now (two people present): no requests otherwise.
+        self.wanted = wanted or (lambda: True)
         self.clock = clock
         self.window = window
         self.min_interval = min_interval
@@ -182,6 +185,9 @@ class Preparer:
                 lines = self._lines(start)
                 avoid = [t for when, t in self._delivered if when <= start]
                 self._done_revision = revision
+                if not self.wanted():
+                    self._cond.notify_all()
+                    continue
                 self._last_start = start
                 flight = self._in_flight = _InFlight(start, time.perf_counter())
                 self._cond.notify_all()

@@ -83,6 +83,10 @@ class ConversationState:
 
     # -- figures --------------------------------------------------------------------------
 
+    def present(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._present)
+
     def speech_started_between(self, lo: float, hi: float) -> bool:
         """Did anyone start speaking in (lo, hi)? (Starts are reported a little after they happen.)"""
         with self._lock:
