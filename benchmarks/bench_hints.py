@@ -2,7 +2,8 @@
 
 Prints, for the machine it runs on:
 - lull detected -> suggestion delivered (p50, p95) with a model that takes 10 s per answer
-  (a local OpenAI-compatible server that sleeps 10 s, then answers), on a replayed call of
+  (a local OpenAI-compatible server that sleeps 10 s, then answers with questions on words of
+  the latest lines, never the same twice), on a replayed call of
   real speech with lulls at known times: in simulated call time (``--speed 0``, where the
   model's 10 s are counted in call time), and paced in real time (``--realtime``);
 - how often the suggestions delivered came from the model rather than the built-in fallback;
@@ -82,7 +83,7 @@ def main() -> None:
 
     slow = ScriptedServer()
     try:
-        cfg = hints_config(llm_base_url=slow.url("slow-10"), llm_model="slow-10s", hints_cooldown_seconds=20,
+        cfg = hints_config(llm_base_url=slow.url("varied-10"), llm_model="slow-10s", hints_cooldown_seconds=20,
                            hints_prepare_interval_seconds=0, llm_timeout_seconds=30)
         (tmp / "slow").mkdir()
         t0 = time.perf_counter()
@@ -91,7 +92,7 @@ def main() -> None:
         lat = latencies(run)
         from_model = sum(1 for s in run.detail.suggestions if s.source != "fallback")
         print(f"\n10 s-per-answer model, --speed 0 (simulated call time), {len(lat)} lulls "
-              f"({wall:.0f} s wall, {slow.count('slow-10')} requests):")
+              f"({wall:.0f} s wall, {slow.count('varied-10')} requests):")
         print(f"  lull detected -> delivered: p50 {percentile(lat, 50):.3f} s, p95 {percentile(lat, 95):.3f} s, "
               f"max {max(lat):.3f} s")
         print(f"  suggestions from the model: {from_model}/{len(run.detail.suggestions)} "
@@ -99,7 +100,7 @@ def main() -> None:
         if args.realtime:
             (tmp / "rt").mkdir()
             rt_call = place(tmp / "rt", english_script(THREE_LULLS))
-            before = slow.count("slow-10")
+            before = slow.count("varied-10")
             import io
 
             from bot.replay import Track, replay
@@ -111,7 +112,7 @@ def main() -> None:
             hints = parse_hints(out.getvalue())
             lat_rt = [h["at"] - (h["silence"] + THRESHOLD) for h in hints]
             print(f"  paced in real time ({rt_call.length:.0f} s call, {len(hints)} lulls, "
-                  f"{slow.count('slow-10') - before} requests): lull detected -> delivered "
+                  f"{slow.count('varied-10') - before} requests): lull detected -> delivered "
                   f"{', '.join(f'{x:.2f} s' for x in lat_rt)}; "
                   f"from the model: {sum(1 for h in hints for _ in h['texts'] if h['source'] != 'fallback')}"
                   f"/{sum(len(h['texts']) for h in hints)}")

@@ -23,26 +23,27 @@ _GENERIC = {
 
 def fallback_suggestions(terms: list[str], language: str, count: int, *, avoid: list[str] = (),
                          max_chars: int = 120) -> list[str]:
-    """``count`` suggestions built from ``terms`` (most salient first), none in ``avoid``."""
-    from bot.hints.sanitize import same
+    """``count`` suggestions built from ``terms`` (most salient first), none in ``avoid``.
 
+    A term already suggested (it appears in ``avoid``) comes after the fresh ones; the phrasing
+    rotates so that consecutive hints do not read alike."""
     templates = _TEMPLATES.get(language, _TEMPLATES["en"])
     generic = _GENERIC.get(language, _GENERIC["en"])
+    said = " ".join(avoid).lower()
+    fresh = [t for t in terms if t.lower() not in said] + [t for t in terms if t.lower() in said]
     out: list[str] = []
-    used_terms = {t for t in terms if any(t.lower() in a.lower() for a in avoid)}
-    fresh = [t for t in terms if t not in used_terms] + [t for t in terms if t in used_terms]
     offset = len(avoid)
     for i, term in enumerate(fresh):
         if len(out) >= count:
             break
         for j in range(len(templates)):
             text = clean(templates[(i + offset + j) % len(templates)].format(t=term), max_chars)
-            if not any(same(text, a) for a in [*avoid, *out]):
+            if text not in avoid and text not in out:
                 out.append(text)
                 break
     for text in generic:
         if len(out) >= count:
             break
-        if not any(same(text, a) for a in [*avoid, *out]):
+        if text not in avoid and text not in out:
             out.append(text)
     return out[:count]

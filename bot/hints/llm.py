@@ -53,9 +53,10 @@ STRUCTURED_MODES = ("json_object_schema", "json_schema", "json_object", "none")
 class LlmError(Exception):
     """The server could not give usable suggestions (down, slow, erroring, garbage)."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, down: bool = True) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.down = down  # whether it says the model is unusable for now (else: just nothing new)
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,11 @@ class LlmSuggester:
         kept, dropped = validate(items, transcript=lines, language=language, count=self.count,
                                  max_chars=self.max_chars, avoid=avoid)
         if not kept:
-            raise LlmError(f"no usable suggestion in the answer ({', '.join(sorted(set(dropped)))})")
+            reasons = sorted(set(dropped))
+            # Only repeats: the model works, it has nothing new on this window; asking again now won't help.
+            raise LlmError(f"no usable suggestion in the answer ({', '.join(reasons)})",
+                           retryable=reasons != ["repeats an earlier suggestion"],
+                           down=reasons != ["repeats an earlier suggestion"])
         return kept, dropped
 
     def _format(self, mode: str) -> dict:

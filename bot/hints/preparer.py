@@ -198,7 +198,9 @@ class Preparer:
                 seconds = time.perf_counter() - flight.wall0 + flight.slept
                 self._in_flight = None
                 self._free_at = ready_at
-                if result is not None:
+                if result == ([], []):
+                    log.info("LLM %s had nothing new for this window", self.suggester.name)
+                elif result is not None:
                     kept, dropped = result
                     self.stats.sets += 1
                     self.stats.generation_seconds.append(seconds)
@@ -236,6 +238,8 @@ class Preparer:
         try:
             return with_retries(once, retries=self.retries, backoff=self.backoff, sleep=sleep), None
         except LlmError as exc:
+            if not exc.down:
+                return ([], []), None
             return None, str(exc)
         except Exception as exc:  # a bug must not stop hints for the rest of the call
             log.exception("suggestion request failed")

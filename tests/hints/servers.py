@@ -91,7 +91,8 @@ def completion(content: str, model: str = "scripted") -> bytes:
 class ScriptedServer:
     """Base URL ``http://127.0.0.1:PORT/<mode>/v1``; ``mode`` picks the behaviour:
 
-    good, slow-<s> (answers after s seconds), hang (never in time), error500, flaky-<n> (HTTP 500
+    good, slow-<s> (answers after s seconds), varied-<s> (after s seconds, three questions on words
+    of the latest lines, different each time), hang (never in time), error500, flaky-<n> (HTTP 500
     for the first n requests, then good), garbage (an HTML page), prose (a chat answer that is no
     list), injection (links, mentions, transcript echoes, leftover JSON, one good item), fenced
     (JSON in a code fence with chatter), noformat (HTTP 400 naming response_format when asked for
@@ -164,6 +165,16 @@ class ScriptedServer:
         if mode.startswith("slow-"):
             time.sleep(float(mode[5:]))
             return 200, completion(good)
+        if mode.startswith("varied-"):
+            # Slow, and never the same twice: three questions on the longest words of the latest lines.
+            time.sleep(float(mode[7:]))
+            transcript = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+            spoken = [ln.split(": ", 1)[-1] for ln in transcript.splitlines() if ": " in ln][-3:]
+            words = sorted({w.strip(".,?!;'\"").lower() for ln in spoken for w in ln.split()}, key=len, reverse=True)
+            templates = ("What else do you remember about the {}?", "How did the {} come up?",
+                         "Would you talk more about the {}?")
+            items = [t.format(w) for t, w in zip(templates, words[count % 3:])]
+            return 200, completion(json.dumps({"suggestions": items}))
         if mode == "hang":
             time.sleep(30)
             return 200, completion(good)
