@@ -122,3 +122,24 @@ def dominant_language(lines: list[Line], default: str = "en") -> str:
         if line.language:
             weight[line.language] += max(len(line.text), 1)
     return weight.most_common(1)[0][0] if weight else default
+
+
+def _related(a: str, b: str) -> bool:
+    """Same word up to an inflection ("sail"/"sailed", "harbour"/"harbor", "한라산"/"한라산에")."""
+    if a == b:
+        return True
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    shortest = min(len(a), len(b))
+    return n >= (2 if _hangul(a) else max(4, shortest - 2)) and n >= shortest - 2
+
+
+def about(text: str, lines: list[Line]) -> bool:
+    """Does ``text`` name something said in ``lines`` (a content word, up to inflection)?"""
+    mine = set(content_words(text))
+    said = {w for line in lines for w in content_words(line.text)}
+    return any(_related(a, b) for a in mine for b in said)
+

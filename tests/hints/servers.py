@@ -77,7 +77,7 @@ class LlamaServer:
 
 GOOD = {"en": ["What did the captain say when the ship left the harbour?",
                "Would you ever sail across the ocean yourself?",
-               "Which book about the sea would you recommend?"],
+               "Which book about the lighthouse would you recommend?"],
         "ko": ["바다 여행 이야기를 더 해 볼까요?", "가장 기억에 남는 여행지는 어디예요?", "다음 휴가 계획이 있나요?"]}
 
 
@@ -158,8 +158,19 @@ class ScriptedServer:
         system = next((m["content"] for m in body.get("messages", []) if m.get("role") == "system"), "")
         return "ko" if any("\uac00" <= ch <= "\ud7a3" for ch in system) else "en"
 
+    @staticmethod
+    def _korean(body: dict) -> list[str]:
+        """Korean questions on the longest words of the transcript."""
+        transcript = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+        spoken = [ln.split(": ", 1)[-1] for ln in transcript.split("<transcript>")[-1].splitlines() if ": " in ln]
+        words = sorted({w.strip(".,?!") for ln in spoken for w in ln.split()}, key=len, reverse=True)
+        templates = ("{} 이야기를 더 해 볼까요?", "{}에 대해 어떻게 생각하세요?", "{} 말고 다른 경험도 있어요?")
+        return [t.format(w) for t, w in zip(templates, words)] or GOOD["ko"]
+
     def answer(self, mode: str, body: dict, count: int) -> tuple[int, bytes]:
-        good = json.dumps({"suggestions": GOOD[self._language(body)]}, ensure_ascii=False)
+        language = self._language(body)
+        good = json.dumps({"suggestions": GOOD[language] if language == "en" else self._korean(body)},
+                          ensure_ascii=False)
         if mode == "good":
             return 200, completion(good)
         if mode.startswith("slow-"):
@@ -207,7 +218,7 @@ class ScriptedServer:
                 return 400, b'{"error": {"message": "unsupported parameter: response_format", "type": "invalid_request_error"}}'
             return 200, completion(good)
         if mode == "english-for-korean":
-            return 200, completion(json.dumps({"suggestions": GOOD["en"]}))
+            return 200, completion(json.dumps({"suggestions": GOOD["en"]}))  # whatever was asked
         return 404, b'{"error": {"message": "no such mode"}}'
 
     def close(self) -> None:
