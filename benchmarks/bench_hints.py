@@ -153,6 +153,10 @@ def main() -> None:
               f"{len(model)} suggestions from the model, {len(fallback)} built in")
         print(f"  mention a salient term of the last 3 minutes of talk: model {share(model)}, "
               f"built-in {share(fallback)}")
+        examples = [s.text for s in run.detail.suggestions if s.source != "fallback"][:3]
+        examples += [s.text for s in run.detail.suggestions if s.source == "fallback"][:2]
+        for text in examples:
+            print(f"    e.g. {text}")
     finally:
         server.close()
 
