@@ -176,6 +176,9 @@ class HintEngine(PipelineListener):
             sources += ["fallback"] * len(extra)
         recipients = tuple(self.recipients())
         at = t + (time.perf_counter() - wall1) if self.clock.virtual else self.clock.now()
+        if not recipients:  # everyone present opted out: nothing sent, nothing stored, nothing used up
+            log.info("lull at %.1f s: nobody to send suggestions to", t)
+            return Delivered(Hint(round(at, 3), (), (), language, (), lull.silence_start, t), (), (), at - t)
         from_model = any(s != "fallback" for s in sources)
         hint = Hint(at=round(at, 3), texts=tuple(texts), sources=tuple(sources), language=language,
                     recipients=recipients, lull_start=lull.silence_start, detected_at=t,
