@@ -78,5 +78,8 @@ def same(a: str, b: str) -> bool:
     ka, kb = _key(a), _key(b)
     if ka == kb:
         return True
-    wa, wb = _words(a), _words(b)
-    return bool(wa and wb) and len(wa & wb) >= 0.75 * min(len(wa), len(wb)) and min(len(wa), len(wb)) >= 3
+    # Content words only: "What else about the storm?" and "What else about the lighthouse?" differ.
+    from bot.hints.terms import content_words
+
+    wa, wb = set(content_words(a)), set(content_words(b))
+    return bool(wa and wb) and len(wa & wb) >= 0.75 * max(len(wa), len(wb))

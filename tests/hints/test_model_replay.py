@@ -4,9 +4,9 @@ and a Korean conversation."""
 from __future__ import annotations
 
 import logging
+import re
 
 from tests.hints.conftest import hints_config, korean_script, place, replay_call
-from tests.hints.servers import GOOD
 
 THRESHOLD = 5.0
 
@@ -17,17 +17,21 @@ def model_config(url: str, **values):
 
 
 def test_slow_model_prepared_in_the_background_is_on_time(two_lulls, tmp_path, tiny_en, scripted):
-    # Four seconds per answer. At --speed 0 the audio is fed far faster than that, so the
-    # replay must wait for answers a live call would have had by the lull, and no longer.
-    run = replay_call(model_config(scripted.url("slow-4")), two_lulls, tmp_path, tiny_en)
+    # Four seconds per answer (questions on words of the latest lines). At --speed 0 the audio is
+    # fed far faster than that, so the replay must wait for answers a live call would have had by
+    # the lull, and no longer.
+    run = replay_call(model_config(scripted.url("varied-4")), two_lulls, tmp_path, tiny_en)
     silences = two_lulls.silences(THRESHOLD)
     assert len(run.hints) == 2, run.printed
     for hint, (quiet_from, _) in zip(run.hints, silences):
         assert quiet_from + THRESHOLD - 0.3 <= hint["at"] <= quiet_from + THRESHOLD + 1.0
-    assert run.hints[0]["source"] == "scripted" and run.hints[0]["texts"] == GOOD["en"]
-    # This server always says the same: not sent twice, the second lull gets built-in follow-ups.
-    assert run.hints[1]["source"] == "fallback"
-    assert not set(run.hints[0]["texts"]) & set(run.hints[1]["texts"])
+        assert hint["source"] == "scripted", run.printed
+        said = " ".join(u.text.lower() for u in run.detail.utterances if u.transcribed_at <= hint["at"])
+        for text in hint["texts"]:
+            word = re.search(r"the ([^ ?]+)", text)[1]
+            assert word in said, (text, said)  # built from lines transcribed before the lull
+    texts = [t for h in run.hints for t in h["texts"]]
+    assert len(set(texts)) == len(texts)
     assert {s.source for s in run.detail.suggestions} >= {"scripted"}
     assert "model answers:" in run.printed
 
@@ -61,7 +65,8 @@ def test_korean_conversation(tmp_path, base_model, scripted):
     hint = run.hints[0]
     assert hint["language"] == "ko" and hint["source"] == "scripted" and len(hint["texts"]) == 3
     said = " ".join(u.text for u in run.detail.utterances)
-    assert all(t.split()[0] in said for t in hint["texts"])  # the model's questions on words said
+    words = {w.strip(".,?!") for w in said.split() if len(w) >= 3}
+    assert all(any(w in t for w in words) for t in hint["texts"])  # the model's questions on words said
     system = [b["messages"][0]["content"] for b in scripted.bodies("good")[asked:]]
     assert system and all("한국어" in s for s in system)
     assert {s.language for s in run.detail.suggestions} == {"ko"}
