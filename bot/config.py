@@ -97,7 +97,7 @@ class HintsConfig:
     lull_seconds: float = _opt(5.0, "group silence that makes a lull (about 4 s is where people start to feel "
                                "uneasy)", low=1.0, high=120.0)
     min_turns: int = _opt(3, "turns (speech by one person until another speaks), by at least two people and "
-                          "without a lull-long pause between them, before a silence for it to count as a "
+                          "without a pause as long as lull_seconds between them, before a silence for it to count as a "
                           "conversation that stalled", low=1, high=100)
     active_window_seconds: float = _opt(60.0, "how far back the conversation before a silence is looked at",
                                         low=5.0, high=3600.0)
