@@ -54,8 +54,8 @@ def rejection(raw: str, cleaned: str, *, transcript: list[str], language: str, m
         return "leftover JSON"
     if _SPEAKER_LABEL.match(raw):
         return "copies a transcript line"
-    if len(cleaned) < min_chars:
-        return "too short"
+    if len(cleaned) < min_chars or len(cleaned.split()) < (2 if language in ("ko", "ja", "zh") else 3):
+        return "too short"  # a bare keyword or two ("fruit taken") is no suggestion"
     if _URL.search(raw) or _MENTION.search(raw):
         return "contained a link or a mention"
     if language == "ko" and not any("\uac00" <= ch <= "\ud7a3" for ch in cleaned):
