@@ -151,6 +151,7 @@ def validate(items: list[str], *, transcript: list[Line], language: str, count: 
     """(kept, reasons for the dropped): cleaned, safe, distinct, not already given."""
     kept, dropped = [], []
     said = [line.text for line in transcript]
+    key_words = set(salient_terms(transcript, transcript[-1].end if transcript else 0.0, limit=6))
     for raw in items:
         text = clean(raw, max_chars)
         why = rejection(raw, text, transcript=said, language=language)
@@ -158,6 +159,8 @@ def validate(items: list[str], *, transcript: list[Line], language: str, count: 
             why = "too long (cut off)"  # a schema-bound answer stops mid-sentence at the limit
         if why is None and any(same(text, k) for k in [*avoid, *kept]):
             why = "repeats an earlier suggestion"
+        if why is None and key_words and len([w for w in re.findall(r"\w+", text.lower()) if w not in key_words]) <= 1:
+            why = "only repeats the key words"  # the prompt's own list handed back
         if why is None and transcript and not about(text, transcript):
             why = "not about the conversation"  # specific or nothing: the fallback is grounded
         if why:

@@ -82,8 +82,8 @@ def test_opted_out_participant_is_not_a_recipient(two_lulls, tmp_path, tiny_en):
 def test_hints_can_be_turned_off(two_lulls, tmp_path, tiny_en):
     run = replay_call(hints_config(hints_enabled=False), two_lulls, tmp_path, tiny_en)
     assert run.hints == [] and run.detail.suggestions == [] and "hints:" not in run.printed
-    run = replay_call(hints_config(llm_enabled=False), two_lulls, tmp_path / "x" if (tmp_path / "x").mkdir() is None
-                      else tmp_path, tiny_en, hints=False)
+    (tmp_path / "flag").mkdir()
+    run = replay_call(hints_config(llm_enabled=False), two_lulls, tmp_path / "flag", tiny_en, hints=False)
     assert run.hints == []
 
 
