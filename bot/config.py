@@ -139,6 +139,54 @@ class SpeakerConfig:
 
 
 @dataclass(frozen=True)
+class HintsConfig:
+    enabled: bool = _opt(True, "suggest topics privately when the conversation lulls")
+    lull_seconds: float = _opt(5.0, "group silence that makes a lull (about 4 s is where people start to feel "
+                               "uneasy)", low=1.0, high=120.0)
+    min_turns: int = _opt(3, "turns (speech by one person until another speaks), by at least two people and "
+                          "without a pause as long as lull_seconds between them, before a silence for it to count as a "
+                          "conversation that stalled", low=1, high=100)
+    active_window_seconds: float = _opt(60.0, "how far back the conversation before a silence is looked at",
+                                        low=5.0, high=3600.0)
+    cooldown_seconds: float = _opt(60.0, "least call time between two hints", low=0.0, high=3600.0)
+    max_per_session: int = _opt(10, "most hints in one call", low=0, high=1000)
+    flagging: bool = _opt(False, "also help sooner (after flagging_lull_seconds) when the conversation is "
+                          "flagging: turn rate and turn length both dropping against the minute before")
+    flagging_lull_seconds: float = _opt(3.5, "the lull threshold for a flagging conversation", low=1.0, high=120.0)
+    suggestions: int = _opt(3, "suggestions per hint", low=1, high=5)
+    max_chars: int = _opt(120, "longest suggestion, in characters", low=40, high=300)
+    window_seconds: float = _opt(180.0, "recent transcript the suggestions are drawn from", low=10.0, high=3600.0)
+    prepare_interval_seconds: float = _opt(5.0, "least call time between two background requests to the model",
+                                           low=0.0, high=600.0)
+    max_age_seconds: float = _opt(120.0, "a prepared suggestion set started longer ago than this is stale at a "
+                                  "lull (the built-in suggestions are used instead)", low=5.0, high=3600.0)
+    replay_opt_out: list[str] = _opt([], "replay: participant NAMEs that get no hints (everyone else counts as "
+                                     "opted in)")
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    enabled: bool = _opt(True, "ask a language model for suggestions; false uses the built-in ones only")
+    base_url: str = _opt("http://localhost:11434/v1", "an OpenAI-compatible chat completions API: Ollama "
+                         "(http://localhost:11434/v1), llama.cpp's server (http://localhost:8080/v1), vLLM, OpenAI")
+    model: str = _opt("llama3.1:8b", "model name as the server knows it (Ollama: llama3.1:8b, llama3:instruct)")
+    api_key: str = _opt("", "API key if the server needs one (better set STALK_LLM_API_KEY)", empty=True)
+    timeout_seconds: float = _opt(30.0, "longest wait for one answer", low=1.0, high=600.0)
+    connect_timeout_seconds: float = _opt(3.0, "longest wait to connect", low=0.1, high=60.0)
+    retries: int = _opt(2, "further attempts after a failed request, with doubling pauses", low=0, high=10)
+    backoff_seconds: float = _opt(1.0, "pause before the first retry", low=0.0, high=60.0)
+    down_pause_seconds: float = _opt(30.0, "after the retries fail, wait this long before asking again "
+                                     "(doubling up to 5 minutes); the built-in suggestions cover the gap",
+                                     low=1.0, high=3600.0)
+    temperature: float = _opt(0.7, "sampling temperature", low=0.0, high=2.0)
+    max_tokens: int = _opt(300, "longest answer, in tokens", low=32, high=4096)
+    structured: str = _opt("auto", "how JSON is asked for: auto tries a schema the way llama.cpp takes it, then "
+                           "OpenAI's json_schema, then plain json_object, then none, keeping the first the "
+                           "server accepts", choices=("auto", "json_object_schema", "json_schema", "json_object",
+                                                      "none"))
+
+
+@dataclass(frozen=True)
 class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -148,6 +196,8 @@ class Config:
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
+    hints: HintsConfig = field(default_factory=HintsConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
 
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some keys of one section changed (command-line options), validated."""

@@ -98,6 +98,14 @@ class PipelineListener:
                    verdict: Verdict) -> None:
         """A stored utterance's speaker verdict changed, on the evidence of later utterances."""
 
+    def on_join(self, speaker: Speaker, at: float) -> None: ...
+
+    def on_leave(self, speaker: Speaker, at: float | None) -> None:
+        """The participant left or their source ended (``at`` None: the call is closing)."""
+
+    def on_time(self, at: float) -> None:
+        """Audio up to call time ``at`` has been fed (also in silence: time passes for lull checks)."""
+
 
 @dataclass
 class SpeakerStats:
@@ -192,7 +200,8 @@ class CallPipeline:
             self._streams[key] = _Stream(speaker)
             if self.verifier is not None:
                 self.verifier.bind(key, name, user_id)
-            return speaker
+        self._notify("on_join", speaker, joined_at)
+        return speaker
 
     def attach_verifier(self, verifier: "CallVerifier") -> None:
         """Start verifying speakers in a running call (a first voiceprint enrolled during it);
@@ -241,6 +250,7 @@ class CallPipeline:
         if self.clock.virtual:
             # As fast as possible, the source's position is the call's present.
             self.clock.advance(frame.start + frame.duration)
+        self._notify("on_time", frame.start + frame.duration)
 
     def end_speaker(self, key: str, at: float | None = None) -> None:
         """The participant left or their source ended: close their open utterance."""
@@ -255,6 +265,7 @@ class CallPipeline:
                 end_index = None if at is None else round(at * SAMPLE_RATE)
                 self._handle(stream, stream.segmenter.finish(end_index))
             stream.closed = True
+        self._notify("on_leave", stream.speaker, at)
         if self.recorder is not None and stream.speaker.participant_id is not None and at is not None:
             self.recorder.participant_left(stream.speaker.participant_id, at)
 
@@ -404,6 +415,11 @@ class CallPipeline:
             with self._lock:
                 self._unsaved = backlog + [record] + self._unsaved
             return None
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every utterance ended so far is transcribed (virtual time: lets a listener
+        see, at a moment of call time, the transcripts a live call would have had by then)."""
+        return self.pool.drain(timeout)
 
     # -- end -----------------------------------------------------------------------------
 

@@ -164,7 +164,7 @@ def check_writable(db: Database) -> None:
 
 def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, language: str | None = None,
            out: TextIO | None = None, listeners: list[PipelineListener] | tuple = (),
-           transcriber: WhisperTranscriber | None = None, speaker_model=None) -> CallSummary:
+           transcriber: WhisperTranscriber | None = None, speaker_model=None, hints: bool = True) -> CallSummary:
     """Stream the tracks through the pipeline; returns the summary of the stored call.
 
     Everything that can be checked before the call starts is (files, database, model), so
@@ -186,12 +186,23 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
                                  download_root=asr.download_root)
             transcriber = WhisperTranscriber(model, asr.model)
         clock = VirtualClock() if speed == 0 else WallClock(speed)
-        pipeline = CallPipeline(config, transcriber, recorder=CallRecorder(db), clock=clock,
-                                listeners=[TranscriptPrinter(out), *listeners], language=language,
+        recorder = CallRecorder(db)
+        printer = TranscriptPrinter(out)
+        engine = None
+        if hints and config.hints.enabled:
+            from bot.hints.replay import replay_engine
+
+            engine = replay_engine(config, clock, out, recorder=recorder, lock=printer._lock,
+                                   language=language or config.asr.language)
+        pipeline = CallPipeline(config, transcriber, recorder=recorder, clock=clock,
+                                listeners=[printer, *([engine] if engine else []), *listeners], language=language,
                                 verifier=verifier)
         title = ", ".join(t.name for t in tracks)
         pipeline.open(NewSession(source="replay", title=title, language=language or config.asr.language,
                                  asr_model=transcriber.name))
+        if engine is not None:
+            engine.session_id = pipeline.session_id
+            engine.settle = lambda: pipeline.drain(30.0)
         for t in tracks:
             pipeline.add_speaker(t.name, t.name)
         ends: dict[str, float] = {}
@@ -223,6 +234,11 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
         finally:
             summary = pipeline.close(status, error)
             print_summary(summary, out)
+            if engine is not None:
+                from bot.hints.replay import print_hints_summary
+
+                engine.close()
+                print_hints_summary(engine, out)
             print(f"session: {summary.session_id}", file=out, flush=True)
         return summary
     finally:

@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     p.add_argument("--speed", type=_speed, default=None,
                    help="1 = real time, 0 = as fast as possible with call time simulated (default: [replay] speed)")
     p.add_argument("--language", metavar="CODE", help="spoken language (en, ko, ...) or auto (default: [asr] language)")
+    p.add_argument("--no-hints", action="store_true", help="no lull detection or topic hints (default: [hints] enabled)")
     p.set_defaults(func=run)
 
 
@@ -37,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
         config = config.replace("asr", language=args.language)
     speed = config.replay.speed if args.speed is None else args.speed
     db_url = args.db or config.storage.url
-    replay(config, tracks, db_url=db_url, speed=speed, language=config.asr.language)
+    replay(config, tracks, db_url=db_url, speed=speed, language=config.asr.language, hints=not args.no_hints)
     return 0

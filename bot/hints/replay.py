@@ -1,0 +1,65 @@
+"""Hints in ``replay``: printed into the transcript at the call time they would have been sent."""
+
+from __future__ import annotations
+
+import threading
+import sys
+from typing import Callable, TextIO
+
+from bot.clock import CallClock
+from bot.config import Config
+from bot.hints.engine import HintEngine
+from bot.hints.types import Hint, Recipient, RecipientResult
+
+
+def _fmt(seconds: float) -> str:
+    minutes, sec = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes):02d}:{sec:05.2f}"
+
+
+class PrintingDelivery:
+    """Delivers by printing: every recipient 'receives' the hint on the replay's output."""
+
+    def __init__(self, out: TextIO | None = None, lock: threading.Lock | None = None) -> None:
+        self.out = out or sys.stdout
+        self.lock = lock or threading.Lock()
+
+    def deliver(self, hint: Hint) -> list[RecipientResult]:
+        names = ", ".join(r.name for r in hint.recipients)
+        lines = [f"[{_fmt(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
+                 f"silence since {_fmt(hint.lull_start)}):"]
+        lines += [f"    - {text}" for text in hint.texts]
+        with self.lock:
+            print("\n".join(lines), file=self.out, flush=True)
+        return [RecipientResult(r, True) for r in hint.recipients]
+
+
+def replay_recipients(engine: HintEngine, opted_out: list[str]) -> Callable[[], list[Recipient]]:
+    """Every participant present, except the names the config opts out."""
+    out = set(opted_out)
+    return lambda: [r for r in engine.present() if r.name not in out]
+
+
+def replay_engine(config: Config, clock: CallClock, out: TextIO, *, recorder=None,
+                  lock: threading.Lock | None = None, language: str | None = None) -> HintEngine:
+    default = language if language and language != "auto" and "," not in language else "en"
+    engine = HintEngine(config, clock, PrintingDelivery(out, lock), recorder=recorder, default_language=default)
+    engine.recipients = replay_recipients(engine, config.hints.replay_opt_out)
+    return engine
+
+
+def print_hints_summary(engine: HintEngine, out: TextIO) -> None:
+    done = engine.stats.delivered
+    gen = engine.preparer.stats.generation_seconds
+    model = engine.suggester.name if engine.suggester else "none"
+    parts = [f"hints: {len(done)} delivered"]
+    if done:
+        from_model = sum(1 for d in done for s in d.hint.sources if s != "fallback")
+        total = sum(len(d.hint.texts) for d in done)
+        parts.append(f"{from_model}/{total} suggestions from the model {model}, the rest built in")
+        parts.append("lull to delivery max " + f"{max(d.latency for d in done):.2f} s")
+    if gen:
+        parts.append(f"model answers: {len(gen)}, mean {sum(gen) / len(gen):.1f} s")
+    if engine.preparer.stats.failures:
+        parts.append(f"{engine.preparer.stats.failures} failed model request(s)")
+    print("; ".join(parts), file=out, flush=True)
