@@ -1,8 +1,7 @@
 """Health checks for running the bot: each says what it found, or what is wrong and how to fix it.
 
 ``CHECKS`` is a plain list of (name, function): a check returns a short description of what
-it found, or raises ``CheckFailed(what, fix)``. Phase 2 appends the speaker model and the LLM
-server checks.
+it found, or raises ``CheckFailed(what, fix)``.
 """
 
 from __future__ import annotations
@@ -147,6 +146,42 @@ def check_database(ctx: DoctorContext) -> str:
     return f"{db.label} (migrated, written and read back)"
 
 
+def check_llm(ctx: DoctorContext) -> str:
+    import openai
+
+    h, c = ctx.config.hints, ctx.config.llm
+    if not h.enabled:
+        return "hints are off ([hints] enabled = false): no LLM server needed"
+    if not c.enabled:
+        return "[llm] enabled = false: hints use the built-in suggestions only"
+    start = ("start one: Ollama (ollama serve; ollama pull llama3.1:8b) or llama.cpp's server, or set [llm] "
+             "base_url to where yours listens; [hints] enabled = false turns hints off")
+    client = openai.OpenAI(base_url=c.base_url, api_key=c.api_key or "not-needed", max_retries=0,
+                           timeout=openai.Timeout(5.0, connect=min(c.connect_timeout_seconds, 5.0)))
+    try:
+        models = [m.id for m in client.models.list()]
+    except openai.APIConnectionError as exc:
+        raise CheckFailed(f"no LLM server answers at {c.base_url} ({exc.__cause__ or exc})", start) from None
+    except openai.APIStatusError as exc:
+        fix = "set [llm] api_key (or STALK_LLM_API_KEY)" if exc.status_code in (401, 403) else \
+            "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)"
+        raise CheckFailed(f"the LLM server at {c.base_url} answered HTTP {exc.status_code} to /models", fix) \
+            from None
+    except openai.OpenAIError as exc:
+        raise CheckFailed(f"the LLM server at {c.base_url} gave an answer that is not a model list "
+                          f"({type(exc).__name__})",
+                          "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)") \
+            from None
+    finally:
+        client.close()
+    # Ollama lists "llama3.1:latest" for a model pulled as "llama3.1".
+    if c.model not in models and f"{c.model}:latest" not in models:
+        has = ", ".join(sorted(models)[:10]) or "none"
+        raise CheckFailed(f"model {c.model!r} is not on the LLM server at {c.base_url} (it has: {has})",
+                          f"ollama pull {c.model} (Ollama), or set [llm] model to one the server has")
+    return f"{c.model!r} served at {c.base_url}"
+
+
 Check = Callable[[DoctorContext], str]
 
 CHECKS: list[tuple[str, Check]] = [
@@ -156,6 +191,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("whisper model", check_whisper),
     ("speaker model", check_speaker_model),
     ("database", check_database),
+    ("llm server", check_llm),
 ]
 
 

@@ -116,6 +116,11 @@ class PrivacyCog(commands.Cog):
     async def forget(self, user_id: int) -> int:
         """Run every registered deleter (``bot.forgetters``) in a worker thread; returns rows deleted."""
         total = 0
+        # The voiceprint goes through /voiceprint delete's path: running sessions' verifiers
+        # hold a loaded copy of it, which must go too.
+        enroll = self.bot.get_cog("EnrollCog")
+        if enroll is not None:
+            total += len(await enroll.delete(user_id))  # type: ignore[attr-defined]
         for forgetter in self.bot.forgetters:
             total += await asyncio.to_thread(forgetter.delete, self.bot.db, user_id)
         log.info("forgot user %s (%d rows)", user_id, total)

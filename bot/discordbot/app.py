@@ -15,6 +15,8 @@ from discord.ext import commands
 
 from bot.asr.transcriber import WhisperTranscriber
 from bot.config import Config
+from bot.discordbot.dm import DirectMessenger
+from bot.discordbot.hintdms import attach_hints
 from bot.discordbot.sessions import SessionManager
 from bot.errors import StalkError
 from bot.speaker.model import SpeakerModel
@@ -64,6 +66,8 @@ class StalkBot(commands.Bot):
         self.db = db
         self.sessions = SessionManager(config, db, transcriber=transcriber, speaker_model=speaker_model)
         self.sync_commands = sync_commands
+        self.messenger = DirectMessenger(self)
+        attach_hints(self.sessions, self.messenger)  # private topic hints at lulls, by DM
         self.synced: list[app_commands.AppCommand] = []
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self._closing = False

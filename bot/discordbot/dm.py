@@ -15,6 +15,8 @@ import discord
 
 log = logging.getLogger(__name__)
 
+CLOSED_DMS = 50007  # Discord: cannot send messages to this user
+
 
 class DirectMessenger:
     def __init__(self, client: discord.Client, *, timeout: float = 10.0) -> None:
@@ -23,27 +25,41 @@ class DirectMessenger:
         self.sent = 0
         self.failed = 0
 
-    async def send_async(self, user_id: int, text: str) -> bool:
+    async def deliver_async(self, user_id: int, text: str) -> str | None:
+        """Send; None once Discord took it, else why not (logging is the caller's)."""
         try:
             # A DM channel needs only the id: no user lookup (and no members intent) involved.
             channel = await self.client.create_dm(discord.Object(id=user_id))
             await channel.send(text[:2000], allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
-            # 50007: the user does not accept DMs from this server's members; nothing to retry.
             self.failed += 1
-            log.warning("could not DM user %s: %s", user_id, exc)
-            return False
+            # 50007: the user does not accept DMs from this server's members; nothing to retry.
+            if exc.code == CLOSED_DMS:
+                return "DMs closed"
+            return f"HTTP {exc.status}: {exc.text or exc}"[:200]
         self.sent += 1
-        return True
+        return None
 
-    def send(self, user_id: int, text: str) -> bool:
-        """Blocking, for worker threads (never the event loop's own): True once Discord took it."""
-        loop = self.client.loop
-        future = asyncio.run_coroutine_threadsafe(self.send_async(user_id, text), loop)
+    async def send_async(self, user_id: int, text: str) -> bool:
+        error = await self.deliver_async(user_id, text)
+        if error is not None:
+            log.warning("could not DM user %s: %s", user_id, error)
+        return error is None
+
+    def deliver(self, user_id: int, text: str) -> str | None:
+        """Blocking, for worker threads (never the event loop's own): None once Discord took
+        it, else why not. Waits at most ``timeout`` seconds."""
+        future = asyncio.run_coroutine_threadsafe(self.deliver_async(user_id, text), self.client.loop)
         try:
             return future.result(self.timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             self.failed += 1
-            log.warning("DM to user %s not sent within %.0f s", user_id, self.timeout)
-            return False
+            return f"not sent within {self.timeout:.0f} s"
+
+    def send(self, user_id: int, text: str) -> bool:
+        """Blocking, for worker threads (never the event loop's own): True once Discord took it."""
+        error = self.deliver(user_id, text)
+        if error is not None:
+            log.warning("could not DM user %s: %s", user_id, error)
+        return error is None

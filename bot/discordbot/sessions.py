@@ -7,7 +7,8 @@ utterances in flight, close the session row, then leave voice.
 
 Phase-2 features attach through ``SessionManager.listener_factories``: each factory is called
 with the new ``LiveSession`` before audio flows and may return a PipelineListener (hint DMs,
-speaker verification) or None.
+speaker verification) or None; a listener with a ``close()`` is closed when the session ends
+(leave, auto-leave, kick, shutdown).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class LiveSession:
     forgotten: set[int] = field(default_factory=set)  # used /forget: ignored for the rest of the session
     dropped_not_consented: int = 0  # frames stopped at the sink (a second line behind the receiver)
     summary: CallSummary | None = None
+    attached: list[PipelineListener] = field(default_factory=list)  # from listener_factories; closed at stop
 
     @property
     def session_id(self) -> int | None:
@@ -196,9 +198,14 @@ class SessionManager:
                               settings=settings, consents=consents, started_by=started_by.id, epoch=epoch,
                               names=names)
         for factory in self.listener_factories:
-            listener = factory(session)
+            try:
+                listener = factory(session)
+            except Exception:  # an extra (hints) that cannot start must not stop transcription
+                log.exception("a session listener could not start in guild %s", guild.id)
+                continue
             if listener is not None:
                 session.add_listener(listener)
+                session.attached.append(listener)
         vad = self.config.vad
         session.quiet = QuietFiller(feeder, tail=(vad.min_silence_ms + vad.speech_pad_ms + 100) / 1000)
         self.sessions[guild.id] = session
@@ -296,6 +303,9 @@ class SessionManager:
         session.vc.stop_listening()  # buffered audio goes to the feeder first
         if session.quiet_task is not None:
             session.quiet_task.cancel()
+        # No hint goes out once the session is ending. In a thread: a listener's worker may be
+        # waiting on this event loop (a DM being sent) while it is joined.
+        await asyncio.to_thread(self._close_attached, session)
         # Leave at once; the utterances already heard are finished below, off the call.
         try:
             if session.vc.is_connected():
@@ -318,6 +328,16 @@ class SessionManager:
             except discord.HTTPException:
                 pass
         return session.summary
+
+    @staticmethod
+    def _close_attached(session: LiveSession) -> None:
+        for listener in session.attached:
+            close = getattr(listener, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing %s of session %s failed", type(listener).__name__, session.session_id)
 
     async def close_all(self, *, status: str = "interrupted", error: str = "the bot was shut down") -> None:
         await asyncio.gather(*(self.stop(gid, status=status, error=error, reason="the bot is shutting down")

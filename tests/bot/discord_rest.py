@@ -57,6 +57,8 @@ class DiscordRest:
     application_id: int
     requests: list[Request] = field(default_factory=list)
     fail_paths: dict[str, int] = field(default_factory=dict)  # path fragment -> HTTP status to answer
+    closed_dms: set[int] = field(default_factory=set)  # users who accept no DMs: 403, code 50007
+    dm_channels: dict[str, int] = field(default_factory=dict)  # DM channel id -> its user
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_callback_message_id: dict[str, str] = field(default_factory=dict)  # callback path -> message id
     runner: web.AppRunner | None = None
@@ -143,6 +145,9 @@ class DiscordRest:
         if parts[0] == "webhooks":
             return self._message("0", r.body or {}), 200
         if parts[0] == "channels" and parts[-1] == "messages" and r.method == "POST":
+            if self.dm_channels.get(parts[1]) in self.closed_dms:
+                # What Discord answers when the user's privacy settings refuse DMs from the server.
+                return {"message": "Cannot send messages to this user", "code": 50007}, 403
             return self._message(parts[1], r.body), 200
         if parts[0] == "channels" and parts[-1] == "threads" and r.method == "POST":
             return {"id": str(snowflake()), "type": 11, "guild_id": r.body.get("guild_id", "0"),
@@ -154,7 +159,9 @@ class DiscordRest:
             return {"user": self.bot_user, "nick": r.body.get("nick"), "roles": [],
                     "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0}, 200
         if r.path == "/users/@me/channels" and r.method == "POST":
-            return {"id": str(snowflake()), "type": 1, "recipients": [{"id": r.body["recipient_id"],
+            channel_id = str(snowflake())
+            self.dm_channels[channel_id] = int(r.body["recipient_id"])
+            return {"id": channel_id, "type": 1, "recipients": [{"id": r.body["recipient_id"],
                                                                       "username": "u", "discriminator": "0",
                                                                       "avatar": None}]}, 200
         return {"message": f"the stand-in does not know {r.method} {r.path}", "code": 0}, 404

@@ -23,6 +23,7 @@ def healthy(monkeypatch, tmp_path):
     """An environment where every check passes: token set, the offline tiny.en model."""
     monkeypatch.setenv("DISCORD_TOKEN", "not-a-real-token")
     monkeypatch.setenv("STALK_ASR_MODEL", tiny_en_dir())
+    monkeypatch.setenv("STALK_HINTS_ENABLED", "false")  # no LLM server needed (its own tests below)
     return tmp_path / "doctor.db"
 
 
@@ -45,6 +46,7 @@ def test_doctor_all_pass_and_database_check_leaves_nothing(healthy, capsys) -> N
     assert code == 0 and list(lines) == NAMES, out
     assert all(v[0].startswith("ok") for v in lines.values())
     assert "libopus" in lines["opus"][0] and "migrated, written and read back" in lines["database"][0]
+    assert "hints are off" in lines["llm server"][0]
     with sqlite3.connect(healthy) as conn:
         assert conn.execute("SELECT count(*) FROM guild_settings").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
@@ -95,6 +97,47 @@ def test_doctor_database_unusable(healthy, capsys, tmp_path) -> None:
     line, fix = _only_failure(out, "database")
     assert code == 1 and "not a database" in line and "--db" in fix
     assert not_db.read_text().startswith("hello")  # left alone
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    """The real llama-cpp-python server (SmolLM2-135M-Instruct), as in the hints tests."""
+    from tests.hints.servers import LlamaServer
+
+    server = LlamaServer()
+    yield server
+    server.close()
+
+
+def test_doctor_llm_server_unreachable(healthy, capsys, monkeypatch) -> None:
+    from tests.hints.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    monkeypatch.setenv("STALK_HINTS_ENABLED", "true")
+    monkeypatch.setenv("STALK_LLM_BASE_URL", url)
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    line, fix = _only_failure(out, "llm server")
+    assert code == 1 and f"no LLM server answers at {url}" in line
+    assert "ollama pull llama3.1:8b" in fix and "base_url" in fix and "[hints] enabled = false" in fix
+
+
+def test_doctor_llm_model_missing_lists_what_the_server_has(healthy, capsys, monkeypatch, llama_server) -> None:
+    monkeypatch.setenv("STALK_HINTS_ENABLED", "true")
+    monkeypatch.setenv("STALK_LLM_BASE_URL", llama_server.base_url)  # the default model: llama3.1:8b
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    line, fix = _only_failure(out, "llm server")
+    assert code == 1 and "'llama3.1:8b' is not on the LLM server" in line and "(it has: smollm2-135m)" in line
+    assert "ollama pull llama3.1:8b" in fix and "[llm] model" in fix
+
+
+def test_doctor_llm_real_server_ok(healthy, capsys, monkeypatch, llama_server) -> None:
+    monkeypatch.setenv("STALK_HINTS_ENABLED", "true")
+    monkeypatch.setenv("STALK_LLM_BASE_URL", llama_server.base_url)
+    monkeypatch.setenv("STALK_LLM_MODEL", llama_server.model)
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    lines = _lines(out)
+    assert code == 0 and all(v[0].startswith("ok") for v in lines.values()), out
+    assert lines["llm server"][0] == f"ok    llm server: 'smollm2-135m' served at {llama_server.base_url}"
 
 
 def test_run_without_token_stops_at_once(capsys, monkeypatch, tmp_path) -> None:
