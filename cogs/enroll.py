@@ -21,6 +21,7 @@ from bot.discordbot import consent
 from bot.discordbot.app import CommandRefused, StalkBot
 from bot.discordbot.sessions import LiveSession
 from bot.discordbot.voices import start_verifying
+from bot.discordbot.views import OwnerOnlyView
 from bot.errors import StalkError
 from bot.speaker.enrollment import EnrollmentError, EnrollmentResult
 from bot.speaker.live import LiveEnrollment
@@ -90,22 +91,15 @@ def failure_text(exc: EnrollmentError, *, timed_out: bool, seconds: float, neede
     return f"{head}{GATE_HELP.get(exc.gate, str(exc))}\nNothing was stored. (Details: {exc.what}.)"
 
 
-class DeleteConfirm(discord.ui.View):
+class DeleteConfirm(OwnerOnlyView):
     def __init__(self, cog: "EnrollCog", user_id: int) -> None:
-        super().__init__(timeout=CONFIRM_TIMEOUT)
+        super().__init__(user_id, timeout=CONFIRM_TIMEOUT)
         self.cog = cog
-        self.user_id = user_id
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.user_id:
-            await interaction.response.send_message("Only the person who asked can confirm this.", ephemeral=True)
-            return False
-        return True
 
     @discord.ui.button(label="Delete my voiceprint", style=discord.ButtonStyle.danger, custom_id="voiceprint:delete")
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.stop()
-        names = await self.cog.delete(self.user_id)
+        names = await self.cog.delete(self.owner_id)
         text = ("Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
                 "/enroll makes a new one." if names else "You had no voiceprint; nothing was deleted.")
         await interaction.response.edit_message(content=text, view=None)

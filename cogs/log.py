@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from bot.discordbot.app import CommandRefused, StalkBot
 from bot.discordbot.transcript import escape
+from bot.discordbot.views import OwnerOnlyView
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
 from storage.export import FORMATS, MARKS, export_session, short_clock
@@ -128,20 +129,12 @@ def search_embed(query: str, page: Page[SearchHit]) -> discord.Embed:
     return embed
 
 
-class Owned(discord.ui.View):
-    """A view only the person who asked may use."""
+class Owned(OwnerOnlyView):
+    """The /log views: buttons disabled when they expire, errors answered like a command's."""
 
     def __init__(self, owner_id: int, timeout: float) -> None:
-        super().__init__(timeout=timeout)
-        self.owner_id = owner_id
+        super().__init__(owner_id, timeout)
         self.message_of: discord.Interaction | None = None  # whose original response holds this view
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.owner_id:
-            await interaction.response.send_message("Only the person who asked can use these buttons.",
-                                                    ephemeral=True)
-            return False
-        return True
 
     async def on_timeout(self) -> None:
         for item in self.children:

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot.app import CommandRefused, StalkBot
+from bot.discordbot.views import OwnerOnlyView
 from storage.settings import set_consent
 
 log = logging.getLogger(__name__)
@@ -24,26 +25,19 @@ PRIVACY_TEXT = """**What S-Talk stores, and for how long**
 FORGET_TIMEOUT = 60.0
 
 
-class ForgetConfirm(discord.ui.View):
+class ForgetConfirm(OwnerOnlyView):
     def __init__(self, cog: "PrivacyCog", user_id: int) -> None:
-        super().__init__(timeout=FORGET_TIMEOUT)
+        super().__init__(user_id, timeout=FORGET_TIMEOUT)
         self.cog = cog
-        self.user_id = user_id
         self.done = asyncio.Event()
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.user_id:
-            await interaction.response.send_message("Only the person who asked can confirm this.", ephemeral=True)
-            return False
-        return True
 
     @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger, custom_id="forget:yes")
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.stop()
         # Answer within Discord's 3 s: deleting (index optimize, file scrub) can take longer.
         await interaction.response.defer()
-        stopped = await self.cog.stop_listening(self.user_id)
-        deleted = await self.cog.forget(self.user_id)
+        stopped = await self.cog.stop_listening(self.owner_id)
+        deleted = await self.cog.forget(self.owner_id)
         text = (f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
                 "S-Talk keeps ignoring your voice where you asked it to.")
         if stopped:
