@@ -295,11 +295,10 @@ class CallPipeline:
         for event in events:
             if isinstance(event, Segment):
                 stream.stats.talk_time += event.duration
-                if any(type(x).on_audio_segment is not PipelineListener.on_audio_segment for x in self.listeners):
-                    lo = round((event.start - event.audio_start) * SAMPLE_RATE)
-                    hi = round((event.end - event.audio_start) * SAMPLE_RATE)
-                    self._notify("on_audio_segment", stream.speaker, event.start, event.end,
-                                 event.audio[max(lo, 0):max(hi, 0)])
+                lo = round((event.start - event.audio_start) * SAMPLE_RATE)
+                hi = round((event.end - event.audio_start) * SAMPLE_RATE)
+                self._notify("on_audio_segment", stream.speaker, event.start, event.end,
+                             event.audio[max(lo, 0):max(hi, 0)])  # a view, not a copy
                 request = Request(audio=event.audio)
                 self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
             elif isinstance(event, SpeechStarted):

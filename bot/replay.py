@@ -78,22 +78,23 @@ class TranscriptPrinter(PipelineListener):
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
-        self._lock = threading.Lock()
+        # Public: other printers (replay's hints) take it so their lines never interleave.
+        self.lock = threading.Lock()
 
     def on_utterance(self, event: UtteranceEvent) -> None:
         line = (f"[{fmt_time(event.start)} - {fmt_time(event.end)}] {event.speaker.name}: {event.text}"
                 f"  (+{event.latency:.2f} s){verdict_mark(event.verdict)}")
-        with self._lock:
+        with self.lock:
             print(line, file=self.out, flush=True)
 
     def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict) -> None:
-        with self._lock:
+        with self.lock:
             print(f"[{fmt_time(start)} - {fmt_time(end)}] {speaker.name}: verdict revised:{verdict_mark(verdict)}",
                   file=self.out, flush=True)
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None:
         if reason.startswith("transcription failed"):
-            with self._lock:
+            with self.lock:
                 print(f"[{fmt_time(segment.start)} - {fmt_time(segment.end)}] {speaker.name}: <{reason}>",
                       file=self.out, flush=True)
 
@@ -192,7 +193,7 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
         if hints and config.hints.enabled:
             from bot.hints.replay import replay_engine
 
-            engine = replay_engine(config, clock, out, recorder=recorder, lock=printer._lock,
+            engine = replay_engine(config, clock, out, recorder=recorder, lock=printer.lock,
                                    language=language or config.asr.language)
         pipeline = CallPipeline(config, transcriber, recorder=recorder, clock=clock,
                                 listeners=[printer, *([engine] if engine else []), *listeners], language=language,
