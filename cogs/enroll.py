@@ -16,7 +16,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.audio.vad import SileroModel
 from bot.discordbot import consent
 from bot.discordbot.app import CommandRefused, StalkBot
 from bot.discordbot.sessions import LiveSession
@@ -167,7 +166,6 @@ class EnrollCog(commands.Cog):
         s = self.bot.config.speaker
         user = interaction.user
         model = await self.bot.sessions.speaker_model.get()
-        vad = await asyncio.to_thread(SileroModel)
         loop = asyncio.get_running_loop()
         enough = asyncio.Event()
 
@@ -175,7 +173,9 @@ class EnrollCog(commands.Cog):
             if seconds >= needed:
                 loop.call_soon_threadsafe(enough.set)
 
-        listener = LiveEnrollment(model, str(user.id), needed=s.min_enroll_speech_s, vad=vad, on_progress=on_progress)
+        # The pipeline's VAD model (one session serves many streams): no second load per /enroll.
+        listener = LiveEnrollment(model, str(user.id), needed=s.min_enroll_speech_s, vad=session.pipeline.vad,
+                                  on_progress=on_progress)
         deadline = loop.time() + s.enroll_timeout_s
         shown = 0.0
         session.add_listener(listener)

@@ -82,7 +82,11 @@ class SpeechMeter:
         self.seconds = 0.0
 
     def add(self, audio: np.ndarray) -> float:
-        self.seconds += sum(hi - lo for lo, hi in speech_regions(audio, self.vad)) / SAMPLE_RATE
+        return self.count(speech_regions(audio, self.vad))
+
+    def count(self, regions: Sequence[tuple[int, int]]) -> float:
+        """Add speech regions already found (``speech_regions``); returns the total so far."""
+        self.seconds += sum(hi - lo for lo, hi in regions) / SAMPLE_RATE
         return self.seconds
 
     @property
@@ -106,7 +110,7 @@ def _dbfs(x: float) -> float:
     return 20 * math.log10(x) if x > 0 else -math.inf
 
 
-def _pieces(audio: np.ndarray, regions: list[tuple[int, int]]) -> list[np.ndarray]:
+def _pieces(audio: np.ndarray, regions: Sequence[tuple[int, int]]) -> list[np.ndarray]:
     speech = np.concatenate([audio[lo:hi] for lo, hi in regions]) if regions else np.zeros(0, np.float32)
     size = int(PIECE_SECONDS * SAMPLE_RATE)
     pieces = [speech[i:i + size] for i in range(0, len(speech), size)]
@@ -141,26 +145,33 @@ def _centroid(embs: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def enroll(model: SpeakerModel, segments: Sequence[np.ndarray], *, min_speech: float = 10.0,
-           vad: SileroModel | None = None, sources: Sequence[str] | None = None) -> EnrollmentResult:
+           vad: SileroModel | None = None, sources: Sequence[str] | None = None,
+           regions: Sequence[Sequence[tuple[int, int]]] | None = None) -> EnrollmentResult:
     """Build a voiceprint from speech (16 kHz mono float32 arrays: files, live segments).
 
+    ``regions``, one list per segment, are its ``speech_regions`` when the caller already
+    measured them (live enrolment does, for progress), so the VAD does not run twice.
     Raises EnrollmentError (gate ``silent``, ``quiet``, ``clipped``, ``too_little_speech`` or
     ``several_voices``) with a message for the user.
     """
-    vad = vad or SileroModel()
+    if regions is None:
+        vad = vad or SileroModel()
     names = list(sources) if sources is not None else [f"segment {i + 1}" for i in range(len(segments))]
     total = 0.0
     all_pieces: list[np.ndarray] = []
-    for audio, label in zip(segments, names):
+    for i, (audio, label) in enumerate(zip(segments, names)):
         audio = np.asarray(audio, np.float32)
         peak = float(np.abs(audio).max()) if len(audio) else 0.0
-        regions = speech_regions(audio, vad) if peak > 0 else []
-        if not regions:
+        if peak == 0:
+            found: Sequence[tuple[int, int]] = []
+        else:
+            found = regions[i] if regions is not None else speech_regions(audio, vad)
+        if not found:
             if len(segments) == 1 or _dbfs(peak) < -50:
                 raise EnrollmentError("silent", f"no speech heard in {label} (peak {_dbfs(peak):.0f} dBFS)",
                                       "record your voice speaking normally, close to the microphone")
             continue
-        speech = np.concatenate([audio[lo:hi] for lo, hi in regions])
+        speech = np.concatenate([audio[lo:hi] for lo, hi in found])
         clipped = float(np.mean(np.abs(speech) >= CLIP_LEVEL))
         if clipped > MAX_CLIPPED_FRACTION:
             raise EnrollmentError("clipped", f"{label} is clipped ({100 * clipped:.1f}% of the speech is at full "
@@ -171,7 +182,7 @@ def enroll(model: SpeakerModel, segments: Sequence[np.ndarray], *, min_speech: f
             raise EnrollmentError("quiet", f"{label} is nearly silent (speech at {level:.0f} dBFS)",
                                   "raise the microphone gain or speak closer to it, and record again")
         total += len(speech) / SAMPLE_RATE
-        all_pieces += _pieces(audio, regions)
+        all_pieces += _pieces(audio, found)
     if total < min_speech or not all_pieces:
         raise EnrollmentError("too_little_speech", f"only {total:.1f} s of speech heard; enrolment needs "
                               f"{min_speech:g} s", "add more recordings of your voice (reading aloud works well)")

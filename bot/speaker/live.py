@@ -15,7 +15,7 @@ import numpy as np
 
 from bot.audio.vad import SAMPLE_RATE, SileroModel
 from bot.pipeline import PipelineListener, Speaker
-from bot.speaker.enrollment import EnrollmentResult, SpeechMeter, enroll
+from bot.speaker.enrollment import EnrollmentResult, SpeechMeter, enroll, speech_regions
 from bot.speaker.model import SpeakerModel
 
 
@@ -29,6 +29,7 @@ class LiveEnrollment(PipelineListener):
         self.max_samples = int(max_seconds * SAMPLE_RATE)  # enough is enough: memory stays bounded
         self.on_progress = on_progress
         self.segments: list[np.ndarray] = []
+        self.regions: list[list[tuple[int, int]]] = []  # measured once: for progress, then by enroll()
         self._held = 0
         self._lock = threading.Lock()
 
@@ -38,9 +39,12 @@ class LiveEnrollment(PipelineListener):
         with self._lock:
             if self._held >= self.max_samples:
                 return
-            self.segments.append(np.array(audio, np.float32))
+            audio = np.array(audio, np.float32)
+            regions = speech_regions(audio, self.meter.vad)
+            self.segments.append(audio)
+            self.regions.append(regions)
             self._held += len(audio)
-            seconds = self.meter.add(audio)
+            seconds = self.meter.count(regions)
         if self.on_progress is not None:
             self.on_progress(seconds, self.meter.needed)
 
@@ -55,5 +59,5 @@ class LiveEnrollment(PipelineListener):
     def finish(self) -> EnrollmentResult:
         """Enrol from what was heard; raises EnrollmentError when a gate fails."""
         with self._lock:
-            segments = list(self.segments)
-        return enroll(self.model, segments, min_speech=self.meter.needed, vad=self.meter.vad)
+            segments, regions = list(self.segments), list(self.regions)
+        return enroll(self.model, segments, min_speech=self.meter.needed, regions=regions)

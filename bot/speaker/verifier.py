@@ -148,5 +148,6 @@ def verifier_for_call(config, db, speaker_model: SpeakerModel | None = None) -> 
     if stale:
         log.warning("not verifying %s: enrolled with another speaker model than %s; re-enrol them",
                     ", ".join(stale), speaker_model.info.name)
-    return CallVerifier(speaker_model, list_voiceprints(db, speaker_model.model_id), threshold=s.threshold,
-                        min_seconds=s.min_utterance_s, context=s.context)
+    # CallVerifier keeps the voiceprints of its own model only: no second query for them.
+    return CallVerifier(speaker_model, everyone, threshold=s.threshold, min_seconds=s.min_utterance_s,
+                        context=s.context)
