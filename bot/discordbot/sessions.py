@@ -69,7 +69,6 @@ class LiveSession:
     nick_changed: bool = False
     bots: set[int] = field(default_factory=set)
     forgotten: set[int] = field(default_factory=set)  # used /forget: ignored for the rest of the session
-    dropped_not_consented: int = 0  # frames stopped at the sink (a second line behind the receiver)
     summary: CallSummary | None = None
     attached: list[PipelineListener] = field(default_factory=list)  # from listener_factories; closed at stop
 
@@ -91,7 +90,6 @@ class LiveSession:
         # The receiver already drops excluded users before decoding; this catches anyone whose
         # consent state changed between two updates of its list, so nothing unconsented is stored.
         if user_id in self.bots or user_id in self.forgotten or not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
-            self.dropped_not_consented += 1
             return
         (self.quiet or self.feeder)(user_id, frame)
 
