@@ -9,12 +9,14 @@ from __future__ import annotations
 import ctypes
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 from bot.config import Config
 from bot.errors import StalkError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class CheckFailed(StalkError):
@@ -82,35 +84,34 @@ def check_davey(ctx: DoctorContext) -> str:
     return f"davey, DAVE protocol version {davey.DAVE_PROTOCOL_VERSION}"
 
 
+def _load(what: str, fix: str, load: Callable[[], T]) -> T:
+    """Load a model for a check: a StalkError keeps its own fix, anything else is reported as is."""
+    try:
+        return load()
+    except StalkError as exc:
+        raise CheckFailed(f"{what}: {exc.what}", exc.fix or fix) from None
+    except Exception as exc:
+        raise CheckFailed(f"{what} does not load: {type(exc).__name__}: {exc}", fix) from None
+
+
 def check_whisper(ctx: DoctorContext) -> str:
     from bot.asr.model import load_whisper
 
     asr = ctx.config.asr
-    try:
-        load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=1,
-                     cpu_threads=asr.cpu_threads, search_dirs=ctx.config.models.dirs, download_root=asr.download_root)
-    except StalkError as exc:
-        raise CheckFailed(f"Whisper model {asr.model!r}: {exc.what}",
-                          exc.fix or "set [asr] model to a size name or a CTranslate2 model directory") from None
-    except Exception as exc:
-        raise CheckFailed(f"Whisper model {asr.model!r} does not load: {type(exc).__name__}: {exc}",
-                          "set [asr] model to a size name or a CTranslate2 model directory") from None
+    _load(f"Whisper model {asr.model!r}", "set [asr] model to a size name or a CTranslate2 model directory",
+          lambda: load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=1,
+                               cpu_threads=asr.cpu_threads, search_dirs=ctx.config.models.dirs,
+                               download_root=asr.download_root))
     return f"faster-whisper {asr.model!r} loads ({asr.device}, {asr.compute_type})"
 
 
 def check_speaker_model(ctx: DoctorContext) -> str:
     from bot.speaker.model import load_speaker_model
 
-    s = ctx.config.speaker
     fix = ("set [speaker] model (or STALK_SPEAKER_MODEL) to a WeSpeaker-format ONNX file, or to auto: the default "
            "model, downloaded once (here, or on the first /enroll) into ~/.cache/s-talk/models/speaker")
-    try:
-        # With model = auto and nothing found, this fetches the default model now (checksum verified).
-        model = load_speaker_model(ctx.config)
-    except StalkError as exc:
-        raise CheckFailed(f"speaker model {s.model!r}: {exc.what}", exc.fix or fix) from None
-    except Exception as exc:
-        raise CheckFailed(f"speaker model {s.model!r} does not load: {type(exc).__name__}: {exc}", fix) from None
+    # With model = auto and nothing found, this fetches the default model now (checksum verified).
+    model = _load(f"speaker model {ctx.config.speaker.model!r}", fix, lambda: load_speaker_model(ctx.config))
     return f"{model.info.name} loads ({model.info.dim}-dim voiceprints, sha256 {model.model_id[:12]})"
 
 

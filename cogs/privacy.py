@@ -29,7 +29,6 @@ class ForgetConfirm(OwnerOnlyView):
     def __init__(self, cog: "PrivacyCog", user_id: int) -> None:
         super().__init__(user_id, timeout=FORGET_TIMEOUT)
         self.cog = cog
-        self.done = asyncio.Event()
 
     @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger, custom_id="forget:yes")
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -44,13 +43,11 @@ class ForgetConfirm(OwnerOnlyView):
             text += (f" S-Talk has also stopped listening to you in {', '.join(stopped)} for the rest of the "
                      "session running there.")
         await interaction.edit_original_response(content=text, view=None)
-        self.done.set()
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="forget:no")
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.stop()
         await interaction.response.edit_message(content="Nothing was deleted.", view=None)
-        self.done.set()
 
 
 class PrivacyCog(commands.Cog):

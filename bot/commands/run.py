@@ -36,8 +36,7 @@ def token_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> str:
 def run(args: argparse.Namespace) -> int:
     token = token_from_env()
     config = load_config(args.config)
-    from bot.asr.model import load_whisper
-    from bot.asr.transcriber import WhisperTranscriber
+    from bot.discordbot.sessions import load_transcriber
     from bot.replay import check_writable
     from storage.db import open_database
 
@@ -45,12 +44,8 @@ def run(args: argparse.Namespace) -> int:
     db = open_database(args.db or config.storage.url)
     try:
         check_writable(db)
-        asr = config.asr
         # Loaded before logging in, so a missing model is one line now, not a failed /join later.
-        model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
-                             cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs,
-                             download_root=asr.download_root)
-        transcriber = WhisperTranscriber(model, asr.model)
+        transcriber = load_transcriber(config)
         asyncio.run(serve(config, db, token, transcriber))
     finally:
         db.close()

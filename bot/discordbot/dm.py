@@ -40,12 +40,6 @@ class DirectMessenger:
         self.sent += 1
         return None
 
-    async def send_async(self, user_id: int, text: str) -> bool:
-        error = await self.deliver_async(user_id, text)
-        if error is not None:
-            log.warning("could not DM user %s: %s", user_id, error)
-        return error is None
-
     def deliver(self, user_id: int, text: str) -> str | None:
         """Blocking, for worker threads (never the event loop's own): None once Discord took
         it, else why not. Waits at most ``timeout`` seconds."""

@@ -44,6 +44,16 @@ log = logging.getLogger(__name__)
 ListenerFactory = Callable[["LiveSession"], "PipelineListener | None"]
 
 
+def load_transcriber(config: Config) -> WhisperTranscriber:
+    """The configured Whisper model (blocking: seconds)."""
+    from bot.asr.model import load_whisper
+
+    asr = config.asr
+    model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
+                         cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs, download_root=asr.download_root)
+    return WhisperTranscriber(model, asr.model)
+
+
 class SessionError(StalkError):
     """A session cannot start or stop; ``str()`` is said to the user."""
 
@@ -69,7 +79,6 @@ class LiveSession:
     nick_changed: bool = False
     bots: set[int] = field(default_factory=set)
     forgotten: set[int] = field(default_factory=set)  # used /forget: ignored for the rest of the session
-    dropped_not_consented: int = 0  # frames stopped at the sink (a second line behind the receiver)
     summary: CallSummary | None = None
     attached: list[PipelineListener] = field(default_factory=list)  # from listener_factories; closed at stop
 
@@ -91,7 +100,6 @@ class LiveSession:
         # The receiver already drops excluded users before decoding; this catches anyone whose
         # consent state changed between two updates of its list, so nothing unconsented is stored.
         if user_id in self.bots or user_id in self.forgotten or not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
-            self.dropped_not_consented += 1
             return
         (self.quiet or self.feeder)(user_id, frame)
 
@@ -130,17 +138,7 @@ class SessionManager:
         """Whisper, loaded once on first use and shared by every guild's session."""
         async with self._model_lock:
             if self._transcriber is None:
-                from bot.asr.model import load_whisper
-
-                asr = self.config.asr
-
-                def load() -> WhisperTranscriber:
-                    model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type,
-                                         workers=asr.workers, cpu_threads=asr.cpu_threads,
-                                         search_dirs=self.config.models.dirs, download_root=asr.download_root)
-                    return WhisperTranscriber(model, asr.model)
-
-                self._transcriber = await asyncio.to_thread(load)
+                self._transcriber = await asyncio.to_thread(load_transcriber, self.config)
             return self._transcriber
 
     # -- settings ------------------------------------------------------------------------

@@ -9,7 +9,6 @@ request so tests can judge what the bot said and how (ephemeral flags, allowed_m
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,11 +18,7 @@ import discord.gateway
 import yarl
 from aiohttp import web
 
-_ids = itertools.count(1)
-
-
-def snowflake() -> int:
-    return 1_310_000_000_000_000_000 + next(_ids) * 4096
+from tests.voice.double import snowflake  # one id sequence for every stand-in; re-exported to the bot tests
 
 
 @dataclass
