@@ -18,14 +18,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot.app import CommandRefused, StalkBot
-from bot.discordbot.transcript import escape
+from bot.discordbot.transcript import escape, fmt_call_time
 from bot.discordbot.views import OwnerOnlyView
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
 from storage.export import FORMATS, MARKS, export_session, short_clock
 from storage.paging import Page
 from storage.queries import SessionSummary, TranscriptPage, find_sessions, list_page, show_page
-from storage.search import SearchHit, search
+from storage.search import ContextLine, SearchHit, search
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _when(s: SessionSummary) -> str:
 
 
 def _length(seconds: float | None) -> str:
-    return short_clock(seconds).split(".")[0] if seconds is not None else "-"
+    return fmt_call_time(seconds) if seconds is not None else "-"
 
 
 def _cut(text: str, limit: int = EMBED_LIMIT) -> str:
@@ -111,15 +111,19 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
+def _quoted(c: ContextLine) -> str:
+    return f"> `{short_clock(c.start)}` {escape(c.speaker)}: {escape(c.text)}"
+
+
 def search_embed(query: str, page: Page[SearchHit]) -> discord.Embed:
     if not page.items:
         return discord.Embed(title="Search", description=f"Nothing found for “{escape(query)}” in the calls you "
                                                          "can see.", colour=COLOUR)
     blocks = []
     for n, h in enumerate(page.items, page.first):
-        context = [f"> `{short_clock(c.start)}` {escape(c.speaker)}: {escape(c.text)}" for c in h.before]
-        context.append(f"> `{short_clock(h.start)}` **{escape(h.speaker)}**: {highlighted(h.text, h.spans)}")
-        context += [f"> `{short_clock(c.start)}` {escape(c.speaker)}: {escape(c.text)}" for c in h.after]
+        context = [*map(_quoted, h.before),
+                   f"> `{short_clock(h.start)}` **{escape(h.speaker)}**: {highlighted(h.text, h.spans)}",
+                   *map(_quoted, h.after)]
         title = escape(h.session_title or "untitled")
         blocks.append(f"**{n}.** call **#{h.session_id}** {title} · "
                       f"{h.session_started_at.strftime('%Y-%m-%d')}\n" + "\n".join(context))

@@ -8,6 +8,7 @@ which both formats allow.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.errors import StalkError
@@ -40,19 +41,22 @@ class Export:
 
 def export_session(db: Database, viewer: Viewer, session_id: int, fmt: str) -> Export | None:
     """The call rendered as ``fmt``; None when it does not exist or ``viewer`` may not see it."""
-    if fmt not in FORMATS:
-        raise StalkError(f"unknown export format {fmt!r}", "use one of " + ", ".join(FORMATS))
+    to_text = _renderer(fmt)  # a bad format is refused before the database is read
     detail = get_session(db, session_id, viewer)
     if detail is None:
         return None
-    return Export(filename=f"s-talk-{detail.id}.{fmt}", media_type=MEDIA_TYPES[fmt], text=render(detail, fmt))
+    return Export(filename=f"s-talk-{detail.id}.{fmt}", media_type=MEDIA_TYPES[fmt], text=to_text(detail))
 
 
 def render(detail: SessionDetail, fmt: str) -> str:
+    return _renderer(fmt)(detail)
+
+
+def _renderer(fmt: str) -> Callable[[SessionDetail], str]:
     renderers = {"json": dump_session_json, "txt": to_txt, "md": to_md, "srt": to_srt, "vtt": to_vtt}
     if fmt not in renderers:
         raise StalkError(f"unknown export format {fmt!r}", "use one of " + ", ".join(FORMATS))
-    return renderers[fmt](detail)
+    return renderers[fmt]
 
 
 def clock(seconds: float, sep: str) -> str:

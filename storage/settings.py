@@ -9,8 +9,10 @@ handed back as ``int``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.models import CONSENT_CHOICES, CONSENT_MODES, GuildConsent, GuildSettings, UserSettings, utcnow
@@ -34,6 +36,18 @@ class Consents:
 
 
 _UNSET = object()
+Row = TypeVar("Row", GuildSettings, UserSettings, GuildConsent)
+
+
+def _row(s: Session, model: type[Row], **key: str) -> Row:
+    """The settings row with this primary key, added if there is none yet; stamped as
+    updated now either way."""
+    row = s.get(model, key)
+    if row is None:
+        row = model(**key)
+        s.add(row)
+    row.updated_at = utcnow()
+    return row
 
 
 def guild_settings(db: Database, guild_id: int, *, default_mode: str = "notice",
@@ -59,10 +73,7 @@ def update_guild_settings(db: Database, guild_id: int, *, consent_mode: object =
     if consent_mode is not _UNSET and consent_mode not in CONSENT_MODES:
         raise ValueError(f"consent_mode must be one of {CONSENT_MODES}, not {consent_mode!r}")
     with db.write_session() as s, s.begin():
-        row = s.get(GuildSettings, str(guild_id))
-        if row is None:
-            row = GuildSettings(guild_id=str(guild_id), updated_at=utcnow())
-            s.add(row)
+        row = _row(s, GuildSettings, guild_id=str(guild_id))
         if consent_mode is not _UNSET:
             row.consent_mode = consent_mode  # type: ignore[assignment]
         if live_transcript is not _UNSET:
@@ -71,7 +82,6 @@ def update_guild_settings(db: Database, guild_id: int, *, consent_mode: object =
             row.manager_role_id = None if manager_role_id is None else str(manager_role_id)
         if transcript_channel_id is not _UNSET:
             row.transcript_channel_id = None if transcript_channel_id is None else str(transcript_channel_id)
-        row.updated_at = utcnow()
 
 
 def hints_enabled(db: Database, user_id: int) -> bool:
@@ -82,12 +92,7 @@ def hints_enabled(db: Database, user_id: int) -> bool:
 
 def set_hints(db: Database, user_id: int, on: bool) -> None:
     with db.write_session() as s, s.begin():
-        row = s.get(UserSettings, str(user_id))
-        if row is None:
-            s.add(UserSettings(user_id=str(user_id), hints=on, updated_at=utcnow()))
-        else:
-            row.hints = on
-            row.updated_at = utcnow()
+        _row(s, UserSettings, user_id=str(user_id)).hints = on
 
 
 def hint_recipients(db: Database, user_ids: set[int] | frozenset[int]) -> set[int]:
@@ -104,12 +109,7 @@ def set_consent(db: Database, guild_id: int, user_id: int, choice: str) -> None:
     if choice not in CONSENT_CHOICES:
         raise ValueError(f"choice must be one of {CONSENT_CHOICES}, not {choice!r}")
     with db.write_session() as s, s.begin():
-        row = s.get(GuildConsent, (str(guild_id), str(user_id)))
-        if row is None:
-            s.add(GuildConsent(guild_id=str(guild_id), user_id=str(user_id), choice=choice, updated_at=utcnow()))
-        else:
-            row.choice = choice
-            row.updated_at = utcnow()
+        _row(s, GuildConsent, guild_id=str(guild_id), user_id=str(user_id)).choice = choice
 
 
 def consents(db: Database, guild_id: int) -> Consents:

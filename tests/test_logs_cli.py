@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-import bot.cli
 from storage import CallRecorder, NewSession, SuggestionRecord, UtteranceRecord, open_database
-
-
-@pytest.fixture(autouse=True)
-def _cli_without_unwritten_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    # While another command module is still being written, build the CLI from the modules
-    # that exist so `logs` can be tested; once all exist this changes nothing.
-    present = tuple(m for m in bot.cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    assert "bot.commands.logs" in present
-    monkeypatch.setattr(bot.cli, "COMMAND_MODULES", present)
+from tests.cli import run_cli
 
 
 @pytest.fixture
@@ -47,14 +37,8 @@ def recorded(db_path: Path) -> dict[str, int]:
     return {"first": first, "second": second}
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = bot.cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_list_shows_a_table_newest_first(capsys, db_path: Path, recorded: dict[str, int]) -> None:
-    code, out, err = _run(capsys, "logs", "list", "--db", str(db_path))
+    code, out, err = run_cli(capsys, "logs", "list", "--db", str(db_path))
     assert code == 0, err
     header, *rows = out.splitlines()
     assert header.split() == ["ID", "STARTED", "STATUS", "DURATION", "PARTICIPANTS", "UTTERANCES"]
@@ -69,20 +53,20 @@ def test_list_shows_a_table_newest_first(capsys, db_path: Path, recorded: dict[s
 
 
 def test_list_limit(capsys, db_path: Path, recorded: dict[str, int]) -> None:
-    code, out, _ = _run(capsys, "logs", "list", "--limit", "1", "--db", str(db_path))
+    code, out, _ = run_cli(capsys, "logs", "list", "--limit", "1", "--db", str(db_path))
     assert code == 0
     assert len(out.splitlines()) == 2 and out.splitlines()[1].split()[0] == str(recorded["second"])
 
 
 def test_list_empty_database(capsys, db_path: Path) -> None:
     open_database(str(db_path)).close()
-    code, out, _ = _run(capsys, "logs", "list", "--db", str(db_path))
+    code, out, _ = run_cli(capsys, "logs", "list", "--db", str(db_path))
     assert (code, out.strip()) == (0, f"no sessions in {db_path}")
 
 
 def test_list_missing_database_is_not_created(capsys, tmp_path: Path) -> None:
     path = tmp_path / "typo.db"
-    code, out, err = _run(capsys, "logs", "list", "--db", str(path))
+    code, out, err = run_cli(capsys, "logs", "list", "--db", str(path))
     assert code == 2 and out == ""
     assert err.startswith(f"error: no database at {path}")
     assert not path.exists()
@@ -94,13 +78,13 @@ def test_db_url_comes_from_config_when_no_db_option(
     monkeypatch.delenv("STALK_STORAGE_URL", raising=False)
     config = tmp_path / "s-talk.toml"
     config.write_text(f'[storage]\nurl = "{db_path}"\n', encoding="utf-8")
-    code, out, err = _run(capsys, "logs", "list", "--config", str(config))
+    code, out, err = run_cli(capsys, "logs", "list", "--config", str(config))
     assert code == 0, err
     assert "민수, 王芳" in out
 
 
 def test_export_json_to_stdout(capsys, db_path: Path, recorded: dict[str, int]) -> None:
-    code, out, err = _run(capsys, "logs", "export", str(recorded["second"]), "--format", "json",
+    code, out, err = run_cli(capsys, "logs", "export", str(recorded["second"]), "--format", "json",
                           "--db", str(db_path))
     assert code == 0, err
     assert "안녕하세요" in out and "你好" in out  # not \u escapes
@@ -118,7 +102,7 @@ def test_export_json_to_stdout(capsys, db_path: Path, recorded: dict[str, int]) 
 def test_export_json_to_file(capsys, db_path: Path, recorded: dict[str, int], tmp_path: Path) -> None:
     target = tmp_path / "out" / "call.json"
     target.parent.mkdir()
-    code, out, err = _run(capsys, "logs", "export", str(recorded["first"]), "--output", str(target),
+    code, out, err = run_cli(capsys, "logs", "export", str(recorded["first"]), "--output", str(target),
                           "--db", str(db_path))
     assert code == 0, err
     assert out == ""
@@ -129,7 +113,7 @@ def test_export_json_to_file(capsys, db_path: Path, recorded: dict[str, int], tm
 
 
 def test_export_unknown_id(capsys, db_path: Path, recorded: dict[str, int]) -> None:
-    code, out, err = _run(capsys, "logs", "export", "999", "--format", "json", "--db", str(db_path))
+    code, out, err = run_cli(capsys, "logs", "export", "999", "--format", "json", "--db", str(db_path))
     assert code == 2 and out == ""
     assert err.strip() == f"error: no session 999 in {db_path}; `python -m bot logs list` shows the ids"
 
@@ -137,6 +121,6 @@ def test_export_unknown_id(capsys, db_path: Path, recorded: dict[str, int]) -> N
 def test_text_file_as_db(capsys, tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n" * 40, encoding="utf-8")
-    code, _, err = _run(capsys, "logs", "list", "--db", str(notes))
+    code, _, err = run_cli(capsys, "logs", "list", "--db", str(notes))
     assert code == 2
     assert err.startswith(f"error: {notes} is not a database")

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.config import load_config
 from bot.errors import StorageError
-from storage import Database, SessionSummary, get_session, list_sessions, open_database
+from storage import Database, SessionDetail, SessionSummary, get_session, list_sessions, open_database
 from storage.access import Viewer
 from storage.db import describe_error
 from storage.deletion import delete_session
@@ -111,8 +111,11 @@ def _query(db: Database, work: Callable[[], T]) -> T:
         raise describe_error(exc, db.label) from exc
 
 
-def _no_session(session_id: int, db: Database) -> StorageError:
-    return StorageError(f"no session {session_id} in {db.label}; `python -m bot logs list` shows the ids")
+def _session(db: Database, session_id: int) -> SessionDetail:
+    detail = _query(db, lambda: get_session(db, session_id))
+    if detail is None:
+        raise StorageError(f"no session {session_id} in {db.label}; `python -m bot logs list` shows the ids")
+    return detail
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -127,9 +130,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        detail = _query(db, lambda: get_session(db, args.session_id))
-        if detail is None:
-            raise _no_session(args.session_id, db)
+        detail = _session(db, args.session_id)
     _write_stdout(render(detail, "txt"))
     return 0
 
@@ -164,9 +165,7 @@ def _hit_lines(hit: SearchHit) -> list[str]:
 
 def run_export(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        detail = _query(db, lambda: get_session(db, args.session_id))
-        if detail is None:
-            raise _no_session(args.session_id, db)
+        detail = _session(db, args.session_id)
     text = render(detail, args.format)
     if args.output:
         path = Path(args.output).expanduser()
@@ -191,9 +190,7 @@ def _confirm(question: str, args: argparse.Namespace, refusal: str) -> bool:
 
 def run_delete(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        detail = _query(db, lambda: get_session(db, args.session_id))
-        if detail is None:
-            raise _no_session(args.session_id, db)
+        detail = _session(db, args.session_id)
         if detail.status == "active":  # refused before asking, not after
             raise _still_recording(detail.id)
         what = f"session {detail.id} ({detail.title or 'untitled'}, {_local(detail.started_at)})"
