@@ -13,10 +13,14 @@ bounded so that one bad utterance cannot hold a worker for seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.asr.hallucination import FilterOptions, rejection_reason
+
+if TYPE_CHECKING:
+    from bot.config import Config
 
 # Whisper's own quality gates (the defaults of faster-whisper and openai-whisper).
 _LOGPROB_FALLBACK = -1.0
@@ -63,6 +67,17 @@ class Transcript:
 
 class WhisperTranscriber:
     """Wraps a faster-whisper ``WhisperModel``; thread-safe (CTranslate2 runs ``num_workers`` at once)."""
+
+    @classmethod
+    def from_config(cls, config: "Config") -> "WhisperTranscriber":
+        """The configured model, loaded (blocking: seconds; may download on first use)."""
+        from bot.asr.model import load_whisper
+
+        asr = config.asr
+        model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
+                             cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs,
+                             download_root=asr.download_root)
+        return cls(model, asr.model)
 
     def __init__(self, model, name: str) -> None:
         from faster_whisper.tokenizer import Tokenizer

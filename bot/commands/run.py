@@ -36,7 +36,7 @@ def token_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> str:
 def run(args: argparse.Namespace) -> int:
     token = token_from_env()
     config = load_config(args.config)
-    from bot.discordbot.sessions import load_transcriber
+    from bot.asr.transcriber import WhisperTranscriber
     from bot.replay import check_writable
     from storage.db import open_database
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_writable(db)
         # Loaded before logging in, so a missing model is one line now, not a failed /join later.
-        transcriber = load_transcriber(config)
+        transcriber = WhisperTranscriber.from_config(config)
         asyncio.run(serve(config, db, token, transcriber))
     finally:
         db.close()

@@ -44,16 +44,6 @@ log = logging.getLogger(__name__)
 ListenerFactory = Callable[["LiveSession"], "PipelineListener | None"]
 
 
-def load_transcriber(config: Config) -> WhisperTranscriber:
-    """The configured Whisper model (blocking: seconds)."""
-    from bot.asr.model import load_whisper
-
-    asr = config.asr
-    model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
-                         cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs, download_root=asr.download_root)
-    return WhisperTranscriber(model, asr.model)
-
-
 class SessionError(StalkError):
     """A session cannot start or stop; ``str()`` is said to the user."""
 
@@ -138,7 +128,7 @@ class SessionManager:
         """Whisper, loaded once on first use and shared by every guild's session."""
         async with self._model_lock:
             if self._transcriber is None:
-                self._transcriber = await asyncio.to_thread(load_transcriber, self.config)
+                self._transcriber = await asyncio.to_thread(WhisperTranscriber.from_config, self.config)
             return self._transcriber
 
     # -- settings ------------------------------------------------------------------------
