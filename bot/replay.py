@@ -12,7 +12,6 @@ from typing import Iterator, TextIO
 
 from sqlalchemy.exc import DBAPIError
 
-from bot.asr.model import load_whisper
 from bot.asr.transcriber import WhisperTranscriber
 from bot.audio.files import probe_audio, read_frames
 from bot.audio.frames import PcmFrame
@@ -22,6 +21,7 @@ from bot.config import Config
 from bot.errors import AudioInputError, StalkError
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener, Speaker, UtteranceEvent
 from storage.db import Database, describe_error, open_database
+from storage.export import short_clock
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 
@@ -55,12 +55,6 @@ def check_tracks(tracks: list[Track]) -> None:
         seen.add(t.name)
 
 
-def fmt_time(seconds: float) -> str:
-    minutes, sec = divmod(max(seconds, 0.0), 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{sec:05.2f}" if hours else f"{minutes:02d}:{sec:05.2f}"
-
-
 def verdict_mark(verdict) -> str:
     """How a speaker verdict shows in the printed transcript (empty when not verifying)."""
     if verdict is None:
@@ -82,20 +76,20 @@ class TranscriptPrinter(PipelineListener):
         self.lock = threading.Lock()
 
     def on_utterance(self, event: UtteranceEvent) -> None:
-        line = (f"[{fmt_time(event.start)} - {fmt_time(event.end)}] {event.speaker.name}: {event.text}"
+        line = (f"[{short_clock(event.start)} - {short_clock(event.end)}] {event.speaker.name}: {event.text}"
                 f"  (+{event.latency:.2f} s){verdict_mark(event.verdict)}")
         with self.lock:
             print(line, file=self.out, flush=True)
 
     def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict) -> None:
         with self.lock:
-            print(f"[{fmt_time(start)} - {fmt_time(end)}] {speaker.name}: verdict revised:{verdict_mark(verdict)}",
+            print(f"[{short_clock(start)} - {short_clock(end)}] {speaker.name}: verdict revised:{verdict_mark(verdict)}",
                   file=self.out, flush=True)
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None:
         if reason.startswith("transcription failed"):
             with self.lock:
-                print(f"[{fmt_time(segment.start)} - {fmt_time(segment.end)}] {speaker.name}: <{reason}>",
+                print(f"[{short_clock(segment.start)} - {short_clock(segment.end)}] {speaker.name}: <{reason}>",
                       file=self.out, flush=True)
 
 
@@ -128,11 +122,11 @@ def percentile(values: list[float], q: float) -> float:
 def print_summary(summary: CallSummary, out: TextIO) -> None:
     kept = sum(s.utterances for s in summary.speakers.values())
     dropped = sum(s.rejected for s in summary.speakers.values())
-    print(f"--- {summary.status}: call length {fmt_time(summary.duration)}, {kept} utterances"
+    print(f"--- {summary.status}: call length {short_clock(summary.duration)}, {kept} utterances"
           f" ({dropped} dropped as non-speech or Whisper inventions)", file=out)
     width = max((len(n) for n in summary.speakers), default=4)
     for name, stats in summary.speakers.items():
-        print(f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {fmt_time(stats.talk_time)}", file=out)
+        print(f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {short_clock(stats.talk_time)}", file=out)
     for name, counts in summary.verdicts.items():
         labels = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in ("verified", "mismatch", "unknown"))
         print(f"  voice check {name}: {counts.get('verified', 0)} verified, {counts.get('mismatch', 0)} not their "
@@ -142,7 +136,7 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
               f"p95 {percentile(summary.processing_latencies, 95):.2f} s; after the last word "
               f"p50 {percentile(summary.latencies, 50):.2f} s, p95 {percentile(summary.latencies, 95):.2f} s", file=out)
     speed = summary.duration / summary.wall_seconds if summary.wall_seconds > 0 else float("inf")
-    print(f"processed {fmt_time(summary.duration)} of audio in {summary.wall_seconds:.1f} s "
+    print(f"processed {short_clock(summary.duration)} of audio in {summary.wall_seconds:.1f} s "
           f"({speed:.1f}x real time), transcription {summary.compute_seconds:.1f} s", file=out)
     if summary.unsaved_file:
         print(f"warning: the database was unavailable; unsaved utterances are in {summary.unsaved_file}", file=out)
@@ -181,11 +175,7 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
         # Before the model loads and anything is stored: a voiceprint from another model fails here.
         verifier = make_verifier(config, db, [t.name for t in tracks], speaker_model)
         if transcriber is None:
-            asr = config.asr
-            model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
-                                 cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs,
-                                 download_root=asr.download_root)
-            transcriber = WhisperTranscriber(model, asr.model)
+            transcriber = WhisperTranscriber.from_config(config)
         clock = VirtualClock() if speed == 0 else WallClock(speed)
         recorder = CallRecorder(db)
         printer = TranscriptPrinter(out)
