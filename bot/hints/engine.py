@@ -214,6 +214,11 @@ class HintEngine(PipelineListener):
                 log.error("could not store a suggestion: %s", exc)
         return tuple(ids)
 
+    @property
+    def running(self) -> bool:
+        """Whether a thread of the engine (the wall-clock lull checker, the preparer) still runs."""
+        return (self._ticker is not None and self._ticker.is_alive()) or self.preparer.running
+
     def close(self) -> None:
         self._stop.set()
         if self._ticker is not None:

@@ -115,6 +115,11 @@ class Preparer:
         with self._cond:
             return [t for when, t in self._delivered if when <= at]
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread (started when there is a model) still runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self, timeout: float = 2.0) -> None:
         with self._cond:
             self._closing = True
