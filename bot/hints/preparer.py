@@ -212,7 +212,7 @@ class Preparer:
                     for why in dropped:
                         self.stats.dropped[why] = self.stats.dropped.get(why, 0) + 1
                     self._ready.append(SuggestionSet(kept, self.suggester.name, language, revision, start,
-                                                     ready_at, seconds, [self.suggester.name] * len(kept)))
+                                                     ready_at, seconds))
                     del self._ready[:-4]
                     if self._down_until is not None:
                         log.warning("LLM %s answers again; model suggestions resume", self.suggester.name)
