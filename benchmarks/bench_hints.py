@@ -69,12 +69,35 @@ def share(flags: list[bool]) -> str:
     return f"{sum(flags)}/{len(flags)} ({100 * sum(flags) / len(flags):.0f}%)" if flags else "n/a"
 
 
+def lull_check_cost(checks: int = 20000) -> None:
+    """CPU per lull check (run for every fed frame of every speaker at --speed 0) after 10 minutes of talk."""
+    from bot.hints.lull import LullDetector, LullOptions
+    from bot.hints.state import ConversationState
+
+    state = ConversationState()
+    state.joined("a"), state.joined("b")
+    t = 0.0
+    for i in range(300):  # a turn every 2 s
+        state.speech_started("ab"[i % 2], t)
+        state.speech_ended("ab"[i % 2], t + 1.8)
+        t += 2.0
+    detector = LullDetector(state, LullOptions())
+    state.speech_started("a", t)
+    cpu0 = time.process_time()
+    for _ in range(checks):
+        detector.check(t + 0.5)
+    cpu = time.process_time() - cpu0
+    print(f"lull check while someone speaks, 300 stretches of history: {cpu / checks * 1e6:.1f} us CPU per check "
+          f"(process time)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--realtime", action="store_true", help="also replay one call paced in real time")
     ap.add_argument("--requests", type=int, default=8, help="requests to the real server")
     args = ap.parse_args()
 
+    lull_check_cost()
     tmp = Path(tempfile.mkdtemp(prefix="bench-hints-"))
     asr = transcriber()
     call = place(tmp, english_script(SIX_LULLS))

@@ -66,7 +66,6 @@ class HintEngine(PipelineListener):
                  suggester: LlmSuggester | None = None, default_language: str = "en",
                  settle: Callable[[], object] | None = None) -> None:
         h = config.hints
-        self.config = config
         self.clock = clock
         self.delivery = delivery
         self.recorder = recorder
@@ -75,7 +74,6 @@ class HintEngine(PipelineListener):
         self.count = h.suggestions
         self.max_chars = h.max_chars
         self.max_age = h.max_age_seconds
-        self.window = h.window_seconds
         self.default_language = default_language
         # Virtual time: transcription runs behind the feeding source in wall time; at a lull,
         # wait for the transcripts of speech before it (the owner passes pipeline.drain).
@@ -184,13 +182,11 @@ class HintEngine(PipelineListener):
                     recipients=recipients, lull_start=lull.silence_start, detected_at=t,
                     generated_at=ready.ready_at if from_model else None,
                     generation_seconds=ready.seconds if from_model else None)
-        results: tuple[RecipientResult, ...] = ()
-        if recipients:
-            try:
-                results = tuple(self.delivery.deliver(hint))
-            except Exception as exc:
-                log.exception("hint delivery failed")
-                results = tuple(RecipientResult(r, False, f"{type(exc).__name__}: {exc}") for r in recipients)
+        try:
+            results = tuple(self.delivery.deliver(hint))
+        except Exception as exc:
+            log.exception("hint delivery failed")
+            results = tuple(RecipientResult(r, False, f"{type(exc).__name__}: {exc}") for r in recipients)
         failed = [r for r in results if not r.ok]
         if failed:
             self.stats.failed_recipients += len(failed)
@@ -213,6 +209,11 @@ class HintEngine(PipelineListener):
             except Exception as exc:
                 log.error("could not store a suggestion: %s", exc)
         return tuple(ids)
+
+    @property
+    def running(self) -> bool:
+        """Whether a thread of the engine (the wall-clock lull checker, the preparer) still runs."""
+        return (self._ticker is not None and self._ticker.is_alive()) or self.preparer.running
 
     def close(self) -> None:
         self._stop.set()

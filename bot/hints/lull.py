@@ -46,11 +46,10 @@ class LullDetector:
     def check(self, now: float) -> Lull | None:
         """The lull due by ``now``, if one is; each silence is declared at most once."""
         with self._lock:
-            snap = self.state.snapshot(now)
-            silence = snap.last_end
-            if silence is None or len(snap.present) < 2:
+            present, silence, speaking_since = self.state.quiet()  # per tick: no window figures
+            if silence is None or present < 2:
                 return None
-            if snap.speaking and snap.speaking_since <= silence + self.opt.flagging_threshold:
+            if speaking_since is not None and speaking_since <= silence + self.opt.flagging_threshold:
                 # Speech that starts after the lull was due was reported after the time a live
                 # call would have declared it (ticks in a fast replay are coarse): still a lull.
                 return None

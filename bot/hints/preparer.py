@@ -115,6 +115,11 @@ class Preparer:
         with self._cond:
             return [t for when, t in self._delivered if when <= at]
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread (started when there is a model) still runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self, timeout: float = 2.0) -> None:
         with self._cond:
             self._closing = True
@@ -207,7 +212,7 @@ class Preparer:
                     for why in dropped:
                         self.stats.dropped[why] = self.stats.dropped.get(why, 0) + 1
                     self._ready.append(SuggestionSet(kept, self.suggester.name, language, revision, start,
-                                                     ready_at, seconds, [self.suggester.name] * len(kept)))
+                                                     ready_at, seconds))
                     del self._ready[:-4]
                     if self._down_until is not None:
                         log.warning("LLM %s answers again; model suggestions resume", self.suggester.name)

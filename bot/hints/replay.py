@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import sys
+import threading
 from typing import Callable, TextIO
 
 from bot.clock import CallClock
 from bot.config import Config
 from bot.hints.engine import HintEngine
 from bot.hints.types import Hint, Recipient, RecipientResult
-
-
-def _fmt(seconds: float) -> str:
-    minutes, sec = divmod(max(seconds, 0.0), 60)
-    return f"{int(minutes):02d}:{sec:05.2f}"
+from bot.replay import fmt_time
 
 
 class PrintingDelivery:
@@ -26,8 +22,8 @@ class PrintingDelivery:
 
     def deliver(self, hint: Hint) -> list[RecipientResult]:
         names = ", ".join(r.name for r in hint.recipients)
-        lines = [f"[{_fmt(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
-                 f"silence since {_fmt(hint.lull_start)}):"]
+        lines = [f"[{fmt_time(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
+                 f"silence since {fmt_time(hint.lull_start)}):"]
         lines += [f"    - {text}" for text in hint.texts]
         with self.lock:
             print("\n".join(lines), file=self.out, flush=True)

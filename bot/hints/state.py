@@ -87,6 +87,12 @@ class ConversationState:
         with self._lock:
             return frozenset(self._present)
 
+    def quiet(self) -> tuple[int, float | None, float | None]:
+        """(how many present, end of the latest finished speech, earliest start among those
+        speaking now): what a lull check needs on every tick, without the window's figures."""
+        with self._lock:
+            return len(self._present), self._last_end, min(self._speaking.values(), default=None)
+
     def speech_started_between(self, lo: float, hi: float) -> bool:
         """Did anyone start speaking in (lo, hi)? (Starts are reported a little after they happen.)"""
         with self._lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 
@@ -66,4 +66,3 @@ class SuggestionSet:
     started_at: float  # call time generation started
     ready_at: float  # call time it was ready
     seconds: float  # generation time (wall, including retries)
-    sources: list[str] = field(default_factory=list)

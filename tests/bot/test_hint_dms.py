@@ -100,10 +100,10 @@ async def test_the_opted_in_user_gets_suggestions_by_dm_at_a_lull(make_bot, scri
     assert scripted.count("varied-0") >= 1  # the model was asked while they talked
 
     sid = session.session_id
+    assert engine.running  # a live session: the wall-clock lull checker runs
     await h.command("ann", "leave")
     # The engine stopped with the session: its lull checker and preparer threads are gone.
-    assert engine._stop.is_set() and not engine._ticker.is_alive()
-    assert engine.preparer._thread is None or not engine.preparer._thread.is_alive()
+    assert not engine.running
 
     stored = get_session(h.db, sid).suggestions
     assert [g.text for g in stored] == list(done.hint.texts)

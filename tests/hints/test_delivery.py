@@ -51,7 +51,6 @@ def call(tmp_path, delivery, opted_in=("alice", "bob", "carol")):
     engine.recipients = lambda: [r for r in engine.present() if r.name in opted_in]
     for s in (ALICE, BOB, CAROL):
         engine.on_join(s, 0.0)
-    done = []
     for speaker, start, end, text in TALK:
         engine.on_speech_start(speaker, start)
         engine.on_speech_end(speaker, end)
@@ -63,16 +62,16 @@ def call(tmp_path, delivery, opted_in=("alice", "bob", "carol")):
         clock.advance(t)
         engine.on_time(t)
     engine.close()
-    done = engine.stats.delivered
     detail = get_session(db, sid)
     db.close()
-    return done, detail
+    return engine.stats, detail
 
 
 def test_closed_dm_does_not_stop_the_others(tmp_path, caplog):
     delivery = DmDelivery()
     with caplog.at_level(logging.WARNING, logger="bot.hints.engine"):
-        done, detail = call(tmp_path, delivery)
+        stats, detail = call(tmp_path, delivery)
+    done = stats.delivered
     assert len(done) == 1
     hint = done[0].hint
     assert hint.at == 14.0 and hint.detected_at == 14.0 and hint.lull_start == 9.0
@@ -87,12 +86,14 @@ def test_closed_dm_does_not_stop_the_others(tmp_path, caplog):
 
 
 def test_delivery_that_raises_is_contained(tmp_path):
-    done, detail = call(tmp_path, BrokenDelivery())
+    stats, detail = call(tmp_path, BrokenDelivery())
+    done = stats.delivered
     assert len(done) == 1 and all(not r.ok and "gateway gone" in r.error for r in done[0].results)
     assert len(detail.suggestions) == 3 and all(list(s.recipients) == [] for s in detail.suggestions)
 
 
 def test_nobody_opted_in(tmp_path):
     delivery = DmDelivery()
-    done, detail = call(tmp_path, delivery, opted_in=())
+    stats, detail = call(tmp_path, delivery, opted_in=())
+    assert stats.lulls == 1  # the lull came: nothing sent because nobody wants hints, not for want of one
     assert delivery.sent == [] and detail.suggestions == []

@@ -89,6 +89,7 @@ def test_hints_can_be_turned_off(two_lulls, tmp_path, tiny_en):
 
 def test_delivered_texts_are_plain_and_bounded(two_lulls, tmp_path, tiny_en):
     run = replay_call(hints_config(llm_enabled=False, hints_max_chars=60), two_lulls, tmp_path, tiny_en)
+    assert run.detail.suggestions, run.printed  # else the checks below pass on nothing
     for s in run.detail.suggestions:
         assert len(s.text) <= 60 and "\n" not in s.text
         assert not _URL.search(s.text) and not _MENTION.search(s.text) and "@" not in s.text
