@@ -10,7 +10,7 @@ from bot.clock import CallClock
 from bot.config import Config
 from bot.hints.engine import HintEngine
 from bot.hints.types import Hint, Recipient, RecipientResult
-from bot.replay import fmt_time
+from storage.export import short_clock
 
 
 class PrintingDelivery:
@@ -22,8 +22,8 @@ class PrintingDelivery:
 
     def deliver(self, hint: Hint) -> list[RecipientResult]:
         names = ", ".join(r.name for r in hint.recipients)
-        lines = [f"[{fmt_time(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
-                 f"silence since {fmt_time(hint.lull_start)}):"]
+        lines = [f"[{short_clock(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
+                 f"silence since {short_clock(hint.lull_start)}):"]
         lines += [f"    - {text}" for text in hint.texts]
         with self.lock:
             print("\n".join(lines), file=self.out, flush=True)
