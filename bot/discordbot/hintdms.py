@@ -18,6 +18,7 @@ import discord
 from bot.discordbot import consent
 from bot.discordbot.dm import DirectMessenger
 from bot.hints import Hint, HintEngine, Recipient, RecipientResult
+from bot.hints.engine import default_language
 from storage.settings import hint_recipients
 
 if TYPE_CHECKING:
@@ -103,13 +104,8 @@ def attach_hints(manager: "SessionManager", messenger: DirectMessenger) -> None:
             return None
         delivery = DmDelivery(messenger, guild=session.guild.name, channel=session.channel.name)
         engine = HintEngine(config, session.pipeline.clock, delivery, recorder=session.pipeline.recorder,
-                            session_id=session.session_id, default_language=_language(config))
+                            session_id=session.session_id, default_language=default_language(config.asr.language))
         engine.recipients = lambda: recipients_for(session, engine, manager.db)
         return engine
 
     manager.listener_factories.append(factory)
-
-
-def _language(config) -> str:
-    lang = (config.asr.language or "").split(",")[0].strip()
-    return lang if lang and lang != "auto" else "en"

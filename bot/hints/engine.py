@@ -60,6 +60,14 @@ def llm_settings(config: Config) -> LlmSettings:
                        max_tokens=c.max_tokens, structured=c.structured)
 
 
+def default_language(language: str | None) -> str:
+    """The hints' language before any speech has been detected: the configured language, or
+    the first of a list ("ko,en"); English when it is left to detection. Live calls and
+    replay share it so that a replay shows what the call would have seen."""
+    first = (language or "").split(",")[0].strip()
+    return first if first and first != "auto" else "en"
+
+
 class HintEngine(PipelineListener):
     def __init__(self, config: Config, clock: CallClock, delivery: HintDelivery, *,
                  recipients: RecipientProvider | None = None, recorder=None, session_id: int | None = None,

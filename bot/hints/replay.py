@@ -8,7 +8,7 @@ from typing import Callable, TextIO
 
 from bot.clock import CallClock
 from bot.config import Config
-from bot.hints.engine import HintEngine
+from bot.hints.engine import HintEngine, default_language
 from bot.hints.types import Hint, Recipient, RecipientResult
 from storage.export import short_clock
 
@@ -38,8 +38,8 @@ def replay_recipients(engine: HintEngine, opted_out: list[str]) -> Callable[[], 
 
 def replay_engine(config: Config, clock: CallClock, out: TextIO, *, recorder=None,
                   lock: threading.Lock | None = None, language: str | None = None) -> HintEngine:
-    default = language if language and language != "auto" and "," not in language else "en"
-    engine = HintEngine(config, clock, PrintingDelivery(out, lock), recorder=recorder, default_language=default)
+    engine = HintEngine(config, clock, PrintingDelivery(out, lock), recorder=recorder,
+                        default_language=default_language(language))
     engine.recipients = replay_recipients(engine, config.hints.replay_opt_out)
     return engine
 
