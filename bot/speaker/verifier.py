@@ -79,6 +79,12 @@ class CallVerifier:
                 else:
                     t.others = self._other_prints()
 
+    @property
+    def enrolled(self) -> frozenset[str]:
+        """Names of the voiceprints this call scores against now."""
+        with self._lock:
+            return frozenset(self._enrolled)
+
     def _other_prints(self) -> dict[str, np.ndarray]:
         return {n: vp.embedding for n, vp in self._enrolled.items()}
 

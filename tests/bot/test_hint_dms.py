@@ -200,7 +200,7 @@ async def test_forget_during_a_call_removes_the_voiceprint_from_the_running_veri
     await h.command("ann", "join")
     verifier = h.bot.sessions.get(h.guild.id).pipeline.verifier
     # Nobody has spoken yet: the copy is loaded, not yet bound to a stream.
-    assert verifier is not None and "ann-from-files" in verifier._enrolled
+    assert verifier is not None and "ann-from-files" in verifier.enrolled
     await h.server.wait_session()
 
     await h.command("ann", "forget")
@@ -208,5 +208,5 @@ async def test_forget_during_a_call_removes_the_voiceprint_from_the_running_veri
     reqs = await h.click("ann", h.rest.last_callback_message_id[callback.path], "forget:yes")
     edit = [r for r in reqs if r.path.startswith("/webhooks/")][-1]
     assert edit.body["content"].startswith("Deleted ") and "stopped listening to you" in edit.body["content"]
-    assert "ann-from-files" not in verifier._enrolled and list_voiceprints(h.db) == []
+    assert "ann-from-files" not in verifier.enrolled and list_voiceprints(h.db) == []
     await h.command("ann", "leave")
