@@ -45,8 +45,9 @@ async def main(turns: int, model: str) -> None:
     await rest.start()
     tmp = tempfile.TemporaryDirectory()
     db = open_database(str(Path(tmp.name) / "bench.db"))
-    bot = StalkBot(load_config(None, env={}), db, transcriber=transcriber,
-                   connector=aiohttp.TCPConnector(ssl=tls.client, limit=0))
+    bot = StalkBot(
+        load_config(None, env={}), db, transcriber=transcriber, connector=aiohttp.TCPConnector(ssl=tls.client, limit=0)
+    )
     await bot.login("bench-token")
     from bot.pipeline import PipelineListener
 
@@ -79,14 +80,19 @@ async def main(turns: int, model: str) -> None:
         detect = [e.ready_at - e.end for e in events]
         process = [e.processing_latency for e in events]
         total = [e.latency for e in events]
-        print(f"model {model}; {len(detail.utterances)} utterances stored from {turns} turns; "
-              f"/join answered in {join_s:.2f} s")
-        for label, values in (("end of speech -> utterance end (silence, audio time)", detect),
-                              ("utterance end -> stored (quiet margin <= 0.3 s, queue, transcription)", process),
-                              ("end of speech -> stored", total)):
+        print(
+            f"model {model}; {len(detail.utterances)} utterances stored from {turns} turns; "
+            f"/join answered in {join_s:.2f} s"
+        )
+        for label, values in (
+            ("end of speech -> utterance end (silence, audio time)", detect),
+            ("utterance end -> stored (quiet margin <= 0.3 s, queue, transcription)", process),
+            ("end of speech -> stored", total),
+        ):
             print(f"{label}: p50 {percentile(values, 50):.2f} s, p95 {percentile(values, 95):.2f} s")
-        print(f"process CPU {cpu:.1f} s over {wall:.1f} s of call ({100 * cpu / wall:.0f}% of one core, "
-              f"double included)")
+        print(
+            f"process CPU {cpu:.1f} s over {wall:.1f} s of call ({100 * cpu / wall:.0f}% of one core, double included)"
+        )
     finally:
         await bot.close()
         await h.server.stop()

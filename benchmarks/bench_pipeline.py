@@ -77,31 +77,51 @@ def run_pipeline(model: str, n: int, realtime: bool) -> dict:
     from bot.asr.transcriber import WhisperTranscriber
 
     asr = config.asr
-    transcriber = WhisperTranscriber(load_whisper(asr.model, workers=asr.workers, cpu_threads=asr.cpu_threads,
-                                                  search_dirs=config.models.dirs),
-                                     asr.model)
+    transcriber = WhisperTranscriber(
+        load_whisper(asr.model, workers=asr.workers, cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs),
+        asr.model,
+    )
     t0 = time.perf_counter()
-    summary = replay(config, [Track(k, str(v)) for k, v in tracks.items()], db_url=str(tmp / "bench.db"),
-                     speed=1.0 if realtime else 0.0, out=io.StringIO(), transcriber=transcriber)
+    summary = replay(
+        config,
+        [Track(k, str(v)) for k, v in tracks.items()],
+        db_url=str(tmp / "bench.db"),
+        speed=1.0 if realtime else 0.0,
+        out=io.StringIO(),
+        transcriber=transcriber,
+    )
     wall = time.perf_counter() - t0
     from storage import get_session, open_database
 
     db = open_database(str(tmp / "bench.db"))
     detail = get_session(db, summary.session_id)
-    hyps = [" ".join(u.text for u in detail.utterances if u.speaker == p.speaker
-                     and p.speech_start - 0.4 <= u.start <= p.speech_end) for p in placed]
+    hyps = [
+        " ".join(
+            u.text
+            for u in detail.utterances
+            if u.speaker == p.speaker and p.speech_start - 0.4 <= u.start <= p.speech_end
+        )
+        for p in placed
+    ]
     short = [u.end - u.start for u in detail.utterances]
     return {
-        "speakers": n, "call_seconds": summary.duration, "speech_seconds": sum(p.speech_end - p.speech_start for p in placed),
-        "utterances": len(detail.utterances), "longest_utterance": max(short, default=0),
-        "wall_seconds": wall, "compute_seconds": summary.compute_seconds,
-        "p50": percentile(summary.processing_latencies, 50), "p95": percentile(summary.processing_latencies, 95),
-        "word_p50": percentile(summary.latencies, 50), "word_p95": percentile(summary.latencies, 95),
+        "speakers": n,
+        "call_seconds": summary.duration,
+        "speech_seconds": sum(p.speech_end - p.speech_start for p in placed),
+        "utterances": len(detail.utterances),
+        "longest_utterance": max(short, default=0),
+        "wall_seconds": wall,
+        "compute_seconds": summary.compute_seconds,
+        "p50": percentile(summary.processing_latencies, 50),
+        "p95": percentile(summary.processing_latencies, 95),
+        "word_p50": percentile(summary.latencies, 50),
+        "word_p95": percentile(summary.latencies, 95),
         "wer": wer([p.text for p in placed], hyps),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # Plain faster-whisper gets the very same utterance audio, re-cut from the tracks.
         "segments": [(u.speaker, u.start, u.end) for u in detail.utterances],
-        "tracks": {k: str(v) for k, v in tracks.items()}, "refs": [p.text for p in placed],
+        "tracks": {k: str(v) for k, v in tracks.items()},
+        "refs": [p.text for p in placed],
         "placed": [(p.speaker, p.speech_start, p.speech_end) for p in placed],
     }
 
@@ -115,7 +135,7 @@ def run_plain(model: str, segments, tracks, placed, refs, pad: float = 0.2) -> d
     path = resolve_model(model, [str(Path(base_dir()).parent)])
     m = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=os.cpu_count() or 1)
     audio = {k: load16k(v) for k, v in tracks.items()}
-    clips = [(spk, s, audio[spk][max(0, int((s - pad) * RATE)):int((e + pad) * RATE)]) for spk, s, e in segments]
+    clips = [(spk, s, audio[spk][max(0, int((s - pad) * RATE)) : int((e + pad) * RATE)]) for spk, s, e in segments]
     t0 = time.perf_counter()
     texts = []
     for spk, s, clip in clips:
@@ -154,28 +174,41 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; model {args.model} int8 on CPU, 2 workers, greedy")
     two = measure(2, plain=True)
     print("\n2 people taking turns (utterances up to 10 s):")
-    print(f"  call {two['call_seconds']:.1f} s, {two['utterances']} utterances, longest {two['longest_utterance']:.1f} s")
-    print(f"  latency end of utterance -> stored: p50 {two['p50']:.2f} s, p95 {two['p95']:.2f} s"
-          " (call time, simulated)")
-    print(f"  latency last word -> stored:        p50 {two['word_p50']:.2f} s, p95 {two['word_p95']:.2f} s"
-          " (includes the 0.5 s of silence that ends an utterance)")
-    print(f"  pipeline wall time {two['wall_seconds']:.1f} s (model {two['compute_seconds']:.1f} s); "
-          f"plain faster-whisper on the same utterances {two['plain_seconds']:.1f} s")
+    print(
+        f"  call {two['call_seconds']:.1f} s, {two['utterances']} utterances, longest {two['longest_utterance']:.1f} s"
+    )
+    print(
+        f"  latency end of utterance -> stored: p50 {two['p50']:.2f} s, p95 {two['p95']:.2f} s (call time, simulated)"
+    )
+    print(
+        f"  latency last word -> stored:        p50 {two['word_p50']:.2f} s, p95 {two['word_p95']:.2f} s"
+        " (includes the 0.5 s of silence that ends an utterance)"
+    )
+    print(
+        f"  pipeline wall time {two['wall_seconds']:.1f} s (model {two['compute_seconds']:.1f} s); "
+        f"plain faster-whisper on the same utterances {two['plain_seconds']:.1f} s"
+    )
     print(f"  throughput, pipeline vs plain faster-whisper: {two['plain_seconds'] / two['wall_seconds']:.2f}x")
-    print(f"  real-time factor: pipeline {two['wall_seconds'] / two['call_seconds']:.3f}, "
-          f"plain {two['plain_seconds'] / two['call_seconds']:.3f}")
+    print(
+        f"  real-time factor: pipeline {two['wall_seconds'] / two['call_seconds']:.3f}, "
+        f"plain {two['plain_seconds'] / two['call_seconds']:.3f}"
+    )
     print(f"  WER: pipeline {two['wer']:.1%}, plain faster-whisper {two['plain_wer']:.1%}")
     print(f"  peak memory (pipeline process) {two['peak_rss_mb']:.0f} MB")
     if args.realtime:
         live = measure(2, realtime=True)
-        print(f"  same call paced in real time (--speed 1): end of utterance -> stored p50 {live['p50']:.2f} s, "
-              f"p95 {live['p95']:.2f} s; last word -> stored p50 {live['word_p50']:.2f} s, p95 {live['word_p95']:.2f} s")
+        print(
+            f"  same call paced in real time (--speed 1): end of utterance -> stored p50 {live['p50']:.2f} s, "
+            f"p95 {live['p95']:.2f} s; last word -> stored p50 {live['word_p50']:.2f} s, p95 {live['word_p95']:.2f} s"
+        )
     print("\nsimultaneous speakers: latency to stored from the end of utterance (and from the last word)")
     print("  speakers  utterances  speech s  p50 s  p95 s  (word p50  p95)  wall s  peak MB")
     for n in args.speakers:
         r = two if n == 2 else measure(n)
-        print(f"  {n:8d}  {r['utterances']:10d}  {r['speech_seconds']:8.1f}  {r['p50']:5.2f}  {r['p95']:5.2f}"
-              f"  ({r['word_p50']:8.2f} {r['word_p95']:5.2f})  {r['wall_seconds']:6.1f}  {r['peak_rss_mb']:7.0f}")
+        print(
+            f"  {n:8d}  {r['utterances']:10d}  {r['speech_seconds']:8.1f}  {r['p50']:5.2f}  {r['p95']:5.2f}"
+            f"  ({r['word_p50']:8.2f} {r['word_p95']:5.2f})  {r['wall_seconds']:6.1f}  {r['peak_rss_mb']:7.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -119,8 +119,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--delay", type=float, default=0.06)
     args = ap.parse_args()
-    print(f"{args.speakers} speakers x {args.seconds:.0f} s of speech, playout delay {args.delay * 1000:.0f} ms, poll every {POLL * 1000:.0f} ms")
-    print(f"{'mode':34s} {'DAVE':5s} {'CPU %/speaker':>13s} {'us/packet':>9s} {'beyond p50':>10s} {'p95':>7s} {'max':>7s}")
+    print(
+        f"{args.speakers} speakers x {args.seconds:.0f} s of speech, playout delay {args.delay * 1000:.0f} ms, poll every {POLL * 1000:.0f} ms"
+    )
+    print(
+        f"{'mode':34s} {'DAVE':5s} {'CPU %/speaker':>13s} {'us/packet':>9s} {'beyond p50':>10s} {'p95':>7s} {'max':>7s}"
+    )
     for mode, dave in ((XCHACHA20, True), (AES256_GCM, True), (XCHACHA20, False)):
         r = run(args.speakers, args.seconds, mode, dave, args.delay)
         print(

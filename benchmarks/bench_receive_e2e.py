@@ -63,7 +63,9 @@ async def measure(speakers: int, seconds: float) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     parent.send((tls.cert_pem, tls.key_pem))
     endpoint, users = await loop.run_in_executor(None, parent.recv)
-    fake = await fake_discord(tls, VoiceRoute(endpoint, "bench"), guild_id=guild_id, channel_id=channel_id, bot_id=bot_id)
+    fake = await fake_discord(
+        tls, VoiceRoute(endpoint, "bench"), guild_id=guild_id, channel_id=channel_id, bot_id=bot_id
+    )
     samples = {u: 0 for u in users}
 
     def sink(user_id: int, frame) -> None:

@@ -49,15 +49,17 @@ def fmt(name: str, tgt, non) -> str:
     e, _ = eer(tgt, non)
     d, _ = min_dcf(tgt, non)
     margin = float(np.min(tgt) - np.max(non))
-    return (f"  {name:<46} {len(tgt):5d} target {len(non):6d} non-target  EER {100 * e:5.2f}%  minDCF {d:.3f}  "
-            f"margin {margin:+.3f}")
+    return (
+        f"  {name:<46} {len(tgt):5d} target {len(non):6d} non-target  EER {100 * e:5.2f}%  minDCF {d:.3f}  "
+        f"margin {margin:+.3f}"
+    )
 
 
 def cross_utterance(model, speakers) -> tuple[list[float], list[float]]:
     items = [(spk, model.embed(u.audio)) for spk, utts in speakers.items() for u in utts]
     tgt, non = [], []
     for i, (a, ea) in enumerate(items):
-        for b, eb in items[i + 1:]:
+        for b, eb in items[i + 1 :]:
             (tgt if a == b else non).append(float(ea @ eb))
     return tgt, non
 
@@ -142,16 +144,24 @@ def guest_calls(model, n_calls: int):
                 if i % 3 == 2:
                     script.append(("other", enrolled["other"][i % len(enrolled["other"])], "own"))
             paths, placed = build_call(tmp, script)
-            summary = replay(config, [Track(n, str(p)) for n, p in paths.items()], db_url=db_url, speed=0,
-                             language="en", out=io.StringIO(), transcriber=transcriber, speaker_model=model)
+            summary = replay(
+                config,
+                [Track(n, str(p)) for n, p in paths.items()],
+                db_url=db_url,
+                speed=0,
+                language="en",
+                out=io.StringIO(),
+                transcriber=transcriber,
+                speaker_model=model,
+            )
             with open_database(db_url) as db:
                 export = session_to_json(get_session(db, summary.session_id))
             for u in export["utterances"]:
                 best = max(placed, key=lambda p: min(p.speech_end, u["end"]) - max(p.speech_start, u["start"]))
-                rows.append((best.text, u["end"] - u["start"], u["verification"], u["speaker_label"],
-                             u["speaker_score"]))
-        print(f"  call {c + 1}: owner {owner}, guest {guest} on the owner's mic, other participant {other}",
-              flush=True)
+                rows.append(
+                    (best.text, u["end"] - u["start"], u["verification"], u["speaker_label"], u["speaker_score"])
+                )
+        print(f"  call {c + 1}: owner {owner}, guest {guest} on the owner's mic, other participant {other}", flush=True)
     return rows
 
 
@@ -170,7 +180,7 @@ def short_turns(model, seed: int = 0) -> None:
             i = 0
             while len(a) - i >= SAMPLE_RATE:
                 n = int(rng.uniform(1.0, 2.5) * SAMPLE_RATE)
-                out.append(a[i:i + n])
+                out.append(a[i : i + n])
                 i += n
         return out
 
@@ -183,9 +193,13 @@ def short_turns(model, seed: int = 0) -> None:
         visitor = chunks([ls[guest][c].audio, ls[guest][c + 4].audio])
         third = len(own) // 3
         half = len(visitor) // 2
-        seq = ([("own", a) for a in own[:third]] + [("guest", a) for a in visitor[:half]]
-               + [("own", a) for a in own[third:2 * third]] + [("guest", a) for a in visitor[half:]]
-               + [("own", a) for a in own[2 * third:]])
+        seq = (
+            [("own", a) for a in own[:third]]
+            + [("guest", a) for a in visitor[:half]]
+            + [("own", a) for a in own[third : 2 * third]]
+            + [("guest", a) for a in visitor[half:]]
+            + [("own", a) for a in own[2 * third :]]
+        )
         embs = model.embed_batch([a for _, a in seq])
         for context in totals:
             tracker = StreamTracker("owner", vp, threshold, context=context)
@@ -202,8 +216,9 @@ def short_turns(model, seed: int = 0) -> None:
     print("6. short utterances (1-2.5 s) on owners' tracks with guest turns, 6 owners, tracker only")
     for context, (gf, g, of, o) in totals.items():
         how = "judged alone" if context == 0 else f"with neighbouring evidence (context {context})"
-        print(f"  {how:<42} guests flagged {gf}/{g} = {100 * gf / g:.1f}%, owners flagged {of}/{o} = "
-              f"{100 * of / o:.1f}%")
+        print(
+            f"  {how:<42} guests flagged {gf}/{g} = {100 * gf / g:.1f}%, owners flagged {of}/{o} = {100 * of / o:.1f}%"
+        )
 
 
 def main() -> None:
@@ -236,16 +251,19 @@ def trials(model, vad, ls, everyone) -> None:
         t = voiceprint_trials(model, vad, speakers, cohort)
         for kind in ("whole", "segments", "whole s-norm", "segments s-norm"):
             name = {"whole": "whole recordings", "segments": "pipeline VAD-cut utterances >= 1 s"}.get(
-                kind, kind.replace("whole", "whole recordings,").replace("segments", "VAD-cut,"))
+                kind, kind.replace("whole", "whole recordings,").replace("segments", "VAD-cut,")
+            )
             print(fmt(name, *t[kind]))
         e_whole, _ = eer(*t["whole"])
         e_seg, _ = eer(*t["segments"])
         print(f"  EER VAD-cut minus whole: {100 * (e_seg - e_whole):+.2f} points (target: at most +0.50)")
 
     per_second, seconds = cpu_cost(model, vad, everyone)
-    print(f"4. embedding cost: {per_second * 1000:.1f} ms CPU per second of speech over {seconds:.0f} s of "
-          f"VAD-cut utterances = {100 * per_second:.2f}% of one core per continuously talking speaker "
-          f"(target < 2%)")
+    print(
+        f"4. embedding cost: {per_second * 1000:.1f} ms CPU per second of speech over {seconds:.0f} s of "
+        f"VAD-cut utterances = {100 * per_second:.2f}% of one core per continuously talking speaker "
+        f"(target < 2%)"
+    )
 
 
 def calls(model, n: int) -> None:
@@ -256,16 +274,22 @@ def calls(model, n: int) -> None:
     flagged = sum(r[2] == "mismatch" for r in guests)
     false = sum(r[2] == "mismatch" for r in owners)
     labelled = sum(r[2] == "mismatch" and (r[3] or "").startswith("guest") for r in guests)
-    print(f"  guest utterances >= 2 s flagged: {flagged}/{len(guests)} = {100 * flagged / max(len(guests), 1):.1f}% "
-          f"(target >= 90%), labelled as a guest: {labelled}")
+    print(
+        f"  guest utterances >= 2 s flagged: {flagged}/{len(guests)} = {100 * flagged / max(len(guests), 1):.1f}% "
+        f"(target >= 90%), labelled as a guest: {labelled}"
+    )
     threshold = threshold_for(model.model_id)
     alone_g = sum(r[4] is not None and r[4] < threshold for r in guests)
     alone_o = sum(r[4] is not None and r[4] < threshold for r in owners)
-    print(f"  each utterance judged alone (no neighbour evidence): guests flagged {alone_g}/{len(guests)}, "
-          f"owners flagged {alone_o}/{len(owners)}")
-    print(f"  owners' judged utterances flagged: {false}/{len(owners)} = {100 * false / max(len(owners), 1):.1f}% "
-          f"(target <= 2%); owners' utterances not judged (< 1 s): "
-          f"{sum(r[0] == 'own' and r[2] == 'unknown' for r in rows)}")
+    print(
+        f"  each utterance judged alone (no neighbour evidence): guests flagged {alone_g}/{len(guests)}, "
+        f"owners flagged {alone_o}/{len(owners)}"
+    )
+    print(
+        f"  owners' judged utterances flagged: {false}/{len(owners)} = {100 * false / max(len(owners), 1):.1f}% "
+        f"(target <= 2%); owners' utterances not judged (< 1 s): "
+        f"{sum(r[0] == 'own' and r[2] == 'unknown' for r in rows)}"
+    )
 
 
 if __name__ == "__main__":

@@ -74,31 +74,46 @@ def main() -> None:
     tgt, non, _, _ = voiceprint_trials(model, vad, speakers, segments=True)
     e, th = eer(tgt, non)
     dcf, dcf_th = min_dcf(tgt, non)
-    print(f"model {model.info.name} ({model.model_id[:12]}): {len(tgt)} target, {len(non)} non-target trials "
-          f"(voiceprint vs VAD-cut utterance >= 1 s, {len(speakers)} speakers)")
-    print(f"  target scores     p1 {np.percentile(tgt, 1):.3f}  p5 {np.percentile(tgt, 5):.3f}  "
-          f"median {np.median(tgt):.3f}")
-    print(f"  non-target scores median {np.median(non):.3f}  p95 {np.percentile(non, 95):.3f}  "
-          f"p99 {np.percentile(non, 99):.3f}  max {non.max():.3f}")
+    print(
+        f"model {model.info.name} ({model.model_id[:12]}): {len(tgt)} target, {len(non)} non-target trials "
+        f"(voiceprint vs VAD-cut utterance >= 1 s, {len(speakers)} speakers)"
+    )
+    print(
+        f"  target scores     p1 {np.percentile(tgt, 1):.3f}  p5 {np.percentile(tgt, 5):.3f}  "
+        f"median {np.median(tgt):.3f}"
+    )
+    print(
+        f"  non-target scores median {np.median(non):.3f}  p95 {np.percentile(non, 95):.3f}  "
+        f"p99 {np.percentile(non, 99):.3f}  max {non.max():.3f}"
+    )
     print(f"  EER {100 * e:.2f}% at {th:.3f}; minDCF(0.01) {dcf:.3f} at {dcf_th:.3f}")
     # Pieces of ~4 s, as the enrolment one-voice check cuts them.
     same, diff = [], []
-    embs = {spk: model.embed_batch([u.audio[: 4 * SAMPLE_RATE] for u in utts if u.seconds >= 1.5])
-            for spk, utts in speakers.items()}
+    embs = {
+        spk: model.embed_batch([u.audio[: 4 * SAMPLE_RATE] for u in utts if u.seconds >= 1.5])
+        for spk, utts in speakers.items()
+    }
     names = list(embs)
     for i, a in enumerate(names):
         s = embs[a] @ embs[a].T
         same += list(s[np.triu_indices(len(s), 1)])
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             diff += list((embs[a] @ embs[b].T).ravel())
-    print(f"  4 s pieces: same speaker p1 {np.percentile(same, 1):.3f} min {min(same):.3f}; "
-          f"different p99 {np.percentile(diff, 99):.3f} max {max(diff):.3f}")
+    print(
+        f"  4 s pieces: same speaker p1 {np.percentile(same, 1):.3f} min {min(same):.3f}; "
+        f"different p99 {np.percentile(diff, 99):.3f} max {max(diff):.3f}"
+    )
     threshold = round(th, 3)
     if args.write:
         table = calibrations()
-        table[model.model_id] = {"model": model.info.name, "threshold": threshold, "eer": round(e, 4),
-                                 "target_trials": len(tgt), "nontarget_trials": len(non),
-                                 "trials": "voiceprint (~14 s) vs VAD-cut utterance >= 1 s, shared speakers"}
+        table[model.model_id] = {
+            "model": model.info.name,
+            "threshold": threshold,
+            "eer": round(e, 4),
+            "target_trials": len(tgt),
+            "nontarget_trials": len(non),
+            "trials": "voiceprint (~14 s) vs VAD-cut utterance >= 1 s, shared speakers",
+        }
         THRESHOLDS_FILE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote threshold {threshold} to {THRESHOLDS_FILE}")
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 class CallClock(Protocol):
@@ -90,12 +91,15 @@ class Lanes:
 
     def _wait_needed(self, mine: int, start: float) -> float:
         now = time.perf_counter()
-        behind = [start - self._progress(i, now) for i in range(len(self._held))
-                  if i != mine and self._held[i] and self._progress(i, now) < start]
+        behind = [
+            start - self._progress(i, now)
+            for i in range(len(self._held))
+            if i != mine and self._held[i] and self._progress(i, now) < start
+        ]
         return max(behind, default=0.0)
 
     @contextmanager
-    def run(self, ready: float) -> Iterator["LaneTiming"]:
+    def run(self, ready: float) -> Iterator[LaneTiming]:
         with self._cond:
             lane = min((i for i in range(len(self._held)) if not self._held[i]), key=lambda i: self._free_at[i])
             self._held[lane] = True

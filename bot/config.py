@@ -17,9 +17,10 @@ import logging
 import math
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from bot.errors import ConfigError
 
@@ -28,8 +29,16 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "STALK_"
 
 
-def _opt(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
-         high: float | None = None, language: bool = False, empty: bool = False) -> Any:
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    language: bool = False,
+    empty: bool = False,
+) -> Any:
     meta = {"help": help, "choices": choices, "low": low, "high": high, "language": language, "empty": empty}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -38,29 +47,54 @@ def _opt(default: Any, help: str, *, choices: tuple | None = None, low: float | 
 
 @dataclass(frozen=True)
 class AsrConfig:
-    model: str = _opt("base", "faster-whisper model: a size name (tiny, base, small, medium, large-v3, tiny.en, ...) "
-                      "downloaded on first use, or a local CTranslate2 model directory")
+    model: str = _opt(
+        "base",
+        "faster-whisper model: a size name (tiny, base, small, medium, large-v3, tiny.en, ...) "
+        "downloaded on first use, or a local CTranslate2 model directory",
+    )
     device: str = _opt("cpu", "inference device", choices=("cpu", "cuda", "auto"))
-    compute_type: str = _opt("int8", "CTranslate2 compute type",
-                             choices=("int8", "int8_float32", "int8_float16", "float16", "float32", "default"))
-    language: str = _opt("auto", "spoken language: a Whisper code (en, ko, zh, ...); auto to detect it per "
-                         "utterance (guided by what each speaker and the call used before); or a list such as "
-                         "\"ko,en\" to detect among those only", language=True)
+    compute_type: str = _opt(
+        "int8",
+        "CTranslate2 compute type",
+        choices=("int8", "int8_float32", "int8_float16", "float16", "float32", "default"),
+    )
+    language: str = _opt(
+        "auto",
+        "spoken language: a Whisper code (en, ko, zh, ...); auto to detect it per "
+        "utterance (guided by what each speaker and the call used before); or a list such as "
+        '"ko,en" to detect among those only',
+        language=True,
+    )
     beam_size: int = _opt(1, "beam width; 1 is greedy decoding, the fastest on CPU", low=1, high=10)
     workers: int = _opt(2, "transcription worker threads sharing one model", low=1, high=16)
-    cpu_threads: int = _opt(0, "threads per worker; 0 lets each worker use every core (a lone utterance is "
-                            "transcribed fastest; busy workers share the cores)", low=0, high=64)
+    cpu_threads: int = _opt(
+        0,
+        "threads per worker; 0 lets each worker use every core (a lone utterance is "
+        "transcribed fastest; busy workers share the cores)",
+        low=0,
+        high=64,
+    )
     queue_size: int = _opt(64, "utterances waiting for transcription before sources are slowed down", low=1, high=10000)
-    batch_size: int = _opt(1, "utterances transcribed together when several are waiting; 1 turns batching off",
-                           low=1, high=16)
+    batch_size: int = _opt(
+        1, "utterances transcribed together when several are waiting; 1 turns batching off", low=1, high=16
+    )
     hotwords: bool = _opt(True, "pass participant names to Whisper as vocabulary hints")
-    no_speech_threshold: float = _opt(0.6, "drop a transcript whose no-speech probability is above this "
-                                      "and whose average log-probability is below log_prob_threshold", low=0.0, high=1.0)
+    no_speech_threshold: float = _opt(
+        0.6,
+        "drop a transcript whose no-speech probability is above this "
+        "and whose average log-probability is below log_prob_threshold",
+        low=0.0,
+        high=1.0,
+    )
     log_prob_threshold: float = _opt(-1.0, "see no_speech_threshold", low=-10.0, high=0.0)
-    compression_ratio_threshold: float = _opt(2.4, "drop a transcript more repetitive than this gzip ratio",
-                                              low=1.0, high=10.0)
-    hallucination_filter: bool = _opt(True, "drop Whisper's known phrases on silence and noise "
-                                      "(\"Thanks for watching\", \"MBC 뉴스\", ...) and runaway repetitions")
+    compression_ratio_threshold: float = _opt(
+        2.4, "drop a transcript more repetitive than this gzip ratio", low=1.0, high=10.0
+    )
+    hallucination_filter: bool = _opt(
+        True,
+        "drop Whisper's known phrases on silence and noise "
+        '("Thanks for watching", "MBC 뉴스", ...) and runaway repetitions',
+    )
     download_root: str = _opt("", "where downloaded models are cached; empty uses the Hugging Face cache", empty=True)
 
 
@@ -80,110 +114,182 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    dirs: list[str] = _opt(["~/.cache/s-talk/models", "../shared/models"],
-                           "folders searched for a model before it is downloaded; a Whisper size name N is found "
-                           "as N/ or whisper-N/ inside them")
+    dirs: list[str] = _opt(
+        ["~/.cache/s-talk/models", "../shared/models"],
+        "folders searched for a model before it is downloaded; a Whisper size name N is found "
+        "as N/ or whisper-N/ inside them",
+    )
 
 
 @dataclass(frozen=True)
 class ReplayConfig:
-    speed: float = _opt(1.0, "replay pace: 1 is real time, 2 twice as fast, 0 as fast as the machine allows "
-                        "(call time is then virtual)", low=0.0, high=1000.0)
+    speed: float = _opt(
+        1.0,
+        "replay pace: 1 is real time, 2 twice as fast, 0 as fast as the machine allows (call time is then virtual)",
+        low=0.0,
+        high=1000.0,
+    )
 
 
 @dataclass(frozen=True)
 class DiscordConfig:
-    test_guild: int = _opt(0, "a guild (server) id to sync slash commands to instantly while developing; 0 syncs "
-                           "them globally (Discord may take up to an hour to show changes)", low=0, high=2**63 - 1)
-    auto_leave_seconds: float = _opt(60.0, "leave the voice channel and close the session after it has had no "
-                                     "one but the bot for this long", low=1.0, high=86400.0)
-    consent_mode: str = _opt("notice", "default for guilds that have not chosen: notice (everyone is processed "
-                             "unless they /optout) or opt_in (only those who said /optin)",
-                             choices=("notice", "opt_in"))
+    test_guild: int = _opt(
+        0,
+        "a guild (server) id to sync slash commands to instantly while developing; 0 syncs "
+        "them globally (Discord may take up to an hour to show changes)",
+        low=0,
+        high=2**63 - 1,
+    )
+    auto_leave_seconds: float = _opt(
+        60.0,
+        "leave the voice channel and close the session after it has had no one but the bot for this long",
+        low=1.0,
+        high=86400.0,
+    )
+    consent_mode: str = _opt(
+        "notice",
+        "default for guilds that have not chosen: notice (everyone is processed "
+        "unless they /optout) or opt_in (only those who said /optin)",
+        choices=("notice", "opt_in"),
+    )
     live_transcript: bool = _opt(False, "default for guilds that have not chosen: post the transcript as it forms")
-    transcript_interval: float = _opt(5.0, "seconds between live transcript messages (one message per interval "
-                                      "keeps far below Discord's rate limits)", low=1.0, high=300.0)
-    opus_library: str = _opt("", "libopus to load for voice: a file name or path; empty finds the system's",
-                             empty=True)
-    listening_suffix: str = _opt(" [transcribing]", "added to the bot's nickname while it listens in a guild",
-                                 empty=True)
+    transcript_interval: float = _opt(
+        5.0,
+        "seconds between live transcript messages (one message per interval keeps far below Discord's rate limits)",
+        low=1.0,
+        high=300.0,
+    )
+    opus_library: str = _opt("", "libopus to load for voice: a file name or path; empty finds the system's", empty=True)
+    listening_suffix: str = _opt(
+        " [transcribing]", "added to the bot's nickname while it listens in a guild", empty=True
+    )
 
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    max_age_days: int = _opt(0, "calls older than this many days are deleted for good (transcripts, suggestions, "
-                             "search index); 0 keeps them forever", low=0, high=36500)
-    check_hours: float = _opt(6.0, "how often the running bot deletes calls that have expired (it also does at start)",
-                              low=0.1, high=720.0)
+    max_age_days: int = _opt(
+        0,
+        "calls older than this many days are deleted for good (transcripts, suggestions, "
+        "search index); 0 keeps them forever",
+        low=0,
+        high=36500,
+    )
+    check_hours: float = _opt(
+        6.0, "how often the running bot deletes calls that have expired (it also does at start)", low=0.1, high=720.0
+    )
 
 
 @dataclass(frozen=True)
 class SpeakerConfig:
-    model: str = _opt("auto", "speaker-embedding model (WeSpeaker-format ONNX): a file path; a name N found as "
-                      "N.onnx in the speaker/ folder of [models] dirs; or auto: WeSpeaker's VoxCeleb ResNet34-LM if "
-                      "present, else any .onnx in those speaker/ folders, else that model downloaded on first use")
-    threshold: float = _opt(0.0, "cosine score from which an utterance counts as its participant's voice; 0 uses the "
-                            "threshold calibrated for the model (benchmarks/calibrate_speaker.py)", low=0.0, high=1.0)
+    model: str = _opt(
+        "auto",
+        "speaker-embedding model (WeSpeaker-format ONNX): a file path; a name N found as "
+        "N.onnx in the speaker/ folder of [models] dirs; or auto: WeSpeaker's VoxCeleb ResNet34-LM if "
+        "present, else any .onnx in those speaker/ folders, else that model downloaded on first use",
+    )
+    threshold: float = _opt(
+        0.0,
+        "cosine score from which an utterance counts as its participant's voice; 0 uses the "
+        "threshold calibrated for the model (benchmarks/calibrate_speaker.py)",
+        low=0.0,
+        high=1.0,
+    )
     verify: bool = _opt(True, "check each utterance against its participant's voiceprint in calls and replays")
     min_utterance_s: float = _opt(1.0, "shorter utterances are not judged (verdict unknown)", low=0.3, high=10.0)
     min_enroll_speech_s: float = _opt(10.0, "net speech (measured by the VAD) an enrolment needs", low=3.0, high=600.0)
-    enroll_timeout_s: float = _opt(90.0, "how long /enroll listens in a call for that much speech before giving up",
-                                   low=3.0, high=600.0)
-    context: int = _opt(2, "neighbouring utterances on each side whose evidence a verdict uses when they sound "
-                        "like the same voice; 0 judges each utterance alone", low=0, high=10)
+    enroll_timeout_s: float = _opt(
+        90.0, "how long /enroll listens in a call for that much speech before giving up", low=3.0, high=600.0
+    )
+    context: int = _opt(
+        2,
+        "neighbouring utterances on each side whose evidence a verdict uses when they sound "
+        "like the same voice; 0 judges each utterance alone",
+        low=0,
+        high=10,
+    )
     threads: int = _opt(1, "onnxruntime threads for the speaker model", low=1, high=16)
-    num_mel_bins: int = _opt(80, "fbank bins, for a model whose ONNX metadata does not say (WeSpeaker's exports: 80)",
-                             low=20, high=256)
-    frame_length_ms: float = _opt(25.0, "fbank frame length, when the model's metadata does not say", low=5.0, high=100.0)
+    num_mel_bins: int = _opt(
+        80, "fbank bins, for a model whose ONNX metadata does not say (WeSpeaker's exports: 80)", low=20, high=256
+    )
+    frame_length_ms: float = _opt(
+        25.0, "fbank frame length, when the model's metadata does not say", low=5.0, high=100.0
+    )
     frame_shift_ms: float = _opt(10.0, "fbank frame shift, when the model's metadata does not say", low=5.0, high=50.0)
 
 
 @dataclass(frozen=True)
 class HintsConfig:
     enabled: bool = _opt(True, "suggest topics privately when the conversation lulls")
-    lull_seconds: float = _opt(5.0, "group silence that makes a lull (about 4 s is where people start to feel "
-                               "uneasy)", low=1.0, high=120.0)
-    min_turns: int = _opt(3, "turns (speech by one person until another speaks), by at least two people and "
-                          "without a pause as long as lull_seconds between them, before a silence for it to count as a "
-                          "conversation that stalled", low=1, high=100)
-    active_window_seconds: float = _opt(60.0, "how far back the conversation before a silence is looked at",
-                                        low=5.0, high=3600.0)
+    lull_seconds: float = _opt(
+        5.0, "group silence that makes a lull (about 4 s is where people start to feel uneasy)", low=1.0, high=120.0
+    )
+    min_turns: int = _opt(
+        3,
+        "turns (speech by one person until another speaks), by at least two people and "
+        "without a pause as long as lull_seconds between them, before a silence for it to count as a "
+        "conversation that stalled",
+        low=1,
+        high=100,
+    )
+    active_window_seconds: float = _opt(
+        60.0, "how far back the conversation before a silence is looked at", low=5.0, high=3600.0
+    )
     cooldown_seconds: float = _opt(60.0, "least call time between two hints", low=0.0, high=3600.0)
     max_per_session: int = _opt(10, "most hints in one call", low=0, high=1000)
-    flagging: bool = _opt(False, "also help sooner (after flagging_lull_seconds) when the conversation is "
-                          "flagging: turn rate and turn length both dropping against the minute before")
+    flagging: bool = _opt(
+        False,
+        "also help sooner (after flagging_lull_seconds) when the conversation is "
+        "flagging: turn rate and turn length both dropping against the minute before",
+    )
     flagging_lull_seconds: float = _opt(3.5, "the lull threshold for a flagging conversation", low=1.0, high=120.0)
     suggestions: int = _opt(3, "suggestions per hint", low=1, high=5)
     max_chars: int = _opt(120, "longest suggestion, in characters", low=40, high=300)
     window_seconds: float = _opt(180.0, "recent transcript the suggestions are drawn from", low=10.0, high=3600.0)
-    prepare_interval_seconds: float = _opt(5.0, "least call time between two background requests to the model",
-                                           low=0.0, high=600.0)
-    max_age_seconds: float = _opt(120.0, "a prepared suggestion set started longer ago than this is stale at a "
-                                  "lull (the built-in suggestions are used instead)", low=5.0, high=3600.0)
-    replay_opt_out: list[str] = _opt([], "replay: participant NAMEs that get no hints (everyone else counts as "
-                                     "opted in)")
+    prepare_interval_seconds: float = _opt(
+        5.0, "least call time between two background requests to the model", low=0.0, high=600.0
+    )
+    max_age_seconds: float = _opt(
+        120.0,
+        "a prepared suggestion set started longer ago than this is stale at a "
+        "lull (the built-in suggestions are used instead)",
+        low=5.0,
+        high=3600.0,
+    )
+    replay_opt_out: list[str] = _opt(
+        [], "replay: participant NAMEs that get no hints (everyone else counts as opted in)"
+    )
 
 
 @dataclass(frozen=True)
 class LlmConfig:
     enabled: bool = _opt(True, "ask a language model for suggestions; false uses the built-in ones only")
-    base_url: str = _opt("http://localhost:11434/v1", "an OpenAI-compatible chat completions API: Ollama "
-                         "(http://localhost:11434/v1), llama.cpp's server (http://localhost:8080/v1), vLLM, OpenAI")
+    base_url: str = _opt(
+        "http://localhost:11434/v1",
+        "an OpenAI-compatible chat completions API: Ollama "
+        "(http://localhost:11434/v1), llama.cpp's server (http://localhost:8080/v1), vLLM, OpenAI",
+    )
     model: str = _opt("llama3.1:8b", "model name as the server knows it (Ollama: llama3.1:8b, llama3:instruct)")
     api_key: str = _opt("", "API key if the server needs one (better set STALK_LLM_API_KEY)", empty=True)
     timeout_seconds: float = _opt(30.0, "longest wait for one answer", low=1.0, high=600.0)
     connect_timeout_seconds: float = _opt(3.0, "longest wait to connect", low=0.1, high=60.0)
     retries: int = _opt(2, "further attempts after a failed request, with doubling pauses", low=0, high=10)
     backoff_seconds: float = _opt(1.0, "pause before the first retry", low=0.0, high=60.0)
-    down_pause_seconds: float = _opt(30.0, "after the retries fail, wait this long before asking again "
-                                     "(doubling up to 5 minutes); the built-in suggestions cover the gap",
-                                     low=1.0, high=3600.0)
+    down_pause_seconds: float = _opt(
+        30.0,
+        "after the retries fail, wait this long before asking again "
+        "(doubling up to 5 minutes); the built-in suggestions cover the gap",
+        low=1.0,
+        high=3600.0,
+    )
     temperature: float = _opt(0.7, "sampling temperature", low=0.0, high=2.0)
     max_tokens: int = _opt(300, "longest answer, in tokens", low=32, high=4096)
-    structured: str = _opt("auto", "how JSON is asked for: auto tries a schema the way llama.cpp takes it, then "
-                           "OpenAI's json_schema, then plain json_object, then none, keeping the first the "
-                           "server accepts", choices=("auto", "json_object_schema", "json_schema", "json_object",
-                                                      "none"))
+    structured: str = _opt(
+        "auto",
+        "how JSON is asked for: auto tries a schema the way llama.cpp takes it, then "
+        "OpenAI's json_schema, then plain json_object, then none, keeping the first the "
+        "server accepts",
+        choices=("auto", "json_object_schema", "json_schema", "json_object", "none"),
+    )
 
 
 @dataclass(frozen=True)
@@ -199,7 +305,7 @@ class Config:
     hints: HintsConfig = field(default_factory=HintsConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
 
-    def replace(self, section: str, **values: Any) -> "Config":
+    def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (command-line options), validated."""
         current = getattr(self, section)
         hints = get_type_hints(type(current))
@@ -272,8 +378,7 @@ def _coerce_env(raw: str, typ: Any) -> Any:
 
 def _validate(f: dataclasses.Field, typ: Any, value: Any, key: str, *, source: str) -> Any:
     def bad() -> ConfigError:
-        return ConfigError(f"invalid value {value!r} for {key} (from {source})",
-                           f"allowed: {_allowed(f, typ)}")
+        return ConfigError(f"invalid value {value!r} for {key} (from {source})", f"allowed: {_allowed(f, typ)}")
 
     if typ is bool:
         if not isinstance(value, bool):
@@ -319,19 +424,27 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"configuration file {p} not found",
-                              "check --config, or copy config.example.toml to start from") from None
+            raise ConfigError(
+                f"configuration file {p} not found", "check --config, or copy config.example.toml to start from"
+            ) from None
         except IsADirectoryError:
-            raise ConfigError(f"configuration file {p} is a directory", "pass the .toml file itself to --config") from None
+            raise ConfigError(
+                f"configuration file {p} is a directory", "pass the .toml file itself to --config"
+            ) from None
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"configuration file {p} is not UTF-8 text (byte {exc.start})",
-                              "save it as UTF-8") from None
+            raise ConfigError(
+                f"configuration file {p} is not UTF-8 text (byte {exc.start})", "save it as UTF-8"
+            ) from None
         except OSError as exc:
-            raise ConfigError(f"cannot read configuration file {p} ({exc.strerror or exc})",
-                              "check its permissions, or pass another file to --config") from None
+            raise ConfigError(
+                f"cannot read configuration file {p} ({exc.strerror or exc})",
+                "check its permissions, or pass another file to --config",
+            ) from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"configuration file {p} is not valid TOML ({exc})",
-                              "fix the syntax; config.example.toml shows every key") from None
+            raise ConfigError(
+                f"configuration file {p} is not valid TOML ({exc})",
+                "fix the syntax; config.example.toml shows every key",
+            ) from None
 
     sections = _sections()
     for name, value in data.items():
@@ -353,8 +466,13 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
             env_key = f"{ENV_PREFIX}{name}_{key}".upper()
             if env_key in env:
                 raw = env[env_key]
-                values[key] = _validate(f, hints[key], _coerce_env(raw, hints[key]), f"{name}.{key}",
-                                        source=f"environment variable {env_key}")
+                values[key] = _validate(
+                    f,
+                    hints[key],
+                    _coerce_env(raw, hints[key]),
+                    f"{name}.{key}",
+                    source=f"environment variable {env_key}",
+                )
             elif key in given:
                 values[key] = _validate(f, hints[key], given[key], f"{name}.{key}", source=str(path))
         built[name] = cls(**values)
@@ -390,12 +508,14 @@ def example_toml() -> str:
             return "[" + ", ".join(json.dumps(x) for x in v) + "]"
         return repr(v) if isinstance(v, float) else str(v)
 
-    lines = ["# S-Talk configuration. Every key is shown with its default.",
-             "# Any key can be overridden by an environment variable STALK_<SECTION>_<KEY>,",
-             "# e.g. STALK_ASR_MODEL=small or STALK_STORAGE_URL=postgresql://... .",
-             "# Secrets (DISCORD_TOKEN) are read from the environment only, never from this file.",
-             "# Use it with: python -m bot replay --config config.toml ... (or STALK_* variables alone).",
-             "# Regenerate after changing bot/config.py: python -m bot.config > config.example.toml"]
+    lines = [
+        "# S-Talk configuration. Every key is shown with its default.",
+        "# Any key can be overridden by an environment variable STALK_<SECTION>_<KEY>,",
+        "# e.g. STALK_ASR_MODEL=small or STALK_STORAGE_URL=postgresql://... .",
+        "# Secrets (DISCORD_TOKEN) are read from the environment only, never from this file.",
+        "# Use it with: python -m bot replay --config config.toml ... (or STALK_* variables alone).",
+        "# Regenerate after changing bot/config.py: python -m bot.config > config.example.toml",
+    ]
     current = None
     for section, key, value, help in describe_defaults():
         if section != current:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from bot.config import Config
 from bot.errors import StalkError
@@ -46,8 +47,10 @@ class CheckResult:
 
 def check_token(ctx: DoctorContext) -> str:
     if not ctx.env.get("DISCORD_TOKEN", "").strip():
-        raise CheckFailed("DISCORD_TOKEN is not set",
-                          "export DISCORD_TOKEN=<the bot token from the Discord developer portal, Bot page>")
+        raise CheckFailed(
+            "DISCORD_TOKEN is not set",
+            "export DISCORD_TOKEN=<the bot token from the Discord developer portal, Bot page>",
+        )
     return "DISCORD_TOKEN is set (it is checked by Discord when the bot logs in)"
 
 
@@ -66,9 +69,11 @@ def check_opus(ctx: DoctorContext) -> str:
         version = lib.opus_get_version_string().decode()
     except (OSError, AttributeError) as exc:
         where = f"{name!r}" if name else "the system library"
-        raise CheckFailed(f"cannot load libopus from {where} ({exc})",
-                          "install it (apt-get install -y libopus0; macOS: brew install opus), or set "
-                          "[discord] opus_library to its path") from None
+        raise CheckFailed(
+            f"cannot load libopus from {where} ({exc})",
+            "install it (apt-get install -y libopus0; macOS: brew install opus), or set "
+            "[discord] opus_library to its path",
+        ) from None
     return version
 
 
@@ -79,8 +84,10 @@ def check_davey(ctx: DoctorContext) -> str:
         session = davey.DaveSession(davey.DAVE_PROTOCOL_VERSION, 1, 1)
         session.get_serialized_key_package()
     except Exception as exc:
-        raise CheckFailed(f"davey (DAVE end-to-end encryption) does not work: {type(exc).__name__}: {exc}",
-                          "pip install 'davey==0.1.7' (Discord voice needs DAVE since March 2026)") from None
+        raise CheckFailed(
+            f"davey (DAVE end-to-end encryption) does not work: {type(exc).__name__}: {exc}",
+            "pip install 'davey==0.1.7' (Discord voice needs DAVE since March 2026)",
+        ) from None
     return f"davey, DAVE protocol version {davey.DAVE_PROTOCOL_VERSION}"
 
 
@@ -98,18 +105,29 @@ def check_whisper(ctx: DoctorContext) -> str:
     from bot.asr.model import load_whisper
 
     asr = ctx.config.asr
-    _load(f"Whisper model {asr.model!r}", "set [asr] model to a size name or a CTranslate2 model directory",
-          lambda: load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=1,
-                               cpu_threads=asr.cpu_threads, search_dirs=ctx.config.models.dirs,
-                               download_root=asr.download_root))
+    _load(
+        f"Whisper model {asr.model!r}",
+        "set [asr] model to a size name or a CTranslate2 model directory",
+        lambda: load_whisper(
+            asr.model,
+            device=asr.device,
+            compute_type=asr.compute_type,
+            workers=1,
+            cpu_threads=asr.cpu_threads,
+            search_dirs=ctx.config.models.dirs,
+            download_root=asr.download_root,
+        ),
+    )
     return f"faster-whisper {asr.model!r} loads ({asr.device}, {asr.compute_type})"
 
 
 def check_speaker_model(ctx: DoctorContext) -> str:
     from bot.speaker.model import load_speaker_model
 
-    fix = ("set [speaker] model (or STALK_SPEAKER_MODEL) to a WeSpeaker-format ONNX file, or to auto: the default "
-           "model, downloaded once (here, or on the first /enroll) into ~/.cache/s-talk/models/speaker")
+    fix = (
+        "set [speaker] model (or STALK_SPEAKER_MODEL) to a WeSpeaker-format ONNX file, or to auto: the default "
+        "model, downloaded once (here, or on the first /enroll) into ~/.cache/s-talk/models/speaker"
+    )
     # With model = auto and nothing found, this fetches the default model now (checksum verified).
     model = _load(f"speaker model {ctx.config.speaker.model!r}", fix, lambda: load_speaker_model(ctx.config))
     return f"{model.info.name} loads ({model.info.dim}-dim voiceprints, sha256 {model.model_id[:12]})"
@@ -134,14 +152,16 @@ def check_database(ctx: DoctorContext) -> str:
             found = s.scalar(select(GuildSettings.consent_mode).where(GuildSettings.guild_id == probe))
             s.rollback()
         if found != "notice":
-            raise CheckFailed(f"database {db.label}: a row written could not be read back",
-                              "check the database server or file")
+            raise CheckFailed(
+                f"database {db.label}: a row written could not be read back", "check the database server or file"
+            )
     except CheckFailed:
         raise
     except Exception as exc:
-        raise CheckFailed(f"database {db.label} cannot be written: {getattr(exc, 'orig', exc)}",
-                          "make the file and its folder writable, close other programs using it, or pass --db") \
-            from None
+        raise CheckFailed(
+            f"database {db.label} cannot be written: {getattr(exc, 'orig', exc)}",
+            "make the file and its folder writable, close other programs using it, or pass --db",
+        ) from None
     finally:
         db.close()
     return f"{db.label} (migrated, written and read back)"
@@ -155,31 +175,41 @@ def check_llm(ctx: DoctorContext) -> str:
         return "hints are off ([hints] enabled = false): no LLM server needed"
     if not c.enabled:
         return "[llm] enabled = false: hints use the built-in suggestions only"
-    start = ("start one: Ollama (ollama serve; ollama pull llama3.1:8b) or llama.cpp's server, or set [llm] "
-             "base_url to where yours listens; [hints] enabled = false turns hints off")
-    client = openai.OpenAI(base_url=c.base_url, api_key=c.api_key or "not-needed", max_retries=0,
-                           timeout=openai.Timeout(5.0, connect=min(c.connect_timeout_seconds, 5.0)))
+    start = (
+        "start one: Ollama (ollama serve; ollama pull llama3.1:8b) or llama.cpp's server, or set [llm] "
+        "base_url to where yours listens; [hints] enabled = false turns hints off"
+    )
+    client = openai.OpenAI(
+        base_url=c.base_url,
+        api_key=c.api_key or "not-needed",
+        max_retries=0,
+        timeout=openai.Timeout(5.0, connect=min(c.connect_timeout_seconds, 5.0)),
+    )
     try:
         models = [m.id for m in client.models.list()]
     except openai.APIConnectionError as exc:
         raise CheckFailed(f"no LLM server answers at {c.base_url} ({exc.__cause__ or exc})", start) from None
     except openai.APIStatusError as exc:
-        fix = "set [llm] api_key (or STALK_LLM_API_KEY)" if exc.status_code in (401, 403) else \
-            "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)"
-        raise CheckFailed(f"the LLM server at {c.base_url} answered HTTP {exc.status_code} to /models", fix) \
-            from None
+        fix = (
+            "set [llm] api_key (or STALK_LLM_API_KEY)"
+            if exc.status_code in (401, 403)
+            else "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)"
+        )
+        raise CheckFailed(f"the LLM server at {c.base_url} answered HTTP {exc.status_code} to /models", fix) from None
     except openai.OpenAIError as exc:
-        raise CheckFailed(f"the LLM server at {c.base_url} gave an answer that is not a model list "
-                          f"({type(exc).__name__})",
-                          "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)") \
-            from None
+        raise CheckFailed(
+            f"the LLM server at {c.base_url} gave an answer that is not a model list ({type(exc).__name__})",
+            "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)",
+        ) from None
     finally:
         client.close()
     # Ollama lists "llama3.1:latest" for a model pulled as "llama3.1".
     if c.model not in models and f"{c.model}:latest" not in models:
         has = ", ".join(sorted(models)[:10]) or "none"
-        raise CheckFailed(f"model {c.model!r} is not on the LLM server at {c.base_url} (it has: {has})",
-                          f"ollama pull {c.model} (Ollama), or set [llm] model to one the server has")
+        raise CheckFailed(
+            f"model {c.model!r} is not on the LLM server at {c.base_url} (it has: {has})",
+            f"ollama pull {c.model} (Ollama), or set [llm] model to one the server has",
+        )
     return f"{c.model!r} served at {c.base_url}"
 
 
@@ -205,6 +235,9 @@ def run_checks(ctx: DoctorContext, checks: list[tuple[str, Check]] | None = None
             results.append(CheckResult(name, False, exc.what, exc.fix))
         except Exception as exc:  # a bug in a check must not hide the others
             log.exception("check %s crashed", name)
-            results.append(CheckResult(name, False, f"the check itself failed: {type(exc).__name__}: {exc}",
-                                       "report this as a bug"))
+            results.append(
+                CheckResult(
+                    name, False, f"the check itself failed: {type(exc).__name__}: {exc}", "report this as a bug"
+                )
+            )
     return results

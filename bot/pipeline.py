@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.asr.hallucination import FilterOptions
 from bot.asr.pool import Job, JobResult, TranscriptionPool
 from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
-from bot.asr.hallucination import FilterOptions
 from bot.audio.frames import PcmFrame
 from bot.audio.resample import StreamResampler
 from bot.audio.segmenter import Segment, Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted
@@ -90,12 +90,13 @@ class PipelineListener:
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None: ...
 
-    def on_audio_segment(self, speaker: Speaker, start: float, end: float, audio: "np.ndarray") -> None:
+    def on_audio_segment(self, speaker: Speaker, start: float, end: float, audio: np.ndarray) -> None:
         """Every accepted speech segment, before transcription: ``audio`` is 16 kHz mono float32
         from ``start`` to ``end`` (call time). For enrolment from live speech."""
 
-    def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float,
-                   verdict: Verdict) -> None:
+    def on_verdict(
+        self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict: Verdict
+    ) -> None:
         """A stored utterance's speaker verdict changed, on the evidence of later utterances."""
 
     def on_join(self, speaker: Speaker, at: float) -> None: ...
@@ -145,10 +146,18 @@ class _Stream:
 
 
 class CallPipeline:
-    def __init__(self, config: Config, transcriber: WhisperTranscriber, *, recorder: CallRecorder | None = None,
-                 clock: CallClock | None = None, listeners: list[PipelineListener] | tuple = (),
-                 vad: SileroModel | None = None, language: str | None = None,
-                 verifier: "CallVerifier | None" = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        transcriber: WhisperTranscriber,
+        *,
+        recorder: CallRecorder | None = None,
+        clock: CallClock | None = None,
+        listeners: list[PipelineListener] | tuple = (),
+        vad: SileroModel | None = None,
+        language: str | None = None,
+        verifier: CallVerifier | None = None,
+    ) -> None:
         self.config = config
         self.recorder = recorder
         self.clock = clock or WallClock()
@@ -160,16 +169,28 @@ class CallPipeline:
         self.language = codes[0] if len(codes) == 1 else None
         asr = config.asr
         self.decode = DecodeOptions(
-            language=self.language, candidates=codes if len(codes) > 1 else (), beam_size=asr.beam_size,
-            filter=FilterOptions(no_speech_threshold=asr.no_speech_threshold,
-                                 log_prob_threshold=asr.log_prob_threshold,
-                                 compression_ratio_threshold=asr.compression_ratio_threshold,
-                                 known_phrases=asr.hallucination_filter))
-        self.pool = TranscriptionPool(transcriber, self.decode, clock=self.clock, on_result=self._on_result,
-                                      workers=asr.workers, queue_size=asr.queue_size, batch_size=asr.batch_size,
-                                      prepare=self._prepare)
+            language=self.language,
+            candidates=codes if len(codes) > 1 else (),
+            beam_size=asr.beam_size,
+            filter=FilterOptions(
+                no_speech_threshold=asr.no_speech_threshold,
+                log_prob_threshold=asr.log_prob_threshold,
+                compression_ratio_threshold=asr.compression_ratio_threshold,
+                known_phrases=asr.hallucination_filter,
+            ),
+        )
+        self.pool = TranscriptionPool(
+            transcriber,
+            self.decode,
+            clock=self.clock,
+            on_result=self._on_result,
+            workers=asr.workers,
+            queue_size=asr.queue_size,
+            batch_size=asr.batch_size,
+            prepare=self._prepare,
+        )
         self.verifier = verifier
-        self._embeddings: dict[int, "np.ndarray | None"] = {}  # id(job) -> speaker embedding
+        self._embeddings: dict[int, np.ndarray | None] = {}  # id(job) -> speaker embedding
         self.session_id: int | None = None
         self._streams: dict[str, _Stream] = {}
         self._languages: Counter[str] = Counter()  # confidently detected, over the whole call
@@ -203,7 +224,7 @@ class CallPipeline:
         self._notify("on_join", speaker, joined_at)
         return speaker
 
-    def attach_verifier(self, verifier: "CallVerifier") -> None:
+    def attach_verifier(self, verifier: CallVerifier) -> None:
         """Start verifying speakers in a running call (a first voiceprint enrolled during it);
         utterances already heard keep no verdict."""
         with self._lock:
@@ -233,8 +254,9 @@ class CallPipeline:
             if stream.closed:
                 return
             if stream.segmenter is None:
-                stream.segmenter = Segmenter(self.vad.new_stream(), self.segmenter_options,
-                                             start_index=round(frame.start * SAMPLE_RATE))
+                stream.segmenter = Segmenter(
+                    self.vad.new_stream(), self.segmenter_options, start_index=round(frame.start * SAMPLE_RATE)
+                )
             if stream.resampler is None or stream.resampler.in_rate != frame.sample_rate:
                 self._flush_resampler(stream)
                 stream.resampler = StreamResampler(frame.sample_rate)
@@ -297,8 +319,9 @@ class CallPipeline:
                 stream.stats.talk_time += event.duration
                 lo = round((event.start - event.audio_start) * SAMPLE_RATE)
                 hi = round((event.end - event.audio_start) * SAMPLE_RATE)
-                self._notify("on_audio_segment", stream.speaker, event.start, event.end,
-                             event.audio[max(lo, 0):max(hi, 0)])  # a view, not a copy
+                self._notify(
+                    "on_audio_segment", stream.speaker, event.start, event.end, event.audio[max(lo, 0) : max(hi, 0)]
+                )  # a view, not a copy
                 request = Request(audio=event.audio)
                 self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
             elif isinstance(event, SpeechStarted):
@@ -361,20 +384,37 @@ class CallPipeline:
             utterance_id = None
             if self.recorder is not None and self.session_id is not None:
                 record = UtteranceRecord(
-                    session_id=self.session_id, participant_id=stream.speaker.participant_id,
-                    start=round(segment.start, 3), end=round(segment.end, 3), transcribed_at=round(result.done_at, 3),
-                    text=transcript.text, language=transcript.language,
-                    language_probability=transcript.language_probability, avg_logprob=transcript.avg_logprob,
-                    no_speech_prob=transcript.no_speech_prob, compression_ratio=transcript.compression_ratio,
+                    session_id=self.session_id,
+                    participant_id=stream.speaker.participant_id,
+                    start=round(segment.start, 3),
+                    end=round(segment.end, 3),
+                    transcribed_at=round(result.done_at, 3),
+                    text=transcript.text,
+                    language=transcript.language,
+                    language_probability=transcript.language_probability,
+                    avg_logprob=transcript.avg_logprob,
+                    no_speech_prob=transcript.no_speech_prob,
+                    compression_ratio=transcript.compression_ratio,
                     speaker_score=None if verdict is None or verdict.score is None else round(verdict.score, 4),
                     verification=None if verdict is None else verdict.verification,
-                    speaker_label=None if verdict is None else verdict.label)
+                    speaker_label=None if verdict is None else verdict.label,
+                )
                 utterance_id = self._store(record, stream)
             if judgement is not None:
                 judgement.item.utterance_id = utterance_id
                 self._revise(stream, judgement.revised)
-        event = UtteranceEvent(stream.speaker, segment.start, segment.end, segment.ready_at, result.done_at,
-                               transcript, utterance_id, result.compute_seconds, result.batch, verdict)
+        event = UtteranceEvent(
+            stream.speaker,
+            segment.start,
+            segment.end,
+            segment.ready_at,
+            result.done_at,
+            transcript,
+            utterance_id,
+            result.compute_seconds,
+            result.batch,
+            verdict,
+        )
         with self._lock:
             stream.stats.utterances += 1
             self._latencies.append(event.latency)
@@ -387,8 +427,9 @@ class CallPipeline:
             v = item.verdict
             if self.recorder is not None and item.utterance_id is not None:
                 try:
-                    self.recorder.update_verification(item.utterance_id, None if v.score is None else round(v.score, 4),
-                                                      v.verification, v.label)
+                    self.recorder.update_verification(
+                        item.utterance_id, None if v.score is None else round(v.score, 4), v.verification, v.label
+                    )
                 except StorageError as exc:
                     log.error("could not revise the verdict of utterance %s: %s", item.utterance_id, exc)
             self._notify("on_verdict", stream.speaker, item.utterance_id, item.start, item.end, v)
@@ -440,21 +481,29 @@ class CallPipeline:
                     saved += 1
             except StorageError:
                 unsaved_file = self._write_unsaved(backlog[saved:])
-                status, error = "failed", error or f"database unavailable: {len(backlog) - saved} utterance(s) " \
-                                                    f"saved to {unsaved_file} instead"
+                status, error = (
+                    "failed",
+                    error
+                    or f"database unavailable: {len(backlog) - saved} utterance(s) saved to {unsaved_file} instead",
+                )
             try:
                 self.recorder.finish_session(self.session_id, status, error=error, duration=round(duration, 3))
             except StorageError as exc:
                 log.error("could not close session %s: %s", self.session_id, exc)
         return CallSummary(
-            session_id=self.session_id, status=status, duration=duration,
+            session_id=self.session_id,
+            status=status,
+            duration=duration,
             wall_seconds=time.perf_counter() - self._started,
             speakers={s.speaker.name: s.stats for s in self._streams.values()},
-            latencies=list(self._latencies), processing_latencies=list(self._processing_latencies),
+            latencies=list(self._latencies),
+            processing_latencies=list(self._processing_latencies),
             compute_seconds=self.pool.stats.compute_seconds,
             unsaved_file=unsaved_file,
-            verdicts={} if self.verifier is None else
-            {s.speaker.name: self.verifier.counts(k) for k, s in self._streams.items()})
+            verdicts={}
+            if self.verifier is None
+            else {s.speaker.name: self.verifier.counts(k) for k, s in self._streams.items()},
+        )
 
     def _write_unsaved(self, records: list[UtteranceRecord]) -> str:
         path = Path(f"s-talk-unsaved-session-{self.session_id}-{int(time.time())}.json").resolve()

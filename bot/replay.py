@@ -7,8 +7,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from sqlalchemy.exc import DBAPIError
 
@@ -40,8 +41,9 @@ def parse_track(arg: str) -> Track:
     if not sep or not path:
         raise StalkError(f"bad participant argument {arg!r}", "write NAME=FILE, e.g. alice=alice.wav")
     if not _NAME.match(name):
-        raise StalkError(f"bad participant name {name!r} in {arg!r}",
-                         "use 1-64 characters, no '=', not starting with a space")
+        raise StalkError(
+            f"bad participant name {name!r} in {arg!r}", "use 1-64 characters, no '=', not starting with a space"
+        )
     return Track(name, path)
 
 
@@ -76,21 +78,29 @@ class TranscriptPrinter(PipelineListener):
         self.lock = threading.Lock()
 
     def on_utterance(self, event: UtteranceEvent) -> None:
-        line = (f"[{short_clock(event.start)} - {short_clock(event.end)}] {event.speaker.name}: {event.text}"
-                f"  (+{event.latency:.2f} s){verdict_mark(event.verdict)}")
+        line = (
+            f"[{short_clock(event.start)} - {short_clock(event.end)}] {event.speaker.name}: {event.text}"
+            f"  (+{event.latency:.2f} s){verdict_mark(event.verdict)}"
+        )
         with self.lock:
             print(line, file=self.out, flush=True)
 
     def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict) -> None:
         with self.lock:
-            print(f"[{short_clock(start)} - {short_clock(end)}] {speaker.name}: verdict revised:{verdict_mark(verdict)}",
-                  file=self.out, flush=True)
+            print(
+                f"[{short_clock(start)} - {short_clock(end)}] {speaker.name}: verdict revised:{verdict_mark(verdict)}",
+                file=self.out,
+                flush=True,
+            )
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None:
         if reason.startswith("transcription failed"):
             with self.lock:
-                print(f"[{short_clock(segment.start)} - {short_clock(segment.end)}] {speaker.name}: <{reason}>",
-                      file=self.out, flush=True)
+                print(
+                    f"[{short_clock(segment.start)} - {short_clock(segment.end)}] {speaker.name}: <{reason}>",
+                    file=self.out,
+                    flush=True,
+                )
 
 
 def _merged(tracks: list[Track], block: float) -> Iterator[tuple[str, PcmFrame]]:
@@ -122,22 +132,36 @@ def percentile(values: list[float], q: float) -> float:
 def print_summary(summary: CallSummary, out: TextIO) -> None:
     kept = sum(s.utterances for s in summary.speakers.values())
     dropped = sum(s.rejected for s in summary.speakers.values())
-    print(f"--- {summary.status}: call length {short_clock(summary.duration)}, {kept} utterances"
-          f" ({dropped} dropped as non-speech or Whisper inventions)", file=out)
+    print(
+        f"--- {summary.status}: call length {short_clock(summary.duration)}, {kept} utterances"
+        f" ({dropped} dropped as non-speech or Whisper inventions)",
+        file=out,
+    )
     width = max((len(n) for n in summary.speakers), default=4)
     for name, stats in summary.speakers.items():
-        print(f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {short_clock(stats.talk_time)}", file=out)
+        print(
+            f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {short_clock(stats.talk_time)}", file=out
+        )
     for name, counts in summary.verdicts.items():
         labels = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in ("verified", "mismatch", "unknown"))
-        print(f"  voice check {name}: {counts.get('verified', 0)} verified, {counts.get('mismatch', 0)} not their "
-              f"voice{f' ({labels})' if labels else ''}, {counts.get('unknown', 0)} not judged", file=out)
+        print(
+            f"  voice check {name}: {counts.get('verified', 0)} verified, {counts.get('mismatch', 0)} not their "
+            f"voice{f' ({labels})' if labels else ''}, {counts.get('unknown', 0)} not judged",
+            file=out,
+        )
     if summary.latencies:
-        print(f"latency to stored: after the end of utterance p50 {percentile(summary.processing_latencies, 50):.2f} s, "
-              f"p95 {percentile(summary.processing_latencies, 95):.2f} s; after the last word "
-              f"p50 {percentile(summary.latencies, 50):.2f} s, p95 {percentile(summary.latencies, 95):.2f} s", file=out)
+        print(
+            f"latency to stored: after the end of utterance p50 {percentile(summary.processing_latencies, 50):.2f} s, "
+            f"p95 {percentile(summary.processing_latencies, 95):.2f} s; after the last word "
+            f"p50 {percentile(summary.latencies, 50):.2f} s, p95 {percentile(summary.latencies, 95):.2f} s",
+            file=out,
+        )
     speed = summary.duration / summary.wall_seconds if summary.wall_seconds > 0 else float("inf")
-    print(f"processed {short_clock(summary.duration)} of audio in {summary.wall_seconds:.1f} s "
-          f"({speed:.1f}x real time), transcription {summary.compute_seconds:.1f} s", file=out)
+    print(
+        f"processed {short_clock(summary.duration)} of audio in {summary.wall_seconds:.1f} s "
+        f"({speed:.1f}x real time), transcription {summary.compute_seconds:.1f} s",
+        file=out,
+    )
     if summary.unsaved_file:
         print(f"warning: the database was unavailable; unsaved utterances are in {summary.unsaved_file}", file=out)
 
@@ -157,9 +181,19 @@ def check_writable(db: Database) -> None:
         raise describe_error(exc, db.label) from None
 
 
-def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, language: str | None = None,
-           out: TextIO | None = None, listeners: list[PipelineListener] | tuple = (),
-           transcriber: WhisperTranscriber | None = None, speaker_model=None, hints: bool = True) -> CallSummary:
+def replay(
+    config: Config,
+    tracks: list[Track],
+    *,
+    db_url: str,
+    speed: float,
+    language: str | None = None,
+    out: TextIO | None = None,
+    listeners: list[PipelineListener] | tuple = (),
+    transcriber: WhisperTranscriber | None = None,
+    speaker_model=None,
+    hints: bool = True,
+) -> CallSummary:
     """Stream the tracks through the pipeline; returns the summary of the stored call.
 
     Everything that can be checked before the call starts is (files, database, model), so
@@ -183,14 +217,24 @@ def replay(config: Config, tracks: list[Track], *, db_url: str, speed: float, la
         if hints and config.hints.enabled:
             from bot.hints.replay import replay_engine
 
-            engine = replay_engine(config, clock, out, recorder=recorder, lock=printer.lock,
-                                   language=language or config.asr.language)
-        pipeline = CallPipeline(config, transcriber, recorder=recorder, clock=clock,
-                                listeners=[printer, *([engine] if engine else []), *listeners], language=language,
-                                verifier=verifier)
+            engine = replay_engine(
+                config, clock, out, recorder=recorder, lock=printer.lock, language=language or config.asr.language
+            )
+        pipeline = CallPipeline(
+            config,
+            transcriber,
+            recorder=recorder,
+            clock=clock,
+            listeners=[printer, *([engine] if engine else []), *listeners],
+            language=language,
+            verifier=verifier,
+        )
         title = ", ".join(t.name for t in tracks)
-        pipeline.open(NewSession(source="replay", title=title, language=language or config.asr.language,
-                                 asr_model=transcriber.name))
+        pipeline.open(
+            NewSession(
+                source="replay", title=title, language=language or config.asr.language, asr_model=transcriber.name
+            )
+        )
         if engine is not None:
             engine.session_id = pipeline.session_id
             engine.settle = lambda: pipeline.drain(30.0)
@@ -253,5 +297,10 @@ def make_verifier(config: Config, db: Database, names: list[str], speaker_model=
     for vp in prints.values():
         check_model(vp, speaker_model)
     s = config.speaker
-    return CallVerifier(speaker_model, list_voiceprints(db, speaker_model.model_id), threshold=s.threshold,
-                        min_seconds=s.min_utterance_s, context=s.context)
+    return CallVerifier(
+        speaker_model,
+        list_voiceprints(db, speaker_model.model_id),
+        threshold=s.threshold,
+        min_seconds=s.min_utterance_s,
+        context=s.context,
+    )

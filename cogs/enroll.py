@@ -19,14 +19,19 @@ from discord.ext import commands
 from bot.discordbot import consent
 from bot.discordbot.app import CommandRefused, StalkBot
 from bot.discordbot.sessions import LiveSession
-from bot.discordbot.voices import start_verifying
 from bot.discordbot.views import OwnerOnlyView
+from bot.discordbot.voices import start_verifying
 from bot.errors import StalkError
 from bot.speaker.enrollment import EnrollmentError, EnrollmentResult
 from bot.speaker.live import LiveEnrollment
 from storage.db import Database
-from storage.voiceprints import (VoiceprintData, delete_user_voiceprints, get_voiceprint, get_voiceprint_by_user,
-                                 save_voiceprint)
+from storage.voiceprints import (
+    VoiceprintData,
+    delete_user_voiceprints,
+    get_voiceprint,
+    get_voiceprint_by_user,
+    save_voiceprint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +39,24 @@ PROGRESS_EVERY = 2.5  # seconds between edits of the reply: well inside Discord'
 CONFIRM_TIMEOUT = 60.0
 FULL, EMPTY = "\u25b0", "\u25b1"  # the progress bar's cells
 
-PROMPT = ("The old harbour wakes up slowly every morning. Fishing boats drift past the stone wall while gulls "
-          "circle over the market. By noon the square is full of voices, bicycles and the smell of fresh bread. "
-          "I could spend a whole summer there, reading, walking and watching the tide come in.")
+PROMPT = (
+    "The old harbour wakes up slowly every morning. Fishing boats drift past the stone wall while gulls "
+    "circle over the market. By noon the square is full of voices, bicycles and the smell of fresh bread. "
+    "I could spend a whole summer there, reading, walking and watching the tide come in."
+)
 
 # What to do when a gate fails, said to the user in place of the gate's technical message.
 GATE_HELP = {
     "silent": "I could not hear any speech from you. Check that you are not muted (or that push-to-talk is held) "
-              "and that Discord uses the microphone you speak into, then run /enroll again.",
+    "and that Discord uses the microphone you speak into, then run /enroll again.",
     "quiet": "Your voice came through very quietly. Raise your input volume in Discord's Voice settings or move "
-             "closer to the microphone, then run /enroll again.",
+    "closer to the microphone, then run /enroll again.",
     "clipped": "Your voice came through distorted: it is too loud for the microphone. Lower your input volume in "
-               "Discord's Voice settings or move back a little, then run /enroll again.",
+    "Discord's Voice settings or move back a little, then run /enroll again.",
     "too_little_speech": "Run /enroll again and read the whole text aloud at a normal pace, without long pauses "
-                         "(only the time you are actually speaking counts).",
+    "(only the time you are actually speaking counts).",
     "several_voices": "I heard more than one voice on your microphone. Enrol when nobody else is talking near you "
-                      "(headphones stop the call itself from being picked up), then run /enroll again.",
+    "(headphones stop the call itself from being picked up), then run /enroll again.",
 }
 
 
@@ -65,8 +72,9 @@ def voiceprint_name(db: Database, user_id: str, display_name: str) -> str:
     return clean if taken is None or taken.user_id == user_id else f"{clean} ({user_id})"
 
 
-def store_enrolment(db: Database, user_id: str, display_name: str,
-                    result: EnrollmentResult) -> tuple[VoiceprintData, bool]:
+def store_enrolment(
+    db: Database, user_id: str, display_name: str, result: EnrollmentResult
+) -> tuple[VoiceprintData, bool]:
     """Save the voiceprint; returns it and whether it replaced an earlier one."""
     replaced = get_voiceprint_by_user(db, user_id) is not None
     vp = result.voiceprint(voiceprint_name(db, user_id, display_name), user_id)
@@ -76,9 +84,11 @@ def store_enrolment(db: Database, user_id: str, display_name: str,
 
 def progress_text(seconds: float, needed: float, left: float) -> str:
     filled = min(10, int(10 * seconds / needed)) if needed > 0 else 10
-    return (f"**Enrolling your voice.** Read this aloud at a normal pace, as if talking to the call:\n> {PROMPT}\n\n"
-            f"Heard so far: **{min(seconds, needed):.1f} of {needed:g} s** of your speech "
-            f"{FULL * filled}{EMPTY * (10 - filled)} ({max(0, round(left))} s left)")
+    return (
+        f"**Enrolling your voice.** Read this aloud at a normal pace, as if talking to the call:\n> {PROMPT}\n\n"
+        f"Heard so far: **{min(seconds, needed):.1f} of {needed:g} s** of your speech "
+        f"{FULL * filled}{EMPTY * (10 - filled)} ({max(0, round(left))} s left)"
+    )
 
 
 def failure_text(exc: EnrollmentError, *, timed_out: bool, seconds: float, needed: float) -> str:
@@ -91,7 +101,7 @@ def failure_text(exc: EnrollmentError, *, timed_out: bool, seconds: float, neede
 
 
 class DeleteConfirm(OwnerOnlyView):
-    def __init__(self, cog: "EnrollCog", user_id: int) -> None:
+    def __init__(self, cog: EnrollCog, user_id: int) -> None:
         super().__init__(user_id, timeout=CONFIRM_TIMEOUT)
         self.cog = cog
 
@@ -99,8 +109,12 @@ class DeleteConfirm(OwnerOnlyView):
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.stop()
         names = await self.cog.delete(self.owner_id)
-        text = ("Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
-                "/enroll makes a new one." if names else "You had no voiceprint; nothing was deleted.")
+        text = (
+            "Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
+            "/enroll makes a new one."
+            if names
+            else "You had no voiceprint; nothing was deleted."
+        )
         await interaction.response.edit_message(content=text, view=None)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="voiceprint:keep")
@@ -124,15 +138,19 @@ class EnrollCog(commands.Cog):
             raise CommandRefused("Use /enroll in a server, while you are in the call S-Talk is transcribing.")
         session = self.bot.sessions.get(interaction.guild.id)
         if session is None:
-            raise CommandRefused("S-Talk is not in a call in this server. Start one with /join, then use /enroll "
-                                 "while you are in it.")
+            raise CommandRefused(
+                "S-Talk is not in a call in this server. Start one with /join, then use /enroll while you are in it."
+            )
         if user.voice is None or user.voice.channel is None or user.voice.channel.id != session.channel.id:
-            raise CommandRefused(f"Join {session.channel.mention} first: /enroll records your voice in the call "
-                                 "S-Talk is transcribing.")
+            raise CommandRefused(
+                f"Join {session.channel.mention} first: /enroll records your voice in the call S-Talk is transcribing."
+            )
         if not consent.is_processed(user.id, session.settings.consent_mode, session.consents):
             if user.id in session.consents.opted_out:
-                raise CommandRefused("You opted out, so S-Talk does not hear your voice in this server. Use /optin "
-                                     "first if you want to enrol.")
+                raise CommandRefused(
+                    "You opted out, so S-Talk does not hear your voice in this server. Use /optin "
+                    "first if you want to enrol."
+                )
             raise CommandRefused("This server only processes people who used /optin. Use /optin first, then /enroll.")
         if user.id in self.enrolling:
             raise CommandRefused("Your enrolment is already listening: keep reading the text aloud.")
@@ -146,8 +164,9 @@ class EnrollCog(commands.Cog):
         self.enrolling.add(user.id)
         try:
             s = self.bot.config.speaker
-            await interaction.response.send_message(progress_text(0.0, s.min_enroll_speech_s, s.enroll_timeout_s),
-                                                    ephemeral=True)
+            await interaction.response.send_message(
+                progress_text(0.0, s.min_enroll_speech_s, s.enroll_timeout_s), ephemeral=True
+            )
             text = await self._enroll(interaction, session)
         except StalkError as exc:  # the speaker model, the database
             log.warning("enrolment of %s failed: %s", user.id, exc)
@@ -174,8 +193,9 @@ class EnrollCog(commands.Cog):
                 loop.call_soon_threadsafe(enough.set)
 
         # The pipeline's VAD model (one session serves many streams): no second load per /enroll.
-        listener = LiveEnrollment(model, str(user.id), needed=s.min_enroll_speech_s, vad=session.pipeline.vad,
-                                  on_progress=on_progress)
+        listener = LiveEnrollment(
+            model, str(user.id), needed=s.min_enroll_speech_s, vad=session.pipeline.vad, on_progress=on_progress
+        )
         deadline = loop.time() + s.enroll_timeout_s
         shown = 0.0
         session.add_listener(listener)
@@ -186,7 +206,7 @@ class EnrollCog(commands.Cog):
                     return f"Enrolment stopped: {gone}. Nothing was stored."
                 try:
                     await asyncio.wait_for(enough.wait(), min(PROGRESS_EVERY, left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 heard = listener.speech_seconds
                 if heard != shown and not enough.is_set():
@@ -197,18 +217,26 @@ class EnrollCog(commands.Cog):
         try:
             result = await asyncio.to_thread(listener.finish)
         except EnrollmentError as exc:
-            return failure_text(exc, timed_out=not enough.is_set(), seconds=listener.speech_seconds,
-                                needed=s.min_enroll_speech_s)
+            return failure_text(
+                exc, timed_out=not enough.is_set(), seconds=listener.speech_seconds, needed=s.min_enroll_speech_s
+            )
         name = user.display_name
         vp, replaced = await asyncio.to_thread(store_enrolment, self.bot.db, str(user.id), name, result)
         self._verify_from_now(vp, session, model)
-        log.info("user %s enrolled in guild %s (%.1f s of speech, model %s)", user.id, session.guild.id,
-                 result.speech_seconds, model.info.name)
-        return (f"**{'Re-enrolled' if replaced else 'Enrolled'}.** Your voiceprint is stored "
-                f"({result.speech_seconds:.1f} s of your speech{', it replaced your old one' if replaced else ''}). "
-                "From now on S-Talk checks that speech from your account sounds like you, and marks lines that do "
-                "not (\"not their voice\") in transcripts. `/voiceprint status` shows it; `/voiceprint delete` "
-                "removes it.")
+        log.info(
+            "user %s enrolled in guild %s (%.1f s of speech, model %s)",
+            user.id,
+            session.guild.id,
+            result.speech_seconds,
+            model.info.name,
+        )
+        return (
+            f"**{'Re-enrolled' if replaced else 'Enrolled'}.** Your voiceprint is stored "
+            f"({result.speech_seconds:.1f} s of your speech{', it replaced your old one' if replaced else ''}). "
+            "From now on S-Talk checks that speech from your account sounds like you, and marks lines that do "
+            'not ("not their voice") in transcripts. `/voiceprint status` shows it; `/voiceprint delete` '
+            "removes it."
+        )
 
     def _gone(self, session: LiveSession, user_id: int) -> str | None:
         if self.bot.sessions.get(session.guild.id) is not session:
@@ -238,7 +266,8 @@ class EnrollCog(commands.Cog):
         vp = await asyncio.to_thread(get_voiceprint_by_user, self.bot.db, str(interaction.user.id))
         if vp is None:
             await interaction.response.send_message(
-                "You have no voiceprint. Use /enroll while S-Talk is transcribing a call you are in.", ephemeral=True)
+                "You have no voiceprint. Use /enroll while S-Talk is transcribing a call you are in.", ephemeral=True
+            )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -246,30 +275,36 @@ class EnrollCog(commands.Cog):
             if model.model_id == vp.model_id:
                 fit = "It matches the speaker model in use, so your speech in calls is checked against it."
             else:
-                fit = (f"It was made with another speaker model than the one in use now ({model.info.name}), so it "
-                       "is not used: run /enroll again to be checked in calls.")
+                fit = (
+                    f"It was made with another speaker model than the one in use now ({model.info.name}), so it "
+                    "is not used: run /enroll again to be checked in calls."
+                )
         except StalkError as exc:
             fit = f"The speaker model in use could not be loaded to compare ({exc.what})."
         when = vp.created_at.strftime("%Y-%m-%d %H:%M UTC") if vp.created_at else "?"
         updated = vp.updated_at.strftime("%Y-%m-%d %H:%M UTC") if vp.updated_at else when
         await interaction.followup.send(
-            f"**Your voiceprint** (labelled \"{vp.name}\"): enrolled {when}"
+            f'**Your voiceprint** (labelled "{vp.name}"): enrolled {when}'
             f"{f', last renewed {updated}' if updated != when else ''}, from {vp.speech_seconds:.1f} s of speech, "
             f"speaker model {vp.model_name} ({vp.model_id[:12]}). {fit}\n"
             "It is a list of numbers describing your voice; no audio is kept. `/voiceprint delete` removes it.",
-            ephemeral=True)
+            ephemeral=True,
+        )
 
     @voiceprint.command(name="delete", description="Delete your voiceprint")
     async def delete_command(self, interaction: discord.Interaction) -> None:
         vp = await asyncio.to_thread(get_voiceprint_by_user, self.bot.db, str(interaction.user.id))
         if vp is None:
-            await interaction.response.send_message("You have no voiceprint; there is nothing to delete.",
-                                                    ephemeral=True)
+            await interaction.response.send_message(
+                "You have no voiceprint; there is nothing to delete.", ephemeral=True
+            )
             return
         await interaction.response.send_message(
             "This deletes your voiceprint: S-Talk will stop checking that speech from your account is your voice. "
             "Your transcripts are kept. It cannot be undone (but /enroll makes a new one).",
-            view=DeleteConfirm(self, interaction.user.id), ephemeral=True)
+            view=DeleteConfirm(self, interaction.user.id),
+            ephemeral=True,
+        )
 
     async def delete(self, user_id: int) -> list[str]:
         names = await asyncio.to_thread(delete_user_voiceprints, self.bot.db, str(user_id))

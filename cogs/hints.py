@@ -26,8 +26,12 @@ class HintsCog(commands.Cog):
     async def hints(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
         on = state == "on"
         await asyncio.to_thread(set_hints, self.bot.db, interaction.user.id, on)
-        text = ("Hints are on: when a call you are in goes quiet, S-Talk may send you a topic idea in a direct "
-                "message. /hints off stops them." if on else "Hints are off: S-Talk will not send you topic ideas.")
+        text = (
+            "Hints are on: when a call you are in goes quiet, S-Talk may send you a topic idea in a direct "
+            "message. /hints off stops them."
+            if on
+            else "Hints are off: S-Talk will not send you topic ideas."
+        )
         await interaction.response.send_message(text, ephemeral=True)
 
 

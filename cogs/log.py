@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -77,8 +78,10 @@ def list_embed(page: Page[SessionSummary], admin: bool) -> discord.Embed:
     for s in page.items:
         who = ", ".join(escape(p) for p in s.participants) or "nobody"
         title = escape(s.title or "untitled")
-        lines.append(f"**#{s.id}** {title} · {_when(s)} · {_length(s.duration)} · {s.utterance_count} "
-                     f"utterance(s) · {s.status}\n  {who}")
+        lines.append(
+            f"**#{s.id}** {title} · {_when(s)} · {_length(s.duration)} · {s.utterance_count} "
+            f"utterance(s) · {s.status}\n  {who}"
+        )
     embed = discord.Embed(title="Stored calls", description=_cut("\n".join(lines)), colour=COLOUR)
     embed.set_footer(text=f"{page.first}-{page.last} of {page.total} ({scope}) · /log show ID reads one")
     return embed
@@ -92,13 +95,14 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
         line = f"`{short_clock(u.start)}` **{escape(u.speaker)}**{' ' + mark if mark else ''}: {escape(u.text)}"
         lines.append(f"▶ {line}" if u.id == highlight else line)
     body = "\n".join(lines) or "Nothing was transcribed in this call."
-    embed = discord.Embed(title=_cut(f"#{s.id} {s.title or 'untitled'}", 256), description=_cut(body),
-                          colour=COLOUR)
+    embed = discord.Embed(title=_cut(f"#{s.id} {s.title or 'untitled'}", 256), description=_cut(body), colour=COLOUR)
     page = tp.utterances
     where = f"utterances {page.first}-{page.last} of {page.total}" if page.total else "no utterances"
-    embed.set_footer(text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where} · "
-                          f"{MARKS['verified']} voice matches the account, {MARKS['mismatch']} it does not, "
-                          f"{MARKS['unknown']} undecided")
+    embed.set_footer(
+        text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where} · "
+        f"{MARKS['verified']} voice matches the account, {MARKS['mismatch']} it does not, "
+        f"{MARKS['unknown']} undecided"
+    )
     return embed
 
 
@@ -117,18 +121,22 @@ def _quoted(c: ContextLine) -> str:
 
 def search_embed(query: str, page: Page[SearchHit]) -> discord.Embed:
     if not page.items:
-        return discord.Embed(title="Search", description=f"Nothing found for “{escape(query)}” in the calls you "
-                                                         "can see.", colour=COLOUR)
+        return discord.Embed(
+            title="Search", description=f"Nothing found for “{escape(query)}” in the calls you can see.", colour=COLOUR
+        )
     blocks = []
     for n, h in enumerate(page.items, page.first):
-        context = [*map(_quoted, h.before),
-                   f"> `{short_clock(h.start)}` **{escape(h.speaker)}**: {highlighted(h.text, h.spans)}",
-                   *map(_quoted, h.after)]
+        context = [
+            *map(_quoted, h.before),
+            f"> `{short_clock(h.start)}` **{escape(h.speaker)}**: {highlighted(h.text, h.spans)}",
+            *map(_quoted, h.after),
+        ]
         title = escape(h.session_title or "untitled")
-        blocks.append(f"**{n}.** call **#{h.session_id}** {title} · "
-                      f"{h.session_started_at.strftime('%Y-%m-%d')}\n" + "\n".join(context))
-    embed = discord.Embed(title=_cut(f"Search: {query}", 256), description=_cut("\n\n".join(blocks)),
-                          colour=COLOUR)
+        blocks.append(
+            f"**{n}.** call **#{h.session_id}** {title} · "
+            f"{h.session_started_at.strftime('%Y-%m-%d')}\n" + "\n".join(context)
+        )
+    embed = discord.Embed(title=_cut(f"Search: {query}", 256), description=_cut("\n\n".join(blocks)), colour=COLOUR)
     embed.set_footer(text=f"hits {page.first}-{page.last} of {page.total} · pick one below to open the call there")
     return embed
 
@@ -193,8 +201,16 @@ class Pager(Owned):
 class SearchPager(Pager):
     """Search hits with a menu that opens the call at the chosen hit."""
 
-    def __init__(self, cog: "LogCog", viewer: Viewer, owner_id: int, render: Render, page: Page[SearchHit],
-                 *, timeout: float = VIEW_TIMEOUT) -> None:
+    def __init__(
+        self,
+        cog: LogCog,
+        viewer: Viewer,
+        owner_id: int,
+        render: Render,
+        page: Page[SearchHit],
+        *,
+        timeout: float = VIEW_TIMEOUT,
+    ) -> None:
         self.cog = cog
         self.viewer = viewer
         self.jump = discord.ui.Select(custom_id="log:jump", placeholder="Open the call at a hit…")
@@ -208,7 +224,9 @@ class SearchPager(Pager):
         self.jump.options = [
             discord.SelectOption(
                 label=_cut(f"{n}. #{h.session_id} {short_clock(h.start)} {h.speaker}", 100),
-                description=_cut(h.text, 100) or None, value=f"{h.session_id}:{h.utterance_id}")
+                description=_cut(h.text, 100) or None,
+                value=f"{h.session_id}:{h.utterance_id}",
+            )
             for n, h in enumerate(page.items, page.first)
         ]
 
@@ -221,7 +239,7 @@ class SearchPager(Pager):
 
 
 class DeleteConfirm(Owned):
-    def __init__(self, cog: "LogCog", viewer: Viewer, owner_id: int, session_id: int) -> None:
+    def __init__(self, cog: LogCog, viewer: Viewer, owner_id: int, session_id: int) -> None:
         super().__init__(owner_id, CONFIRM_TIMEOUT)
         self.cog = cog
         self.viewer = viewer
@@ -232,12 +250,19 @@ class DeleteConfirm(Owned):
         self.stop()
         await interaction.response.defer()  # deleting for good (index, file scrub) can take a moment
         done: Deleted = await asyncio.to_thread(delete_session, self.cog.bot.db, self.viewer, self.session_id)
-        log.info("call %s deletion by user %s in guild %s: %s", self.session_id, self.owner_id,
-                 self.viewer.guild_id, done.status)
+        log.info(
+            "call %s deletion by user %s in guild %s: %s",
+            self.session_id,
+            self.owner_id,
+            self.viewer.guild_id,
+            done.status,
+        )
         if done.status == "deleted":
-            text = (f"Deleted call #{self.session_id} for good: {done.utterances} utterance(s), "
-                    f"{done.suggestions} suggestion(s) and {done.participants} participant(s); it is no longer "
-                    "searchable.")
+            text = (
+                f"Deleted call #{self.session_id} for good: {done.utterances} utterance(s), "
+                f"{done.suggestions} suggestion(s) and {done.participants} participant(s); it is no longer "
+                "searchable."
+            )
         else:
             text = f"Call #{self.session_id} was not deleted: {refusal(done.status, self.session_id)}"
         await interaction.edit_original_response(content=text, embed=None, view=None)
@@ -277,8 +302,7 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
             return list_embed(page, viewer.is_admin), page
 
         embed, page = await render(0)
-        await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page,
-                                                          timeout=self.view_timeout))
+        await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page, timeout=self.view_timeout))
 
     # -- show ----------------------------------------------------------------------------
 
@@ -287,21 +311,30 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
     async def show(self, interaction: discord.Interaction, session: str) -> None:
         await self.open_transcript(interaction, viewer_of(interaction), parse_session(session))
 
-    async def open_transcript(self, interaction: discord.Interaction, viewer: Viewer, session_id: int,
-                              *, at_utterance: int | None = None) -> None:
+    async def open_transcript(
+        self, interaction: discord.Interaction, viewer: Viewer, session_id: int, *, at_utterance: int | None = None
+    ) -> None:
         """Send the transcript page (holding ``at_utterance`` if given) with its own buttons."""
 
         async def render(n: int, at: int | None = None) -> tuple[discord.Embed, Page]:
-            tp = await asyncio.to_thread(show_page, self.bot.db, viewer, session_id, page=n,
-                                         page_size=self.show_size, max_chars=PAGE_CHARS, at_utterance=at)
+            tp = await asyncio.to_thread(
+                show_page,
+                self.bot.db,
+                viewer,
+                session_id,
+                page=n,
+                page_size=self.show_size,
+                max_chars=PAGE_CHARS,
+                at_utterance=at,
+            )
             if tp is None:
-                raise CommandRefused(f"There is no call #{session_id} that you can see in this server "
-                                     "(it may have been deleted).")
+                raise CommandRefused(
+                    f"There is no call #{session_id} that you can see in this server (it may have been deleted)."
+                )
             return transcript_embed(tp, highlight=at_utterance), tp.utterances
 
         embed, page = await render(0, at_utterance)
-        await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page,
-                                                          timeout=self.view_timeout))
+        await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page, timeout=self.view_timeout))
 
     # -- search --------------------------------------------------------------------------
 
@@ -322,8 +355,9 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
 
     @app_commands.command(name="export", description="Download a call's transcript as a file")
     @app_commands.describe(session="the call", format="json, plain text, Markdown, or SRT/WebVTT subtitles")
-    async def export(self, interaction: discord.Interaction, session: str,
-                     format: Literal["json", "txt", "md", "srt", "vtt"]) -> None:
+    async def export(
+        self, interaction: discord.Interaction, session: str, format: Literal["json", "txt", "md", "srt", "vtt"]
+    ) -> None:
         viewer = viewer_of(interaction)
         session_id = parse_session(session)
         if format not in FORMATS:  # Discord only offers the choices; a stale client might not
@@ -335,11 +369,16 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
         limit = interaction.guild.filesize_limit if interaction.guild is not None else 10 * 1024 * 1024
         data = out.data
         if len(data) > limit:
-            raise CommandRefused(f"Call #{session_id} as {format} is {len(data) // 1024} KiB, more than Discord "
-                                 f"lets S-Talk attach here ({limit // 1024} KiB); ask the bot's operator for "
-                                 "`python -m bot logs export`.")
-        await interaction.followup.send(f"Call #{session_id} as {format}:", file=discord.File(io.BytesIO(data),
-                                        filename=out.filename), ephemeral=True)
+            raise CommandRefused(
+                f"Call #{session_id} as {format} is {len(data) // 1024} KiB, more than Discord "
+                f"lets S-Talk attach here ({limit // 1024} KiB); ask the bot's operator for "
+                "`python -m bot logs export`."
+            )
+        await interaction.followup.send(
+            f"Call #{session_id} as {format}:",
+            file=discord.File(io.BytesIO(data), filename=out.filename),
+            ephemeral=True,
+        )
 
     # -- delete --------------------------------------------------------------------------
 
@@ -354,7 +393,10 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
         view = DeleteConfirm(self, viewer, interaction.user.id, session_id)
         await interaction.response.send_message(
             f"Delete call #{session_id} for everyone in it? Its transcript, suggestions and search entries are "
-            "removed for good; this cannot be undone.", view=view, ephemeral=True)
+            "removed for good; this cannot be undone.",
+            view=view,
+            ephemeral=True,
+        )
         view.message_of = interaction
 
     # -- autocomplete --------------------------------------------------------------------

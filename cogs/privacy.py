@@ -26,7 +26,7 @@ FORGET_TIMEOUT = 60.0
 
 
 class ForgetConfirm(OwnerOnlyView):
-    def __init__(self, cog: "PrivacyCog", user_id: int) -> None:
+    def __init__(self, cog: PrivacyCog, user_id: int) -> None:
         super().__init__(user_id, timeout=FORGET_TIMEOUT)
         self.cog = cog
 
@@ -37,11 +37,15 @@ class ForgetConfirm(OwnerOnlyView):
         await interaction.response.defer()
         stopped = await self.cog.stop_listening(self.owner_id)
         deleted = await self.cog.forget(self.owner_id)
-        text = (f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
-                "S-Talk keeps ignoring your voice where you asked it to.")
+        text = (
+            f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
+            "S-Talk keeps ignoring your voice where you asked it to."
+        )
         if stopped:
-            text += (f" S-Talk has also stopped listening to you in {', '.join(stopped)} for the rest of the "
-                     "session running there.")
+            text += (
+                f" S-Talk has also stopped listening to you in {', '.join(stopped)} for the rest of the "
+                "session running there."
+            )
         await interaction.edit_original_response(content=text, view=None)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="forget:no")
@@ -61,8 +65,10 @@ class PrivacyCog(commands.Cog):
         days = self.bot.config.retention.max_age_days
         if days <= 0:
             return "Transcripts are kept until they are deleted (this bot's operator set no maximum age)."
-        return (f"Transcripts are deleted automatically {days} day{'s' if days != 1 else ''} after their call "
-                "started, or earlier when they are deleted.")
+        return (
+            f"Transcripts are deleted automatically {days} day{'s' if days != 1 else ''} after their call "
+            "started, or earlier when they are deleted."
+        )
 
     async def stop_listening(self, user_id: int) -> list[str]:
         """Before deleting: running sessions ignore the user from now on, so nothing of theirs
@@ -87,7 +93,9 @@ class PrivacyCog(commands.Cog):
         await self._consent(interaction, "opt_out")
         await interaction.response.send_message(
             "Done: S-Talk ignores your voice in this server from now on (your packets are dropped before "
-            "decoding). /optin resumes it.", ephemeral=True)
+            "decoding). /optin resumes it.",
+            ephemeral=True,
+        )
 
     @app_commands.command(name="optin", description="Let S-Talk process your voice in this server")
     @app_commands.guild_only()
@@ -95,14 +103,15 @@ class PrivacyCog(commands.Cog):
         await self._consent(interaction, "opt_in")
         await interaction.response.send_message(
             "Done: your speech in this server's calls is transcribed while S-Talk is in them. /optout stops it.",
-            ephemeral=True)
+            ephemeral=True,
+        )
 
     @app_commands.command(name="forget", description="Delete what S-Talk stores about you")
     async def forget_command(self, interaction: discord.Interaction) -> None:
         view = ForgetConfirm(self, interaction.user.id)
         await interaction.response.send_message(
-            f"This deletes {self.forget_scope()}. It cannot be undone.",
-            view=view, ephemeral=True)
+            f"This deletes {self.forget_scope()}. It cannot be undone.", view=view, ephemeral=True
+        )
 
     async def forget(self, user_id: int) -> int:
         """Run every registered deleter (``bot.forgetters``) in a worker thread; returns rows deleted."""

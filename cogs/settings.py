@@ -15,12 +15,17 @@ from storage.settings import GuildSettingsInfo, update_guild_settings
 
 
 def describe(s: GuildSettingsInfo) -> str:
-    mode = ("notice (everyone is transcribed unless they /optout)" if s.consent_mode == "notice"
-            else "opt-in (only people who used /optin are transcribed)")
+    mode = (
+        "notice (everyone is transcribed unless they /optout)"
+        if s.consent_mode == "notice"
+        else "opt-in (only people who used /optin are transcribed)"
+    )
     role = f"<@&{s.manager_role_id}>" if s.manager_role_id else "none (anyone may /join and /leave)"
     where = f"a thread in <#{s.transcript_channel_id}>" if s.transcript_channel_id else "the voice channel's chat"
-    return (f"**S-Talk settings**\n- consent mode: {mode}\n- live transcript: "
-            f"{'on, in ' + where if s.live_transcript else 'off'}\n- manager role: {role}")
+    return (
+        f"**S-Talk settings**\n- consent mode: {mode}\n- live transcript: "
+        f"{'on, in ' + where if s.live_transcript else 'off'}\n- manager role: {role}"
+    )
 
 
 @app_commands.guild_only()
@@ -49,24 +54,30 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="S
         settings = await self._check(interaction)
         await interaction.response.send_message(describe(settings), ephemeral=True)
 
-    @app_commands.command(name="consent", description="Who is transcribed: everyone unless they opt out, or only "
-                                                      "those who opt in")
+    @app_commands.command(
+        name="consent", description="Who is transcribed: everyone unless they opt out, or only those who opt in"
+    )
     @app_commands.describe(mode="notice: everyone unless /optout; opt_in: only people who used /optin")
     async def consent(self, interaction: discord.Interaction, mode: Literal["notice", "opt_in"]) -> None:
         await self._check(interaction)
         await self._update(interaction, consent_mode=mode)
 
     @app_commands.command(name="transcript", description="Post a live transcript while S-Talk listens")
-    @app_commands.describe(state="on or off", channel="text channel to open the transcript threads in "
-                                                      "(default: the voice channel's own chat)")
-    async def transcript(self, interaction: discord.Interaction, state: Literal["on", "off"],
-                         channel: discord.TextChannel | None = None) -> None:
+    @app_commands.describe(
+        state="on or off",
+        channel="text channel to open the transcript threads in (default: the voice channel's own chat)",
+    )
+    async def transcript(
+        self, interaction: discord.Interaction, state: Literal["on", "off"], channel: discord.TextChannel | None = None
+    ) -> None:
         await self._check(interaction)
-        await self._update(interaction, live_transcript=state == "on",
-                           transcript_channel_id=None if channel is None else channel.id)
+        await self._update(
+            interaction, live_transcript=state == "on", transcript_channel_id=None if channel is None else channel.id
+        )
 
-    @app_commands.command(name="role", description="The role allowed to start, stop and configure S-Talk "
-                                                   "(administrators always are)")
+    @app_commands.command(
+        name="role", description="The role allowed to start, stop and configure S-Talk (administrators always are)"
+    )
     @app_commands.describe(role="leave empty to clear it")
     async def role(self, interaction: discord.Interaction, role: discord.Role | None = None) -> None:
         await self._check(interaction)

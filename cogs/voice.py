@@ -35,15 +35,17 @@ class VoiceCog(commands.Cog):
         if me is not None:
             perms = channel.permissions_for(me)
             if not perms.connect:
-                raise CommandRefused(f"I am not allowed to connect to {channel.mention}; give S-Talk the Connect "
-                                     "permission there.")
+                raise CommandRefused(
+                    f"I am not allowed to connect to {channel.mention}; give S-Talk the Connect permission there."
+                )
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             session = await self.bot.sessions.start(channel, member)
         except SessionError as exc:
             raise CommandRefused(f"Cannot start: {exc}.") from None
         await interaction.followup.send(
-            f"Transcribing {channel.mention} (session {session.session_id}). Use /leave to stop.", ephemeral=True)
+            f"Transcribing {channel.mention} (session {session.session_id}). Use /leave to stop.", ephemeral=True
+        )
 
     @app_commands.command(name="leave", description="Stop transcribing and leave the voice channel")
     @app_commands.guild_only()
@@ -59,11 +61,13 @@ class VoiceCog(commands.Cog):
             return
         kept = sum(s.utterances for s in summary.speakers.values())
         await interaction.followup.send(
-            f"Stopped. Session {summary.session_id}: {kept} utterance(s) stored.", ephemeral=True)
+            f"Stopped. Session {summary.session_id}: {kept} utterance(s) stored.", ephemeral=True
+        )
 
     @commands.Cog.listener()
-    async def on_voice_state_update(self, member: discord.Member, before: discord.VoiceState,
-                                    after: discord.VoiceState) -> None:
+    async def on_voice_state_update(
+        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
         manager = self.bot.sessions
         session = manager.get(member.guild.id)
         if session is None:
@@ -72,7 +76,9 @@ class VoiceCog(commands.Cog):
             if after.channel is None:
                 await manager.stop(member.guild.id, reason="the bot was disconnected from voice")
                 return
-            if after.channel != session.channel and isinstance(after.channel, discord.VoiceChannel | discord.StageChannel):
+            if after.channel != session.channel and isinstance(
+                after.channel, discord.VoiceChannel | discord.StageChannel
+            ):
                 session.channel = after.channel  # moved by a moderator: follow who is in the new channel
         manager.update_presence(member.guild.id)
 

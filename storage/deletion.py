@@ -145,8 +145,9 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
     """
     uid = str(user_id)
     with db.write_session() as s, s.begin():
-        mine = s.execute(select(Participant.id, Participant.session_id, Participant.name)
-                         .where(Participant.user_id == uid)).all()
+        mine = s.execute(
+            select(Participant.id, Participant.session_id, Participant.name).where(Participant.user_id == uid)
+        ).all()
         part_ids = [p.id for p in mine]
         session_ids = sorted({p.session_id for p in mine})
         prints = s.execute(select(Voiceprint.id, Voiceprint.name).where(Voiceprint.user_id == uid)).all()
@@ -155,12 +156,14 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
             names_by_session.setdefault(p.session_id, set()).add(p.name)
         print_names = {v.name for v in prints}
 
-        utterances = int(s.scalar(select(func.count()).select_from(Utterance)
-                                  .where(Utterance.participant_id.in_(part_ids))) or 0)
+        utterances = int(
+            s.scalar(select(func.count()).select_from(Utterance).where(Utterance.participant_id.in_(part_ids))) or 0
+        )
         labels = 0
         if print_names:
             labels = s.execute(
-                update(Utterance).where(Utterance.speaker_label.in_(print_names))
+                update(Utterance)
+                .where(Utterance.speaker_label.in_(print_names))
                 .values(speaker_label=None, speaker_score=None)
             ).rowcount
         deleted_sugg = readdressed = 0
@@ -180,22 +183,29 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
         s.execute(delete(Participant).where(Participant.id.in_(part_ids)))
         # A call still being recorded is kept even if they were alone in it so far: its
         # pipeline goes on writing to it (others may speak yet) and closes it.
-        active = set(s.scalars(select(CallSession.id).where(CallSession.id.in_(session_ids),
-                                                            CallSession.status == "active")))
+        active = set(
+            s.scalars(select(CallSession.id).where(CallSession.id.in_(session_ids), CallSession.status == "active"))
+        )
         empty = [
-            sid for sid in session_ids
+            sid
+            for sid in session_ids
             if sid not in active
             and not s.scalar(select(func.count()).select_from(Participant).where(Participant.session_id == sid))
         ]
         if empty:
             s.execute(delete(CallSession).where(CallSession.id.in_(empty)))
-        unowned = s.execute(
-            update(CallSession).where(CallSession.started_by == uid).values(started_by=None)
-        ).rowcount
+        unowned = s.execute(update(CallSession).where(CallSession.started_by == uid).values(started_by=None)).rowcount
         s.execute(delete(Voiceprint).where(Voiceprint.user_id == uid))
         _optimize(s)
     return Forgotten(
-        user_id=uid, utterances=utterances, participants=len(part_ids), voiceprints=len(prints),
-        suggestions_deleted=deleted_sugg, suggestions_readdressed=readdressed, labels_cleared=labels,
-        sessions_deleted=len(empty), sessions_unowned=unowned, cleanup=scrub_file(db),
+        user_id=uid,
+        utterances=utterances,
+        participants=len(part_ids),
+        voiceprints=len(prints),
+        suggestions_deleted=deleted_sugg,
+        suggestions_readdressed=readdressed,
+        labels_cleared=labels,
+        sessions_deleted=len(empty),
+        sessions_unowned=unowned,
+        cleanup=scrub_file(db),
     )

@@ -174,6 +174,8 @@ def to_md(detail: SessionDetail) -> str:
             to = f" (to {', '.join(md_escape(r) for r in g.recipients)})" if g.recipients else ""
             lines.append(f"- `{short_clock(g.at)}`{to}: {md_escape(g.text)}")
     lines.append("")
-    lines.append(f"{MARKS['verified']} voice matches the account · {MARKS['mismatch']} it does not · "
-                 f"{MARKS['unknown']} undecided")
+    lines.append(
+        f"{MARKS['verified']} voice matches the account · {MARKS['mismatch']} it does not · "
+        f"{MARKS['unknown']} undecided"
+    )
     return "\n".join(lines) + "\n"

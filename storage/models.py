@@ -12,7 +12,7 @@ compares these models with the migrated schema and fails on any difference.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -52,7 +52,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -71,7 +71,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
@@ -80,8 +80,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -128,15 +128,21 @@ class CallSession(Base):
     # passive_deletes: the database's ON DELETE CASCADE does the work instead of the ORM
     # loading every utterance of a long call just to delete it.
     participants: Mapped[list[Participant]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="Participant.id",
     )
     utterances: Mapped[list[Utterance]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="(Utterance.start, Utterance.id)",
     )
     suggestions: Mapped[list[Suggestion]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="(Suggestion.at, Suggestion.id)",
     )
 
@@ -157,7 +163,9 @@ class Participant(Base):
 
     session: Mapped[CallSession] = relationship(back_populates="participants")
     utterances: Mapped[list[Utterance]] = relationship(
-        back_populates="participant", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="participant",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
 
@@ -174,7 +182,8 @@ class Utterance(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     participant_id: Mapped[int] = mapped_column(
-        ForeignKey("participants.id", ondelete="CASCADE"), index=True,
+        ForeignKey("participants.id", ondelete="CASCADE"),
+        index=True,
     )
     start: Mapped[float] = mapped_column(Float)
     end: Mapped[float] = mapped_column(Float)

@@ -96,15 +96,15 @@ class SessionDetail:
 
 
 def list_sessions(
-    db: Database, *, limit: int = 20, offset: int = 0, guild_id: str | None = None,
+    db: Database,
+    *,
+    limit: int = 20,
+    offset: int = 0,
+    guild_id: str | None = None,
     viewer: Viewer | None = None,
 ) -> list[SessionSummary]:
     """Newest first; everything when ``viewer`` is None (the operator's command line)."""
-    counts = (
-        select(Utterance.session_id, func.count().label("n"))
-        .group_by(Utterance.session_id)
-        .subquery()
-    )
+    counts = select(Utterance.session_id, func.count().label("n")).group_by(Utterance.session_id).subquery()
     query = (
         select(CallSession, func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.session_id == CallSession.id)
@@ -123,10 +123,17 @@ def list_sessions(
 
 def _summary(row: CallSession, n: int) -> SessionSummary:
     return SessionSummary(
-        id=row.id, source=row.source, title=row.title, status=row.status,
-        started_at=row.started_at, ended_at=row.ended_at, duration=row.duration,
-        participants=[p.name for p in row.participants], utterance_count=int(n),
-        guild_id=row.guild_id, started_by=row.started_by,
+        id=row.id,
+        source=row.source,
+        title=row.title,
+        status=row.status,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        duration=row.duration,
+        participants=[p.name for p in row.participants],
+        utterance_count=int(n),
+        guild_id=row.guild_id,
+        started_by=row.started_by,
     )
 
 
@@ -149,8 +156,7 @@ def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> 
         query = query.where(visible(viewer))
     with db.session() as s:
         row = s.scalar(
-            query
-            .options(
+            query.options(
                 selectinload(CallSession.participants),
                 selectinload(CallSession.utterances),
                 selectinload(CallSession.suggestions),
@@ -160,9 +166,17 @@ def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> 
             return None
         names = {p.id: p.name for p in row.participants}
         return SessionDetail(
-            id=row.id, source=row.source, title=row.title, status=row.status, error=row.error,
-            language=row.language, asr_model=row.asr_model, guild_id=row.guild_id,
-            channel_id=row.channel_id, started_at=row.started_at, ended_at=row.ended_at,
+            id=row.id,
+            source=row.source,
+            title=row.title,
+            status=row.status,
+            error=row.error,
+            language=row.language,
+            asr_model=row.asr_model,
+            guild_id=row.guild_id,
+            channel_id=row.channel_id,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
             duration=row.duration,
             participants=[_participant(p) for p in row.participants],
             utterances=[_utterance(u, names[u.participant_id]) for u in row.utterances],
@@ -183,8 +197,14 @@ class TranscriptPage:
 
 
 def show_page(
-    db: Database, viewer: Viewer, session_id: int, *, page: int = 0, page_size: int = 15,
-    max_chars: int | None = None, at_utterance: int | None = None,
+    db: Database,
+    viewer: Viewer,
+    session_id: int,
+    *,
+    page: int = 0,
+    page_size: int = 15,
+    max_chars: int | None = None,
+    at_utterance: int | None = None,
 ) -> TranscriptPage | None:
     """One page of a call's transcript in call-time order (``/log show``); None when the call
     does not exist or ``viewer`` may not see it.
@@ -207,7 +227,8 @@ def show_page(
         names = {p.id: p.name for p in row.participants}
         rows = s.execute(
             select(Utterance.id, Utterance.participant_id, func.length(Utterance.text))
-            .where(Utterance.session_id == session_id).order_by(*order)
+            .where(Utterance.session_id == session_id)
+            .order_by(*order)
         ).all()
         sizes = [int(n or 0) + len(names[pid]) + LINE_OVERHEAD for _, pid, n in rows]
         bounds = budget_bounds(sizes, page_size, max_chars)
@@ -222,8 +243,11 @@ def show_page(
             items = [
                 _utterance(u, names[u.participant_id])
                 for u in s.scalars(
-                    select(Utterance).where(Utterance.session_id == session_id)
-                    .order_by(*order).offset(start).limit(end - start)
+                    select(Utterance)
+                    .where(Utterance.session_id == session_id)
+                    .order_by(*order)
+                    .offset(start)
+                    .limit(end - start)
                 )
             ]
         return TranscriptPage(session=_summary(row, len(sizes)), utterances=make_page(items, page, bounds, len(sizes)))
@@ -244,16 +268,19 @@ def find_sessions(db: Database, viewer: Viewer, typed: str = "", *, limit: int =
     query = select(CallSession).where(visible(viewer))
     if typed:
         pattern = "%" + like_escape(typed) + "%"
-        named = select(Participant.id).where(
-            Participant.session_id == CallSession.id, Participant.name.like(pattern, escape="\\")
-        ).exists()
+        named = (
+            select(Participant.id)
+            .where(Participant.session_id == CallSession.id, Participant.name.like(pattern, escape="\\"))
+            .exists()
+        )
         conditions = [CallSession.title.like(pattern, escape="\\"), named]
         if typed.isdigit():
             conditions.append(cast(CallSession.id, String).like(like_escape(typed) + "%", escape="\\"))
         query = query.where(or_(*conditions))
     query = (
         query.options(selectinload(CallSession.participants))
-        .order_by(CallSession.started_at.desc(), CallSession.id.desc()).limit(limit)
+        .order_by(CallSession.started_at.desc(), CallSession.id.desc())
+        .limit(limit)
     )
     with db.session() as s:
         return [SessionChoice(id=row.id, label=_choice_label(row)) for row in s.scalars(query)]
@@ -277,18 +304,34 @@ def _participant(p: Participant) -> ParticipantInfo:
 
 def _utterance(u: Utterance, speaker: str) -> UtteranceInfo:
     return UtteranceInfo(
-        id=u.id, speaker=speaker, participant_id=u.participant_id, start=u.start, end=u.end,
-        transcribed_at=u.transcribed_at, created_at=u.created_at, text=u.text, language=u.language,
-        language_probability=u.language_probability, avg_logprob=u.avg_logprob,
-        no_speech_prob=u.no_speech_prob, compression_ratio=u.compression_ratio,
-        speaker_score=u.speaker_score, verification=u.verification, speaker_label=u.speaker_label,
+        id=u.id,
+        speaker=speaker,
+        participant_id=u.participant_id,
+        start=u.start,
+        end=u.end,
+        transcribed_at=u.transcribed_at,
+        created_at=u.created_at,
+        text=u.text,
+        language=u.language,
+        language_probability=u.language_probability,
+        avg_logprob=u.avg_logprob,
+        no_speech_prob=u.no_speech_prob,
+        compression_ratio=u.compression_ratio,
+        speaker_score=u.speaker_score,
+        verification=u.verification,
+        speaker_label=u.speaker_label,
     )
 
 
 def _suggestion(g: Suggestion) -> SuggestionInfo:
     return SuggestionInfo(
-        id=g.id, at=g.at, text=g.text, source=g.source, language=g.language,
-        recipients=list(g.recipients or []), created_at=g.created_at,
+        id=g.id,
+        at=g.at,
+        text=g.text,
+        source=g.source,
+        language=g.language,
+        recipients=list(g.recipients or []),
+        created_at=g.created_at,
     )
 
 

@@ -59,8 +59,14 @@ class CallRecorder:
 
         def write(s: Session) -> int:
             row = CallSession(
-                source=new.source, title=new.title, language=new.language, asr_model=new.asr_model,
-                guild_id=new.guild_id, channel_id=new.channel_id, started_by=new.started_by, status="active",
+                source=new.source,
+                title=new.title,
+                language=new.language,
+                asr_model=new.asr_model,
+                guild_id=new.guild_id,
+                channel_id=new.channel_id,
+                started_by=new.started_by,
+                status="active",
                 started_at=utcnow(),
             )
             s.add(row)
@@ -69,9 +75,7 @@ class CallRecorder:
 
         return self._write("starting a session", write)
 
-    def add_participant(
-        self, session_id: int, name: str, user_id: str | None = None, joined_at: float = 0.0
-    ) -> int:
+    def add_participant(self, session_id: int, name: str, user_id: str | None = None, joined_at: float = 0.0) -> int:
         def write(s: Session) -> int:
             self._require_session(s, session_id)
             row = Participant(session_id=session_id, name=name, user_id=user_id, joined_at=joined_at)
@@ -83,9 +87,7 @@ class CallRecorder:
 
     def participant_left(self, participant_id: int, left_at: float) -> None:
         def write(s: Session) -> None:
-            done = s.execute(
-                update(Participant).where(Participant.id == participant_id).values(left_at=left_at)
-            )
+            done = s.execute(update(Participant).where(Participant.id == participant_id).values(left_at=left_at))
             if done.rowcount != 1:
                 raise ValueError(f"no participant {participant_id}")
 
@@ -103,12 +105,20 @@ class CallRecorder:
                 # The foreign keys alone would accept a speaker from another call.
                 raise ValueError(f"participant {record.participant_id} is not in session {record.session_id}")
             row = Utterance(
-                session_id=record.session_id, participant_id=record.participant_id,
-                start=record.start, end=record.end, transcribed_at=record.transcribed_at,
-                created_at=utcnow(), text=record.text, language=record.language,
-                language_probability=record.language_probability, avg_logprob=record.avg_logprob,
-                no_speech_prob=record.no_speech_prob, compression_ratio=record.compression_ratio,
-                speaker_score=record.speaker_score, verification=record.verification,
+                session_id=record.session_id,
+                participant_id=record.participant_id,
+                start=record.start,
+                end=record.end,
+                transcribed_at=record.transcribed_at,
+                created_at=utcnow(),
+                text=record.text,
+                language=record.language,
+                language_probability=record.language_probability,
+                avg_logprob=record.avg_logprob,
+                no_speech_prob=record.no_speech_prob,
+                compression_ratio=record.compression_ratio,
+                speaker_score=record.speaker_score,
+                verification=record.verification,
                 speaker_label=record.speaker_label,
             )
             s.add(row)
@@ -117,15 +127,19 @@ class CallRecorder:
 
         return self._write("saving an utterance", write)
 
-    def update_verification(self, utterance_id: int, speaker_score: float | None, verification: str | None,
-                            speaker_label: str | None) -> None:
+    def update_verification(
+        self, utterance_id: int, speaker_score: float | None, verification: str | None, speaker_label: str | None
+    ) -> None:
         """Revise a stored speaker verdict (later utterances' evidence changed it)."""
         if verification is not None and verification not in VERIFICATIONS:
             raise ValueError(f"verification must be one of {VERIFICATIONS}, not {verification!r}")
 
         def write(s: Session) -> None:
-            done = s.execute(update(Utterance).where(Utterance.id == utterance_id).values(
-                speaker_score=speaker_score, verification=verification, speaker_label=speaker_label))
+            done = s.execute(
+                update(Utterance)
+                .where(Utterance.id == utterance_id)
+                .values(speaker_score=speaker_score, verification=verification, speaker_label=speaker_label)
+            )
             if done.rowcount != 1:
                 raise ValueError(f"no utterance {utterance_id}")
 
@@ -135,8 +149,13 @@ class CallRecorder:
         def write(s: Session) -> int:
             self._require_session(s, record.session_id)
             row = Suggestion(
-                session_id=record.session_id, at=record.at, text=record.text, source=record.source,
-                language=record.language, recipients=list(record.recipients), created_at=utcnow(),
+                session_id=record.session_id,
+                at=record.at,
+                text=record.text,
+                source=record.source,
+                language=record.language,
+                recipients=list(record.recipients),
+                created_at=utcnow(),
             )
             s.add(row)
             s.flush()
@@ -221,4 +240,3 @@ class CallRecorder:
                     log.warning("database %s is locked while %s; retrying", self.db.label, what)
                     time.sleep(min(delay, remaining))
                     delay = min(delay * 2, 1.0)
-

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from bot.errors import StalkError
-
 from storage.db import Database
 from storage.deletion import FileCleanup, delete_sessions, scrub_file
 from storage.models import CallSession, utcnow
@@ -46,11 +45,14 @@ def purge_older_than(db: Database, days: float, *, now: datetime | None = None) 
     sessions = utterances = suggestions = 0
     while True:
         with db.session() as s:
-            ids = list(s.scalars(
-                select(CallSession.id)
-                .where(CallSession.started_at < cutoff, CallSession.status != "active")
-                .order_by(CallSession.id).limit(BATCH)
-            ))
+            ids = list(
+                s.scalars(
+                    select(CallSession.id)
+                    .where(CallSession.started_at < cutoff, CallSession.status != "active")
+                    .order_by(CallSession.id)
+                    .limit(BATCH)
+                )
+            )
         if not ids:
             break
         u, g, _ = delete_sessions(db, ids)
@@ -75,8 +77,9 @@ class RetentionWorker:
     at the next interval; ``on_purge`` is told of each completed one.
     """
 
-    def __init__(self, db: Database, max_age_days: int, every_s: float,
-                 on_purge: Callable[[Purged], None] | None = None) -> None:
+    def __init__(
+        self, db: Database, max_age_days: int, every_s: float, on_purge: Callable[[Purged], None] | None = None
+    ) -> None:
         if every_s <= 0:
             raise ValueError("every_s must be more than 0")
         self.db = db

@@ -95,22 +95,33 @@ def _fts_match(terms: list[str]) -> str:
 def _conditions(dialect: str, terms: list[str]) -> list[ColumnElement[bool]]:
     if dialect == "postgresql":
         return [Utterance.text.ilike("%" + like_escape(t) + "%", escape="\\") for t in terms]
-    like = [Utterance.text.like("%" + like_escape(t) + "%", escape="\\") for t in terms
-            if dialect != "sqlite" or len(t) < TRIGRAM]
+    like = [
+        Utterance.text.like("%" + like_escape(t) + "%", escape="\\")
+        for t in terms
+        if dialect != "sqlite" or len(t) < TRIGRAM
+    ]
     if dialect != "sqlite":
         return like
     long_terms = [t for t in terms if len(t) >= TRIGRAM]
     if not long_terms:
         return like
     fts = table(FTS_TABLE, literal_column("rowid"))
-    matched = select(literal_column("rowid")).select_from(fts).where(
-        literal_column(FTS_TABLE).op("MATCH")(_fts_match(long_terms))
+    matched = (
+        select(literal_column("rowid"))
+        .select_from(fts)
+        .where(literal_column(FTS_TABLE).op("MATCH")(_fts_match(long_terms)))
     )
     return [Utterance.id.in_(matched), *like]
 
 
 def search(
-    db: Database, viewer: Viewer, query: str, *, page: int = 0, page_size: int = 10, context: int = 1,
+    db: Database,
+    viewer: Viewer,
+    query: str,
+    *,
+    page: int = 0,
+    page_size: int = 10,
+    context: int = 1,
     session_id: int | None = None,
 ) -> Page[SearchHit]:
     """Utterances containing every term of ``query`` in the calls ``viewer`` may see, newest
@@ -137,15 +148,27 @@ def search(
             start, end = bounds[page]
             rows = s.execute(
                 base.order_by(CallSession.started_at.desc(), CallSession.id.desc(), Utterance.start, Utterance.id)
-                .offset(start).limit(end - start)
+                .offset(start)
+                .limit(end - start)
             ).all()
             for u, speaker, title, started_at in rows:
                 before, after = _context(s, u, context)
-                hits.append(SearchHit(
-                    session_id=u.session_id, session_title=title, session_started_at=started_at,
-                    utterance_id=u.id, speaker=speaker, start=u.start, end=u.end, text=u.text,
-                    verification=u.verification, spans=find_spans(u.text, terms), before=before, after=after,
-                ))
+                hits.append(
+                    SearchHit(
+                        session_id=u.session_id,
+                        session_title=title,
+                        session_started_at=started_at,
+                        utterance_id=u.id,
+                        speaker=speaker,
+                        start=u.start,
+                        end=u.end,
+                        text=u.text,
+                        verification=u.verification,
+                        spans=find_spans(u.text, terms),
+                        before=before,
+                        after=after,
+                    )
+                )
     return make_page(hits, page, bounds, total)
 
 
@@ -166,9 +189,7 @@ def _context(s: Session, u: Utterance, n: int) -> tuple[list[ContextLine], list[
 
 def find_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
     """Where each term occurs in ``text`` (for highlighting), in order, overlaps merged."""
-    spans = sorted(
-        (m.start(), m.end()) for t in terms for m in re.finditer(re.escape(t), text, re.IGNORECASE)
-    )
+    spans = sorted((m.start(), m.end()) for t in terms for m in re.finditer(re.escape(t), text, re.IGNORECASE))
     merged: list[tuple[int, int]] = []
     for a, b in spans:
         if merged and a <= merged[-1][1]:

@@ -50,8 +50,9 @@ def _row(s: Session, model: type[Row], **key: str) -> Row:
     return row
 
 
-def guild_settings(db: Database, guild_id: int, *, default_mode: str = "notice",
-                   default_live: bool = False) -> GuildSettingsInfo:
+def guild_settings(
+    db: Database, guild_id: int, *, default_mode: str = "notice", default_live: bool = False
+) -> GuildSettingsInfo:
     """The guild's settings, with the configured defaults where it has not chosen."""
     with db.session() as s:
         row = s.get(GuildSettings, str(guild_id))
@@ -66,9 +67,15 @@ def guild_settings(db: Database, guild_id: int, *, default_mode: str = "notice",
     )
 
 
-def update_guild_settings(db: Database, guild_id: int, *, consent_mode: object = _UNSET,
-                          live_transcript: object = _UNSET, manager_role_id: object = _UNSET,
-                          transcript_channel_id: object = _UNSET) -> None:
+def update_guild_settings(
+    db: Database,
+    guild_id: int,
+    *,
+    consent_mode: object = _UNSET,
+    live_transcript: object = _UNSET,
+    manager_role_id: object = _UNSET,
+    transcript_channel_id: object = _UNSET,
+) -> None:
     """Change the named settings; ``None`` for a role or channel clears it."""
     if consent_mode is not _UNSET and consent_mode not in CONSENT_MODES:
         raise ValueError(f"consent_mode must be one of {CONSENT_MODES}, not {consent_mode!r}")
@@ -100,8 +107,11 @@ def hint_recipients(db: Database, user_ids: set[int] | frozenset[int]) -> set[in
     if not user_ids:
         return set()
     with db.session() as s:
-        rows = s.scalars(select(UserSettings.user_id).where(
-            UserSettings.user_id.in_([str(u) for u in user_ids]), UserSettings.hints.is_(True)))
+        rows = s.scalars(
+            select(UserSettings.user_id).where(
+                UserSettings.user_id.in_([str(u) for u in user_ids]), UserSettings.hints.is_(True)
+            )
+        )
         return {int(u) for u in rows}
 
 
@@ -114,10 +124,12 @@ def set_consent(db: Database, guild_id: int, user_id: int, choice: str) -> None:
 
 def consents(db: Database, guild_id: int) -> Consents:
     with db.session() as s:
-        rows = s.execute(select(GuildConsent.user_id, GuildConsent.choice)
-                         .where(GuildConsent.guild_id == str(guild_id))).all()
-    return Consents(frozenset(int(u) for u, c in rows if c == "opt_in"),
-                    frozenset(int(u) for u, c in rows if c == "opt_out"))
+        rows = s.execute(
+            select(GuildConsent.user_id, GuildConsent.choice).where(GuildConsent.guild_id == str(guild_id))
+        ).all()
+    return Consents(
+        frozenset(int(u) for u, c in rows if c == "opt_in"), frozenset(int(u) for u, c in rows if c == "opt_out")
+    )
 
 
 def forget_user_settings(db: Database, user_id: int, *, keep_opt_outs: bool = True) -> int:

@@ -37,9 +37,18 @@ class VoiceprintData:
 
 def _data(row: Voiceprint) -> VoiceprintData:
     emb = np.frombuffer(row.embedding, dtype="<f4").astype(np.float32)
-    return VoiceprintData(name=row.name, model_id=row.model_id, model_name=row.model_name, embedding=emb,
-                          segments=row.segments, speech_seconds=row.speech_seconds, user_id=row.user_id,
-                          scoring=dict(row.scoring or {}), created_at=row.created_at, updated_at=row.updated_at)
+    return VoiceprintData(
+        name=row.name,
+        model_id=row.model_id,
+        model_name=row.model_name,
+        embedding=emb,
+        segments=row.segments,
+        speech_seconds=row.speech_seconds,
+        user_id=row.user_id,
+        scoring=dict(row.scoring or {}),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def save_voiceprint(db: Database, vp: VoiceprintData) -> int:

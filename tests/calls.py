@@ -19,8 +19,10 @@ RATE = 16000
 def shared(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the tests need the shared data folder beside the repository "
-                                f"(../shared), or STALK_SHARED_DIR pointing at it")
+        raise FileNotFoundError(
+            f"{path} is missing: the tests need the shared data folder beside the repository "
+            f"(../shared), or STALK_SHARED_DIR pointing at it"
+        )
     return path
 
 
@@ -69,7 +71,7 @@ def speech_bounds(audio: np.ndarray, rate: int = RATE) -> tuple[float, float]:
     independent of the VAD under test."""
     hop = rate // 50
     frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
-    rms = np.sqrt((frames ** 2).mean(axis=1) + 1e-12)
+    rms = np.sqrt((frames**2).mean(axis=1) + 1e-12)
     loud = np.nonzero(20 * np.log10(rms / rms.max()) > -20)[0]
     return loud[0] * hop / rate, (loud[-1] + 1) * hop / rate
 
@@ -84,8 +86,9 @@ class Placed:
     source: str
 
 
-def build_call(tmp: Path, script: list[tuple[str, Path, str]], *, gap: float = 1.5, lead: float = 1.0,
-               overlap: float = 0.0) -> tuple[dict[str, Path], list[Placed]]:
+def build_call(
+    tmp: Path, script: list[tuple[str, Path, str]], *, gap: float = 1.5, lead: float = 1.0, overlap: float = 0.0
+) -> tuple[dict[str, Path], list[Placed]]:
     """One wav per speaker, the script's files placed one after another.
 
     ``script`` items are (speaker, file, reference text). Each turn starts ``gap`` seconds
@@ -108,7 +111,7 @@ def build_call(tmp: Path, script: list[tuple[str, Path, str]], *, gap: float = 1
     for (spk, audio, _, _), p in zip(clips, placed):
         track = tracks.setdefault(spk, np.zeros(total, np.float32))
         i = int(round(p.start * RATE))
-        track[i:i + len(audio)] += audio
+        track[i : i + len(audio)] += audio
     paths = {spk: write_wav(tmp / f"{spk}.wav", audio) for spk, audio in tracks.items()}
     return paths, placed
 
@@ -135,7 +138,7 @@ def pyannote_call(tmp: Path) -> tuple[dict[str, Path], list[Turn]]:
         mask = np.zeros(len(audio), np.float32)
         for t in turns:
             if t.speaker == spk:
-                mask[int(t.start * RATE):int(t.end * RATE)] = 1.0
+                mask[int(t.start * RATE) : int(t.end * RATE)] = 1.0
         tracks[spk] = write_wav(tmp / f"{spk}.wav", audio * mask)
     return tracks, turns
 

@@ -40,7 +40,7 @@ def test_streaming_vad_equals_whole_file_scoring(vad):
     rng = np.random.default_rng(1)
     while i < n:
         k = int(rng.integers(1, 12)) * WINDOW
-        got.append(stream.probabilities(audio[i:i + k]))
+        got.append(stream.probabilities(audio[i : i + k]))
         i += k
     np.testing.assert_allclose(np.concatenate(got), whole, atol=1e-5)
     assert 0.3 < (whole > 0.5).mean() < 0.95  # real speech with pauses
@@ -51,7 +51,7 @@ def test_resampler_keeps_time_and_content():
     speech = load16k(librispeech_files("1688")[0])[: 3 * RATE]
     pcm = to_discord(speech)
     rs = StreamResampler(48000)
-    out = np.concatenate([rs.process(pcm[i:i + 960]) for i in range(0, len(pcm), 960)] + [rs.flush()])
+    out = np.concatenate([rs.process(pcm[i : i + 960]) for i in range(0, len(pcm), 960)] + [rs.flush()])
     assert abs(len(out) - len(speech)) <= 1
     expected = speech * 0.9  # the mean of the two channels
     m = min(len(out), len(expected))
@@ -63,7 +63,7 @@ def test_resampler_keeps_time_and_content():
 def feed(segmenter, audio, block):
     events = []
     for i in range(0, len(audio), block):
-        events += segmenter.push(audio[i:i + block])
+        events += segmenter.push(audio[i : i + block])
     return events + list(segmenter.finish())
 
 
@@ -117,8 +117,8 @@ def test_gaps_where_the_source_sent_nothing_keep_times_right(vad):
     events = []
     energy = np.abs(audio)
     for i in range(0, len(audio), 320):
-        block = audio[i:i + 320]
-        if energy[max(0, i - 16000):i + 16000].max() == 0:
+        block = audio[i : i + 320]
+        if energy[max(0, i - 16000) : i + 16000].max() == 0:
             continue  # a second or more from any sound: the sender was silent
         if i and seg.position * RATE < i:
             events += seg.skip_to(i)
@@ -141,7 +141,7 @@ def test_long_speech_is_split_at_a_pause(vad):
         if s.split:
             # The cut is at the quietest point the search window offered, not mid-word.
             cut = int(s.end * RATE) // WINDOW
-            assert probs[max(cut - 1, 0):cut + 2].mean() < 0.9
+            assert probs[max(cut - 1, 0) : cut + 2].mean() < 0.9
     # Consecutive split pieces do not overlap or leave a hole.
     for a, b in zip(segs, segs[1:]):
         if a.split:
@@ -153,8 +153,8 @@ def test_clicks_shorter_than_min_speech_are_not_utterances(vad):
     audio = np.zeros(3 * RATE, np.float32)
     click = load16k(librispeech_files("2033")[0])
     lo, _ = speech_bounds(click)
-    burst = click[int(lo * RATE):int(lo * RATE) + RATE // 10]  # 100 ms of a real word onset
-    audio[RATE:RATE + len(burst)] = burst
+    burst = click[int(lo * RATE) : int(lo * RATE) + RATE // 10]  # 100 ms of a real word onset
+    audio[RATE : RATE + len(burst)] = burst
     audio += rng.normal(0, 1e-4, len(audio)).astype(np.float32)
     events = feed(Segmenter(vad.new_stream(), SegmenterOptions(min_speech_ms=250)), audio, 320)
     assert segments(events) == []
@@ -184,7 +184,7 @@ def test_pipeline_accepts_discord_frames_and_file_frames_alike(vad, config, tiny
         return sorted(got, key=lambda e: e.start)
 
     pcm48 = to_discord(audio)
-    discord = run(PcmFrame(i / 48000, pcm48[i:i + 960], 48000) for i in range(0, len(pcm48), 960))
-    files = run(PcmFrame(i / RATE, audio[i:i + 8000], RATE) for i in range(0, len(audio), 8000))
+    discord = run(PcmFrame(i / 48000, pcm48[i : i + 960], 48000) for i in range(0, len(pcm48), 960))
+    files = run(PcmFrame(i / RATE, audio[i : i + 8000], RATE) for i in range(0, len(audio), 8000))
     assert [round(e.start, 2) for e in discord] == pytest.approx([round(e.start, 2) for e in files], abs=0.07)
     assert " ".join(e.text for e in discord).lower()[:40] == " ".join(e.text for e in files).lower()[:40]

@@ -74,8 +74,9 @@ def sessions(db: Path) -> list[tuple]:
 def utterances(db: Path, session_id: int) -> list[tuple[float, float, str]]:
     con = sqlite3.connect(db)
     try:
-        return con.execute("SELECT start, end, text FROM utterances WHERE session_id = ? ORDER BY start",
-                           (session_id,)).fetchall()
+        return con.execute(
+            "SELECT start, end, text FROM utterances WHERE session_id = ? ORDER BY start", (session_id,)
+        ).fetchall()
     finally:
         con.close()
 
@@ -134,7 +135,7 @@ def _truncated_flac(tmp: Path) -> Path:
 def _garbled_middle_flac(tmp: Path) -> Path:
     data = bytearray(librispeech_flac().read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 4000] = np.random.default_rng(9).bytes(4000)
+    data[mid : mid + 4000] = np.random.default_rng(9).bytes(4000)
     (tmp / "garbled.flac").write_bytes(bytes(data))
     return tmp / "garbled.flac"
 
@@ -143,7 +144,7 @@ def _zeroed_middle_flac(tmp: Path) -> Path:
     # Zeros decode without any error unless the frame checksums are verified.
     data = bytearray(librispeech_flac().read_bytes())
     third = len(data) // 3
-    data[third:third + 2000] = bytes(2000)
+    data[third : third + 2000] = bytes(2000)
     (tmp / "zeroed.flac").write_bytes(bytes(data))
     return tmp / "zeroed.flac"
 
@@ -226,12 +227,15 @@ def test_corrupt_middle_is_reported_where_it_is(capsys, tmp_path, db) -> None:
 # -- bad participant arguments ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("tracks", "expected"), [
-    ([str(JFK)], "bad participant argument"),
-    ([f"={JFK}"], "bad participant name ''"),
-    (["a="], "bad participant argument 'a='"),
-    ([f"a={JFK}", f"a={JFK}"], "participant name 'a' is given twice"),
-])
+@pytest.mark.parametrize(
+    ("tracks", "expected"),
+    [
+        ([str(JFK)], "bad participant argument"),
+        ([f"={JFK}"], "bad participant name ''"),
+        (["a="], "bad participant argument 'a='"),
+        ([f"a={JFK}", f"a={JFK}"], "participant name 'a' is given twice"),
+    ],
+)
 def test_bad_participant_argument(capsys, db, tracks, expected) -> None:
     code, out, err = replay(capsys, db, *tracks)
     line = one_error_line(err)
@@ -347,17 +351,15 @@ def test_database_url_with_an_uninstalled_driver(capsys, tmp_path, monkeypatch) 
 # -- failure in the middle of the call ---------------------------------------------------------
 
 
-def test_audio_failing_mid_call_marks_the_session_failed_and_keeps_earlier_utterances(
-        capsys, monkeypatch, db) -> None:
+def test_audio_failing_mid_call_marks_the_session_failed_and_keeps_earlier_utterances(capsys, monkeypatch, db) -> None:
     real_read_frames = bot.replay.read_frames
     fail_at: list[float] = []
 
     def failing_read_frames(path, block_seconds=0.02):
-        for i, frame in enumerate(real_read_frames(path, block_seconds)):
+        for frame in real_read_frames(path, block_seconds):
             if frame.start >= 8.0:
                 fail_at.append(frame.start)
-                raise AudioInputError(f"{path} went away at {frame.start:.1f} s (disk unplugged)",
-                                      "check the drive")
+                raise AudioInputError(f"{path} went away at {frame.start:.1f} s (disk unplugged)", "check the drive")
             yield frame
 
     monkeypatch.setattr(bot.replay, "read_frames", failing_read_frames)

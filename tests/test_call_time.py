@@ -27,7 +27,7 @@ def simultaneous_call(n: int):
     for i in range(n):
         clip = load16k(librispeech_files(speakers[i % len(speakers)])[3 + i // len(speakers)])
         lo, _ = speech_bounds(clip)
-        phrase = clip[int(lo * RATE):int(lo * RATE) + int(2.5 * RATE)]  # no pause long enough to end it
+        phrase = clip[int(lo * RATE) : int(lo * RATE) + int(2.5 * RATE)]  # no pause long enough to end it
         tracks[f"s{i}"] = np.concatenate([np.zeros(RATE, np.float32), phrase, np.zeros(2 * RATE, np.float32)])
     return tracks
 
@@ -44,7 +44,7 @@ def run(config, transcriber, tracks, workers, batch_size=1):
         clock.advance((i + 1600) / RATE)
         for name, audio in tracks.items():
             if i < len(audio):
-                p.feed(name, PcmFrame(i / RATE, audio[i:i + 1600], RATE))
+                p.feed(name, PcmFrame(i / RATE, audio[i : i + 1600], RATE))
     p.close()
     return sorted(sink.events, key=lambda e: e.transcribed_at)
 
@@ -69,7 +69,7 @@ def test_two_workers_work_side_by_side_in_call_time(config, tiny_en):
     depends on free cores, which the benchmark measures)."""
     two = run(config, tiny_en, simultaneous_call(4), workers=2)
     spans = [(e.transcribed_at - e.compute_seconds, e.transcribed_at) for e in two]
-    overlaps = sum(1 for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] - 1e-6 and b[0] < a[1] - 1e-6)
+    overlaps = sum(1 for i, a in enumerate(spans) for b in spans[i + 1 :] if a[0] < b[1] - 1e-6 and b[0] < a[1] - 1e-6)
     assert overlaps >= 1
     busy = max(sum(1 for s in spans if s[0] <= t < s[1]) for t, _ in spans)
     assert busy <= 2  # never more at once than there are workers
@@ -81,6 +81,9 @@ def test_batching_transcribes_waiting_utterances_together(config, tiny_en):
     # Nearly the same words as one at a time: int8 arithmetic over a padded batch can
     # tip a close call on a mumbled word, nothing more.
     single = run(config, tiny_en, simultaneous_call(4), workers=1, batch_size=1)
-    by_start = lambda evs: [e.text for e in sorted(evs, key=lambda e: (e.speaker.name, e.start))]
+
+    def by_start(evs):
+        return [e.text for e in sorted(evs, key=lambda e: (e.speaker.name, e.start))]
+
     assert len(by_start(events)) == len(by_start(single))
     assert wer([" ".join(by_start(single))], [" ".join(by_start(events))]) < 0.1

@@ -99,22 +99,25 @@ def test_example_file_documents_every_key_with_its_default_and_help() -> None:
 # -- environment overrides ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("var", "raw", "section", "key", "expected"), [
-    ("STALK_ASR_MODEL", "/models/whisper-small", "asr", "model", "/models/whisper-small"),
-    ("STALK_ASR_BEAM_SIZE", "3", "asr", "beam_size", 3),
-    ("STALK_ASR_HOTWORDS", "false", "asr", "hotwords", False),
-    ("STALK_ASR_HOTWORDS", "0", "asr", "hotwords", False),
-    ("STALK_ASR_HALLUCINATION_FILTER", "off", "asr", "hallucination_filter", False),
-    ("STALK_ASR_LANGUAGE", " KO ", "asr", "language", "ko"),
-    ("STALK_VAD_THRESHOLD", "0.35", "vad", "threshold", 0.35),
-    ("STALK_VAD_MAX_UTTERANCE_S", "20", "vad", "max_utterance_s", 20.0),
-    ("STALK_REPLAY_SPEED", "0", "replay", "speed", 0.0),
-    ("STALK_STORAGE_URL", "postgresql://u@h/db", "storage", "url", "postgresql://u@h/db"),
-    ("STALK_MODELS_DIRS", f"/a{os.pathsep}/b", "models", "dirs", ["/a", "/b"]),
-    ("STALK_MODELS_DIRS", "/a, /b ,", "models", "dirs", ["/a", "/b"]),
-    ("STALK_MODELS_DIRS", '["/with space", "/x"]', "models", "dirs", ["/with space", "/x"]),
-    ("STALK_ASR_DOWNLOAD_ROOT", "", "asr", "download_root", ""),
-])
+@pytest.mark.parametrize(
+    ("var", "raw", "section", "key", "expected"),
+    [
+        ("STALK_ASR_MODEL", "/models/whisper-small", "asr", "model", "/models/whisper-small"),
+        ("STALK_ASR_BEAM_SIZE", "3", "asr", "beam_size", 3),
+        ("STALK_ASR_HOTWORDS", "false", "asr", "hotwords", False),
+        ("STALK_ASR_HOTWORDS", "0", "asr", "hotwords", False),
+        ("STALK_ASR_HALLUCINATION_FILTER", "off", "asr", "hallucination_filter", False),
+        ("STALK_ASR_LANGUAGE", " KO ", "asr", "language", "ko"),
+        ("STALK_VAD_THRESHOLD", "0.35", "vad", "threshold", 0.35),
+        ("STALK_VAD_MAX_UTTERANCE_S", "20", "vad", "max_utterance_s", 20.0),
+        ("STALK_REPLAY_SPEED", "0", "replay", "speed", 0.0),
+        ("STALK_STORAGE_URL", "postgresql://u@h/db", "storage", "url", "postgresql://u@h/db"),
+        ("STALK_MODELS_DIRS", f"/a{os.pathsep}/b", "models", "dirs", ["/a", "/b"]),
+        ("STALK_MODELS_DIRS", "/a, /b ,", "models", "dirs", ["/a", "/b"]),
+        ("STALK_MODELS_DIRS", '["/with space", "/x"]', "models", "dirs", ["/with space", "/x"]),
+        ("STALK_ASR_DOWNLOAD_ROOT", "", "asr", "download_root", ""),
+    ],
+)
 def test_environment_overrides_each_type(var, raw, section, key, expected) -> None:
     config = load_config(None, env={var: raw})
     value = getattr(getattr(config, section), key)
@@ -125,7 +128,7 @@ def test_environment_overrides_each_type(var, raw, section, key, expected) -> No
 
 
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:
-    path = write_toml(tmp_path, "[asr]\nbeam_size = 2\nmodel = \"small\"\n")
+    path = write_toml(tmp_path, '[asr]\nbeam_size = 2\nmodel = "small"\n')
     config = load_config(path, env={"STALK_ASR_BEAM_SIZE": "3"})
     assert (config.asr.beam_size, config.asr.model) == (3, "small")
 
@@ -164,10 +167,12 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("section", "key", "toml", "env", "shown", "allowed"), INVALID,
-                         ids=[f"{s}.{k}={t}" for s, k, t, *_ in INVALID])
-def test_invalid_value_in_file_is_one_clear_line(capsys, tmp_path, monkeypatch,
-                                                section, key, toml, env, shown, allowed) -> None:
+@pytest.mark.parametrize(
+    ("section", "key", "toml", "env", "shown", "allowed"), INVALID, ids=[f"{s}.{k}={t}" for s, k, t, *_ in INVALID]
+)
+def test_invalid_value_in_file_is_one_clear_line(
+    capsys, tmp_path, monkeypatch, section, key, toml, env, shown, allowed
+) -> None:
     monkeypatch.delenv("STALK_STORAGE_URL")  # the environment would win over the file's value
     path = write_toml(tmp_path, f"[{section}]\n{key} = {toml}\n")
     code, out, err, db = replay_with_config(capsys, tmp_path, "--config", str(path))
@@ -180,10 +185,12 @@ def test_invalid_value_in_file_is_one_clear_line(capsys, tmp_path, monkeypatch,
     assert not db.exists() and not (tmp_path / "env.db").exists()
 
 
-@pytest.mark.parametrize(("section", "key", "toml", "env", "shown", "allowed"), INVALID,
-                         ids=[f"{s}.{k}={e!r}" for s, k, _, e, *_ in INVALID])
-def test_invalid_value_in_environment_is_one_clear_line(capsys, tmp_path, monkeypatch,
-                                                       section, key, toml, env, shown, allowed) -> None:
+@pytest.mark.parametrize(
+    ("section", "key", "toml", "env", "shown", "allowed"), INVALID, ids=[f"{s}.{k}={e!r}" for s, k, _, e, *_ in INVALID]
+)
+def test_invalid_value_in_environment_is_one_clear_line(
+    capsys, tmp_path, monkeypatch, section, key, toml, env, shown, allowed
+) -> None:
     var = f"STALK_{section}_{key}".upper()
     monkeypatch.setenv(var, env)
     code, out, err, db = replay_with_config(capsys, tmp_path)
@@ -206,7 +213,7 @@ def test_nan_is_rejected_even_though_it_compares_false_with_every_bound() -> Non
 
 
 def test_unknown_section_names_it_and_the_allowed_ones(capsys, tmp_path: Path) -> None:
-    path = write_toml(tmp_path, "[asrr]\nmodel = \"base\"\n")
+    path = write_toml(tmp_path, '[asrr]\nmodel = "base"\n')
     code, _, err, db = replay_with_config(capsys, tmp_path, "--config", str(path))
     line = one_error_line(err)
     assert code == 2
@@ -226,7 +233,7 @@ def test_unknown_key_names_it_and_the_allowed_ones(capsys, tmp_path: Path) -> No
 
 
 def test_a_key_outside_any_section(capsys, tmp_path: Path) -> None:
-    path = write_toml(tmp_path, "asr = \"base\"\n")
+    path = write_toml(tmp_path, 'asr = "base"\n')
     code, _, err, db = replay_with_config(capsys, tmp_path, "--config", str(path))
     line = one_error_line(err)
     assert code == 2 and "must be a section [asr]" in line

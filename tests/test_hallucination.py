@@ -26,33 +26,65 @@ DATA = SHARED / "data"
 CONFIDENT = dict(avg_logprob=-0.3, no_speech_prob=0.05)
 
 
-def reason(text: str, *, avg_logprob: float = -0.3, no_speech_prob: float = 0.05,
-           compression_ratio: float | None = None, options: FilterOptions = FilterOptions()) -> str | None:
+DEFAULT_OPTIONS = FilterOptions()
+
+
+def reason(
+    text: str,
+    *,
+    avg_logprob: float = -0.3,
+    no_speech_prob: float = 0.05,
+    compression_ratio: float | None = None,
+    options: FilterOptions = DEFAULT_OPTIONS,
+) -> str | None:
     ratio = get_compression_ratio(text) if compression_ratio is None else compression_ratio
-    return rejection_reason(text, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
-                            compression_ratio=ratio, options=options)
+    return rejection_reason(
+        text, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob, compression_ratio=ratio, options=options
+    )
 
 
 # -- known phrases --------------------------------------------------------------------------
 
 KNOWN = [
     # English
-    "Thanks for watching!", "Thank you for watching.", "Thank you so much for watching!",
-    "Thank you very much for watching.", "Please subscribe to my channel.", "Like and subscribe!",
-    "I'll see you in the next video.", "Subtitles by the Amara.org community",
-    "Thanks for watching. Please subscribe.", "Thank you for watching! Don't forget to like and subscribe.",
+    "Thanks for watching!",
+    "Thank you for watching.",
+    "Thank you so much for watching!",
+    "Thank you very much for watching.",
+    "Please subscribe to my channel.",
+    "Like and subscribe!",
+    "I'll see you in the next video.",
+    "Subtitles by the Amara.org community",
+    "Thanks for watching. Please subscribe.",
+    "Thank you for watching! Don't forget to like and subscribe.",
     # Korean
-    "시청해주셔서 감사합니다.", "시청해 주셔서 감사합니다!", "끝까지 시청해주셔서 감사합니다.",
-    "MBC 뉴스 이덕영입니다.", "MBC뉴스 김성현입니다", "KBS 뉴스 홍길동입니다.",
-    "구독과 좋아요 부탁드립니다!", "다음 영상에서 만나요.", "시청해주셔서 감사합니다. 구독과 좋아요 부탁드립니다.",
+    "시청해주셔서 감사합니다.",
+    "시청해 주셔서 감사합니다!",
+    "끝까지 시청해주셔서 감사합니다.",
+    "MBC 뉴스 이덕영입니다.",
+    "MBC뉴스 김성현입니다",
+    "KBS 뉴스 홍길동입니다.",
+    "구독과 좋아요 부탁드립니다!",
+    "다음 영상에서 만나요.",
+    "시청해주셔서 감사합니다. 구독과 좋아요 부탁드립니다.",
     # Chinese
-    "字幕由Amara.org社区提供", "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", "谢谢观看!", "感谢观看。",
-    "谢谢大家观看", "字幕by索兰娅", "优优独播剧场——YoYo Television Series Exclusive", "明镜需要您的支持 欢迎订阅明镜",
+    "字幕由Amara.org社区提供",
+    "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+    "谢谢观看!",
+    "感谢观看。",
+    "谢谢大家观看",
+    "字幕by索兰娅",
+    "优优独播剧场——YoYo Television Series Exclusive",
+    "明镜需要您的支持 欢迎订阅明镜",
     # Japanese
-    "ご視聴ありがとうございました", "ご視聴ありがとうございました。", "チャンネル登録よろしくお願いします!",
+    "ご視聴ありがとうございました",
+    "ご視聴ありがとうございました。",
+    "チャンネル登録よろしくお願いします!",
     "ご覧いただきありがとうございます",
     # Others Whisper prints on silence
-    "Продолжение следует...", "Субтитры сделал DimaTorzok", "Untertitel der Amara.org-Community",
+    "Продолжение следует...",
+    "Субтитры сделал DimaTorzok",
+    "Untertitel der Amara.org-Community",
 ]
 
 
@@ -62,9 +94,14 @@ def test_known_phrases_are_dropped_even_when_whisper_is_confident(text: str) -> 
     assert why is not None and why.startswith("known hallucination"), why
 
 
-@pytest.mark.parametrize("text", ["Thanks for watching the game with me yesterday.",
-                                  "I watched the news on MBC yesterday, did you?",
-                                  "Please subscribe me to the mailing list."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks for watching the game with me yesterday.",
+        "I watched the news on MBC yesterday, did you?",
+        "Please subscribe me to the mailing list.",
+    ],
+)
 def test_phrases_inside_real_sentences_are_kept(text: str) -> None:
     assert reason(text) is None
 
@@ -105,10 +142,21 @@ def test_repetition_loops_are_dropped(text: str, gram: str) -> None:
     assert why is not None and why.startswith("repetition loop"), why
 
 
-@pytest.mark.parametrize("text", [
-    "No, no, no, no.", "very very very good", "It costs $1,000,000.", "1000000", "Call 555-5555.",
-    "Noooooo!", "Sooooo good.", "We'll see, we'll see.", "好好学习，天天向上", "하나 둘 셋 넷",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No, no, no, no.",
+        "very very very good",
+        "It costs $1,000,000.",
+        "1000000",
+        "Call 555-5555.",
+        "Noooooo!",
+        "Sooooo good.",
+        "We'll see, we'll see.",
+        "好好学习，天天向上",
+        "하나 둘 셋 넷",
+    ],
+)
 def test_ordinary_repetition_in_speech_is_kept(text: str) -> None:
     assert repeated_ngram(text) is None
     assert reason(text) is None
@@ -144,8 +192,12 @@ def test_empty_and_punctuation_only_text_is_dropped() -> None:
 
 def _references() -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    for rel in ("librispeech/trans.tsv", "korean/trans.tsv", "chinese/trans.tsv",
-                "misc/speechbrain_asr/transcripts.tsv"):
+    for rel in (
+        "librispeech/trans.tsv",
+        "korean/trans.tsv",
+        "chinese/trans.tsv",
+        "misc/speechbrain_asr/transcripts.tsv",
+    ):
         with open(DATA / rel, encoding="utf-8", newline="") as f:
             for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
                 if len(row) < 2 or row[0] == "file":
@@ -186,9 +238,15 @@ def base():
 FIVE_SECONDS = 16000 * 5
 
 
-@pytest.mark.parametrize(("audio", "language"), [
-    ("silence", None), ("silence", "ko"), ("noise", None), ("noise", "en"),
-])
+@pytest.mark.parametrize(
+    ("audio", "language"),
+    [
+        ("silence", None),
+        ("silence", "ko"),
+        ("noise", None),
+        ("noise", "en"),
+    ],
+)
 def test_whisper_output_on_silence_and_noise_is_not_kept(base, audio: str, language: str | None) -> None:
     from bot.asr.transcriber import DecodeOptions, Request
 

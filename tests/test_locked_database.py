@@ -61,7 +61,7 @@ def call(tmp_path, config, tiny_en, release_after):
     pipeline.add_speaker("a", "Ann")
     audio = three_sentences()
     for i in range(0, len(audio), 8000):
-        pipeline.feed("a", PcmFrame(i / RATE, audio[i:i + 8000], RATE))
+        pipeline.feed("a", PcmFrame(i / RATE, audio[i : i + 8000], RATE))
     return db, sid, pipeline, locker, path
 
 

@@ -28,11 +28,11 @@ def recorded(db_path: Path) -> dict[str, int]:
         second = rec.start_session(NewSession(source="discord", title="회의", language="auto"))
         minsu = rec.add_participant(second, "민수", user_id="42")
         wang = rec.add_participant(second, "王芳")
-        rec.add_utterance(UtteranceRecord(second, minsu, 0.5, 1.2344, 2.0, "안녕하세요", language="ko",
-                                          verification="verified"))
+        rec.add_utterance(
+            UtteranceRecord(second, minsu, 0.5, 1.2344, 2.0, "안녕하세요", language="ko", verification="verified")
+        )
         rec.add_utterance(UtteranceRecord(second, wang, 1.5, 3.0, 3.2, "你好", language="zh"))
-        rec.add_suggestion(SuggestionRecord(second, at=10.0, text="주말 계획?", source="fallback",
-                                            recipients=["민수"]))
+        rec.add_suggestion(SuggestionRecord(second, at=10.0, text="주말 계획?", source="fallback", recipients=["민수"]))
         rec.finish_session(second, "failed", error="voice connection lost", duration=3725.0)
     return {"first": first, "second": second}
 
@@ -84,8 +84,9 @@ def test_db_url_comes_from_config_when_no_db_option(
 
 
 def test_export_json_to_stdout(capsys, db_path: Path, recorded: dict[str, int]) -> None:
-    code, out, err = run_cli(capsys, "logs", "export", str(recorded["second"]), "--format", "json",
-                          "--db", str(db_path))
+    code, out, err = run_cli(
+        capsys, "logs", "export", str(recorded["second"]), "--format", "json", "--db", str(db_path)
+    )
     assert code == 0, err
     assert "안녕하세요" in out and "你好" in out  # not \u escapes
     data = json.loads(out)
@@ -102,8 +103,9 @@ def test_export_json_to_stdout(capsys, db_path: Path, recorded: dict[str, int]) 
 def test_export_json_to_file(capsys, db_path: Path, recorded: dict[str, int], tmp_path: Path) -> None:
     target = tmp_path / "out" / "call.json"
     target.parent.mkdir()
-    code, out, err = run_cli(capsys, "logs", "export", str(recorded["first"]), "--output", str(target),
-                          "--db", str(db_path))
+    code, out, err = run_cli(
+        capsys, "logs", "export", str(recorded["first"]), "--output", str(target), "--db", str(db_path)
+    )
     assert code == 0, err
     assert out == ""
     data = json.loads(target.read_bytes().decode("utf-8"))

@@ -23,8 +23,15 @@ def korean_refs() -> list[tuple[str, str, str]]:
 
 def replay_call(config, tracks, tmp_path, transcriber, language):
     config = config.replace("asr", language=language)
-    summary = replay(config, [Track(n, str(p)) for n, p in tracks.items()], db_url=str(tmp_path / "ml.db"),
-                     speed=0, out=io.StringIO(), transcriber=transcriber, language=language)
+    summary = replay(
+        config,
+        [Track(n, str(p)) for n, p in tracks.items()],
+        db_url=str(tmp_path / "ml.db"),
+        speed=0,
+        out=io.StringIO(),
+        transcriber=transcriber,
+        language=language,
+    )
     db = open_database(str(tmp_path / "ml.db"))
     detail = get_session(db, summary.session_id)
     db.close()
@@ -32,9 +39,14 @@ def replay_call(config, tracks, tmp_path, transcriber, language):
 
 
 def texts_by_turn(detail, placed):
-    return [" ".join(u.text for u in detail.utterances
-                     if u.speaker == p.speaker and p.speech_start - 0.4 <= u.start <= p.speech_end + 0.2)
-            for p in placed]
+    return [
+        " ".join(
+            u.text
+            for u in detail.utterances
+            if u.speaker == p.speaker and p.speech_start - 0.4 <= u.start <= p.speech_end + 0.2
+        )
+        for p in placed
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +85,12 @@ def test_korean_call_is_transcribed_in_korean(korean_call, tmp_path, config, bas
 
 def test_mandarin_and_russian_speakers_in_one_call(tmp_path, config, base_model):
     """Each speaker keeps their own language when the call is detected per utterance."""
-    zh = [l.split("\t") for l in shared("data", "chinese", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]]
-    ru = [l.split("\t") for l in shared("data", "russian", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    zh = [
+        row.split("\t") for row in shared("data", "chinese", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    ]
+    ru = [
+        row.split("\t") for row in shared("data", "russian", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    ]
     script = []
     for i in range(2):
         script.append(("李娜", shared("data", "chinese", zh[i][0]), zh[i][1]))

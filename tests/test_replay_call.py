@@ -16,8 +16,15 @@ from tests.calls import build_call, librispeech_files, librispeech_refs, pyannot
 
 def run(config, tracks, tmp_path, transcriber, **kw):
     out = io.StringIO()
-    summary = replay(config, [Track(n, str(p)) for n, p in tracks.items()], db_url=str(tmp_path / "call.db"),
-                     speed=0, out=out, transcriber=transcriber, **kw)
+    summary = replay(
+        config,
+        [Track(n, str(p)) for n, p in tracks.items()],
+        db_url=str(tmp_path / "call.db"),
+        speed=0,
+        out=out,
+        transcriber=transcriber,
+        **kw,
+    )
     db = open_database(str(tmp_path / "call.db"))
     detail = get_session(db, summary.session_id)
     db.close()
@@ -57,9 +64,15 @@ def test_turns_are_attributed_timed_and_accurate(three_person_call, tmp_path, co
         # Boundaries against an energy reference independent of the VAD.
         assert abs(min(u.start for u in mine) - p.speech_start) < 0.35
         assert abs(max(u.end for u in mine) - p.speech_end) < 0.5
-    total = wer([p.text for p in placed],
-                [" ".join(u.text for u in utts if u.speaker == p.speaker and p.speech_start - 0.35 <= u.start <= p.speech_end)
-                 for p in placed])
+    total = wer(
+        [p.text for p in placed],
+        [
+            " ".join(
+                u.text for u in utts if u.speaker == p.speaker and p.speech_start - 0.35 <= u.start <= p.speech_end
+            )
+            for p in placed
+        ],
+    )
     assert total < 0.3  # tiny.en on LibriSpeech test-other; the comparison with plain faster-whisper is below
     # What was printed is what was stored.
     assert f"session: {summary.session_id}" in printed.splitlines()
@@ -80,8 +93,14 @@ def test_pipeline_matches_plain_faster_whisper(three_person_call, tmp_path, conf
         path = next(f for f in librispeech_files(spk) if f.name == p.source)
         segments, _ = tiny_en.model.transcribe(str(path), language="en", beam_size=1)
         plain.append(" ".join(s.text.strip() for s in segments))
-    ours = [" ".join(u.text for u in detail.utterances
-                     if u.speaker == p.speaker and p.speech_start - 0.35 <= u.start <= p.speech_end) for p in placed]
+    ours = [
+        " ".join(
+            u.text
+            for u in detail.utterances
+            if u.speaker == p.speaker and p.speech_start - 0.35 <= u.start <= p.speech_end
+        )
+        for p in placed
+    ]
     refs_list = [p.text for p in placed]
     assert wer(refs_list, ours) <= wer(refs_list, plain) + 0.03
 
@@ -143,7 +162,7 @@ def test_replay_command_line(tmp_path, monkeypatch, capsys):
     db = tmp_path / "cli.db"
     assert main(["replay", "--speed", "0", "--db", str(db), f"Margaret={f}"]) == 0
     out = capsys.readouterr().out
-    session_lines = [l for l in out.splitlines() if l.startswith("session: ")]
+    session_lines = [line for line in out.splitlines() if line.startswith("session: ")]
     assert len(session_lines) == 1
     sid = int(session_lines[0].split()[1])
     assert "Margaret:" in out and "p50" in out

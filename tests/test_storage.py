@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -117,20 +117,24 @@ def test_database_at_revision_0001_with_data_opens_and_reads(db_path: Path) -> N
     engine = create_engine(f"sqlite:///{db_path}")
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), "0001")
-        conn.execute(text(
-            "INSERT INTO sessions (id, source, status, started_at) "
-            "VALUES (7, 'replay', 'completed', '2026-01-02 03:04:05.000000')"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, source, status, started_at) "
+                "VALUES (7, 'replay', 'completed', '2026-01-02 03:04:05.000000')"
+            )
+        )
         conn.execute(text("INSERT INTO participants (id, session_id, name, joined_at) VALUES (1, 7, '민수', 0)"))
-        conn.execute(text(
-            'INSERT INTO utterances (session_id, participant_id, start, "end", transcribed_at, created_at, text) '
-            "VALUES (7, 1, 1.0, 2.0, 2.5, '2026-01-02 03:04:07.000000', '안녕')"
-        ))
+        conn.execute(
+            text(
+                'INSERT INTO utterances (session_id, participant_id, start, "end", transcribed_at, created_at, text) '
+                "VALUES (7, 1, 1.0, 2.0, 2.5, '2026-01-02 03:04:07.000000', '안녕')"
+            )
+        )
     engine.dispose()
     with open_database(str(db_path)) as db:
         detail = get_session(db, 7)
     assert detail is not None
-    assert detail.started_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert detail.started_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert [(u.speaker, u.text) for u in detail.utterances] == [("민수", "안녕")]
     assert _version(db_path) == [head_revision()]
 
@@ -139,8 +143,9 @@ def test_models_match_migrated_schema(db) -> None:
     with db.engine.connect() as conn:
         # The search index's own tables are left out by name (storage.search.OUTSIDE_MODELS);
         # tests/logs checks that they exist as the migration made them.
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True,
-                                                     "include_name": include_name})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True, "include_name": include_name}
+        )
         assert compare_metadata(ctx, Base.metadata) == []
         command.check(alembic_config(connection=conn))  # what `alembic check` runs
 
@@ -383,8 +388,9 @@ def test_foreign_keys_enforced(db) -> None:
     sid, _ = _call(recorder)
     with pytest.raises(IntegrityError, match="FOREIGN KEY"):
         with db.session() as s, s.begin():
-            s.add(Utterance(session_id=sid, participant_id=12345, start=0.0, end=1.0,
-                            transcribed_at=1.0, text="orphan"))
+            s.add(
+                Utterance(session_id=sid, participant_id=12345, start=0.0, end=1.0, transcribed_at=1.0, text="orphan")
+            )
     assert _count(db, Utterance) == 0
 
 
@@ -398,8 +404,8 @@ def test_datetimes_are_utc_aware_and_naive_ones_refused(db) -> None:
     recorder = CallRecorder(db)
     sid, _ = _call(recorder)
     detail = get_session(db, sid)
-    assert detail.started_at.tzinfo is timezone.utc
-    assert abs((datetime.now(timezone.utc) - detail.started_at).total_seconds()) < 60
+    assert detail.started_at.tzinfo is UTC
+    assert abs((datetime.now(UTC) - detail.started_at).total_seconds()) < 60
     with pytest.raises(StatementError, match="naive datetime"):
         with db.session() as s, s.begin():
             s.add(CallSession(source="replay", status="active", started_at=datetime(2026, 1, 1)))
@@ -410,32 +416,78 @@ def test_datetimes_are_utc_aware_and_naive_ones_refused(db) -> None:
 
 def test_round_trip_korean_and_chinese_through_json(db) -> None:
     recorder = CallRecorder(db)
-    sid = recorder.start_session(NewSession(source="discord", title="주간 회의 / 周会", language="auto",
-                                            asr_model="small", guild_id="111", channel_id="222"))
+    sid = recorder.start_session(
+        NewSession(
+            source="discord",
+            title="주간 회의 / 周会",
+            language="auto",
+            asr_model="small",
+            guild_id="111",
+            channel_id="222",
+        )
+    )
     minsu = recorder.add_participant(sid, "민수", user_id="123456789012345678")
     wang = recorder.add_participant(sid, "王芳", joined_at=2.0)
     # Stored out of order: the export must still follow the call's timeline.
-    recorder.add_utterance(_utt(sid, wang, start=3.4567, end=5.0004, text="我们明天去北京吧。",
-                                language="zh", verification="mismatch", speaker_score=0.21))
-    recorder.add_utterance(_utt(sid, minsu, start=0.12345, end=2.9996, text="안녕하세요, 반갑습니다!",
-                                language="ko", verification="verified", speaker_score=0.83,
-                                speaker_label="민수"))
+    recorder.add_utterance(
+        _utt(
+            sid,
+            wang,
+            start=3.4567,
+            end=5.0004,
+            text="我们明天去北京吧。",
+            language="zh",
+            verification="mismatch",
+            speaker_score=0.21,
+        )
+    )
+    recorder.add_utterance(
+        _utt(
+            sid,
+            minsu,
+            start=0.12345,
+            end=2.9996,
+            text="안녕하세요, 반갑습니다!",
+            language="ko",
+            verification="verified",
+            speaker_score=0.83,
+            speaker_label="민수",
+        )
+    )
     recorder.add_utterance(_utt(sid, minsu, start=6.0, end=7.0, text="좋아요", verification="unknown"))
-    recorder.add_suggestion(SuggestionRecord(sid, at=9.87654, text="여행 이야기를 해 보세요",
-                                             source="qwen2.5", recipients=["민수", "王芳"], language="ko"))
+    recorder.add_suggestion(
+        SuggestionRecord(
+            sid,
+            at=9.87654,
+            text="여행 이야기를 해 보세요",
+            source="qwen2.5",
+            recipients=["민수", "王芳"],
+            language="ko",
+        )
+    )
     recorder.finish_session(sid, "completed", duration=10.0)
 
     data = session_to_json(get_session(db, sid))
     session = data["session"]
     assert (session["id"], session["source"], session["title"], session["status"]) == (
-        sid, "discord", "주간 회의 / 周会", "completed")
+        sid,
+        "discord",
+        "주간 회의 / 周会",
+        "completed",
+    )
     assert (session["language"], session["asr_model"], session["error"], session["duration"]) == (
-        "auto", "small", None, 10.0)
+        "auto",
+        "small",
+        None,
+        10.0,
+    )
     started = datetime.fromisoformat(session["started_at"])
     assert started.utcoffset().total_seconds() == 0
     assert datetime.fromisoformat(session["ended_at"]) >= started
-    assert data["participants"] == [{"name": "민수", "user_id": "123456789012345678"},
-                                    {"name": "王芳", "user_id": None}]
+    assert data["participants"] == [
+        {"name": "민수", "user_id": "123456789012345678"},
+        {"name": "王芳", "user_id": None},
+    ]
     utts = data["utterances"]
     assert [(u["speaker"], u["start"], u["end"], u["text"]) for u in utts] == [
         ("민수", 0.123, 3.0, "안녕하세요, 반갑습니다!"),
@@ -446,8 +498,9 @@ def test_round_trip_korean_and_chinese_through_json(db) -> None:
     assert [u["verification"] for u in utts] == ["verified", "mismatch", "unknown"]
     assert utts[0]["speaker_label"] == "민수" and utts[0]["speaker_score"] == 0.83
     assert utts[0]["language"] == "ko" and utts[0]["transcribed_at"] == 3.5
-    assert data["suggestions"] == [{"at": 9.877, "text": "여행 이야기를 해 보세요", "source": "qwen2.5",
-                                    "recipients": ["민수", "王芳"]}]
+    assert data["suggestions"] == [
+        {"at": 9.877, "text": "여행 이야기를 해 보세요", "source": "qwen2.5", "recipients": ["민수", "王芳"]}
+    ]
 
     dumped = dump_session_json(get_session(db, sid))
     assert "안녕하세요" in dumped and "我们明天去北京吧" in dumped and "\\u" not in dumped

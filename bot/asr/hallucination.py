@@ -13,26 +13,63 @@ from dataclasses import dataclass
 
 # Normalised (see _normalise) phrases; a transcript made only of these is dropped.
 KNOWN_PHRASES = (
-    "thanks for watching", "thank you for watching", "thank you so much for watching",
-    "thanks for watching and see you next time", "please subscribe", "like and subscribe",
-    "subscribe to my channel", "please like and subscribe", "see you in the next video",
-    "please subscribe to my channel", "thank you very much for watching", "i ll see you in the next video",
-    "don t forget to like and subscribe", "don t forget to subscribe",
-    "subtitles by the amara org community", "transcribed by esoteric",
-    "시청해주셔서 감사합니다", "시청해 주셔서 감사합니다", "구독과 좋아요 부탁드립니다", "구독과 좋아요",
-    "좋아요와 구독 부탁드립니다", "다음 영상에서 만나요", "끝까지 시청해주셔서 감사합니다",
-    "字幕由amara org社区提供", "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", "谢谢观看", "感谢观看", "谢谢大家观看",
+    "thanks for watching",
+    "thank you for watching",
+    "thank you so much for watching",
+    "thanks for watching and see you next time",
+    "please subscribe",
+    "like and subscribe",
+    "subscribe to my channel",
+    "please like and subscribe",
+    "see you in the next video",
+    "please subscribe to my channel",
+    "thank you very much for watching",
+    "i ll see you in the next video",
+    "don t forget to like and subscribe",
+    "don t forget to subscribe",
+    "subtitles by the amara org community",
+    "transcribed by esoteric",
+    "시청해주셔서 감사합니다",
+    "시청해 주셔서 감사합니다",
+    "구독과 좋아요 부탁드립니다",
+    "구독과 좋아요",
+    "좋아요와 구독 부탁드립니다",
+    "다음 영상에서 만나요",
+    "끝까지 시청해주셔서 감사합니다",
+    "字幕由amara org社区提供",
+    "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+    "谢谢观看",
+    "感谢观看",
+    "谢谢大家观看",
     "明镜需要您的支持 欢迎订阅明镜",
-    "ご視聴ありがとうございました", "チャンネル登録よろしくお願いします", "ご覧いただきありがとうございます",
-    "продолжение следует", "спасибо за просмотр", "субтитры создавал dimatorzok",
-    "untertitel der amara org community", "vielen dank fürs zuschauen",
-    "sous titres réalisés par la communauté d amara org", "merci d avoir regardé",
+    "ご視聴ありがとうございました",
+    "チャンネル登録よろしくお願いします",
+    "ご覧いただきありがとうございます",
+    "продолжение следует",
+    "спасибо за просмотр",
+    "субтитры создавал dimatorzok",
+    "untertitel der amara org community",
+    "vielen dank fürs zuschauen",
+    "sous titres réalisés par la communauté d amara org",
+    "merci d avoir regardé",
 )
 # Phrases that are never speech in a call, wherever they appear in the text.
-_ALWAYS = [re.compile(p) for p in (
-    r"mbc\s*뉴스", r"kbs\s*뉴스", r"sbs\s*뉴스", r"ytn\s*뉴스", r"amara\s*org", r"字幕由", r"字幕提供", r"字幕\s*by",
-    r"优优独播剧场", r"yoyo television series exclusive", r"dimatorzok",
-)]
+_ALWAYS = [
+    re.compile(p)
+    for p in (
+        r"mbc\s*뉴스",
+        r"kbs\s*뉴스",
+        r"sbs\s*뉴스",
+        r"ytn\s*뉴스",
+        r"amara\s*org",
+        r"字幕由",
+        r"字幕提供",
+        r"字幕\s*by",
+        r"优优独播剧场",
+        r"yoyo television series exclusive",
+        r"dimatorzok",
+    )
+]
 # Short acknowledgements are real in a conversation; only drop them when Whisper itself
 # doubts there was speech.
 _WEAK = {"thank you", "감사합니다", "you", "bye"}
@@ -89,8 +126,8 @@ def repeated_ngram(text: str, min_repeats: int = 4, max_n: int = 6) -> str | Non
         # A single word said four times ("no, no, no, no") is real speech; five is a loop.
         repeats = min_repeats + 1 if n == 1 else min_repeats
         for i in range(0, len(words) - n * repeats + 1):
-            gram = words[i:i + n]
-            if all(words[i + k * n:i + (k + 1) * n] == gram for k in range(1, repeats)):
+            gram = words[i : i + n]
+            if all(words[i + k * n : i + (k + 1) * n] == gram for k in range(1, repeats)):
                 return _join(gram)
     return None
 
@@ -104,8 +141,14 @@ def _join(tokens: list[str]) -> str:
     return out
 
 
-def rejection_reason(text: str, *, avg_logprob: float, no_speech_prob: float, compression_ratio: float,
-                     options: FilterOptions = FilterOptions()) -> str | None:
+def rejection_reason(
+    text: str,
+    *,
+    avg_logprob: float,
+    no_speech_prob: float,
+    compression_ratio: float,
+    options: FilterOptions = FilterOptions(),
+) -> str | None:
     """Why this transcript should not be stored, or ``None`` to keep it."""
     norm = _normalise(text)
     if not norm:

@@ -49,16 +49,22 @@ def resolve_model(name: str, search_dirs: list[str] | tuple[str, ...] = (), down
     path = Path(name).expanduser()
     if path.is_dir():
         if not _is_model_dir(path):
-            raise ModelError(f"{path} is not a faster-whisper model directory (it has no model.bin)",
-                             "point STALK_ASR_MODEL at a CTranslate2 Whisper model folder, or use a size name such as base")
+            raise ModelError(
+                f"{path} is not a faster-whisper model directory (it has no model.bin)",
+                "point STALK_ASR_MODEL at a CTranslate2 Whisper model folder, or use a size name such as base",
+            )
         missing = _missing_files(path)
         if missing:
-            raise ModelError(f"Whisper model directory {path} is incomplete: no {' or '.join(missing)}",
-                             "copy the whole model folder again, or use a size name such as base")
+            raise ModelError(
+                f"Whisper model directory {path} is incomplete: no {' or '.join(missing)}",
+                "copy the whole model folder again, or use a size name such as base",
+            )
         return str(path)
     if _looks_like_path(name):
-        raise ModelError(f"Whisper model directory {path} not found",
-                         "check the path in asr.model / STALK_ASR_MODEL, or use a size name such as base")
+        raise ModelError(
+            f"Whisper model directory {path} not found",
+            "check the path in asr.model / STALK_ASR_MODEL, or use a size name such as base",
+        )
 
     sizes = _size_names()
     if "/" in name:
@@ -72,8 +78,9 @@ def resolve_model(name: str, search_dirs: list[str] | tuple[str, ...] = (), down
                     log.info("using Whisper %s from %s", name, candidate)
                     return str(candidate.resolve())
     else:
-        raise ModelError(f"unknown Whisper model {name!r}",
-                         "use a size name (" + ", ".join(sizes) + ") or a model directory")
+        raise ModelError(
+            f"unknown Whisper model {name!r}", "use a size name (" + ", ".join(sizes) + ") or a model directory"
+        )
     return _download(repo_id, download_root)
 
 
@@ -82,8 +89,9 @@ def _download(repo_id: str, download_root: str) -> str:
 
     cache_dir = str(Path(download_root).expanduser()) if download_root else None
     try:
-        return huggingface_hub.snapshot_download(repo_id, allow_patterns=_MODEL_FILES, cache_dir=cache_dir,
-                                                 local_files_only=True)
+        return huggingface_hub.snapshot_download(
+            repo_id, allow_patterns=_MODEL_FILES, cache_dir=cache_dir, local_files_only=True
+        )
     except Exception:
         pass  # not cached yet: download below
     print(f"Downloading Whisper model {repo_id} (first use only) ...", flush=True)
@@ -91,8 +99,10 @@ def _download(repo_id: str, download_root: str) -> str:
         # snapshot_download draws a progress bar per file on stderr.
         return huggingface_hub.snapshot_download(repo_id, allow_patterns=_MODEL_FILES, cache_dir=cache_dir)
     except Exception as exc:
-        raise ModelError(f"cannot download Whisper model {repo_id} ({type(exc).__name__}: {str(exc)[:200]})",
-                         "connect to the internet once, or set STALK_ASR_MODEL to a local model directory") from None
+        raise ModelError(
+            f"cannot download Whisper model {repo_id} ({type(exc).__name__}: {str(exc)[:200]})",
+            "connect to the internet once, or set STALK_ASR_MODEL to a local model directory",
+        ) from None
 
 
 def _first_sentence(exc: BaseException, limit: int = 200) -> str:
@@ -101,12 +111,20 @@ def _first_sentence(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(str(exc).split())
     end = text.find(". ")
     if 0 < end < limit:
-        return text[:end + 1]
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+        return text[: end + 1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def load_whisper(name: str, *, device: str = "cpu", compute_type: str = "int8", workers: int = 1,
-                 cpu_threads: int = 0, search_dirs: list[str] | tuple[str, ...] = (), download_root: str = ""):
+def load_whisper(
+    name: str,
+    *,
+    device: str = "cpu",
+    compute_type: str = "int8",
+    workers: int = 1,
+    cpu_threads: int = 0,
+    search_dirs: list[str] | tuple[str, ...] = (),
+    download_root: str = "",
+):
     """Load one WhisperModel that ``workers`` threads may use at once."""
     from faster_whisper import WhisperModel
 
@@ -117,9 +135,11 @@ def load_whisper(name: str, *, device: str = "cpu", compute_type: str = "int8", 
         # and throughput, and 1 x 2 with batching on backlog.
         cpu_threads = os.cpu_count() or 1
     try:
-        return WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
-                            num_workers=workers)
+        return WhisperModel(
+            path, device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
+        )
     except Exception as exc:
-        raise ModelError(f"cannot load the Whisper model in {path} ({type(exc).__name__}: {_first_sentence(exc)})",
-                         "the folder may be incomplete or corrupt: delete it to download again, "
-                         "or choose another asr.model") from None
+        raise ModelError(
+            f"cannot load the Whisper model in {path} ({type(exc).__name__}: {_first_sentence(exc)})",
+            "the folder may be incomplete or corrupt: delete it to download again, or choose another asr.model",
+        ) from None

@@ -11,8 +11,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
 from bot.clock import CallClock, Lanes
@@ -47,9 +48,18 @@ class PoolStats:
 
 
 class TranscriptionPool:
-    def __init__(self, transcriber: WhisperTranscriber, options: DecodeOptions, *, clock: CallClock,
-                 on_result: Callable[[JobResult], None], workers: int = 2, queue_size: int = 64,
-                 batch_size: int = 1, prepare: Callable[[Job], Request] | None = None) -> None:
+    def __init__(
+        self,
+        transcriber: WhisperTranscriber,
+        options: DecodeOptions,
+        *,
+        clock: CallClock,
+        on_result: Callable[[JobResult], None],
+        workers: int = 2,
+        queue_size: int = 64,
+        batch_size: int = 1,
+        prepare: Callable[[Job], Request] | None = None,
+    ) -> None:
         self.transcriber = transcriber
         self.options = options
         self.clock = clock

@@ -69,14 +69,20 @@ class WhisperTranscriber:
     """Wraps a faster-whisper ``WhisperModel``; thread-safe (CTranslate2 runs ``num_workers`` at once)."""
 
     @classmethod
-    def from_config(cls, config: "Config") -> "WhisperTranscriber":
+    def from_config(cls, config: Config) -> WhisperTranscriber:
         """The configured model, loaded (blocking: seconds; may download on first use)."""
         from bot.asr.model import load_whisper
 
         asr = config.asr
-        model = load_whisper(asr.model, device=asr.device, compute_type=asr.compute_type, workers=asr.workers,
-                             cpu_threads=asr.cpu_threads, search_dirs=config.models.dirs,
-                             download_root=asr.download_root)
+        model = load_whisper(
+            asr.model,
+            device=asr.device,
+            compute_type=asr.compute_type,
+            workers=asr.workers,
+            cpu_threads=asr.cpu_threads,
+            search_dirs=config.models.dirs,
+            download_root=asr.download_root,
+        )
         return cls(model, asr.model)
 
     def __init__(self, model, name: str) -> None:
@@ -87,7 +93,7 @@ class WhisperTranscriber:
         self.name = name
         self.multilingual = bool(model.model.is_multilingual)
         self._tokenizers: dict[str, Tokenizer] = {}
-        for lang in (["en"] if not self.multilingual else []):
+        for lang in ["en"] if not self.multilingual else []:
             self._tokenizer(lang)
         self._suppress = get_suppressed_tokens(self._tokenizer("en"), [-1])
 
@@ -96,8 +102,12 @@ class WhisperTranscriber:
 
         tok = self._tokenizers.get(language)
         if tok is None:
-            tok = Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe",
-                            language=language if self.multilingual else "en")
+            tok = Tokenizer(
+                self.model.hf_tokenizer,
+                self.multilingual,
+                task="transcribe",
+                language=language if self.multilingual else "en",
+            )
             self._tokenizers[language] = tok
         return tok
 
@@ -117,9 +127,16 @@ class WhisperTranscriber:
         prompts = [self._prompt(lang, r.hotwords) for r, (lang, _) in zip(requests, languages)]
         max_length = max(self._max_length(p, r) for p, r in zip(prompts, requests))
         results = self.model.model.generate(
-            encoded, prompts, beam_size=options.beam_size, patience=1.0, length_penalty=1.0,
-            max_length=max_length, return_scores=True, return_no_speech_prob=True,
-            suppress_blank=True, suppress_tokens=self._suppress,
+            encoded,
+            prompts,
+            beam_size=options.beam_size,
+            patience=1.0,
+            length_penalty=1.0,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
         )
         out = []
         for i, (request, (lang, lang_p), result) in enumerate(zip(requests, languages, results)):
@@ -128,12 +145,24 @@ class WhisperTranscriber:
                 decoded = self._fallback(features[i], request, lang, options, decoded)
             rejected = None
             if options.filter is not None:
-                rejected = rejection_reason(decoded.text, avg_logprob=decoded.avg_logprob,
-                                            no_speech_prob=decoded.no_speech_prob,
-                                            compression_ratio=decoded.compression_ratio, options=options.filter)
-            out.append(Transcript(text=decoded.text, language=lang, language_probability=lang_p,
-                                  avg_logprob=decoded.avg_logprob, no_speech_prob=decoded.no_speech_prob,
-                                  compression_ratio=decoded.compression_ratio, rejected=rejected))
+                rejected = rejection_reason(
+                    decoded.text,
+                    avg_logprob=decoded.avg_logprob,
+                    no_speech_prob=decoded.no_speech_prob,
+                    compression_ratio=decoded.compression_ratio,
+                    options=options.filter,
+                )
+            out.append(
+                Transcript(
+                    text=decoded.text,
+                    language=lang,
+                    language_probability=lang_p,
+                    avg_logprob=decoded.avg_logprob,
+                    no_speech_prob=decoded.no_speech_prob,
+                    compression_ratio=decoded.compression_ratio,
+                    rejected=rejected,
+                )
+            )
         return out
 
     def _prompt(self, language: str, hotwords: str | None) -> list[int]:
@@ -145,16 +174,21 @@ class WhisperTranscriber:
         seconds = len(request.audio) / 16000
         return min(self.model.max_length, len(prompt) + 20 + int(20 * seconds))
 
-    def _read(self, result, language: str) -> "_Decoded":
+    def _read(self, result, language: str) -> _Decoded:
         from faster_whisper.transcribe import get_compression_ratio
 
         tokens = result.sequences_ids[0]
         text = self._tokenizer(language).decode(tokens).strip()
-        return _Decoded(text, float(result.scores[0] * len(tokens) / (len(tokens) + 1)),
-                        float(get_compression_ratio(text)), float(result.no_speech_prob))
+        return _Decoded(
+            text,
+            float(result.scores[0] * len(tokens) / (len(tokens) + 1)),
+            float(get_compression_ratio(text)),
+            float(result.no_speech_prob),
+        )
 
-    def _fallback(self, features: np.ndarray, request: Request, language: str, options: DecodeOptions,
-                  greedy: "_Decoded") -> "_Decoded":
+    def _fallback(
+        self, features: np.ndarray, request: Request, language: str, options: DecodeOptions, greedy: _Decoded
+    ) -> _Decoded:
         """Whisper's remedies for a decode that looped or lost confidence, with bounded cost.
 
         First without the hotwords: a list of names in the prompt can itself start a loop
@@ -164,12 +198,18 @@ class WhisperTranscriber:
         encoded = self.model.encode(features[None])
         prompt = self._prompt(language, None)
         max_length = self._max_length(prompt, request)
-        common = dict(max_length=max_length, return_scores=True, return_no_speech_prob=True,
-                      suppress_blank=True, suppress_tokens=self._suppress)
+        common = dict(
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )
         tried = [greedy]
         attempts = [dict(beam_size=options.beam_size)] if request.hotwords else []
-        attempts += [dict(beam_size=1, num_hypotheses=2, sampling_topk=0, sampling_temperature=t)
-                     for t in (0.2, 0.5, 0.8)]
+        attempts += [
+            dict(beam_size=1, num_hypotheses=2, sampling_topk=0, sampling_temperature=t) for t in (0.2, 0.5, 0.8)
+        ]
         for kwargs in attempts:
             result = self.model.model.generate(encoded, [prompt], **common, **kwargs)[0]
             decoded = self._read(result, language)

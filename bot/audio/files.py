@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -44,8 +44,10 @@ def _open(path: str):
     except (av.error.InvalidDataError, av.error.EOFError):
         # EOFError: the demuxer picked by the file's extension (.ogg, .mp3 ...) found none of
         # its structure before the end of the file, e.g. random bytes named .ogg.
-        raise AudioInputError(f"{path} is not a recognised audio file (unknown format or corrupt header)",
-                              "convert it to wav, flac, ogg or mp3") from None
+        raise AudioInputError(
+            f"{path} is not a recognised audio file (unknown format or corrupt header)",
+            "convert it to wav, flac, ogg or mp3",
+        ) from None
     except (av.error.FFmpegError, OSError) as exc:
         raise AudioInputError(f"{path} cannot be opened ({_reason(exc)})", "check that it is an audio file") from None
     if not container.streams.audio:
@@ -88,7 +90,8 @@ def _decode(path: str, container) -> Iterator[np.ndarray]:
                 if missing > GAP_TOLERANCE:
                     raise AudioInputError(
                         f"{path} is corrupt: {missing:.1f} s of audio at {position:.1f} s could not be decoded",
-                        "re-export or repair the recording")
+                        "re-export or repair the recording",
+                    )
             if resampler is None:
                 # Same rate and layout, planar float: conversion only, no resampling.
                 resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
@@ -97,8 +100,10 @@ def _decode(path: str, container) -> Iterator[np.ndarray]:
                 position += data.shape[0] / out.sample_rate
                 yield np.ascontiguousarray(data, dtype=np.float32)
     except av.error.FFmpegError as exc:
-        raise AudioInputError(f"{path} is corrupt or truncated: decoding stopped at {position:.1f} s ({_reason(exc)})",
-                              "re-export or repair the recording") from None
+        raise AudioInputError(
+            f"{path} is corrupt or truncated: decoding stopped at {position:.1f} s ({_reason(exc)})",
+            "re-export or repair the recording",
+        ) from None
 
 
 def probe_audio(path: str) -> AudioFileInfo:
@@ -117,8 +122,10 @@ def probe_audio(path: str) -> AudioFileInfo:
         raise AudioInputError(f"{path} holds no audio samples", "re-export the recording")
     peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
     if peak_db < SILENT_DBFS:
-        raise AudioInputError(f"{path} is silent (peak {peak_db:.0f} dBFS): there is no speech to transcribe",
-                              "check the file, or leave this participant out")
+        raise AudioInputError(
+            f"{path} is silent (peak {peak_db:.0f} dBFS): there is no speech to transcribe",
+            "check the file, or leave this participant out",
+        )
     return AudioFileInfo(path, samples / rate, rate, channels, codec, peak_db)
 
 
@@ -139,7 +146,7 @@ def read_frames(path: str, block_seconds: float = 0.02) -> Iterator[PcmFrame]:
             data = np.concatenate(pending)
             n = (held // size) * size
             for i in range(0, n, size):
-                yield PcmFrame(start=(emitted + i) / rate, pcm=data[i:i + size], sample_rate=rate)
+                yield PcmFrame(start=(emitted + i) / rate, pcm=data[i : i + size], sample_rate=rate)
             emitted += n
             pending, held = [data[n:]], held - n
         if held:

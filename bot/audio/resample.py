@@ -27,8 +27,11 @@ class StreamResampler:
 
     def __init__(self, in_rate: int) -> None:
         self.in_rate = in_rate
-        self._stream = None if in_rate == TARGET_RATE else soxr.ResampleStream(
-            in_rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
+        self._stream = (
+            None
+            if in_rate == TARGET_RATE
+            else soxr.ResampleStream(in_rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
+        )
 
     def process(self, pcm: np.ndarray) -> np.ndarray:
         mono = to_mono_float(pcm)

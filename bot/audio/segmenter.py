@@ -8,8 +8,8 @@ nothing).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -25,9 +25,14 @@ class SegmenterOptions:
     speech_pad_ms: int = 200
 
     @classmethod
-    def from_config(cls, vad) -> "SegmenterOptions":
-        return cls(threshold=vad.threshold, min_silence_ms=vad.min_silence_ms, min_speech_ms=vad.min_speech_ms,
-                   max_utterance_s=vad.max_utterance_s, speech_pad_ms=vad.speech_pad_ms)
+    def from_config(cls, vad) -> SegmenterOptions:
+        return cls(
+            threshold=vad.threshold,
+            min_silence_ms=vad.min_silence_ms,
+            min_speech_ms=vad.min_speech_ms,
+            max_utterance_s=vad.max_utterance_s,
+            speech_pad_ms=vad.speech_pad_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -102,13 +107,13 @@ class Segmenter:
             return
         data = np.concatenate([self._pending, audio]) if len(self._pending) else audio
         n = len(data) // WINDOW
-        self._pending = data[n * WINDOW:].copy()
+        self._pending = data[n * WINDOW :].copy()
         if n == 0:
             return
         probs = self.vad.probabilities(data[: n * WINDOW])
         for i in range(n):
             start = self._pos + i * WINDOW
-            yield from self._window(start, data[i * WINDOW:(i + 1) * WINDOW], float(probs[i]))
+            yield from self._window(start, data[i * WINDOW : (i + 1) * WINDOW], float(probs[i]))
         self._pos += n * WINDOW
 
     def skip_to(self, index: int) -> Iterator[Event]:
@@ -133,7 +138,7 @@ class Segmenter:
             # Speech resumed within min_silence: keep the utterance whole, filling the gap.
             filler = np.zeros(gap, np.float32)
             for off in range(0, gap - gap % WINDOW, WINDOW):
-                self._windows.append((self._pos + off, filler[off:off + WINDOW], 0.0))
+                self._windows.append((self._pos + off, filler[off : off + WINDOW], 0.0))
             resume = self._pos + (gap - gap % WINDOW)
             if gap % WINDOW:
                 self._pending = filler[: gap % WINDOW]
@@ -187,7 +192,7 @@ class Segmenter:
         first = parts[0][0]
         joined = np.concatenate([a for _, a in parts])
         lo = max(lo, first)
-        return joined[lo - first: hi - first].copy(), lo
+        return joined[lo - first : hi - first].copy(), lo
 
     def _finish(self, ready: int) -> Iterator[Event]:
         start, end = self._speech_start, self._last_speech_end

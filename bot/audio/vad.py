@@ -37,13 +37,16 @@ class SileroModel:
         opts.intra_op_num_threads = 1
         opts.log_severity_level = 4
         try:
-            self.session = onnxruntime.InferenceSession(self.path, providers=["CPUExecutionProvider"],
-                                                        sess_options=opts)
+            self.session = onnxruntime.InferenceSession(
+                self.path, providers=["CPUExecutionProvider"], sess_options=opts
+            )
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"cannot load the Silero VAD model {self.path}: {exc}",
-                             "reinstall faster-whisper (pip install --force-reinstall faster-whisper==1.2.1)") from exc
+            raise ModelError(
+                f"cannot load the Silero VAD model {self.path}: {exc}",
+                "reinstall faster-whisper (pip install --force-reinstall faster-whisper==1.2.1)",
+            ) from exc
 
-    def new_stream(self) -> "VadStream":
+    def new_stream(self) -> VadStream:
         return VadStream(self)
 
 

@@ -10,8 +10,12 @@ from bot.doctor import DoctorContext, run_checks
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("doctor", parents=parents, help="check libopus, davey, the models and the database",
-                              description="Check everything the bot needs and say how to fix what fails.")
+    p = subparsers.add_parser(
+        "doctor",
+        parents=parents,
+        help="check libopus, davey, the models and the database",
+        description="Check everything the bot needs and say how to fix what fails.",
+    )
     p.set_defaults(func=run)
 
 
@@ -23,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
         for line in result.lines():
             print(line, flush=True)
     failed = [r.name for r in results if not r.ok]
-    print(f"{len(results) - len(failed)} of {len(results)} checks passed"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"{len(results) - len(failed)} of {len(results)} checks passed"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0

@@ -45,14 +45,20 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     show.add_argument("session_id", type=int, metavar="ID", help="session id, as shown by `logs list`")
     show.set_defaults(func=run_show)
 
-    find = actions.add_parser("search", parents=parents,
-                              help="utterances containing every word of QUERY (any language; \"quoted phrase\")")
+    find = actions.add_parser(
+        "search", parents=parents, help='utterances containing every word of QUERY (any language; "quoted phrase")'
+    )
     find.add_argument("query", metavar="QUERY")
     find.add_argument("--session", type=int, metavar="ID", help="search this call only")
     find.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="hits per page (default 50)")
     find.add_argument("--page", type=_positive_int, default=1, metavar="P", help="which page of hits (default 1)")
-    find.add_argument("--context", type=_nonnegative_int, default=0, metavar="N",
-                      help="also show N utterances before and after each hit")
+    find.add_argument(
+        "--context",
+        type=_nonnegative_int,
+        default=0,
+        metavar="N",
+        help="also show N utterances before and after each hit",
+    )
     find.set_defaults(func=run_search)
 
     export = actions.add_parser("export", parents=parents, help="one call's transcript as a file")
@@ -61,15 +67,17 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output (UTF-8)")
     export.set_defaults(func=run_export)
 
-    remove = actions.add_parser("delete", parents=parents,
-                                help="delete one call for good (transcript, suggestions, search index)")
+    remove = actions.add_parser(
+        "delete", parents=parents, help="delete one call for good (transcript, suggestions, search index)"
+    )
     remove.add_argument("session_id", type=int, metavar="ID", help="session id, as shown by `logs list`")
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(func=run_delete)
 
     purge = actions.add_parser("purge", parents=parents, help="delete calls older than the retention age")
-    purge.add_argument("--older-than", type=_positive_number, metavar="DAYS",
-                       help="age in days (default: [retention] max_age_days)")
+    purge.add_argument(
+        "--older-than", type=_positive_number, metavar="DAYS", help="age in days (default: [retention] max_age_days)"
+    )
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(func=run_purge)
 
@@ -137,8 +145,18 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        result = _query(db, lambda: search(db, OPERATOR, args.query, page=args.page - 1, page_size=args.limit,
-                                           context=args.context, session_id=args.session))
+        result = _query(
+            db,
+            lambda: search(
+                db,
+                OPERATOR,
+                args.query,
+                page=args.page - 1,
+                page_size=args.limit,
+                context=args.context,
+                session_id=args.session,
+            ),
+        )
     if not result.total:
         print(f"no utterance contains {args.query!r}")
         return 0
@@ -157,8 +175,11 @@ def run_search(args: argparse.Namespace) -> int:
 def _hit_lines(hit: SearchHit) -> list[str]:
     where = f"#{hit.session_id} {_local(hit.session_started_at)}"
     out = [f"   {where} [{short_clock(c.start)}] {c.speaker}: {c.text}" for c in hit.before]
-    out.append(f">  {where} [{short_clock(hit.start)}] {hit.speaker}: {hit.text}" if hit.before or hit.after
-               else f"{where} [{short_clock(hit.start)}] {hit.speaker}: {hit.text}")
+    out.append(
+        f">  {where} [{short_clock(hit.start)}] {hit.speaker}: {hit.text}"
+        if hit.before or hit.after
+        else f"{where} [{short_clock(hit.start)}] {hit.speaker}: {hit.text}"
+    )
     out += [f"   {where} [{short_clock(c.start)}] {c.speaker}: {c.text}" for c in hit.after]
     return out
 
@@ -208,9 +229,10 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def _still_recording(session_id: int) -> StorageError:
-    return StorageError(f"session {session_id} is still being recorded (status active), nothing deleted",
-                        "delete it once the call has ended; a call left active by a crash is closed when "
-                        "the bot next starts")
+    return StorageError(
+        f"session {session_id} is still being recorded (status active), nothing deleted",
+        "delete it once the call has ended; a call left active by a crash is closed when the bot next starts",
+    )
 
 
 def run_purge(args: argparse.Namespace) -> int:
@@ -218,16 +240,19 @@ def run_purge(args: argparse.Namespace) -> int:
     if days is None:
         days = load_config(args.config).retention.max_age_days
         if days == 0:
-            raise StorageError("[retention] max_age_days is 0 (keep forever), so there is nothing to purge",
-                               "pass --older-than DAYS, or set max_age_days in the configuration")
-    if not _confirm(f"Delete every finished call older than {days:g} days for good?", args,
-                    "refusing to purge"):
+            raise StorageError(
+                "[retention] max_age_days is 0 (keep forever), so there is nothing to purge",
+                "pass --older-than DAYS, or set max_age_days in the configuration",
+            )
+    if not _confirm(f"Delete every finished call older than {days:g} days for good?", args, "refusing to purge"):
         print("nothing deleted")
         return 1
     with _open(args) as db:
         result = _query(db, lambda: purge_older_than(db, days))
-    print(f"deleted {result.sessions} session{'s' if result.sessions != 1 else ''} started before "
-          f"{_local(result.cutoff)}: {result.utterances} utterances, {result.suggestions} suggestions")
+    print(
+        f"deleted {result.sessions} session{'s' if result.sessions != 1 else ''} started before "
+        f"{_local(result.cutoff)}: {result.utterances} utterances, {result.suggestions} suggestions"
+    )
     return 0
 
 

@@ -20,14 +20,23 @@ def _speed(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
-        "replay", parents=parents, help="transcribe a recorded call, one audio file per participant",
+        "replay",
+        parents=parents,
+        help="transcribe a recorded call, one audio file per participant",
         description="Stream one audio file per participant through the same pipeline as a live call, "
-                    "show the transcript as it forms and store it.")
+        "show the transcript as it forms and store it.",
+    )
     p.add_argument("tracks", nargs="+", metavar="NAME=FILE", help="a participant's name and their audio file")
-    p.add_argument("--speed", type=_speed, default=None,
-                   help="1 = real time, 0 = as fast as possible with call time simulated (default: [replay] speed)")
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        help="1 = real time, 0 = as fast as possible with call time simulated (default: [replay] speed)",
+    )
     p.add_argument("--language", metavar="CODE", help="spoken language (en, ko, ...) or auto (default: [asr] language)")
-    p.add_argument("--no-hints", action="store_true", help="no lull detection or topic hints (default: [hints] enabled)")
+    p.add_argument(
+        "--no-hints", action="store_true", help="no lull detection or topic hints (default: [hints] enabled)"
+    )
     p.set_defaults(func=run)
 
 

@@ -17,9 +17,13 @@ TOKEN_VAR = "DISCORD_TOKEN"
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("run", parents=parents, help="run the Discord bot (needs DISCORD_TOKEN)",
-                              description="Log in to Discord and serve the slash commands until stopped "
-                                          "(Ctrl+C or SIGTERM leave every call cleanly).")
+    p = subparsers.add_parser(
+        "run",
+        parents=parents,
+        help="run the Discord bot (needs DISCORD_TOKEN)",
+        description="Log in to Discord and serve the slash commands until stopped "
+        "(Ctrl+C or SIGTERM leave every call cleanly).",
+    )
     p.set_defaults(func=run)
 
 
@@ -27,9 +31,11 @@ def token_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> str:
     env = os.environ if env is None else env
     token = env.get(TOKEN_VAR, "").strip()
     if not token:
-        raise StalkError(f"{TOKEN_VAR} is not set",
-                         f"copy the bot token from the Discord developer portal (your application, Bot page) and "
-                         f"run: {TOKEN_VAR}=<token> python -m bot run")
+        raise StalkError(
+            f"{TOKEN_VAR} is not set",
+            f"copy the bot token from the Discord developer portal (your application, Bot page) and "
+            f"run: {TOKEN_VAR}=<token> python -m bot run",
+        )
     return token
 
 
@@ -62,8 +68,10 @@ def load_opus(config: Config) -> None:
         elif not opus.is_loaded() and not opus._load_default():
             raise OSError("not found")
     except OSError as exc:
-        raise StalkError(f"cannot load libopus ({exc})", "apt-get install -y libopus0, or set [discord] "
-                         "opus_library; `python -m bot doctor` checks it") from None
+        raise StalkError(
+            f"cannot load libopus ({exc})",
+            "apt-get install -y libopus0, or set [discord] opus_library; `python -m bot doctor` checks it",
+        ) from None
 
 
 async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Event | None = None) -> None:
@@ -103,14 +111,20 @@ async def _serve(config: Config, db, token: str, transcriber, stop: asyncio.Even
             try:
                 runner.result()
             except discord.LoginFailure:
-                raise StalkError("Discord refused the token in DISCORD_TOKEN",
-                                 "copy it again from the developer portal (Bot page, Reset Token)") from None
+                raise StalkError(
+                    "Discord refused the token in DISCORD_TOKEN",
+                    "copy it again from the developer portal (Bot page, Reset Token)",
+                ) from None
             except discord.PrivilegedIntentsRequired:
-                raise StalkError("Discord refused the bot's intents",
-                                 "the bot needs no privileged intents; check the application's settings") from None
+                raise StalkError(
+                    "Discord refused the bot's intents",
+                    "the bot needs no privileged intents; check the application's settings",
+                ) from None
             except Exception as exc:
                 log.debug("the Discord connection failed", exc_info=True)
-                raise StalkError(f"the connection to Discord failed ({type(exc).__name__}: {exc})",
-                                 "check the network and try again; -vv shows the details") from None
+                raise StalkError(
+                    f"the connection to Discord failed ({type(exc).__name__}: {exc})",
+                    "check the network and try again; -vv shows the details",
+                ) from None
         else:
             runner.cancel()

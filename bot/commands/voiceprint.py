@@ -17,18 +17,26 @@ _NAME = re.compile(r"^[^\s=][^=]{0,99}$")
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("enroll", parents=parents, help="enrol a person's voice from recordings of them",
-                              description="Build a voiceprint from recordings of one person (at least "
-                                          "[speaker] min_enroll_speech_s of speech in all) and store it under NAME; "
-                                          "enrolling a NAME again replaces its voiceprint.")
+    p = subparsers.add_parser(
+        "enroll",
+        parents=parents,
+        help="enrol a person's voice from recordings of them",
+        description="Build a voiceprint from recordings of one person (at least "
+        "[speaker] min_enroll_speech_s of speech in all) and store it under NAME; "
+        "enrolling a NAME again replaces its voiceprint.",
+    )
     p.add_argument("name", metavar="NAME", help="the person, as named in calls (replay NAME=FILE)")
     p.add_argument("files", nargs="+", metavar="FILE", help="recordings of that person alone")
     p.add_argument("--user-id", metavar="ID", help="their Discord user id, to find the voiceprint in live calls")
     p.set_defaults(func=run_enroll)
 
-    v = subparsers.add_parser("verify", parents=parents, help="is this recording NAME's voice? (one JSON line)",
-                              description="Score a recording against NAME's voiceprint. Prints one JSON line; "
-                                          "exit status 0 when verified, 1 when not, 2 on bad input.")
+    v = subparsers.add_parser(
+        "verify",
+        parents=parents,
+        help="is this recording NAME's voice? (one JSON line)",
+        description="Score a recording against NAME's voiceprint. Prints one JSON line; "
+        "exit status 0 when verified, 1 when not, 2 on bad input.",
+    )
     v.add_argument("name", metavar="NAME")
     v.add_argument("file", metavar="FILE")
     v.set_defaults(func=run_verify)
@@ -61,8 +69,10 @@ def _unknown(db: Database, name: str) -> StalkError:
     from storage.voiceprints import list_voiceprints
 
     known = [vp.name for vp in list_voiceprints(db)]
-    return StalkError(f"no voiceprint enrolled as {name!r} in {db.label}",
-                      ("enrolled: " + ", ".join(known)) if known else f"enrol first: python -m bot enroll {name} FILE ...")
+    return StalkError(
+        f"no voiceprint enrolled as {name!r} in {db.label}",
+        ("enrolled: " + ", ".join(known)) if known else f"enrol first: python -m bot enroll {name} FILE ...",
+    )
 
 
 def run_enroll(args: argparse.Namespace) -> int:
@@ -84,9 +94,11 @@ def run_enroll(args: argparse.Namespace) -> int:
         except DBAPIError as exc:
             raise describe_error(exc, db.label) from exc
         threshold = threshold_for(model.model_id, model.info.name, config.speaker.threshold)
-        print(f"{'re-enrolled' if old else 'enrolled'} {name}: {result.speech_seconds:.1f} s of speech from "
-              f"{len(args.files)} file(s), model {model.info.name}, consistency {result.consistency:.2f} "
-              f"(threshold {threshold:.2f})")
+        print(
+            f"{'re-enrolled' if old else 'enrolled'} {name}: {result.speech_seconds:.1f} s of speech from "
+            f"{len(args.files)} file(s), model {model.info.name}, consistency {result.consistency:.2f} "
+            f"(threshold {threshold:.2f})"
+        )
     return 0
 
 
@@ -109,14 +121,27 @@ def run_verify(args: argparse.Namespace) -> int:
     regions = speech_regions(audio, SileroModel())
     seconds = sum(hi - lo for lo, hi in regions) / SAMPLE_RATE
     if seconds < config.speaker.min_utterance_s:
-        raise StalkError(f"only {seconds:.1f} s of speech in {args.file}: too little to judge",
-                         f"give a recording with at least {config.speaker.min_utterance_s:g} s of speech")
+        raise StalkError(
+            f"only {seconds:.1f} s of speech in {args.file}: too little to judge",
+            f"give a recording with at least {config.speaker.min_utterance_s:g} s of speech",
+        )
     speech = np.concatenate([audio[lo:hi] for lo, hi in regions])
     score = float(model.embed(speech) @ vp.embedding)
     threshold = threshold_for(model.model_id, model.info.name, config.speaker.threshold)
     verified = score >= threshold
-    print(json.dumps({"name": vp.name, "file": args.file, "score": round(score, 4), "threshold": threshold,
-                      "verified": verified, "speech_seconds": round(seconds, 2), "model": model.info.name}))
+    print(
+        json.dumps(
+            {
+                "name": vp.name,
+                "file": args.file,
+                "score": round(score, 4),
+                "threshold": threshold,
+                "verified": verified,
+                "speech_seconds": round(seconds, 2),
+                "model": model.info.name,
+            }
+        )
+    )
     return 0 if verified else 1
 
 
@@ -132,8 +157,10 @@ def run_list(args: argparse.Namespace) -> int:
         width = max(len(p.name) for p in prints)
         for p in prints:
             when = p.updated_at.strftime("%Y-%m-%d %H:%M") if p.updated_at else ""
-            print(f"{p.name:<{width}}  {p.speech_seconds:6.1f} s speech  model {p.model_name} ({p.model_id[:12]})"
-                  f"  {when} UTC" + (f"  user {p.user_id}" if p.user_id else ""))
+            print(
+                f"{p.name:<{width}}  {p.speech_seconds:6.1f} s speech  model {p.model_name} ({p.model_id[:12]})"
+                f"  {when} UTC" + (f"  user {p.user_id}" if p.user_id else "")
+            )
     return 0
 
 

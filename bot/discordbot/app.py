@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import aiohttp
 import discord
@@ -57,11 +57,23 @@ def intents() -> discord.Intents:
 
 
 class StalkBot(commands.Bot):
-    def __init__(self, config: Config, db: Database, *, transcriber: WhisperTranscriber | None = None,
-                 connector: aiohttp.BaseConnector | None = None, sync_commands: bool = True,
-                 speaker_model: SpeakerModel | None = None) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None,
-                         allowed_mentions=discord.AllowedMentions.none(), connector=connector)
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        *,
+        transcriber: WhisperTranscriber | None = None,
+        connector: aiohttp.BaseConnector | None = None,
+        sync_commands: bool = True,
+        speaker_model: SpeakerModel | None = None,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            connector=connector,
+        )
         self.config = config
         self.db = db
         self.sessions = SessionManager(config, db, transcriber=transcriber, speaker_model=speaker_model)
@@ -76,8 +88,11 @@ class StalkBot(commands.Bot):
         # log-review issue's deletion of the user's transcripts and the voiceprint issue's.
         self.forgetters: list[Forgetter] = [
             Forgetter("your settings and /optin choices", forget_user_settings),
-            Forgetter("what you said in every stored call (and calls nobody else was in), your name on hints "
-                      "and voice labels, and your voiceprints", forget_transcripts),
+            Forgetter(
+                "what you said in every stored call (and calls nobody else was in), your name on hints "
+                "and voice labels, and your voiceprints",
+                forget_transcripts,
+            ),
         ]
         self.retention: RetentionWorker | None = None
 
@@ -103,16 +118,16 @@ class StalkBot(commands.Bot):
             log.info("slash commands synced to test guild %s (%d commands)", guild_id, len(self.synced))
         else:
             self.synced = await self.tree.sync()
-            log.info("slash commands synced globally (%d commands); Discord may take a while to show them",
-                     len(self.synced))
+            log.info(
+                "slash commands synced globally (%d commands); Discord may take a while to show them", len(self.synced)
+            )
         return self.synced
 
     async def on_ready(self) -> None:
         # The one line a person running the bot waits for (logging stays at warnings by default).
         print(f"S-Talk is online as {self.user} in {len(self.guilds)} server(s); Ctrl+C stops it", flush=True)
 
-    async def on_app_command_error(self, interaction: discord.Interaction,
-                                   error: app_commands.AppCommandError) -> None:
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)
         if isinstance(original, (CommandRefused, StalkError)):
             text = str(original)
@@ -120,11 +135,18 @@ class StalkBot(commands.Bot):
             text = str(error) or "You are not allowed to use this command here."
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("command /%s failed (guild %s, channel %s, user %s):\n%s", command, interaction.guild_id,
-                      interaction.channel_id, interaction.user.id,
-                      "".join(traceback.format_exception(original)))
-            text = "Sorry, that did not work because of a problem on S-Talk's side. It has been logged; " \
-                   "please try again later."
+            log.error(
+                "command /%s failed (guild %s, channel %s, user %s):\n%s",
+                command,
+                interaction.guild_id,
+                interaction.channel_id,
+                interaction.user.id,
+                "".join(traceback.format_exception(original)),
+            )
+            text = (
+                "Sorry, that did not work because of a problem on S-Talk's side. It has been logged; "
+                "please try again later."
+            )
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)

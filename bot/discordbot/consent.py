@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from storage.settings import Consents
 
@@ -31,8 +31,11 @@ def excluded(members: Iterable[int], mode: str, consents: Consents) -> set[int]:
 
 
 def notice_text(*, started_by: str, mode: str, live_transcript: bool, where: str | None = None) -> str:
-    who = ("everyone in this channel is transcribed unless they use `/optout`" if mode == NOTICE_MODE
-           else "only people who used `/optin` in this server are transcribed; everyone else is ignored")
+    who = (
+        "everyone in this channel is transcribed unless they use `/optout`"
+        if mode == NOTICE_MODE
+        else "only people who used `/optin` in this server are transcribed; everyone else is ignored"
+    )
     lines = [
         f"**S-Talk is now transcribing this voice channel** (started by {started_by}).",
         f"- What is processed: {who}. Their speech is turned into text and stored with who said it and when; "

@@ -75,7 +75,7 @@ class DmDelivery:
         return results
 
 
-def recipients_for(session: "LiveSession", engine: HintEngine, db) -> list[Recipient]:
+def recipients_for(session: LiveSession, engine: HintEngine, db) -> list[Recipient]:
     """Those present (in the pipeline and the voice channel), processed in this guild, human,
     and opted in to hints. Runs on the engine's thread."""
     try:
@@ -88,23 +88,33 @@ def recipients_for(session: "LiveSession", engine: HintEngine, db) -> list[Recip
             uid = int(r.user_id or r.key)
         except ValueError:
             continue
-        if (uid in in_channel and uid not in session.bots and uid not in session.forgotten
-                and consent.is_processed(uid, session.settings.consent_mode, session.consents)):
+        if (
+            uid in in_channel
+            and uid not in session.bots
+            and uid not in session.forgotten
+            and consent.is_processed(uid, session.settings.consent_mode, session.consents)
+        ):
             candidates[uid] = r
     wanted = hint_recipients(db, set(candidates))
     return [r for uid, r in candidates.items() if uid in wanted]
 
 
-def attach_hints(manager: "SessionManager", messenger: DirectMessenger) -> None:
+def attach_hints(manager: SessionManager, messenger: DirectMessenger) -> None:
     """Give every session the manager starts from now on a hint engine (when hints are on)."""
 
-    def factory(session: "LiveSession") -> HintEngine | None:
+    def factory(session: LiveSession) -> HintEngine | None:
         config = manager.config
         if not config.hints.enabled:
             return None
         delivery = DmDelivery(messenger, guild=session.guild.name, channel=session.channel.name)
-        engine = HintEngine(config, session.pipeline.clock, delivery, recorder=session.pipeline.recorder,
-                            session_id=session.session_id, default_language=default_language(config.asr.language))
+        engine = HintEngine(
+            config,
+            session.pipeline.clock,
+            delivery,
+            recorder=session.pipeline.recorder,
+            session_id=session.session_id,
+            default_language=default_language(config.asr.language),
+        )
         engine.recipients = lambda: recipients_for(session, engine, manager.db)
         return engine
 

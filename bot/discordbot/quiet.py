@@ -13,7 +13,7 @@ It runs on one thread (the event loop: the receiver's sink and the ticking task 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,8 +23,15 @@ FRAME = 960  # 20 ms at 48 kHz: silence is fed in whole Discord frames
 
 
 class QuietFiller:
-    def __init__(self, sink: Callable[[int, PcmFrame], None], *, tail: float, margin: float = 0.2,
-                 sample_rate: int = 48_000, channels: int = 2) -> None:
+    def __init__(
+        self,
+        sink: Callable[[int, PcmFrame], None],
+        *,
+        tail: float,
+        margin: float = 0.2,
+        sample_rate: int = 48_000,
+        channels: int = 2,
+    ) -> None:
         self.sink = sink
         self.tail = tail
         # Longer than the receiver's 60 ms jitter delay: a packet still on its way must not

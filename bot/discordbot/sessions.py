@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import discord
 
@@ -37,7 +37,8 @@ from bot.voice.client import ReceivingVoiceClient
 from storage.db import Database
 from storage.recorder import CallRecorder
 from storage.records import NewSession
-from storage.settings import Consents, GuildSettingsInfo, consents as load_consents, guild_settings
+from storage.settings import Consents, GuildSettingsInfo, guild_settings
+from storage.settings import consents as load_consents
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,16 @@ class LiveSession:
     def excluded(self) -> set[int]:
         # Other bots (music, soundboards) are never transcribed: they are not people in the call.
         self.bots = {m.id for m in self.channel.members if m.bot}
-        return (consent.excluded(self.present(), self.settings.consent_mode, self.consents) | self.bots
-                | self.forgotten)
+        return consent.excluded(self.present(), self.settings.consent_mode, self.consents) | self.bots | self.forgotten
 
     def sink(self, user_id: int, frame: PcmFrame) -> None:
         # The receiver already drops excluded users before decoding; this catches anyone whose
         # consent state changed between two updates of its list, so nothing unconsented is stored.
-        if user_id in self.bots or user_id in self.forgotten or not consent.is_processed(user_id, self.settings.consent_mode, self.consents):
+        if (
+            user_id in self.bots
+            or user_id in self.forgotten
+            or not consent.is_processed(user_id, self.settings.consent_mode, self.consents)
+        ):
             return
         (self.quiet or self.feeder)(user_id, frame)
 
@@ -109,10 +113,15 @@ class LiveSession:
         self.pipeline.listeners = [x for x in self.pipeline.listeners if x is not listener]
 
 
-
 class SessionManager:
-    def __init__(self, config: Config, db: Database, *, transcriber: WhisperTranscriber | None = None,
-                 speaker_model: SpeakerModel | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        *,
+        transcriber: WhisperTranscriber | None = None,
+        speaker_model: SpeakerModel | None = None,
+    ) -> None:
         self.config = config
         self.db = db
         self._transcriber = transcriber
@@ -135,15 +144,18 @@ class SessionManager:
 
     async def settings_for(self, guild_id: int) -> GuildSettingsInfo:
         d = self.config.discord
-        return await asyncio.to_thread(guild_settings, self.db, guild_id, default_mode=d.consent_mode,
-                                       default_live=d.live_transcript)
+        return await asyncio.to_thread(
+            guild_settings, self.db, guild_id, default_mode=d.consent_mode, default_live=d.live_transcript
+        )
 
     # -- start / stop --------------------------------------------------------------------
 
     def get(self, guild_id: int) -> LiveSession | None:
         return self.sessions.get(guild_id)
 
-    async def start(self, channel: discord.VoiceChannel | discord.StageChannel, started_by: discord.Member) -> LiveSession:
+    async def start(
+        self, channel: discord.VoiceChannel | discord.StageChannel, started_by: discord.Member
+    ) -> LiveSession:
         guild = channel.guild
         if guild.id in self.sessions or guild.id in self._starting:
             where = self.sessions[guild.id].channel.mention if guild.id in self.sessions else "this server"
@@ -154,8 +166,9 @@ class SessionManager:
         finally:
             self._starting.discard(guild.id)
 
-    async def _start(self, channel: discord.VoiceChannel | discord.StageChannel,
-                     started_by: discord.Member) -> LiveSession:
+    async def _start(
+        self, channel: discord.VoiceChannel | discord.StageChannel, started_by: discord.Member
+    ) -> LiveSession:
         guild = channel.guild
         settings = await self.settings_for(guild.id)
         consents = await asyncio.to_thread(load_consents, self.db, guild.id)
@@ -163,28 +176,51 @@ class SessionManager:
         verifier = await verifier_for_session(self.config, self.db, self.speaker_model)
         try:
             vc = await channel.connect(cls=ReceivingVoiceClient, self_deaf=False, timeout=30.0)
-        except (asyncio.TimeoutError, discord.ClientException, discord.ConnectionClosed, OSError) as exc:
+        except (TimeoutError, discord.ClientException, discord.ConnectionClosed, OSError) as exc:
             log.warning("joining voice channel %s in guild %s failed: %r", channel.id, guild.id, exc)
-            raise SessionError(f"could not connect to {channel.mention}",
-                               "try again in a moment; if it keeps failing, check S-Talk's Connect permission "
-                               "there") from None
+            raise SessionError(
+                f"could not connect to {channel.mention}",
+                "try again in a moment; if it keeps failing, check S-Talk's Connect permission there",
+            ) from None
         epoch = time.monotonic()
         try:
-            pipeline = CallPipeline(self.config, transcriber, recorder=CallRecorder(self.db),
-                                    clock=WallClock(start=epoch), verifier=verifier)
-            await asyncio.to_thread(pipeline.open, NewSession(
-                source="discord", title=f"{guild.name} / {channel.name}"[:200],
-                language=self.config.asr.language, asr_model=transcriber.name,
-                guild_id=str(guild.id), channel_id=str(channel.id), started_by=str(started_by.id)))
+            pipeline = CallPipeline(
+                self.config,
+                transcriber,
+                recorder=CallRecorder(self.db),
+                clock=WallClock(start=epoch),
+                verifier=verifier,
+            )
+            await asyncio.to_thread(
+                pipeline.open,
+                NewSession(
+                    source="discord",
+                    title=f"{guild.name} / {channel.name}"[:200],
+                    language=self.config.asr.language,
+                    asr_model=transcriber.name,
+                    guild_id=str(guild.id),
+                    channel_id=str(channel.id),
+                    started_by=str(started_by.id),
+                ),
+            )
         except BaseException:
             await vc.disconnect(force=True)
             raise
         names = {m.id: m.display_name for m in channel.members}
         # The feeder thread reads names as participants first speak; the event loop keeps them current.
         feeder = LiveFeeder(pipeline, lambda uid: names.get(uid, str(uid)))
-        session = LiveSession(guild=guild, channel=channel, vc=vc, pipeline=pipeline, feeder=feeder,
-                              settings=settings, consents=consents, started_by=started_by.id, epoch=epoch,
-                              names=names)
+        session = LiveSession(
+            guild=guild,
+            channel=channel,
+            vc=vc,
+            pipeline=pipeline,
+            feeder=feeder,
+            settings=settings,
+            consents=consents,
+            started_by=started_by.id,
+            epoch=epoch,
+            names=names,
+        )
         for factory in self.listener_factories:
             try:
                 listener = factory(session)
@@ -206,8 +242,9 @@ class SessionManager:
         except BaseException as exc:
             await self.stop(guild.id, status="failed", error=f"start failed: {type(exc).__name__}: {exc}")
             raise
-        log.info("session %s started in guild %s channel %s by %s", session.session_id, guild.id, channel.id,
-                 started_by.id)
+        log.info(
+            "session %s started in guild %s channel %s by %s", session.session_id, guild.id, channel.id, started_by.id
+        )
         self.update_presence(guild.id)
         return session
 
@@ -222,7 +259,8 @@ class SessionManager:
         target = await self._transcript_target(session)
         session.poster = TranscriptPoster(
             lambda text, t=target: t.send(text, allowed_mentions=discord.AllowedMentions.none()),
-            interval=self.config.discord.transcript_interval)
+            interval=self.config.discord.transcript_interval,
+        )
         session.add_listener(session.poster)
         session.poster_task = asyncio.create_task(session.poster.run(), name="live transcript")
         return None if target is session.channel else target.mention
@@ -238,8 +276,12 @@ class SessionManager:
 
     async def _announce(self, session: LiveSession, started_by: discord.Member) -> None:
         where = await self._start_transcript(session) if session.settings.live_transcript else None
-        text = consent.notice_text(started_by=started_by.mention, mode=session.settings.consent_mode,
-                                   live_transcript=session.poster is not None, where=where)
+        text = consent.notice_text(
+            started_by=started_by.mention,
+            mode=session.settings.consent_mode,
+            live_transcript=session.poster is not None,
+            where=where,
+        )
         try:
             await session.channel.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
@@ -253,8 +295,9 @@ class SessionManager:
         if isinstance(text_channel, discord.TextChannel):
             name = f"Transcript: {session.channel.name} #{session.session_id}"[:100]
             try:
-                return await text_channel.create_thread(name=name, type=discord.ChannelType.public_thread,
-                                                        auto_archive_duration=1440)
+                return await text_channel.create_thread(
+                    name=name, type=discord.ChannelType.public_thread, auto_archive_duration=1440
+                )
             except discord.HTTPException as exc:
                 log.warning("could not create the transcript thread in %s: %s", channel_id, exc)
         return session.channel
@@ -281,8 +324,9 @@ class SessionManager:
         except discord.HTTPException as exc:
             log.warning("could not restore the nickname in guild %s: %s", session.guild.id, exc)
 
-    async def stop(self, guild_id: int, *, status: str = "completed", error: str | None = None,
-                   reason: str | None = None) -> CallSummary | None:
+    async def stop(
+        self, guild_id: int, *, status: str = "completed", error: str | None = None, reason: str | None = None
+    ) -> CallSummary | None:
         session = self.sessions.pop(guild_id, None)
         if session is None:
             return None
@@ -307,12 +351,14 @@ class SessionManager:
         finally:
             await self._stop_transcript(session)
             await self._restore_nick(session)
-        log.info("session %s in guild %s ended (%s%s)", session.session_id, guild_id, status,
-                 f": {reason}" if reason else "")
+        log.info(
+            "session %s in guild %s ended (%s%s)", session.session_id, guild_id, status, f": {reason}" if reason else ""
+        )
         if reason:
             try:
-                await session.channel.send(f"S-Talk stopped transcribing ({reason}).",
-                                           allowed_mentions=discord.AllowedMentions.none())
+                await session.channel.send(
+                    f"S-Talk stopped transcribing ({reason}).", allowed_mentions=discord.AllowedMentions.none()
+                )
             except discord.HTTPException:
                 pass
         return session.summary
@@ -328,8 +374,13 @@ class SessionManager:
                     log.exception("closing %s of session %s failed", type(listener).__name__, session.session_id)
 
     async def close_all(self, *, status: str = "interrupted", error: str = "the bot was shut down") -> None:
-        await asyncio.gather(*(self.stop(gid, status=status, error=error, reason="the bot is shutting down")
-                               for gid in list(self.sessions)), return_exceptions=True)
+        await asyncio.gather(
+            *(
+                self.stop(gid, status=status, error=error, reason="the bot is shutting down")
+                for gid in list(self.sessions)
+            ),
+            return_exceptions=True,
+        )
 
     # -- consent and presence ------------------------------------------------------------
 
@@ -363,8 +414,10 @@ class SessionManager:
                 where = await self._start_transcript(session)
                 try:
                     here = f"in {where}" if where else "here"
-                    await session.channel.send(f"A live transcript of this session is now posted {here}.",
-                                               allowed_mentions=discord.AllowedMentions.none())
+                    await session.channel.send(
+                        f"A live transcript of this session is now posted {here}.",
+                        allowed_mentions=discord.AllowedMentions.none(),
+                    )
                 except discord.HTTPException as exc:
                     log.warning("could not announce the live transcript in %s: %s", session.channel.id, exc)
             elif not session.settings.live_transcript and session.poster is not None:
@@ -383,8 +436,9 @@ class SessionManager:
                 session.empty_timer.cancel()
                 session.empty_timer = None
         elif session.empty_timer is None:
-            session.empty_timer = asyncio.create_task(self._leave_when_empty(guild_id, session),
-                                                      name=f"auto-leave {guild_id}")
+            session.empty_timer = asyncio.create_task(
+                self._leave_when_empty(guild_id, session), name=f"auto-leave {guild_id}"
+            )
 
     async def _leave_when_empty(self, guild_id: int, session: LiveSession) -> None:
         await asyncio.sleep(self.config.discord.auto_leave_seconds)

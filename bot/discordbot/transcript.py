@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
+from bot.discordbot.voices import verdict_note
 from bot.pipeline import PipelineListener, Speaker, UtteranceEvent
 from bot.speaker.tracker import Verdict
-from bot.discordbot.voices import verdict_note
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ def fmt_call_time(seconds: float) -> str:
 
 
 def transcript_line(event: UtteranceEvent) -> str:
-    return (f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name)}**: {escape(event.text)}"
-            f"{verdict_note(event.verdict)}")
+    return (
+        f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name)}**: {escape(event.text)}"
+        f"{verdict_note(event.verdict)}"
+    )
 
 
 def escape(text: str) -> str:
@@ -82,8 +84,9 @@ class TranscriptPoster(PipelineListener):
         with self._lock:
             self._lines.append(transcript_line(event))
 
-    def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float,
-                   verdict: Verdict) -> None:
+    def on_verdict(
+        self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict: Verdict
+    ) -> None:
         # Later utterances changed an earlier verdict; the earlier line may already be posted.
         note = verdict_note(verdict) or (" *[their own voice after all]*" if verdict.verified else "")
         if not note:

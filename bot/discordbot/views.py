@@ -15,7 +15,6 @@ class OwnerOnlyView(discord.ui.View):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
-            await interaction.response.send_message("Only the person who asked can use these buttons.",
-                                                    ephemeral=True)
+            await interaction.response.send_message("Only the person who asked can use these buttons.", ephemeral=True)
             return False
         return True

@@ -40,5 +40,4 @@ for all. Each text is stored as a ``Suggestion`` with ``recipients`` = the names
 from bot.hints.engine import Delivered, HintEngine
 from bot.hints.types import Hint, HintDelivery, Recipient, RecipientProvider, RecipientResult
 
-__all__ = ["Delivered", "Hint", "HintDelivery", "HintEngine", "Recipient", "RecipientProvider",
-           "RecipientResult"]
+__all__ = ["Delivered", "Hint", "HintDelivery", "HintEngine", "Recipient", "RecipientProvider", "RecipientResult"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bot.clock import CallClock
 from bot.config import Config
@@ -55,9 +55,16 @@ class EngineStats:
 
 def llm_settings(config: Config) -> LlmSettings:
     c = config.llm
-    return LlmSettings(base_url=c.base_url, model=c.model, api_key=c.api_key, timeout=c.timeout_seconds,
-                       connect_timeout=c.connect_timeout_seconds, temperature=c.temperature,
-                       max_tokens=c.max_tokens, structured=c.structured)
+    return LlmSettings(
+        base_url=c.base_url,
+        model=c.model,
+        api_key=c.api_key,
+        timeout=c.timeout_seconds,
+        connect_timeout=c.connect_timeout_seconds,
+        temperature=c.temperature,
+        max_tokens=c.max_tokens,
+        structured=c.structured,
+    )
 
 
 def default_language(language: str | None) -> str:
@@ -69,10 +76,19 @@ def default_language(language: str | None) -> str:
 
 
 class HintEngine(PipelineListener):
-    def __init__(self, config: Config, clock: CallClock, delivery: HintDelivery, *,
-                 recipients: RecipientProvider | None = None, recorder=None, session_id: int | None = None,
-                 suggester: LlmSuggester | None = None, default_language: str = "en",
-                 settle: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: CallClock,
+        delivery: HintDelivery,
+        *,
+        recipients: RecipientProvider | None = None,
+        recorder=None,
+        session_id: int | None = None,
+        suggester: LlmSuggester | None = None,
+        default_language: str = "en",
+        settle: Callable[[], object] | None = None,
+    ) -> None:
         h = config.hints
         self.clock = clock
         self.delivery = delivery
@@ -87,17 +103,32 @@ class HintEngine(PipelineListener):
         # wait for the transcripts of speech before it (the owner passes pipeline.drain).
         self.settle = settle
         self.state = ConversationState()
-        self.detector = LullDetector(self.state, LullOptions(
-            threshold=h.lull_seconds, min_turns=h.min_turns, active_window=h.active_window_seconds,
-            cooldown=h.cooldown_seconds, max_per_session=h.max_per_session, flagging=h.flagging,
-            flagging_threshold=min(h.flagging_lull_seconds, h.lull_seconds)))
+        self.detector = LullDetector(
+            self.state,
+            LullOptions(
+                threshold=h.lull_seconds,
+                min_turns=h.min_turns,
+                active_window=h.active_window_seconds,
+                cooldown=h.cooldown_seconds,
+                max_per_session=h.max_per_session,
+                flagging=h.flagging,
+                flagging_threshold=min(h.flagging_lull_seconds, h.lull_seconds),
+            ),
+        )
         if suggester is None and config.llm.enabled:
             suggester = LlmSuggester(llm_settings(config), count=h.suggestions, max_chars=h.max_chars)
         self.suggester = suggester
-        self.preparer = Preparer(suggester, clock, window=h.window_seconds, min_interval=h.prepare_interval_seconds,
-                                 retries=config.llm.retries, backoff=config.llm.backoff_seconds,
-                                 down_pause=config.llm.down_pause_seconds, default_language=default_language,
-                                 wanted=lambda: len(self.state.present()) >= 2)
+        self.preparer = Preparer(
+            suggester,
+            clock,
+            window=h.window_seconds,
+            min_interval=h.prepare_interval_seconds,
+            retries=config.llm.retries,
+            backoff=config.llm.backoff_seconds,
+            down_pause=config.llm.down_pause_seconds,
+            default_language=default_language,
+            wanted=lambda: len(self.state.present()) >= 2,
+        )
         self.stats = EngineStats()
         self._speakers: dict[str, Speaker] = {}
         self._lock = threading.Lock()
@@ -176,8 +207,9 @@ class HintEngine(PipelineListener):
                     sources.append(ready.source)
         if len(texts) < self.count:
             terms = salient_terms(lines, t)
-            extra = fallback_suggestions(terms, language, self.count - len(texts), avoid=[*avoid, *texts],
-                                         max_chars=self.max_chars)
+            extra = fallback_suggestions(
+                terms, language, self.count - len(texts), avoid=[*avoid, *texts], max_chars=self.max_chars
+            )
             texts += extra
             sources += ["fallback"] * len(extra)
         recipients = tuple(self.recipients())
@@ -186,10 +218,17 @@ class HintEngine(PipelineListener):
             log.info("lull at %.1f s: nobody to send suggestions to", t)
             return Delivered(Hint(round(at, 3), (), (), language, (), lull.silence_start, t), (), (), at - t)
         from_model = any(s != "fallback" for s in sources)
-        hint = Hint(at=round(at, 3), texts=tuple(texts), sources=tuple(sources), language=language,
-                    recipients=recipients, lull_start=lull.silence_start, detected_at=t,
-                    generated_at=ready.ready_at if from_model else None,
-                    generation_seconds=ready.seconds if from_model else None)
+        hint = Hint(
+            at=round(at, 3),
+            texts=tuple(texts),
+            sources=tuple(sources),
+            language=language,
+            recipients=recipients,
+            lull_start=lull.silence_start,
+            detected_at=t,
+            generated_at=ready.ready_at if from_model else None,
+            generation_seconds=ready.seconds if from_model else None,
+        )
         try:
             results = tuple(self.delivery.deliver(hint))
         except Exception as exc:
@@ -211,9 +250,18 @@ class HintEngine(PipelineListener):
         ids = []
         for text, source in zip(hint.texts, hint.sources):
             try:
-                ids.append(self.recorder.add_suggestion(SuggestionRecord(
-                    session_id=self.session_id, at=hint.at, text=text, source=source, recipients=reached,
-                    language=hint.language)))
+                ids.append(
+                    self.recorder.add_suggestion(
+                        SuggestionRecord(
+                            session_id=self.session_id,
+                            at=hint.at,
+                            text=text,
+                            source=source,
+                            recipients=reached,
+                            language=hint.language,
+                        )
+                    )
+                )
             except Exception as exc:
                 log.error("could not store a suggestion: %s", exc)
         return tuple(ids)

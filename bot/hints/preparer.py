@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bot.clock import CallClock
 from bot.hints.llm import LlmError, LlmSuggester, with_retries
@@ -57,9 +57,19 @@ class PreparerStats:
 
 
 class Preparer:
-    def __init__(self, suggester: LlmSuggester | None, clock: CallClock, *, window: float = 180.0,
-                 min_interval: float = 5.0, retries: int = 2, backoff: float = 1.0, down_pause: float = 30.0,
-                 default_language: str = "en", wanted: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        suggester: LlmSuggester | None,
+        clock: CallClock,
+        *,
+        window: float = 180.0,
+        min_interval: float = 5.0,
+        retries: int = 2,
+        backoff: float = 1.0,
+        down_pause: float = 30.0,
+        default_language: str = "en",
+        wanted: Callable[[], bool] | None = None,
+    ) -> None:
         self.suggester = suggester
         # Whether hints are possible at all now (two people present): no requests otherwise.
         self.wanted = wanted or (lambda: True)
@@ -211,8 +221,9 @@ class Preparer:
                     self.stats.generation_seconds.append(seconds)
                     for why in dropped:
                         self.stats.dropped[why] = self.stats.dropped.get(why, 0) + 1
-                    self._ready.append(SuggestionSet(kept, self.suggester.name, language, revision, start,
-                                                     ready_at, seconds))
+                    self._ready.append(
+                        SuggestionSet(kept, self.suggester.name, language, revision, start, ready_at, seconds)
+                    )
                     del self._ready[:-4]
                     if self._down_until is not None:
                         log.warning("LLM %s answers again; model suggestions resume", self.suggester.name)
@@ -220,15 +231,21 @@ class Preparer:
                 else:
                     self.stats.failures += 1
                     if self._down_until is None:
-                        log.warning("LLM %s at %s is not usable (%s); using built-in suggestions from the "
-                                    "conversation until it answers (retrying every %g s or more)",
-                                    self.suggester.name, self.suggester.settings.base_url, error, self._pause)
+                        log.warning(
+                            "LLM %s at %s is not usable (%s); using built-in suggestions from the "
+                            "conversation until it answers (retrying every %g s or more)",
+                            self.suggester.name,
+                            self.suggester.settings.base_url,
+                            error,
+                            self._pause,
+                        )
                     self._down_until = ready_at + self._pause
                     self._pause = min(self._pause * 2, 300.0)
                 self._cond.notify_all()
 
-    def _request(self, lines: list[Line], language: str, avoid: list[str],
-                 flight: _InFlight) -> tuple[tuple[list[str], list[str]] | None, str | None]:
+    def _request(
+        self, lines: list[Line], language: str, avoid: list[str], flight: _InFlight
+    ) -> tuple[tuple[list[str], list[str]] | None, str | None]:
         def sleep(seconds: float) -> None:
             if self.clock.virtual:
                 flight.slept += seconds  # a live call would have waited; call time says so

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from bot.clock import CallClock
 from bot.config import Config
@@ -22,8 +23,10 @@ class PrintingDelivery:
 
     def deliver(self, hint: Hint) -> list[RecipientResult]:
         names = ", ".join(r.name for r in hint.recipients)
-        lines = [f"[{short_clock(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
-                 f"silence since {short_clock(hint.lull_start)}):"]
+        lines = [
+            f"[{short_clock(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
+            f"silence since {short_clock(hint.lull_start)}):"
+        ]
         lines += [f"    - {text}" for text in hint.texts]
         with self.lock:
             print("\n".join(lines), file=self.out, flush=True)
@@ -36,10 +39,18 @@ def replay_recipients(engine: HintEngine, opted_out: list[str]) -> Callable[[], 
     return lambda: [r for r in engine.present() if r.name not in out]
 
 
-def replay_engine(config: Config, clock: CallClock, out: TextIO, *, recorder=None,
-                  lock: threading.Lock | None = None, language: str | None = None) -> HintEngine:
-    engine = HintEngine(config, clock, PrintingDelivery(out, lock), recorder=recorder,
-                        default_language=default_language(language))
+def replay_engine(
+    config: Config,
+    clock: CallClock,
+    out: TextIO,
+    *,
+    recorder=None,
+    lock: threading.Lock | None = None,
+    language: str | None = None,
+) -> HintEngine:
+    engine = HintEngine(
+        config, clock, PrintingDelivery(out, lock), recorder=recorder, default_language=default_language(language)
+    )
     engine.recipients = replay_recipients(engine, config.hints.replay_opt_out)
     return engine
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_URL = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|gg|ly|me|co|"
-                  r"xyz|info|app|dev|ru|kr|uk|de|link|site|online|shop|top|click)\b(?:/\S*)?")
+_URL = re.compile(
+    r"(?i)\b(?:https?://|ftp://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|gg|ly|me|co|"
+    r"xyz|info|app|dev|ru|kr|uk|de|link|site|online|shop|top|click)\b(?:/\S*)?"
+)
 _MENTION = re.compile(r"<(?:@[!&]?|#|/[\w -]+:)\d+>|@(?:everyone|here)\b|<a?:\w+:\d+>")
 _AT = re.compile(r"@(?=\w)")
 _MARKDOWN = re.compile(r"[`*_~|>#\[\]{}<>\\]")
@@ -42,7 +44,7 @@ def clean(text: str, max_chars: int) -> str:
     text = _LIST_MARK.sub("", text)
     text = re.sub(r"\s+", " ", text).strip(" \"'“”‘’,;-")
     if len(text) > max_chars:
-        cut = text[:max_chars - 1]
+        cut = text[: max_chars - 1]
         space = cut.rfind(" ")
         text = (cut[:space] if space > max_chars // 2 else cut).rstrip(" ,;:-") + "…"
     return text

@@ -105,8 +105,10 @@ class ConversationState:
         the first silence of ``max_gap`` or more (at most ``window`` seconds back), a turn being
         consecutive speech by one person."""
         with self._lock:
-            done = sorted((s for s in self._stretches if s.end <= before + 1e-6 and s.end > before - window),
-                          key=lambda s: s.start)
+            done = sorted(
+                (s for s in self._stretches if s.end <= before + 1e-6 and s.end > before - window),
+                key=lambda s: s.start,
+            )
         run: list[Stretch] = []
         start_of_run = before
         for s in reversed(done):
@@ -129,11 +131,16 @@ class ConversationState:
             gaps = [b.start - a.end for a, b in zip(recent, recent[1:]) if a.key != b.key and b.start >= a.end]
             silence = None if self._speaking else self._last_end
             return Snapshot(
-                present=frozenset(self._present), speaking=frozenset(self._speaking),
-                silence_since=silence, last_end=self._last_end,
-                speaking_since=min(self._speaking.values(), default=None), last_start=self._last_start,
-                turns=len(recent), speakers=len({s.key for s in recent}),
+                present=frozenset(self._present),
+                speaking=frozenset(self._speaking),
+                silence_since=silence,
+                last_end=self._last_end,
+                speaking_since=min(self._speaking.values(), default=None),
+                last_start=self._last_start,
+                turns=len(recent),
+                speakers=len({s.key for s in recent}),
                 turn_rate=len(recent) * 60.0 / window,
                 mean_turn=sum(s.duration for s in recent) / len(recent) if recent else 0.0,
                 mean_gap=sum(gaps) / len(gaps) if gaps else None,
-                share={k: v / total for k, v in talk.items()} if total > 0 else {})
+                share={k: v / total for k, v in talk.items()} if total > 0 else {},
+            )

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 
-_EN_STOP = frozenset("""
+_EN_STOP = frozenset(
+    """
 a about above after again against all also am an and any are aren't as at be because been before being below
 between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each
 few for from further get got had hadn't has hasn't have haven't having he he'd he'll he's her here here's
@@ -29,19 +30,26 @@ will with won't would wouldn't yeah yes you you'd you'll you're you've your your
 oh okay ok um uh hmm mean going gonna want wanted one two go went come came make made take took thee thou
 thy hath shall upon unto said says tell told lot much many something anything everything nothing kind sort
 way time day actually maybe pretty sure still even back good great nice little big new old
-""".split())
+""".split()
+)
 
-_KO_STOP = frozenset("""
+_KO_STOP = frozenset(
+    """
 그 이 저 것 거 그거 이거 저거 그냥 진짜 정말 너무 아주 좀 조금 많이 그래서 그런데 근데 그리고 하지만 그러면 그럼
 네 예 아니 아니요 응 어 음 아 뭐 왜 어떻게 언제 어디 누구 무엇 우리 저희 나 너 제가 내가 저는 나는 당신 그게 이게
 있다 없다 하다 되다 있어요 없어요 해요 했어요 합니다 입니다 이에요 예요 같아요 같은 때 수 등 및 또 더 잘 다 안 못
-""".split())
+""".split()
+)
 
 # Longest first, so that 에서 is stripped before 서 could be.
-_KO_PARTICLES = sorted("""
+_KO_PARTICLES = sorted(
+    """
 은 는 이 가 을 를 에 에서 에게 한테 께 의 도 만 로 으로 과 와 하고 이랑 랑 이나 나 까지 부터 보다 처럼 요 이요
 이에요 예요 이었어요 였어요 입니다 이다 인데 이고 에는 에서는 으로는 로는 과는 와는 에도 에서도 까지는 부터는
-""".split(), key=len, reverse=True)
+""".split(),
+    key=len,
+    reverse=True,
+)
 
 
 def _hangul(word: str) -> bool:
@@ -94,6 +102,7 @@ def salient_terms(lines: list[Line], now: float, *, limit: int = 8, half_life: f
             score[w] += weight
             speakers.setdefault(w, set()).add(line.speaker)
             first_seen.setdefault(w, line.end)
+
     def weight(w: str) -> float:
         value = score[w] * (1.5 if len(speakers[w]) > 1 else 1.0) + 0.02 * min(len(w), 10)
         # Without a tagger, inflected verbs and adverbs ("removed", "spilling", "quickly") make
@@ -142,4 +151,3 @@ def about(text: str, lines: list[Line]) -> bool:
     mine = set(content_words(text))
     said = {w for line in lines for w in content_words(line.text)}
     return any(_related(a, b) for a in mine for b in said)
-

@@ -29,7 +29,11 @@ def threshold_for(model_id: str, model_name: str = "", override: float = 0.0) ->
         return override
     entry = calibrations().get(model_id)
     if entry is None:
-        log.warning("speaker model %s has no calibrated threshold; using %.2f (run benchmarks/calibrate_speaker.py "
-                    "or set speaker.threshold)", model_name or model_id[:12], FALLBACK_THRESHOLD)
+        log.warning(
+            "speaker model %s has no calibrated threshold; using %.2f (run benchmarks/calibrate_speaker.py "
+            "or set speaker.threshold)",
+            model_name or model_id[:12],
+            FALLBACK_THRESHOLD,
+        )
         return FALLBACK_THRESHOLD
     return float(entry["threshold"])

@@ -8,9 +8,9 @@ Works on in-memory audio (16 kHz mono float32), so the same gates serve files
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -51,10 +51,16 @@ class EnrollmentResult:
     scoring: dict = field(default_factory=dict)
 
     def voiceprint(self, name: str, user_id: str | None = None) -> VoiceprintData:
-        return VoiceprintData(name=name, model_id=self.model_id, model_name=self.model_name,
-                              embedding=self.embedding, segments=self.pieces,
-                              speech_seconds=round(self.speech_seconds, 2), user_id=user_id,
-                              scoring=dict(self.scoring))
+        return VoiceprintData(
+            name=name,
+            model_id=self.model_id,
+            model_name=self.model_name,
+            embedding=self.embedding,
+            segments=self.pieces,
+            speech_seconds=round(self.speech_seconds, 2),
+            user_id=user_id,
+            scoring=dict(self.scoring),
+        )
 
 
 def speech_regions(audio: np.ndarray, vad: SileroModel) -> list[tuple[int, int]]:
@@ -113,7 +119,7 @@ def _dbfs(x: float) -> float:
 def _pieces(audio: np.ndarray, regions: Sequence[tuple[int, int]]) -> list[np.ndarray]:
     speech = np.concatenate([audio[lo:hi] for lo, hi in regions]) if regions else np.zeros(0, np.float32)
     size = int(PIECE_SECONDS * SAMPLE_RATE)
-    pieces = [speech[i:i + size] for i in range(0, len(speech), size)]
+    pieces = [speech[i : i + size] for i in range(0, len(speech), size)]
     if len(pieces) > 1 and len(pieces[-1]) < MIN_PIECE_SECONDS * SAMPLE_RATE:
         last = pieces.pop()
         pieces[-1] = np.concatenate([pieces[-1], last])
@@ -144,9 +150,15 @@ def _centroid(embs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return c / n if n > 0 else c
 
 
-def enroll(model: SpeakerModel, segments: Sequence[np.ndarray], *, min_speech: float = 10.0,
-           vad: SileroModel | None = None, sources: Sequence[str] | None = None,
-           regions: Sequence[Sequence[tuple[int, int]]] | None = None) -> EnrollmentResult:
+def enroll(
+    model: SpeakerModel,
+    segments: Sequence[np.ndarray],
+    *,
+    min_speech: float = 10.0,
+    vad: SileroModel | None = None,
+    sources: Sequence[str] | None = None,
+    regions: Sequence[Sequence[tuple[int, int]]] | None = None,
+) -> EnrollmentResult:
     """Build a voiceprint from speech (16 kHz mono float32 arrays: files, live segments).
 
     ``regions``, one list per segment, are its ``speech_regions`` when the caller already
@@ -168,24 +180,36 @@ def enroll(model: SpeakerModel, segments: Sequence[np.ndarray], *, min_speech: f
             found = regions[i] if regions is not None else speech_regions(audio, vad)
         if not found:
             if len(segments) == 1 or _dbfs(peak) < -50:
-                raise EnrollmentError("silent", f"no speech heard in {label} (peak {_dbfs(peak):.0f} dBFS)",
-                                      "record your voice speaking normally, close to the microphone")
+                raise EnrollmentError(
+                    "silent",
+                    f"no speech heard in {label} (peak {_dbfs(peak):.0f} dBFS)",
+                    "record your voice speaking normally, close to the microphone",
+                )
             continue
         speech = np.concatenate([audio[lo:hi] for lo, hi in found])
         clipped = float(np.mean(np.abs(speech) >= CLIP_LEVEL))
         if clipped > MAX_CLIPPED_FRACTION:
-            raise EnrollmentError("clipped", f"{label} is clipped ({100 * clipped:.1f}% of the speech is at full "
-                                  "scale): a distorted voice makes a poor voiceprint",
-                                  "lower the microphone gain or speak further from it, and record again")
-        level = _dbfs(float(np.sqrt(np.mean(speech ** 2))))
+            raise EnrollmentError(
+                "clipped",
+                f"{label} is clipped ({100 * clipped:.1f}% of the speech is at full "
+                "scale): a distorted voice makes a poor voiceprint",
+                "lower the microphone gain or speak further from it, and record again",
+            )
+        level = _dbfs(float(np.sqrt(np.mean(speech**2))))
         if level < QUIET_DBFS:
-            raise EnrollmentError("quiet", f"{label} is nearly silent (speech at {level:.0f} dBFS)",
-                                  "raise the microphone gain or speak closer to it, and record again")
+            raise EnrollmentError(
+                "quiet",
+                f"{label} is nearly silent (speech at {level:.0f} dBFS)",
+                "raise the microphone gain or speak closer to it, and record again",
+            )
         total += len(speech) / SAMPLE_RATE
         all_pieces += _pieces(audio, found)
     if total < min_speech or not all_pieces:
-        raise EnrollmentError("too_little_speech", f"only {total:.1f} s of speech heard; enrolment needs "
-                              f"{min_speech:g} s", "add more recordings of your voice (reading aloud works well)")
+        raise EnrollmentError(
+            "too_little_speech",
+            f"only {total:.1f} s of speech heard; enrolment needs {min_speech:g} s",
+            "add more recordings of your voice (reading aloud works well)",
+        )
     embs = model.embed_batch(all_pieces)
     weights = np.array([len(p) for p in all_pieces], np.float64) / SAMPLE_RATE
     groups = _two_groups(embs, weights)
@@ -194,21 +218,31 @@ def enroll(model: SpeakerModel, segments: Sequence[np.ndarray], *, min_speech: f
         ca, cb = _centroid(embs[a], weights[a]), _centroid(embs[b], weights[b])
         minor = min(weights[a].sum(), weights[b].sum())
         if float(ca @ cb) < SAME_VOICE and minor >= MINOR_VOICE_SECONDS:
-            raise EnrollmentError("several_voices", f"the recordings hold more than one voice ({weights[a].sum():.0f} s "
-                                  f"and {weights[b].sum():.0f} s of speech that do not sound alike, "
-                                  f"similarity {float(ca @ cb):.2f})",
-                                  "enrol with recordings of one person only, without others talking")
+            raise EnrollmentError(
+                "several_voices",
+                f"the recordings hold more than one voice ({weights[a].sum():.0f} s "
+                f"and {weights[b].sum():.0f} s of speech that do not sound alike, "
+                f"similarity {float(ca @ cb):.2f})",
+                "enrol with recordings of one person only, without others talking",
+            )
     voiceprint = _centroid(embs, weights).astype(np.float32)
     fits = embs @ voiceprint
-    return EnrollmentResult(embedding=voiceprint, pieces=len(all_pieces), speech_seconds=total,
-                            consistency=float(fits.min()), model_id=model.model_id, model_name=model.info.name,
-                            scoring={"piece_seconds": PIECE_SECONDS, "piece_scores_mean": round(float(fits.mean()), 4)})
+    return EnrollmentResult(
+        embedding=voiceprint,
+        pieces=len(all_pieces),
+        speech_seconds=total,
+        consistency=float(fits.min()),
+        model_id=model.model_id,
+        model_name=model.info.name,
+        scoring={"piece_seconds": PIECE_SECONDS, "piece_scores_mean": round(float(fits.mean()), 4)},
+    )
 
 
 def load_enrollment_audio(path: str | Path) -> np.ndarray:
     """A file as 16 kHz mono float32, with the usual clear errors for missing or broken files."""
-    from bot.audio.files import probe_audio
     from faster_whisper.audio import decode_audio
+
+    from bot.audio.files import probe_audio
 
     probe_audio(str(path))
     try:

@@ -6,8 +6,8 @@ style keys), else from WeSpeaker's export defaults, which is what its VoxCeleb m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -27,7 +27,7 @@ class FrontEnd:
     cmn: bool = True
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str], default: "FrontEnd | None" = None) -> "FrontEnd":
+    def from_metadata(cls, meta: Mapping[str, str], default: FrontEnd | None = None) -> FrontEnd:
         base = default or cls()
 
         def num(key: str, cast, fallback):
@@ -37,14 +37,16 @@ class FrontEnd:
                 return fallback
 
         cmn = meta.get("cmn", "mean-over-time" if base.cmn else "none").lower()
-        return cls(num_mel_bins=num("num_mel_bins", int, base.num_mel_bins),
-                   frame_length_ms=num("frame_length_ms", float, base.frame_length_ms),
-                   frame_shift_ms=num("frame_shift_ms", float, base.frame_shift_ms),
-                   dither=num("dither", float, base.dither),
-                   window_type=meta.get("window_type", base.window_type),
-                   sample_rate=num("sample_rate", int, base.sample_rate),
-                   waveform_scale=num("waveform_scale", float, base.waveform_scale),
-                   cmn=cmn not in ("none", "false", "0", "no"))
+        return cls(
+            num_mel_bins=num("num_mel_bins", int, base.num_mel_bins),
+            frame_length_ms=num("frame_length_ms", float, base.frame_length_ms),
+            frame_shift_ms=num("frame_shift_ms", float, base.frame_shift_ms),
+            dither=num("dither", float, base.dither),
+            window_type=meta.get("window_type", base.window_type),
+            sample_rate=num("sample_rate", int, base.sample_rate),
+            waveform_scale=num("waveform_scale", float, base.waveform_scale),
+            cmn=cmn not in ("none", "false", "0", "no"),
+        )
 
     def min_samples(self) -> int:
         """Audio shorter than one analysis frame has no features."""

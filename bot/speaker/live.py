@@ -9,7 +9,7 @@ gates as ``python -m bot enroll``.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,9 +20,16 @@ from bot.speaker.model import SpeakerModel
 
 
 class LiveEnrollment(PipelineListener):
-    def __init__(self, model: SpeakerModel, speaker_key: str, *, needed: float = 10.0,
-                 max_seconds: float = 120.0, vad: SileroModel | None = None,
-                 on_progress: Callable[[float, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: SpeakerModel,
+        speaker_key: str,
+        *,
+        needed: float = 10.0,
+        max_seconds: float = 120.0,
+        vad: SileroModel | None = None,
+        on_progress: Callable[[float, float], None] | None = None,
+    ) -> None:
         self.model = model
         self.key = speaker_key
         self.meter = SpeechMeter(vad, needed)

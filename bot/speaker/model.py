@@ -16,9 +16,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 # WeSpeaker's VoxCeleb ResNet34-LM runtime model (CC BY 4.0, from the VoxCeleb data), as
 # published by the WeSpeaker authors on Hugging Face; the digest is Git LFS's for that file.
 DEFAULT_MODEL_NAME = "voxceleb_resnet34_LM"
-DEFAULT_MODEL_URL = ("https://huggingface.co/Wespeaker/wespeaker-voxceleb-resnet34-LM/resolve/main/"
-                     "voxceleb_resnet34_LM.onnx")
+DEFAULT_MODEL_URL = (
+    "https://huggingface.co/Wespeaker/wespeaker-voxceleb-resnet34-LM/resolve/main/voxceleb_resnet34_LM.onnx"
+)
 DEFAULT_MODEL_SHA256 = "7bb2f06e9df17cdf1ef14ee8a15ab08ed28e8d0ef5054ee135741560df2ec068"
 CACHE_DIR = "~/.cache/s-talk/models"
 
@@ -58,8 +59,9 @@ def resolve_speaker_model(name: str = "auto", search_dirs: Sequence[str] = (), *
     if _looks_like_path(name):
         path = Path(name).expanduser()
         if not path.is_file():
-            raise ModelError(f"speaker model {path} not found",
-                             "check speaker.model / STALK_SPEAKER_MODEL, or set it to auto")
+            raise ModelError(
+                f"speaker model {path} not found", "check speaker.model / STALK_SPEAKER_MODEL, or set it to auto"
+            )
         return path
     folders = [Path(d).expanduser() for d in (*search_dirs, CACHE_DIR)]
     wanted = DEFAULT_MODEL_NAME if name == "auto" else name
@@ -74,16 +76,21 @@ def resolve_speaker_model(name: str = "auto", search_dirs: Sequence[str] = (), *
                 log.info("using speaker model %s", found[0])
                 return found[0]
     if wanted != DEFAULT_MODEL_NAME:
-        raise ModelError(f"speaker model {name!r} not found in " + ", ".join(str(f / "speaker") for f in folders),
-                         "put NAME.onnx there, give a path, or use auto")
+        raise ModelError(
+            f"speaker model {name!r} not found in " + ", ".join(str(f / "speaker") for f in folders),
+            "put NAME.onnx there, give a path, or use auto",
+        )
     if not download:
-        raise ModelError(f"speaker model {DEFAULT_MODEL_NAME} is not downloaded yet",
-                         "run once with internet access, or set speaker.model to a WeSpeaker ONNX file")
+        raise ModelError(
+            f"speaker model {DEFAULT_MODEL_NAME} is not downloaded yet",
+            "run once with internet access, or set speaker.model to a WeSpeaker ONNX file",
+        )
     return download_default_model(Path(CACHE_DIR).expanduser() / "speaker")
 
 
-def download_default_model(folder: Path, url: str = DEFAULT_MODEL_URL, sha256: str = DEFAULT_MODEL_SHA256,
-                           out=None) -> Path:
+def download_default_model(
+    folder: Path, url: str = DEFAULT_MODEL_URL, sha256: str = DEFAULT_MODEL_SHA256, out=None
+) -> Path:
     """Fetch the default model with a progress line; keep it only if its digest matches."""
     out = out or sys.stderr
     target = folder / f"{DEFAULT_MODEL_NAME}.onnx"
@@ -106,13 +113,17 @@ def download_default_model(folder: Path, url: str = DEFAULT_MODEL_URL, sha256: s
         print(f"\r  {done / 1e6:6.1f} MB done", file=out, flush=True)
     except OSError as exc:
         part.unlink(missing_ok=True)
-        raise ModelError(f"cannot download the speaker model from {url} ({exc})",
-                         "connect to the internet once, or set speaker.model to a WeSpeaker ONNX file") from None
+        raise ModelError(
+            f"cannot download the speaker model from {url} ({exc})",
+            "connect to the internet once, or set speaker.model to a WeSpeaker ONNX file",
+        ) from None
     if h.hexdigest() != sha256:
         part.unlink(missing_ok=True)
-        raise ModelError(f"the downloaded speaker model has sha256 {h.hexdigest()}, expected {sha256}",
-                         "the download was damaged or the file changed upstream; try again, or set speaker.model "
-                         "to a WeSpeaker ONNX file you trust")
+        raise ModelError(
+            f"the downloaded speaker model has sha256 {h.hexdigest()}, expected {sha256}",
+            "the download was damaged or the file changed upstream; try again, or set speaker.model "
+            "to a WeSpeaker ONNX file you trust",
+        )
     shutil.move(part, target)
     return target
 
@@ -140,25 +151,41 @@ class SpeakerModel:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 4
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"],
-                                                        sess_options=opts)
+            self.session = onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"], sess_options=opts
+            )
         except Exception as exc:  # onnxruntime has its own exception types
-            raise ModelError(f"cannot load speaker model {path}: {str(exc).splitlines()[0][:200]}",
-                             "use a WeSpeaker-format ONNX file (speaker.model)") from None
+            raise ModelError(
+                f"cannot load speaker model {path}: {str(exc).splitlines()[0][:200]}",
+                "use a WeSpeaker-format ONNX file (speaker.model)",
+            ) from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         meta = self.session.get_modelmeta().custom_metadata_map or {}
         fe = FrontEnd.from_metadata(meta, frontend)
         shape_in = inputs[0].shape if len(inputs) == 1 else None
         shape_out = outputs[0].shape if outputs else None
-        if (shape_in is None or len(shape_in) != 3 or shape_in[2] != fe.num_mel_bins
-                or shape_out is None or len(shape_out) != 2 or not isinstance(shape_out[1], int)):
-            got = ", ".join(f"{i.name} {i.shape}" for i in inputs) + " -> " + ", ".join(f"{o.name} {o.shape}" for o in outputs)
-            raise ModelError(f"{path} is not a speaker-embedding model of the expected shape "
-                             f"(wanted feats [batch, frames, {fe.num_mel_bins}] -> embs [batch, dim]; got {got})",
-                             "use a WeSpeaker-format ONNX export (speaker.model)")
+        if (
+            shape_in is None
+            or len(shape_in) != 3
+            or shape_in[2] != fe.num_mel_bins
+            or shape_out is None
+            or len(shape_out) != 2
+            or not isinstance(shape_out[1], int)
+        ):
+            got = (
+                ", ".join(f"{i.name} {i.shape}" for i in inputs)
+                + " -> "
+                + ", ".join(f"{o.name} {o.shape}" for o in outputs)
+            )
+            raise ModelError(
+                f"{path} is not a speaker-embedding model of the expected shape "
+                f"(wanted feats [batch, frames, {fe.num_mel_bins}] -> embs [batch, dim]; got {got})",
+                "use a WeSpeaker-format ONNX export (speaker.model)",
+            )
         self.input_name = inputs[0].name
-        self.info = ModelInfo(path=str(path), name=path.stem, model_id=file_sha256(path), dim=int(shape_out[1]),
-                              frontend=fe)
+        self.info = ModelInfo(
+            path=str(path), name=path.stem, model_id=file_sha256(path), dim=int(shape_out[1]), frontend=fe
+        )
         self._lock = threading.Lock()
         self.cpu_seconds = 0.0  # thread CPU time spent in features + inference
 

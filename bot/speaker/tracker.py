@@ -15,8 +15,8 @@ user whose voiceprint it matches.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class Verdict:
     def verified(self) -> bool | None:
         return {"verified": True, "mismatch": False}.get(self.verification)
 
-    def same_as(self, other: "Verdict") -> bool:
+    def same_as(self, other: Verdict) -> bool:
         return self.verification == other.verification and self.label == other.label
 
 
@@ -78,8 +78,9 @@ class StreamTracker:
         """Judge a new utterance; returns it and the earlier utterances whose verdict changed."""
         judgeable = embedding is not None and end - start >= self.min_seconds
         score = float(embedding @ self.voiceprint) if judgeable and self.voiceprint is not None else None
-        item = Judged(next(self._tokens), start, end, embedding if judgeable else None, score,
-                      Verdict("unknown", score))
+        item = Judged(
+            next(self._tokens), start, end, embedding if judgeable else None, score, Verdict("unknown", score)
+        )
         self.items.append(item)
         self.items.sort(key=lambda j: (j.start, j.token))
         before = {id(j): j.verdict for j in self.items}
@@ -100,7 +101,7 @@ class StreamTracker:
     def _neighbours(self, judged: list[Judged], k: int) -> list[tuple[Judged, float]]:
         """Nearby utterances with the weight their evidence gets for ``judged[k]``."""
         me = judged[k]
-        near = judged[max(0, k - self.context):k] + judged[k + 1:k + 1 + self.context]
+        near = judged[max(0, k - self.context) : k] + judged[k + 1 : k + 1 + self.context]
         out = []
         for j in near:
             if j.score is None:

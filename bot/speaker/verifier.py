@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -31,7 +31,8 @@ def check_model(vp: VoiceprintData, model: SpeakerModel) -> None:
         raise VoiceprintModelMismatch(
             f"the voiceprint of {vp.name} was made with speaker model {vp.model_name} ({vp.model_id[:12]}), "
             f"not the loaded {model.info.name} ({model.model_id[:12]}); scores of different models are not comparable",
-            f"re-enrol {vp.name} (python -m bot enroll {vp.name} FILE ...) or set speaker.model back to that model")
+            f"re-enrol {vp.name} (python -m bot enroll {vp.name} FILE ...) or set speaker.model back to that model",
+        )
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,15 @@ class Judgement:
 
 
 class CallVerifier:
-    def __init__(self, model: SpeakerModel, voiceprints: Sequence[VoiceprintData] = (), *, threshold: float = 0.0,
-                 min_seconds: float = 1.0, context: int = 2) -> None:
+    def __init__(
+        self,
+        model: SpeakerModel,
+        voiceprints: Sequence[VoiceprintData] = (),
+        *,
+        threshold: float = 0.0,
+        min_seconds: float = 1.0,
+        context: int = 2,
+    ) -> None:
         self.model = model
         self.threshold = threshold_for(model.model_id, model.info.name, threshold)
         self.min_seconds = min_seconds
@@ -73,9 +81,14 @@ class CallVerifier:
                 if t.voiceprint is not None and np.array_equal(t.voiceprint, vp.embedding):
                     # A fresh tracker: verdicts already given stay as stored (re-deciding them without
                     # the voiceprint would revise them all to 'unknown'); counts() restarts here.
-                    self._streams[key] = StreamTracker(owner=t.owner, voiceprint=None, threshold=self.threshold,
-                                                       others=self._other_prints(), context=self.context,
-                                                       min_seconds=self.min_seconds)
+                    self._streams[key] = StreamTracker(
+                        owner=t.owner,
+                        voiceprint=None,
+                        threshold=self.threshold,
+                        others=self._other_prints(),
+                        context=self.context,
+                        min_seconds=self.min_seconds,
+                    )
                 else:
                     t.others = self._other_prints()
 
@@ -88,8 +101,9 @@ class CallVerifier:
     def _other_prints(self) -> dict[str, np.ndarray]:
         return {n: vp.embedding for n, vp in self._enrolled.items()}
 
-    def bind(self, key: str, name: str, user_id: str | None = None,
-             voiceprint: VoiceprintData | None = None) -> VoiceprintData | None:
+    def bind(
+        self, key: str, name: str, user_id: str | None = None, voiceprint: VoiceprintData | None = None
+    ) -> VoiceprintData | None:
         """Start judging participant ``key`` against ``voiceprint``; by default the one enrolled
         for ``user_id`` (a Discord account), else the one enrolled as ``name``."""
         if voiceprint is not None:
@@ -98,9 +112,14 @@ class CallVerifier:
             by_user = [v for v in self._enrolled.values() if user_id is not None and v.user_id == user_id]
             vp = voiceprint or (by_user[0] if by_user else self._enrolled.get(name))
             self._users[key] = user_id
-            self._streams[key] = StreamTracker(owner=name, voiceprint=None if vp is None else vp.embedding,
-                                               threshold=self.threshold, others=self._other_prints(),
-                                               context=self.context, min_seconds=self.min_seconds)
+            self._streams[key] = StreamTracker(
+                owner=name,
+                voiceprint=None if vp is None else vp.embedding,
+                threshold=self.threshold,
+                others=self._other_prints(),
+                context=self.context,
+                min_seconds=self.min_seconds,
+            )
             return vp
 
     def has_voiceprint(self, key: str) -> bool:
@@ -124,7 +143,7 @@ class CallVerifier:
         with self._lock:
             t = self._streams.get(key)
             out: dict[str, int] = {}
-            for item in (t.items if t else []):
+            for item in t.items if t else []:
                 v = item.verdict
                 out[v.verification] = out.get(v.verification, 0) + 1
                 if v.verification == "mismatch" and v.label:
@@ -152,8 +171,12 @@ def verifier_for_call(config, db, speaker_model: SpeakerModel | None = None) -> 
         speaker_model = load_speaker_model(config)
     stale = [vp.name for vp in everyone if vp.model_id != speaker_model.model_id]
     if stale:
-        log.warning("not verifying %s: enrolled with another speaker model than %s; re-enrol them",
-                    ", ".join(stale), speaker_model.info.name)
+        log.warning(
+            "not verifying %s: enrolled with another speaker model than %s; re-enrol them",
+            ", ".join(stale),
+            speaker_model.info.name,
+        )
     # CallVerifier keeps the voiceprints of its own model only: no second query for them.
-    return CallVerifier(speaker_model, everyone, threshold=s.threshold, min_seconds=s.min_utterance_s,
-                        context=s.context)
+    return CallVerifier(
+        speaker_model, everyone, threshold=s.threshold, min_seconds=s.min_utterance_s, context=s.context
+    )

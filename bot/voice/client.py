@@ -24,8 +24,9 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.gateway import DiscordVoiceWebSocket
@@ -106,7 +107,7 @@ class _ReceivingConnectionState(VoiceConnectionState):
                         self._poll_voice_ws(reconnect), name="Voice websocket poller"
                     )
                 return
-            except (discord.ConnectionClosed, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, discord.ConnectionClosed, OSError) as exc:
                 log.info("voice resume failed (%r); reconnecting with a new session", exc)
                 await self.disconnect(cleanup=False)
         await super()._connect(reconnect, timeout, self_deaf, self_mute, False)
@@ -251,9 +252,7 @@ class ReceivingVoiceClient(discord.VoiceClient):
             await asyncio.sleep(max(delay, 0.0))
 
     def _bump(self, **deltas: int) -> None:
-        self._counters = replace(
-            self._counters, **{k: getattr(self._counters, k) + v for k, v in deltas.items()}
-        )
+        self._counters = replace(self._counters, **{k: getattr(self._counters, k) + v for k, v in deltas.items()})
 
     async def _ws_hook(self, ws: DiscordVoiceWebSocket, msg: dict[str, Any]) -> None:
         # Runs after discord.py has handled the message, so its state is already updated.

@@ -90,5 +90,7 @@ class DaveDecryptor:
         except Exception:
             epoch = None
         if epoch != self._last_epoch or self.failures in (1, 10, 100) or self.failures % 1000 == 0:
-            log.info("DAVE decrypt failed for user %d at epoch %s (%d failures): %s", user_id, epoch, self.failures, exc)
+            log.info(
+                "DAVE decrypt failed for user %d at epoch %s (%d failures): %s", user_id, epoch, self.failures, exc
+            )
             self._last_epoch = epoch

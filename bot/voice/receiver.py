@@ -19,8 +19,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from bot.audio.frames import PcmFrame
 from bot.voice.dave import DaveDecryptor
@@ -252,7 +253,9 @@ class AudioReceiver:
             self._totals.held -= len(held.packets)
         self._totals.unmapped_evicted += stats.received
 
-    def _process_mapped(self, datagram: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats) -> None:
+    def _process_mapped(
+        self, datagram: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats
+    ) -> None:
         if user_id in self._opted_out:
             # Before any decryption or decoding: an opted-out user's audio is never read.
             stats.dropped_opted_out += 1

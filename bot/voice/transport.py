@@ -9,8 +9,9 @@ XChaCha20-Poly1305, 12 for AES-256-GCM), as discord.py 2.7.1 builds it when send
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -103,5 +104,7 @@ def make_cipher(mode: str, secret_key: bytes | bytearray | list[int]) -> Transpo
     try:
         factory = _FACTORIES[mode]
     except KeyError:
-        raise ValueError(f"unsupported voice encryption mode {mode!r}; supported: {', '.join(SUPPORTED_MODES)}") from None
+        raise ValueError(
+            f"unsupported voice encryption mode {mode!r}; supported: {', '.join(SUPPORTED_MODES)}"
+        ) from None
     return factory(key)

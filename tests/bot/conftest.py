@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -31,8 +32,14 @@ ADMINISTRATOR = 1 << 3
 
 
 def _user(uid: int, name: str, bot: bool = False) -> dict[str, Any]:
-    return {"id": str(uid), "username": name, "global_name": name.capitalize(), "discriminator": "0",
-            "avatar": None, "bot": bot}
+    return {
+        "id": str(uid),
+        "username": name,
+        "global_name": name.capitalize(),
+        "discriminator": "0",
+        "avatar": None,
+        "bot": bot,
+    }
 
 
 @dataclass
@@ -55,16 +62,37 @@ class Harness:
     extra_servers: list[Any] = field(default_factory=list)
 
     def member_payload(self, name: str) -> dict[str, Any]:
-        return {"user": self.user_payloads[name], "roles": self.roles[name], "joined_at": "2025-01-01T00:00:00+00:00",
-                "deaf": False, "mute": False, "flags": 0, "permissions": str(EVERYONE_PERMS)}
+        return {
+            "user": self.user_payloads[name],
+            "roles": self.roles[name],
+            "joined_at": "2025-01-01T00:00:00+00:00",
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "permissions": str(EVERYONE_PERMS),
+        }
 
     def _interaction(self, name: str, kind: int, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {"id": str(snowflake()), "application_id": str(self.rest.application_id), "type": kind,
-                "token": f"tok{snowflake()}", "version": 1, "guild_id": str(self.guild.id),
-                "channel": {"id": str(self.text.id), "type": 0}, "channel_id": str(self.text.id),
-                "member": self.member_payload(name), "data": data, "app_permissions": str(EVERYONE_PERMS),
-                "locale": "en-US", "guild_locale": "en-US", "entitlements": [], "authorizing_integration_owners": {},
-                "context": 0, "attachment_size_limit": 10_485_760, **extra}
+        return {
+            "id": str(snowflake()),
+            "application_id": str(self.rest.application_id),
+            "type": kind,
+            "token": f"tok{snowflake()}",
+            "version": 1,
+            "guild_id": str(self.guild.id),
+            "channel": {"id": str(self.text.id), "type": 0},
+            "channel_id": str(self.text.id),
+            "member": self.member_payload(name),
+            "data": data,
+            "app_permissions": str(EVERYONE_PERMS),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {},
+            "context": 0,
+            "attachment_size_limit": 10_485_760,
+            **extra,
+        }
 
     async def command(self, user: str, name: str, sub: str | None = None, **options: Any) -> list[Request]:
         """Run /name [sub] as ``user``; returns the requests the bot made for this interaction
@@ -104,11 +132,22 @@ class Harness:
 
     def voice_state(self, user: str, channel_id: int | None) -> None:
         """The gateway says ``user`` joined (or, with None, left) a voice channel."""
-        self.bot._connection.parse_voice_state_update({
-            "guild_id": str(self.guild.id), "channel_id": None if channel_id is None else str(channel_id),
-            "user_id": str(self.users[user]), "member": self.member_payload(user), "session_id": f"s-{user}",
-            "deaf": False, "mute": False, "self_deaf": False, "self_mute": False, "self_video": False,
-            "suppress": False, "request_to_speak_timestamp": None})
+        self.bot._connection.parse_voice_state_update(
+            {
+                "guild_id": str(self.guild.id),
+                "channel_id": None if channel_id is None else str(channel_id),
+                "user_id": str(self.users[user]),
+                "member": self.member_payload(user),
+                "session_id": f"s-{user}",
+                "deaf": False,
+                "mute": False,
+                "self_deaf": False,
+                "self_mute": False,
+                "self_video": False,
+                "suppress": False,
+                "request_to_speak_timestamp": None,
+            }
+        )
 
 
 def _option_type(v: Any) -> int:
@@ -139,12 +178,24 @@ def _resolved(h: Harness, options: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for v in options.values():
         if isinstance(v, RoleRef):
-            out.setdefault("roles", {})[str(v.id)] = {"id": str(v.id), "name": "r", "color": 0, "hoist": False,
-                                                      "position": 1, "permissions": "0", "managed": False,
-                                                      "mentionable": False, "flags": 0}
+            out.setdefault("roles", {})[str(v.id)] = {
+                "id": str(v.id),
+                "name": "r",
+                "color": 0,
+                "hoist": False,
+                "position": 1,
+                "permissions": "0",
+                "managed": False,
+                "mentionable": False,
+                "flags": 0,
+            }
         if isinstance(v, ChannelRef):
-            out.setdefault("channels", {})[str(v.id)] = {"id": str(v.id), "type": 0, "name": "notes",
-                                                         "permissions": str(EVERYONE_PERMS)}
+            out.setdefault("channels", {})[str(v.id)] = {
+                "id": str(v.id),
+                "type": 0,
+                "name": "notes",
+                "permissions": str(EVERYONE_PERMS),
+            }
     return out
 
 
@@ -172,8 +223,9 @@ class _Gateways:
     def __init__(self) -> None:
         self.by_guild: dict[int, _Gateway] = {}
 
-    async def voice_state(self, guild_id: int, channel_id: int | None, self_mute: bool = False,
-                          self_deaf: bool = False) -> None:
+    async def voice_state(
+        self, guild_id: int, channel_id: int | None, self_mute: bool = False, self_deaf: bool = False
+    ) -> None:
         await self.by_guild[int(guild_id)].voice_state(guild_id, channel_id, self_mute, self_deaf)
 
     async def close(self, code: int = 1000) -> None:
@@ -183,8 +235,7 @@ class _Gateways:
         return False
 
 
-async def _add_guild(h_bot, rest: DiscordRest, db, tls: TlsPair, *, voice: bool,
-                     in_voice: tuple[str, ...]) -> Harness:
+async def _add_guild(h_bot, rest: DiscordRest, db, tls: TlsPair, *, voice: bool, in_voice: tuple[str, ...]) -> Harness:
     guild_id, voice_id, text_id = (snowflake() for _ in range(3))
     admin_role, manager_role = snowflake(), snowflake()
     names = ("ann", "ben", "cat", "dan")
@@ -192,42 +243,124 @@ async def _add_guild(h_bot, rest: DiscordRest, db, tls: TlsPair, *, voice: bool,
     payloads = {n: _user(uid, n) for n, uid in users.items()}
     roles = {"ann": [str(admin_role)], "ben": [], "cat": [str(manager_role)], "dan": []}
     state = h_bot._connection
-    guild = state._add_guild_from_data({
-        "id": str(guild_id), "name": f"guild {guild_id % 1000}", "owner_id": str(snowflake()), "features": [],
-        "emojis": [], "member_count": 5,
-        "roles": [
-            {"id": str(guild_id), "name": "@everyone", "permissions": str(EVERYONE_PERMS), "position": 0,
-             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-            {"id": str(admin_role), "name": "admins", "permissions": str(ADMINISTRATOR), "position": 2,
-             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-            {"id": str(manager_role), "name": "s-talk managers", "permissions": "0", "position": 1,
-             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-        ],
-        "members": [{"user": rest.bot_user, "roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False,
-                     "mute": False, "flags": 0}]
-                   + [{"user": payloads[n], "roles": roles[n], "joined_at": "2025-01-01T00:00:00+00:00",
-                       "deaf": False, "mute": False, "flags": 0} for n in names],
-        "channels": [
-            {"id": str(voice_id), "type": 2, "name": "call", "position": 0, "bitrate": 64000, "user_limit": 0,
-             "permission_overwrites": []},
-            {"id": str(text_id), "type": 0, "name": "general", "position": 1, "permission_overwrites": []},
-        ],
-        "voice_states": [{"user_id": str(users[n]), "channel_id": str(voice_id), "session_id": f"s-{n}",
-                          "deaf": False, "mute": False, "self_deaf": False, "self_mute": False,
-                          "self_video": False, "suppress": False, "request_to_speak_timestamp": None}
-                         for n in in_voice],
-    })
-    h = Harness(bot=h_bot, rest=rest, db=db, guild=guild, voice=guild.get_channel(voice_id),
-                text=guild.get_channel(text_id), users=users, user_payloads=payloads, roles=roles,
-                admin_role=admin_role, manager_role=manager_role)
+    guild = state._add_guild_from_data(
+        {
+            "id": str(guild_id),
+            "name": f"guild {guild_id % 1000}",
+            "owner_id": str(snowflake()),
+            "features": [],
+            "emojis": [],
+            "member_count": 5,
+            "roles": [
+                {
+                    "id": str(guild_id),
+                    "name": "@everyone",
+                    "permissions": str(EVERYONE_PERMS),
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                },
+                {
+                    "id": str(admin_role),
+                    "name": "admins",
+                    "permissions": str(ADMINISTRATOR),
+                    "position": 2,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                },
+                {
+                    "id": str(manager_role),
+                    "name": "s-talk managers",
+                    "permissions": "0",
+                    "position": 1,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                },
+            ],
+            "members": [
+                {
+                    "user": rest.bot_user,
+                    "roles": [],
+                    "joined_at": "2025-01-01T00:00:00+00:00",
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
+            ]
+            + [
+                {
+                    "user": payloads[n],
+                    "roles": roles[n],
+                    "joined_at": "2025-01-01T00:00:00+00:00",
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
+                for n in names
+            ],
+            "channels": [
+                {
+                    "id": str(voice_id),
+                    "type": 2,
+                    "name": "call",
+                    "position": 0,
+                    "bitrate": 64000,
+                    "user_limit": 0,
+                    "permission_overwrites": [],
+                },
+                {"id": str(text_id), "type": 0, "name": "general", "position": 1, "permission_overwrites": []},
+            ],
+            "voice_states": [
+                {
+                    "user_id": str(users[n]),
+                    "channel_id": str(voice_id),
+                    "session_id": f"s-{n}",
+                    "deaf": False,
+                    "mute": False,
+                    "self_deaf": False,
+                    "self_mute": False,
+                    "self_video": False,
+                    "suppress": False,
+                    "request_to_speak_timestamp": None,
+                }
+                for n in in_voice
+            ],
+        }
+    )
+    h = Harness(
+        bot=h_bot,
+        rest=rest,
+        db=db,
+        guild=guild,
+        voice=guild.get_channel(voice_id),
+        text=guild.get_channel(text_id),
+        users=users,
+        user_payloads=payloads,
+        roles=roles,
+        admin_role=admin_role,
+        manager_role=manager_role,
+    )
     if voice:
         server = VoiceServerDouble(tls, guild_id=guild_id, channel_id=voice_id, token="voice-token", dave=True)
         await server.start()
         for i, n in enumerate(in_voice):
             await server.add_member(users[n], via_client_connect=bool(i % 2))
         h.server = server
-        h.gateway = _Gateway(state=state, guild_id=guild_id, user_id=int(rest.bot_user["id"]),
-                             route=VoiceRoute(server.endpoint, "voice-token"))
+        h.gateway = _Gateway(
+            state=state,
+            guild_id=guild_id,
+            user_id=int(rest.bot_user["id"]),
+            route=VoiceRoute(server.endpoint, "voice-token"),
+        )
         if not isinstance(h_bot.ws, _Gateways):
             h_bot.ws = _Gateways()
         h_bot.ws.by_guild[guild_id] = h.gateway
@@ -243,15 +376,19 @@ async def make_bot(tls: TlsPair, tiny_en, tmp_path) -> AsyncIterator[HarnessFact
 
     made: list[Harness] = []
 
-    async def factory(*, voice: bool = False, in_voice: tuple[str, ...] = ("ann", "ben"),
-                      env: dict[str, str] | None = None, db_path: Path | None = None) -> Harness:
+    async def factory(
+        *,
+        voice: bool = False,
+        in_voice: tuple[str, ...] = ("ann", "ben"),
+        env: dict[str, str] | None = None,
+        db_path: Path | None = None,
+    ) -> Harness:
         bot_id, app_id = snowflake(), snowflake()
         rest = DiscordRest(bot_user=_user(bot_id, "s-talk", bot=True), application_id=app_id)
         await rest.start()
         config = load_config(None, env={"STALK_DISCORD_TRANSCRIPT_INTERVAL": "1", **(env or {})})
         db = open_database(str(db_path or tmp_path / f"bot-{len(made)}.db"))
-        bot = StalkBot(config, db, transcriber=tiny_en,
-                       connector=aiohttp.TCPConnector(ssl=tls.client, limit=0))
+        bot = StalkBot(config, db, transcriber=tiny_en, connector=aiohttp.TCPConnector(ssl=tls.client, limit=0))
         await bot.login("test-bot-token")  # REST login, application info, setup_hook (cogs, sync)
         h = await _add_guild(bot, rest, db, tls, voice=voice, in_voice=in_voice)
         made.append(h)

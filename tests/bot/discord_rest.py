@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import discord
 import discord.gateway
@@ -61,11 +62,22 @@ class DiscordRest:
 
     def _message(self, channel_id: str, body: dict[str, Any], message_id: int | None = None) -> dict[str, Any]:
         return {
-            "id": str(message_id or snowflake()), "channel_id": str(channel_id), "author": self.bot_user,
-            "content": body.get("content") or "", "timestamp": "2026-11-21T12:00:00+00:00",
-            "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-            "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
-            "flags": body.get("flags", 0), "components": body.get("components", []),
+            "id": str(message_id or snowflake()),
+            "channel_id": str(channel_id),
+            "author": self.bot_user,
+            "content": body.get("content") or "",
+            "timestamp": "2026-11-21T12:00:00+00:00",
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": body.get("flags", 0),
+            "components": body.get("components", []),
         }
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -107,7 +119,8 @@ class DiscordRest:
             if fragment in path:
                 return self._json({"message": "denied by the test", "code": 50013}, status)
         if not request.headers.get("Authorization", "").startswith("Bot ") and not path.startswith(
-                ("/interactions/", "/webhooks/")):
+            ("/interactions/", "/webhooks/")
+        ):
             return self._json({"message": "401: Unauthorized", "code": 0}, 401)
         return self._json(*self._answer(rec))
 
@@ -116,18 +129,39 @@ class DiscordRest:
         if r.path == "/users/@me":
             return self.bot_user, 200
         if r.path == "/oauth2/applications/@me":
-            return {"id": str(self.application_id), "name": "S-Talk test", "icon": None, "description": "",
-                    "rpc_origins": [], "bot_public": True, "bot_require_code_grant": False,
-                    "owner": self.bot_user, "summary": "", "verify_key": "00", "flags": 0}, 200
+            return {
+                "id": str(self.application_id),
+                "name": "S-Talk test",
+                "icon": None,
+                "description": "",
+                "rpc_origins": [],
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": self.bot_user,
+                "summary": "",
+                "verify_key": "00",
+                "flags": 0,
+            }, 200
         if parts[0] == "applications" and parts[-1] == "commands" and r.method == "PUT":
-            return [dict(c, id=str(snowflake()), application_id=str(self.application_id), version="1",
-                         default_member_permissions=c.get("default_member_permissions"))
-                    for c in r.body], 200
+            return [
+                dict(
+                    c,
+                    id=str(snowflake()),
+                    application_id=str(self.application_id),
+                    version="1",
+                    default_member_permissions=c.get("default_member_permissions"),
+                )
+                for c in r.body
+            ], 200
         if parts[0] == "interactions" and parts[-1] == "callback":
             kind = r.body["type"]
-            interaction = {"id": parts[1], "type": 2, "response_message_id": None,
-                           "response_message_loading": kind == 5,
-                           "response_message_ephemeral": bool(((r.body.get("data") or {}).get("flags", 0)) & 64)}
+            interaction = {
+                "id": parts[1],
+                "type": 2,
+                "response_message_id": None,
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(((r.body.get("data") or {}).get("flags", 0)) & 64),
+            }
             out: dict[str, Any] = {"interaction": interaction}
             if kind in (4, 7):
                 msg = self._message("0", r.body.get("data") or {})
@@ -145,20 +179,41 @@ class DiscordRest:
                 return {"message": "Cannot send messages to this user", "code": 50007}, 403
             return self._message(parts[1], r.body), 200
         if parts[0] == "channels" and parts[-1] == "threads" and r.method == "POST":
-            return {"id": str(snowflake()), "type": 11, "guild_id": r.body.get("guild_id", "0"),
-                    "parent_id": parts[1], "name": r.body["name"], "owner_id": self.bot_user["id"],
-                    "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
-                                        "archive_timestamp": "2026-11-21T12:00:00+00:00", "locked": False},
-                    "message_count": 0, "member_count": 1, "rate_limit_per_user": 0}, 201
+            return {
+                "id": str(snowflake()),
+                "type": 11,
+                "guild_id": r.body.get("guild_id", "0"),
+                "parent_id": parts[1],
+                "name": r.body["name"],
+                "owner_id": self.bot_user["id"],
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": "2026-11-21T12:00:00+00:00",
+                    "locked": False,
+                },
+                "message_count": 0,
+                "member_count": 1,
+                "rate_limit_per_user": 0,
+            }, 201
         if parts[0] == "guilds" and parts[2:] == ["members", "@me"] and r.method == "PATCH":
-            return {"user": self.bot_user, "nick": r.body.get("nick"), "roles": [],
-                    "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0}, 200
+            return {
+                "user": self.bot_user,
+                "nick": r.body.get("nick"),
+                "roles": [],
+                "joined_at": "2025-01-01T00:00:00+00:00",
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            }, 200
         if r.path == "/users/@me/channels" and r.method == "POST":
             channel_id = str(snowflake())
             self.dm_channels[channel_id] = int(r.body["recipient_id"])
-            return {"id": channel_id, "type": 1, "recipients": [{"id": r.body["recipient_id"],
-                                                                      "username": "u", "discriminator": "0",
-                                                                      "avatar": None}]}, 200
+            return {
+                "id": channel_id,
+                "type": 1,
+                "recipients": [{"id": r.body["recipient_id"], "username": "u", "discriminator": "0", "avatar": None}],
+            }, 200
         return {"message": f"the stand-in does not know {r.method} {r.path}", "code": 0}, 404
 
     @staticmethod
@@ -197,6 +252,7 @@ class DiscordRest:
 
     async def wait_for(self, pred: Callable[[list[Request]], bool], timeout: float = 60.0) -> None:
         """Until ``pred(requests)`` holds (the timeout only guards against a hang)."""
+
         async def waiter() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: pred(self.requests))
@@ -205,5 +261,9 @@ class DiscordRest:
 
     def posted(self) -> list[Request]:
         """Everything the bot said anywhere (channel messages, interaction replies, followups)."""
-        return [r for r in self.requests if r.method in ("POST", "PATCH") and (
-            r.path.endswith("/messages") or "/callback" in r.path or r.path.startswith("/webhooks/"))]
+        return [
+            r
+            for r in self.requests
+            if r.method in ("POST", "PATCH")
+            and (r.path.endswith("/messages") or "/callback" in r.path or r.path.startswith("/webhooks/"))
+        ]

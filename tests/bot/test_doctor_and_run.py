@@ -173,8 +173,9 @@ async def test_sigterm_stops_the_bot_cleanly(tiny_en, tmp_path) -> None:
     from bot.commands.run import serve
     from storage.db import open_database
 
-    rest = DiscordRest(bot_user={"id": "1", "username": "x", "discriminator": "0", "avatar": None, "bot": True},
-                       application_id=2)
+    rest = DiscordRest(
+        bot_user={"id": "1", "username": "x", "discriminator": "0", "avatar": None, "bot": True}, application_id=2
+    )
     await rest.start()
     db = open_database(str(tmp_path / "x.db"))
     try:

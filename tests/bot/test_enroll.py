@@ -95,10 +95,12 @@ async def test_enroll_in_a_call_then_a_guest_on_that_mic_is_flagged(make_bot) ->
     utts = [u for u in get_session(h.db, sid).utterances if u.speaker == "Ann"]
     guest = [u for u in utts if guest_at <= u.start < owner_at]
     owner = [u for u in utts if u.start >= owner_at]
-    assert guest and all(u.verification == "mismatch" and u.speaker_label == "guest on Ann's mic" for u in guest), \
-        [(u.text, u.verification, u.speaker_label, u.speaker_score) for u in guest]
-    assert owner and all(u.verification == "verified" for u in owner), \
-        [(u.text, u.verification, u.speaker_score) for u in owner]
+    assert guest and all(u.verification == "mismatch" and u.speaker_label == "guest on Ann's mic" for u in guest), [
+        (u.text, u.verification, u.speaker_label, u.speaker_score) for u in guest
+    ]
+    assert owner and all(u.verification == "verified" for u in owner), [
+        (u.text, u.verification, u.speaker_score) for u in owner
+    ]
     # The live transcript says so, worded like replay.
     posted = " ".join(r.content or "" for r in h.rest.where("POST", f"/channels/{h.voice.id}/messages"))
     assert "[not their voice: guest on Ann's mic]" in posted
@@ -197,9 +199,9 @@ def test_doctor_speaker_model_missing(healthy, capsys, monkeypatch, tmp_path) ->
 
 
 def test_doctor_speaker_model_of_the_wrong_shape(healthy, capsys, monkeypatch) -> None:  # noqa: F811
-    import faster_whisper
-
     from pathlib import Path
+
+    import faster_whisper
 
     vad = Path(faster_whisper.__file__).parent / "assets" / "silero_vad_v6.onnx"  # an ONNX model, not a speaker's
     monkeypatch.setenv("STALK_SPEAKER_MODEL", str(vad))

@@ -23,8 +23,7 @@ ANN_FILE = librispeech("1688", 2)  # 2.8 s
 BEN_FILE = librispeech("2033", 4)  # 4.3 s
 
 # Short calls: two turns make a conversation, three seconds of silence a lull.
-LULL_ENV = {"STALK_HINTS_LULL_SECONDS": "3", "STALK_HINTS_MIN_TURNS": "2",
-            "STALK_HINTS_PREPARE_INTERVAL_SECONDS": "0"}
+LULL_ENV = {"STALK_HINTS_LULL_SECONDS": "3", "STALK_HINTS_MIN_TURNS": "2", "STALK_HINTS_PREPARE_INTERVAL_SECONDS": "0"}
 
 
 # How the scripted server's "varied" mode phrases its questions on the latest words.
@@ -48,8 +47,11 @@ async def _speak(h, who: str, packets) -> None:
 def _dms(h, user: str) -> list:
     """Messages the bot posted into ``user``'s DM channel (refused ones included)."""
     uid = h.users[user]
-    return [r for r in h.rest.where("POST", "/messages")
-            if r.path.startswith("/channels/") and h.rest.dm_channels.get(r.path.split("/")[2]) == uid]
+    return [
+        r
+        for r in h.rest.where("POST", "/messages")
+        if r.path.startswith("/channels/") and h.rest.dm_channels.get(r.path.split("/")[2]) == uid
+    ]
 
 
 def _engine(session) -> HintEngine:
@@ -70,7 +72,7 @@ async def _call_with_a_lull(h) -> tuple[object, HintEngine]:
     # Then nobody speaks: the lull is declared three seconds after Ben's speech ended.
     try:
         await asyncio.wait_for(_delivered(engine), 60)  # a guard against a hang; live it takes about 3 s
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pytest.fail(f"no hint: speech {list(engine.state._stretches)}, declined silence {engine.detector._declined}")
     return session, engine
 
@@ -81,8 +83,9 @@ async def _delivered(engine: HintEngine) -> None:
 
 
 async def test_the_opted_in_user_gets_suggestions_by_dm_at_a_lull(make_bot, scripted) -> None:
-    h = await make_bot(voice=True, env={**LULL_ENV, "STALK_LLM_BASE_URL": scripted.url("varied-0"),
-                                        "STALK_LLM_MODEL": "scripted"})
+    h = await make_bot(
+        voice=True, env={**LULL_ENV, "STALK_LLM_BASE_URL": scripted.url("varied-0"), "STALK_LLM_MODEL": "scripted"}
+    )
     ann, ben = h.users["ann"], h.users["ben"]
     await h.command("ann", "hints", state="on")  # Ben never turned hints on
 
@@ -90,8 +93,9 @@ async def test_the_opted_in_user_gets_suggestions_by_dm_at_a_lull(make_bot, scri
     (done,) = engine.stats.delivered
     assert [r.recipient.key for r in done.results] == [str(ann)] and all(r.ok for r in done.results)
     (dm,) = _dms(h, "ann")
-    assert _dms(h, "ben") == [] and not any(r.body == {"recipient_id": ben}
-                                            for r in h.rest.where("POST", "/users/@me/channels"))
+    assert _dms(h, "ben") == [] and not any(
+        r.body == {"recipient_id": ben} for r in h.rest.where("POST", "/users/@me/channels")
+    )
     assert dm.body["allowed_mentions"] == {"parse": []} and len(dm.content) <= 2000
     head, *items, blank, foot = dm.content.split("\n")
     assert f"**call** in guild {h.guild.id % 1000}" in head and "gone quiet" in head
@@ -132,7 +136,9 @@ async def test_a_closed_dm_does_not_stop_the_others(make_bot, caplog) -> None:
     (refused,) = _dms(h, "ann")  # tried once, refused by Discord
     (sent,) = _dms(h, "ben")
     assert refused.content == sent.content and "- " in sent.content
-    assert [m for m in caplog.messages if "not sent: DMs closed" in m] == [f"hint DM to Ann ({ann}) not sent: DMs closed"]
+    assert [m for m in caplog.messages if "not sent: DMs closed" in m] == [
+        f"hint DM to Ann ({ann}) not sent: DMs closed"
+    ]
 
     sid = session.session_id
     await h.command("ann", "leave")
@@ -147,32 +153,49 @@ async def test_dm_delivery_logs_a_closed_dm_once_and_bounds_the_message(make_bot
     h.rest.closed_dms.add(ann)
     delivery = DmDelivery(DirectMessenger(h.bot), guild="Fish *&* chips", channel="@everyone lounge")
     texts = tuple(f"Suggestion {i}: " + "x" * 400 for i in range(8))  # longer than one DM in all
-    hint = Hint(at=12.5, texts=texts, sources=("fallback",) * 8, language="en",
-                recipients=(Recipient(str(ann), "Ann", str(ann)), Recipient(str(ben), "Ben", str(ben))),
-                lull_start=8.0, detected_at=12.0)
+    hint = Hint(
+        at=12.5,
+        texts=texts,
+        sources=("fallback",) * 8,
+        language="en",
+        recipients=(Recipient(str(ann), "Ann", str(ann)), Recipient(str(ben), "Ben", str(ben))),
+        lull_start=8.0,
+        detected_at=12.0,
+    )
     with caplog.at_level(logging.DEBUG, logger="bot.discordbot.hintdms"):
         first = await asyncio.to_thread(delivery.deliver, hint)
         second = await asyncio.to_thread(delivery.deliver, hint)
     for results in (first, second):
-        assert [(r.recipient.name, r.ok, r.error) for r in results] == [("Ann", False, "DMs closed"),
-                                                                       ("Ben", True, None)]
+        assert [(r.recipient.name, r.ok, r.error) for r in results] == [
+            ("Ann", False, "DMs closed"),
+            ("Ben", True, None),
+        ]
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "DMs closed" in r.getMessage()]
     assert len(warned) == 1  # once per user per session, not at every lull
     sent = _dms(h, "ben")
-    assert len(sent) == 2 and all(len(r.content) <= 2000 and r.body["allowed_mentions"] == {"parse": []}
-                                  for r in sent)
+    assert len(sent) == 2 and all(len(r.content) <= 2000 and r.body["allowed_mentions"] == {"parse": []} for r in sent)
     text = sent[0].content
     assert "**@everyone lounge** in Fish \\*&\\* chips" in text and text.endswith("`/hints off` stops these messages.")
     assert text.count("\n- Suggestion ") == 4  # as many whole suggestions as fit, none cut
 
 
 def test_hint_text_lists_the_suggestions() -> None:
-    hint = Hint(at=3.0, texts=("What was the best part of the trip?", "Who else went sailing?"),
-                sources=("m", "m"), language="en", recipients=(), lull_start=0.0, detected_at=2.0)
+    hint = Hint(
+        at=3.0,
+        texts=("What was the best part of the trip?", "Who else went sailing?"),
+        sources=("m", "m"),
+        language="en",
+        recipients=(),
+        lull_start=0.0,
+        detected_at=2.0,
+    )
     assert hint_text(hint, guild="Friends", channel="Lobby").split("\n") == [
         "Your call in **Lobby** in Friends has gone quiet. A few things you could bring up:",
-        "- What was the best part of the trip?", "- Who else went sailing?", "",
-        "-# Only you see this. `/hints off` stops these messages."]
+        "- What was the best part of the trip?",
+        "- Who else went sailing?",
+        "",
+        "-# Only you see this. `/hints off` stops these messages.",
+    ]
 
 
 async def test_hints_off_in_config_attaches_no_engine(make_bot) -> None:

@@ -10,7 +10,6 @@ become ben (who started it) and cat.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import shutil
@@ -47,8 +46,7 @@ async def _bot(make_bot, english_call: Path, tmp_path: Path, **kw: Any) -> tuple
     with h.db.session() as s:
         sid = s.scalar(select(CallSession.id))
     ben, cat = str(h.users["ben"]), str(h.users["cat"])
-    _stamp(h.db, sid, guild=str(h.guild.id), title="Weekly sync", started_by=ben,
-           users={"alice": ben, "bob": cat})
+    _stamp(h.db, sid, guild=str(h.guild.id), title="Weekly sync", started_by=ben, users={"alice": ben, "bob": cat})
     with h.db.session() as s, s.begin():
         # Verification marks as the voiceprint issue writes them: alice verified, one of hers not.
         ids = list(s.scalars(select(Utterance.id).where(Utterance.session_id == sid).order_by(Utterance.start)))
@@ -82,15 +80,19 @@ def _message_id(h: Harness, reqs) -> str:
 
 async def _select(h: Harness, user: str, message_id: str, custom_id: str, value: str):
     message = h.rest._message(str(h.text.id), {"content": ""}, int(message_id))
-    payload = h._interaction(user, 3, {"custom_id": custom_id, "component_type": 3, "values": [value]},
-                             message=message)
+    payload = h._interaction(user, 3, {"custom_id": custom_id, "component_type": 3, "values": [value]}, message=message)
     return await h._dispatch(payload)
 
 
 async def _autocomplete(h: Harness, user: str, sub: str, typed: str) -> list[dict[str, Any]]:
-    data = {"id": str(snowflake()), "name": "log", "type": 1,
-            "options": [{"name": sub, "type": 1,
-                         "options": [{"name": "session", "type": 3, "value": typed, "focused": True}]}]}
+    data = {
+        "id": str(snowflake()),
+        "name": "log",
+        "type": 1,
+        "options": [
+            {"name": sub, "type": 1, "options": [{"name": "session", "type": 3, "value": typed, "focused": True}]}
+        ],
+    }
     reqs = await h._dispatch(h._interaction(user, 4, data))
     answer = _callback(reqs)
     assert answer.body["type"] == 8
@@ -114,8 +116,14 @@ async def test_list_shows_attended_calls_and_admins_see_all(make_bot, english_ca
     h, sid = await _bot(make_bot, english_call, tmp_path)
     detail = get_session(h.db, sid)
     # A second call in this guild that only dan and ann were in, started by dan.
-    other = copy_call(h.db, detail, guild=str(h.guild.id), title="Planning", started_by=str(h.users["dan"]),
-                      people={"alice": ("dan", str(h.users["dan"])), "bob": ("ann", str(h.users["ann"]))})
+    other = copy_call(
+        h.db,
+        detail,
+        guild=str(h.guild.id),
+        title="Planning",
+        started_by=str(h.users["dan"]),
+        people={"alice": ("dan", str(h.users["dan"])), "bob": ("ann", str(h.users["ann"]))},
+    )
 
     reply = _reply(await h.command("ben", "log", "list"))
     assert reply.ephemeral and reply.message_data["allowed_mentions"] == {"parse": []}
@@ -195,20 +203,19 @@ async def test_buttons_are_disabled_when_the_view_times_out(make_bot, english_ca
     token = next(r.path for r in reqs if r.path.endswith("/callback")).split("/")[-2]
 
     def disabled_edit(requests) -> bool:
-        return any(r.method == "PATCH" and token in r.path and r.path.endswith("/messages/@original")
-                   for r in requests)
+        return any(r.method == "PATCH" and token in r.path and r.path.endswith("/messages/@original") for r in requests)
 
     await h.rest.wait_for(disabled_edit, timeout=30)
     edit = [r for r in h.rest.requests if r.method == "PATCH" and token in r.path][-1]
-    assert edit.body["components"] and all(
-        c["disabled"] for row in edit.body["components"] for c in row["components"])
+    assert edit.body["components"] and all(c["disabled"] for row in edit.body["components"] for c in row["components"])
 
 
 async def test_show_of_a_call_one_may_not_see_is_refused_politely(make_bot, english_call, tmp_path) -> None:
     h, sid = await _bot(make_bot, english_call, tmp_path)
     reply = _reply(await h.command("dan", "log", "show", session=str(sid)))
     assert reply.ephemeral and reply.message_data["content"] == (
-        f"There is no call #{sid} that you can see in this server (it may have been deleted).")
+        f"There is no call #{sid} that you can see in this server (it may have been deleted)."
+    )
     reply = _reply(await h.command("ben", "log", "show", session="yesterday"))
     assert reply.message_data["content"].startswith("Pick a call from the list")
     missing = _reply(await h.command("ben", "log", "show", session=str(sid + 1000)))
@@ -272,7 +279,8 @@ async def test_search_with_context_and_a_jump_to_the_hit(make_bot, english_call,
     # dan was in no call: no hits, and no menu.
     miss = _callback(await h.command("dan", "log", "search", query=word))
     assert "Nothing found" in _embed(miss)["description"] and not any(
-        c["type"] == 3 for row in miss.message_data["components"] for c in row["components"])
+        c["type"] == 3 for row in miss.message_data["components"] for c in row["components"]
+    )
     empty = _reply(await h.command("ben", "log", "search", query="   "))
     assert empty.ephemeral and empty.message_data["content"] == "empty search: give a word or phrase to look for"
 
@@ -311,7 +319,8 @@ async def test_export_attachments_parse_back(make_bot, english_call, tmp_path) -
     data = json.loads(sent.files[f"s-talk-{sid}.json"].decode("utf-8"))
     assert data["session"]["id"] == sid and data["session"]["title"] == "Weekly sync"
     assert [(u["speaker"], u["text"], u["start"]) for u in data["utterances"]] == [
-        (u.speaker, u.text, round(u.start, 3)) for u in detail.utterances]
+        (u.speaker, u.text, round(u.start, 3)) for u in detail.utterances
+    ]
     assert [u["verified"] for u in data["utterances"]] == [u.verification == "verified" for u in detail.utterances]
 
     for fmt, head in (("vtt", "WEBVTT\n"), ("md", "# Weekly sync"), ("txt", "Weekly sync")):
@@ -337,7 +346,8 @@ async def test_delete_needs_the_starter_or_an_admin_and_a_confirmation(make_bot,
     # cat was in the call but did not start it; dan was not in it at all.
     cat = _reply(await h.command("cat", "log", "delete", session=str(sid)))
     assert cat.ephemeral and cat.message_data["content"] == (
-        f"Only whoever started call #{sid} or a server administrator can delete it.")
+        f"Only whoever started call #{sid} or a server administrator can delete it."
+    )
     dan = _reply(await h.command("dan", "log", "delete", session=str(sid)))
     assert dan.message_data["content"] == f"There is no call #{sid} that you can see in this server."
 
@@ -384,8 +394,14 @@ async def test_nobody_sees_another_guilds_calls(make_bot, english_call, tmp_path
     _as_member_of(other, h, "ben")  # ben is in both guilds
     detail = get_session(h.db, sid)
     # The same conversation recorded in the other guild, ben in it and its starter.
-    sid2 = copy_call(h.db, detail, guild=str(other.guild.id), title="Book club", started_by=str(h.users["ben"]),
-                     people={"alice": ("ben", str(h.users["ben"])), "bob": ("eve", str(snowflake()))})
+    sid2 = copy_call(
+        h.db,
+        detail,
+        guild=str(other.guild.id),
+        title="Book club",
+        started_by=str(h.users["ben"]),
+        people={"alice": ("ben", str(h.users["ben"])), "bob": ("eve", str(snowflake()))},
+    )
 
     here = await _autocomplete(h, "ben", "show", "")
     assert [c["value"] for c in here] == [str(sid)]
@@ -506,7 +522,9 @@ async def test_forget_during_a_session_stops_listening_first(make_bot, caplog) -
     assert {p.name for p in detail.participants} == {"Ann"}
     assert not any(u.speaker == "Ben" for u in detail.utterances)
     assert wer([librispeech_refs()[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, (
-        detail, [r.getMessage() for r in caplog.records])
+        detail,
+        [r.getMessage() for r in caplog.records],
+    )
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert problems == []
     assert session.summary is not None and session.summary.unsaved_file is None

@@ -24,7 +24,7 @@ def test_silence_follows_the_last_frame_and_stops_after_the_tail() -> None:
     quiet.tick(1.1)  # within the margin: a late packet may still come
     assert len(got) == 50
     quiet.tick(1.5)
-    (uid, silence), = got[50:]
+    ((uid, silence),) = got[50:]
     assert uid == 7 and silence.start == pytest.approx(1.0) and silence.duration == pytest.approx(0.3)
     assert not silence.pcm.any() and silence.pcm.shape[1] == 2 and silence.sample_rate == 48_000
     quiet.tick(9.0)

@@ -112,10 +112,14 @@ async def test_opt_in_mode_processes_only_those_who_opted_in(make_bot) -> None:
     assert {p.name for p in detail.participants} == {"Ben"}
     refs = librispeech_refs()
     assert wer([refs[BEN_FILE.stem]], [_text(detail, "Ben")]) < 0.5, _text(detail, "Ben")
-    posts = [r for r in h.rest.requests if r.method == "POST" and r.path.endswith("/messages")
-             and "**Ben**:" in (r.content or "")]
-    assert posts and all(r.path not in (f"/channels/{h.voice.id}/messages", f"/channels/{h.text.id}/messages")
-                         for r in posts)  # in the new thread
+    posts = [
+        r
+        for r in h.rest.requests
+        if r.method == "POST" and r.path.endswith("/messages") and "**Ben**:" in (r.content or "")
+    ]
+    assert posts and all(
+        r.path not in (f"/channels/{h.voice.id}/messages", f"/channels/{h.text.id}/messages") for r in posts
+    )  # in the new thread
 
 
 async def test_auto_leave_when_the_channel_empties(make_bot) -> None:
@@ -173,8 +177,10 @@ async def test_sessions_in_two_guilds_at_once(make_bot) -> None:
     await two.server.wait_session()
 
     # Both talk at the same moment, each in their own guild's call.
-    await asyncio.gather(one.server.stream(one.users["ann"], encode(load_speech(ANN_FILE))),
-                         two.server.stream(two.users["ben"], encode(load_speech(BEN_FILE))))
+    await asyncio.gather(
+        one.server.stream(one.users["ann"], encode(load_speech(ANN_FILE))),
+        two.server.stream(two.users["ben"], encode(load_speech(BEN_FILE))),
+    )
     await asyncio.sleep(0.8)
     await one.command("ann", "leave")
     assert one.bot.sessions.get(two.guild.id) is s2 and s2.vc.is_connected()  # the other call goes on
@@ -211,8 +217,10 @@ async def test_an_utterance_is_posted_while_the_speaker_stays_quiet(make_bot) ->
     session = h.bot.sessions.get(h.guild.id)
     await h.server.wait_session()
     await h.command("ann", "settings", "transcript", state="on")
-    assert any(r.content == "A live transcript of this session is now posted here."
-               for r in h.rest.where("POST", f"/channels/{h.voice.id}/messages"))
+    assert any(
+        r.content == "A live transcript of this session is now posted here."
+        for r in h.rest.where("POST", f"/channels/{h.voice.id}/messages")
+    )
     # Cut mid-sentence: the stream stops while she is speaking, as when a client's own voice
     # detection cuts off (the double then sends Discord's five silence frames and goes quiet).
     await h.server.stream(h.users["ann"], encode(load_speech(ANN_FILE, 2.0)))

@@ -8,8 +8,9 @@ from bot.pipeline import Speaker, UtteranceEvent
 
 
 def _event(name: str, text: str, start: float = 61.0) -> UtteranceEvent:
-    transcript = Transcript(text=text, language="en", language_probability=1.0, avg_logprob=-0.1,
-                            no_speech_prob=0.0, compression_ratio=1.0)
+    transcript = Transcript(
+        text=text, language="en", language_probability=1.0, avg_logprob=-0.1, no_speech_prob=0.0, compression_ratio=1.0
+    )
     return UtteranceEvent(Speaker("1", name), start, start + 1, start + 1.5, start + 2, transcript, 1)
 
 

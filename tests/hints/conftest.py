@@ -50,8 +50,14 @@ class LullCall:
         return out
 
 
-def place(tmp: Path, script: list[tuple[str, Path, str, float]], *, lead: float = 1.0, tail: float = 1.0,
-          speakers: list[str] | None = None) -> LullCall:
+def place(
+    tmp: Path,
+    script: list[tuple[str, Path, str, float]],
+    *,
+    lead: float = 1.0,
+    tail: float = 1.0,
+    speakers: list[str] | None = None,
+) -> LullCall:
     """One wav per speaker; each script item (speaker, file, text, gap) starts ``gap`` seconds after the
     previous item's speech ended (its file's silent edges are allowed for)."""
     clips = [(spk, load16k(f), text, gap) for spk, f, text, gap in script]
@@ -69,7 +75,7 @@ def place(tmp: Path, script: list[tuple[str, Path, str, float]], *, lead: float 
     tracks = {n: np.zeros(total, np.float32) for n in names}
     for spk, start, audio in placed:
         i = int(round(start * RATE))
-        tracks[spk][i:i + len(audio)] += audio
+        tracks[spk][i : i + len(audio)] += audio
     paths = {n: write_wav(tmp / f"{n}.wav", a) for n, a in tracks.items()}
     return LullCall(paths, turns, length)
 
@@ -106,8 +112,17 @@ def korean_script(pattern: list[tuple[str, float]]) -> list[tuple[str, Path, str
 
 
 # Two people talking, two long silences (9 s and 8 s) between short turn gaps (at most 1 s).
-TWO_LULLS = [("alice", 0), ("bob", 1.0), ("alice", 0.8), ("bob", 1.0), ("alice", 9.0), ("bob", 1.0),
-             ("alice", 1.0), ("bob", 8.0), ("alice", 1.0)]
+TWO_LULLS = [
+    ("alice", 0),
+    ("bob", 1.0),
+    ("alice", 0.8),
+    ("bob", 1.0),
+    ("alice", 9.0),
+    ("bob", 1.0),
+    ("alice", 1.0),
+    ("bob", 8.0),
+    ("alice", 1.0),
+]
 # Three long silences about half a minute apart.
 THREE_LULLS = TWO_LULLS + [("bob", 0.8), ("alice", 9.0), ("bob", 1.0)]
 
@@ -143,8 +158,14 @@ def parse_hints(printed: str) -> list[dict]:
     for line in printed.splitlines():
         m = re.match(r"^\[(\d\d:\d\d\.\d\d)\] hint to (.*) \((.+), (\w+); silence since (\d\d:\d\d\.\d\d)\):$", line)
         if m:
-            current = {"at": _secs(m[1]), "names": m[2].split(", ") if m[2] else [], "source": m[3],
-                       "language": m[4], "silence": _secs(m[5]), "texts": []}
+            current = {
+                "at": _secs(m[1]),
+                "names": m[2].split(", ") if m[2] else [],
+                "source": m[3],
+                "language": m[4],
+                "silence": _secs(m[5]),
+                "texts": [],
+            }
             hints.append(current)
         elif current is not None and line.startswith("    - "):
             current["texts"].append(line[6:])
@@ -162,8 +183,15 @@ def replay_call(config, call: LullCall, tmp: Path, transcriber, **kw) -> Replaye
 
     out = io.StringIO()
     db_path = tmp / "call.db"
-    summary = replay(config, [Track(n, str(p)) for n, p in call.tracks.items()], db_url=str(db_path), speed=0,
-                     out=out, transcriber=transcriber, **kw)
+    summary = replay(
+        config,
+        [Track(n, str(p)) for n, p in call.tracks.items()],
+        db_url=str(db_path),
+        speed=0,
+        out=out,
+        transcriber=transcriber,
+        **kw,
+    )
     db = open_database(str(db_path))
     try:
         detail = get_session(db, summary.session_id)

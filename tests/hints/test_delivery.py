@@ -15,9 +15,11 @@ from storage.records import NewSession
 from tests.hints.conftest import hints_config
 
 ALICE, BOB, CAROL = Speaker("1", "alice", "111"), Speaker("2", "bob", "222"), Speaker("3", "carol", "333")
-TALK = [(ALICE, 0.0, 3.0, "We sailed past the lighthouse before the storm hit the harbour."),
-        (BOB, 3.5, 6.0, "Was the captain worried about the storm?"),
-        (CAROL, 6.5, 9.0, "The lighthouse keeper waved at us from the rocks.")]
+TALK = [
+    (ALICE, 0.0, 3.0, "We sailed past the lighthouse before the storm hit the harbour."),
+    (BOB, 3.5, 6.0, "Was the captain worried about the storm?"),
+    (CAROL, 6.5, 9.0, "The lighthouse keeper waved at us from the rocks."),
+]
 
 
 class DmDelivery:
@@ -54,8 +56,11 @@ def call(tmp_path, delivery, opted_in=("alice", "bob", "carol")):
     for speaker, start, end, text in TALK:
         engine.on_speech_start(speaker, start)
         engine.on_speech_end(speaker, end)
-        engine.on_utterance(UtteranceEvent(speaker, start, end, end + 0.5, end + 1.2,
-                                           Transcript(text, "en", 0.99, -0.2, 0.01, 1.2), None))
+        engine.on_utterance(
+            UtteranceEvent(
+                speaker, start, end, end + 0.5, end + 1.2, Transcript(text, "en", 0.99, -0.2, 0.01, 1.2), None
+            )
+        )
     t = 9.0
     while t < 20.0:  # silence: time passes for the lull check
         t = round(t + 0.1, 3)

@@ -58,8 +58,12 @@ def test_cooldown_skips_a_lull_too_soon_after_a_hint(three_lulls, tmp_path, tiny
 
 
 def test_maximum_per_session(three_lulls, tmp_path, tiny_en):
-    run = replay_call(hints_config(llm_enabled=False, hints_cooldown_seconds=0, hints_max_per_session=2),
-                      three_lulls, tmp_path, tiny_en)
+    run = replay_call(
+        hints_config(llm_enabled=False, hints_cooldown_seconds=0, hints_max_per_session=2),
+        three_lulls,
+        tmp_path,
+        tiny_en,
+    )
     silences = three_lulls.silences(THRESHOLD)
     assert [round(h["silence"]) for h in run.hints] == [round(s[0]) for s in silences[:2]], run.printed
     assert len(run.detail.suggestions) == 6
@@ -73,8 +77,12 @@ def test_short_pauses_and_a_lull_without_conversation_before_it_get_nothing(tmp_
 
 
 def test_opted_out_participant_is_not_a_recipient(two_lulls, tmp_path, tiny_en):
-    run = replay_call(hints_config(llm_enabled=False, hints_cooldown_seconds=20, hints_replay_opt_out="bob"),
-                      two_lulls, tmp_path, tiny_en)
+    run = replay_call(
+        hints_config(llm_enabled=False, hints_cooldown_seconds=20, hints_replay_opt_out="bob"),
+        two_lulls,
+        tmp_path,
+        tiny_en,
+    )
     assert run.hints and all(h["names"] == ["alice"] for h in run.hints)
     assert all(list(s.recipients) == ["alice"] for s in run.detail.suggestions)
 

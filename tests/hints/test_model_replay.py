@@ -12,8 +12,9 @@ THRESHOLD = 5.0
 
 
 def model_config(url: str, **values):
-    return hints_config(llm_base_url=url, llm_model="scripted", hints_cooldown_seconds=20,
-                        hints_prepare_interval_seconds=0, **values)
+    return hints_config(
+        llm_base_url=url, llm_model="scripted", hints_cooldown_seconds=20, hints_prepare_interval_seconds=0, **values
+    )
 
 
 def test_slow_model_prepared_in_the_background_is_on_time(two_lulls, tmp_path, tiny_en, scripted):
@@ -38,8 +39,12 @@ def test_slow_model_prepared_in_the_background_is_on_time(two_lulls, tmp_path, t
 
 def test_model_down_falls_back_with_one_warning(two_lulls, tmp_path, tiny_en, scripted, caplog):
     with caplog.at_level(logging.WARNING):
-        run = replay_call(model_config(scripted.url("error500"), llm_retries=1, llm_backoff_seconds=0.5,
-                                       llm_down_pause_seconds=5), two_lulls, tmp_path, tiny_en)
+        run = replay_call(
+            model_config(scripted.url("error500"), llm_retries=1, llm_backoff_seconds=0.5, llm_down_pause_seconds=5),
+            two_lulls,
+            tmp_path,
+            tiny_en,
+        )
     assert len(run.hints) == 2 and all(h["source"] == "fallback" and len(h["texts"]) == 3 for h in run.hints)
     warnings = [r.getMessage() for r in caplog.records if r.name == "bot.hints.preparer"]
     assert len(warnings) == 1 and "HTTP 500" in warnings[0] and "built-in suggestions" in warnings[0]
@@ -47,8 +52,9 @@ def test_model_down_falls_back_with_one_warning(two_lulls, tmp_path, tiny_en, sc
 
 
 def test_model_that_never_answers_in_time(two_lulls, tmp_path, tiny_en, scripted):
-    run = replay_call(model_config(scripted.url("hang"), llm_timeout_seconds=2, llm_retries=0), two_lulls, tmp_path,
-                      tiny_en)
+    run = replay_call(
+        model_config(scripted.url("hang"), llm_timeout_seconds=2, llm_retries=0), two_lulls, tmp_path, tiny_en
+    )
     silences = two_lulls.silences(THRESHOLD)
     assert len(run.hints) == 2
     for hint, (quiet_from, _) in zip(run.hints, silences):
@@ -57,8 +63,10 @@ def test_model_that_never_answers_in_time(two_lulls, tmp_path, tiny_en, scripted
 
 
 def test_korean_conversation(tmp_path, base_model, scripted):
-    call = place(tmp_path, korean_script([("minji", 0), ("junho", 1.0), ("minji", 1.0), ("junho", 1.0),
-                                          ("minji", 8.0), ("junho", 1.0)]))
+    call = place(
+        tmp_path,
+        korean_script([("minji", 0), ("junho", 1.0), ("minji", 1.0), ("junho", 1.0), ("minji", 8.0), ("junho", 1.0)]),
+    )
     asked = len(scripted.bodies("good"))
     run = replay_call(model_config(scripted.url("good")), call, tmp_path, base_model)
     assert len(run.hints) == 1, run.printed

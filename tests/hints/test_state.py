@@ -31,8 +31,9 @@ def detector(**kw) -> tuple[ConversationState, LullDetector]:
     return s, LullDetector(s, LullOptions(**{"threshold": 5.0, "cooldown": 30.0, "max_per_session": 3, **kw}))
 
 
-def fired(s: ConversationState, d: LullDetector, turns: list[tuple[str, float, float]], until: float,
-          step: float = 0.1) -> list[float]:
+def fired(
+    s: ConversationState, d: LullDetector, turns: list[tuple[str, float, float]], until: float, step: float = 0.1
+) -> list[float]:
     """Feed the turns as time passes (an end is known when it happens) and check every ``step``."""
     events = sorted([(start, 0, key) for key, start, _ in turns] + [(end, 1, key) for key, _, end in turns])
     out, t, i = [], 0.0, 0

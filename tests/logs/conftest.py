@@ -54,8 +54,9 @@ def english_script() -> list[tuple[str, Path, str]]:
 
 
 def mandarin_script() -> list[tuple[str, Path, str]]:
-    rows = [line.split("\t") for line in
-            shared("data", "chinese", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    rows = [
+        line.split("\t") for line in shared("data", "chinese", "trans.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    ]
     refs = {file: text for file, text in rows}
     files = ["BAC009S0764W0121.wav", "aishell-BAC009S0724W0121.wav", "fleurs_zh_1883_clip5.wav"]
     speakers = ["李娜", "张伟", "李娜"]
@@ -80,39 +81,79 @@ def korean_script() -> list[tuple[str, Path, str]]:
 def _replay(config, tmp: Path, script, db_path: Path, transcriber, language: str) -> int:
     tracks, _ = build_call(tmp, script)
     config = config.replace("asr", language=language)
-    summary = replay(config, [Track(n, str(p)) for n, p in tracks.items()], db_url=str(db_path), speed=0,
-                     out=io.StringIO(), transcriber=transcriber, language=language)
+    summary = replay(
+        config,
+        [Track(n, str(p)) for n, p in tracks.items()],
+        db_url=str(db_path),
+        speed=0,
+        out=io.StringIO(),
+        transcriber=transcriber,
+        language=language,
+    )
     return summary.session_id
 
 
-def _stamp(db: Database, sid: int, *, guild: str, title: str, started_by: str | None,
-           users: dict[str, str | None]) -> None:
+def _stamp(
+    db: Database, sid: int, *, guild: str, title: str, started_by: str | None, users: dict[str, str | None]
+) -> None:
     """Make a replayed call look like a Discord one: its guild, starter and members' ids."""
     with db.session() as s, s.begin():
-        s.execute(update(CallSession).where(CallSession.id == sid)
-                  .values(source="discord", guild_id=guild, title=title, started_by=started_by))
+        s.execute(
+            update(CallSession)
+            .where(CallSession.id == sid)
+            .values(source="discord", guild_id=guild, title=title, started_by=started_by)
+        )
         for name, uid in users.items():
-            s.execute(update(Participant).where(Participant.session_id == sid, Participant.name == name)
-                      .values(user_id=uid))
+            s.execute(
+                update(Participant).where(Participant.session_id == sid, Participant.name == name).values(user_id=uid)
+            )
 
 
-def copy_call(db: Database, detail: SessionDetail, *, guild: str, title: str, started_by: str | None,
-              people: dict[str, tuple[str, str | None]]) -> int:
+def copy_call(
+    db: Database,
+    detail: SessionDetail,
+    *,
+    guild: str,
+    title: str,
+    started_by: str | None,
+    people: dict[str, tuple[str, str | None]],
+) -> int:
     """Record ``detail``'s transcript again as another guild's call; ``people`` renames
     speakers and gives them user ids."""
     rec = CallRecorder(db)
-    sid = rec.start_session(NewSession(source="discord", title=title, language=detail.language,
-                                       asr_model=detail.asr_model, guild_id=guild, started_by=started_by))
+    sid = rec.start_session(
+        NewSession(
+            source="discord",
+            title=title,
+            language=detail.language,
+            asr_model=detail.asr_model,
+            guild_id=guild,
+            started_by=started_by,
+        )
+    )
     pids = {}
     for p in detail.participants:
         name, uid = people[p.name]
         pids[p.name] = rec.add_participant(sid, name, user_id=uid, joined_at=p.joined_at)
     for u in detail.utterances:
-        rec.add_utterance(UtteranceRecord(
-            sid, pids[u.speaker], u.start, u.end, u.transcribed_at, u.text, language=u.language,
-            language_probability=u.language_probability, avg_logprob=u.avg_logprob,
-            no_speech_prob=u.no_speech_prob, compression_ratio=u.compression_ratio,
-            speaker_score=u.speaker_score, verification=u.verification, speaker_label=u.speaker_label))
+        rec.add_utterance(
+            UtteranceRecord(
+                sid,
+                pids[u.speaker],
+                u.start,
+                u.end,
+                u.transcribed_at,
+                u.text,
+                language=u.language,
+                language_probability=u.language_probability,
+                avg_logprob=u.avg_logprob,
+                no_speech_prob=u.no_speech_prob,
+                compression_ratio=u.compression_ratio,
+                speaker_score=u.speaker_score,
+                verification=u.verification,
+                speaker_label=u.speaker_label,
+            )
+        )
     rec.finish_session(sid, "completed", duration=detail.duration)
     return sid
 
@@ -134,33 +175,75 @@ def library(tmp_path_factory, tiny_en, base_model) -> Library:
         _stamp(db, ko, guild="G3", title="스터디", started_by="u6", users={"민지": "u6", "서준": "u4"})
         rec = CallRecorder(db)
         # Suggestions and voiceprint labels for /forget to find.
-        rec.add_suggestion(SuggestionRecord(en, at=20.0, text="Ask bob about the reciter", source="fallback",
-                                            recipients=["alice", "bob"]))
-        rec.add_suggestion(SuggestionRecord(en, at=25.0, text="Tell alice about the eunuch", source="fallback",
-                                            recipients=["bob"]))
+        rec.add_suggestion(
+            SuggestionRecord(
+                en, at=20.0, text="Ask bob about the reciter", source="fallback", recipients=["alice", "bob"]
+            )
+        )
+        rec.add_suggestion(
+            SuggestionRecord(en, at=25.0, text="Tell alice about the eunuch", source="fallback", recipients=["bob"])
+        )
         with db.session() as s, s.begin():
             first_alice = s.scalar(
-                Utterance.__table__.select().with_only_columns(Utterance.id)
-                .where(Utterance.session_id == en, Utterance.participant_id ==
-                       s.scalar(Participant.__table__.select().with_only_columns(Participant.id)
-                                .where(Participant.session_id == en, Participant.name == "alice")))
-                .order_by(Utterance.start).limit(1))
-            s.execute(update(Utterance).where(Utterance.session_id == en)
-                      .values(verification="verified", speaker_score=0.8))
-            s.execute(update(Utterance).where(Utterance.id == first_alice)
-                      .values(verification="mismatch", speaker_label="bob", speaker_score=0.7))
+                Utterance.__table__.select()
+                .with_only_columns(Utterance.id)
+                .where(
+                    Utterance.session_id == en,
+                    Utterance.participant_id
+                    == s.scalar(
+                        Participant.__table__.select()
+                        .with_only_columns(Participant.id)
+                        .where(Participant.session_id == en, Participant.name == "alice")
+                    ),
+                )
+                .order_by(Utterance.start)
+                .limit(1)
+            )
+            s.execute(
+                update(Utterance).where(Utterance.session_id == en).values(verification="verified", speaker_score=0.8)
+            )
+            s.execute(
+                update(Utterance)
+                .where(Utterance.id == first_alice)
+                .values(verification="mismatch", speaker_label="bob", speaker_score=0.7)
+            )
             for name, uid in (("alice", "u1"), ("bob", "u2")):
-                s.add(Voiceprint(name=name, user_id=uid, model_id="test", model_name="test", dim=2,
-                                 embedding=b"\0" * 8, segments=1, speech_seconds=5.0))
+                s.add(
+                    Voiceprint(
+                        name=name,
+                        user_id=uid,
+                        model_id="test",
+                        model_name="test",
+                        dim=2,
+                        embedding=b"\0" * 8,
+                        segments=1,
+                        speech_seconds=5.0,
+                    )
+                )
         en_detail, zh_detail = get_session(db, en), get_session(db, zh)
-        en2 = copy_call(db, en_detail, guild="G2", title="Book club", started_by="u5",
-                        people={"alice": ("alice", "u1"), "bob": ("carol", "u5")})
-        zh2 = copy_call(db, zh_detail, guild="G2", title="读书会", started_by=None,
-                        people={"李娜": ("李娜", None), "张伟": ("张伟", None)})
-    return Library(path=path, ids={"en_g1": en, "zh_g1": zh, "en_g2": en2, "zh_g2": zh2, "ko_g3": ko},
-                   english_script=[(s, t) for s, _, t in en_script],
-                   mandarin_script=[(s, t) for s, _, t in zh_script],
-                   korean_script=[(s, t) for s, _, t in ko_script])
+        en2 = copy_call(
+            db,
+            en_detail,
+            guild="G2",
+            title="Book club",
+            started_by="u5",
+            people={"alice": ("alice", "u1"), "bob": ("carol", "u5")},
+        )
+        zh2 = copy_call(
+            db,
+            zh_detail,
+            guild="G2",
+            title="读书会",
+            started_by=None,
+            people={"李娜": ("李娜", None), "张伟": ("张伟", None)},
+        )
+    return Library(
+        path=path,
+        ids={"en_g1": en, "zh_g1": zh, "en_g2": en2, "zh_g2": zh2, "ko_g3": ko},
+        english_script=[(s, t) for s, _, t in en_script],
+        mandarin_script=[(s, t) for s, _, t in zh_script],
+        korean_script=[(s, t) for s, _, t in ko_script],
+    )
 
 
 @pytest.fixture

@@ -26,12 +26,24 @@ ATTENDED = {
 GUILD = {"en_g1": "G1", "zh_g1": "G1", "en_g2": "G2", "zh_g2": "G2", "ko_g3": "G3"}
 # Expected visibility for members who are not administrators, per (user, guild).
 MEMBER_SEES = {
-    ("u1", "G1"): {"en_g1"}, ("u1", "G2"): {"en_g2"}, ("u1", "G3"): set(),
-    ("u2", "G1"): {"en_g1", "zh_g1"}, ("u2", "G2"): set(), ("u2", "G3"): set(),
-    ("u3", "G1"): {"zh_g1"}, ("u3", "G2"): set(), ("u3", "G3"): set(),
-    ("u4", "G1"): set(), ("u4", "G2"): set(), ("u4", "G3"): {"ko_g3"},
-    ("u5", "G1"): set(), ("u5", "G2"): {"en_g2"}, ("u5", "G3"): set(),
-    ("u6", "G1"): set(), ("u6", "G2"): set(), ("u6", "G3"): {"ko_g3"},
+    ("u1", "G1"): {"en_g1"},
+    ("u1", "G2"): {"en_g2"},
+    ("u1", "G3"): set(),
+    ("u2", "G1"): {"en_g1", "zh_g1"},
+    ("u2", "G2"): set(),
+    ("u2", "G3"): set(),
+    ("u3", "G1"): {"zh_g1"},
+    ("u3", "G2"): set(),
+    ("u3", "G3"): set(),
+    ("u4", "G1"): set(),
+    ("u4", "G2"): set(),
+    ("u4", "G3"): {"ko_g3"},
+    ("u5", "G1"): set(),
+    ("u5", "G2"): {"en_g2"},
+    ("u5", "G3"): set(),
+    ("u6", "G1"): set(),
+    ("u6", "G2"): set(),
+    ("u6", "G3"): {"ko_g3"},
 }
 ADMIN_SEES = {"G1": {"en_g1", "zh_g1"}, "G2": {"en_g2", "zh_g2"}, "G3": {"ko_g3"}}
 # A word said in each call, to search for.
@@ -89,21 +101,25 @@ def test_titles_and_names_found_by_autocomplete_only_where_visible(ro_db, librar
     assert find_sessions(ro_db, u2, "Book club") == []  # G2's, with u1 and u5 in it
     assert find_sessions(ro_db, Viewer.member("u1", "G2"), "读书会") == []  # u1 was not there
     assert [c.id for c in find_sessions(ro_db, Viewer.member("u1", "G2", is_admin=True), "读书会")] == [
-        library.ids["zh_g2"]]
+        library.ids["zh_g2"]
+    ]
     label = find_sessions(ro_db, u2, str(library.ids["zh_g1"]))[0].label
     assert label.startswith(f"#{library.ids['zh_g1']} ") and "周会" in label and len(label) <= 100
 
 
-@pytest.mark.parametrize(("viewer", "key", "outcome"), [
-    (Viewer.member("u2", "G1"), "en_g1", "forbidden"),  # attended, did not start it
-    (Viewer.member("u1", "G1"), "en_g1", "deleted"),  # started it
-    (Viewer.member("u1", "G2"), "en_g1", "not_found"),  # started it, but asks from another guild
-    (Viewer.member("u3", "G1"), "en_g1", "not_found"),  # not there: not told it exists
-    (Viewer.member("u3", "G1", is_admin=True), "en_g1", "deleted"),  # the guild's administrator
-    (Viewer.member("u1", "G2", is_admin=True), "en_g1", "not_found"),  # another guild's administrator
-    (Viewer.cli_operator(), "zh_g2", "deleted"),
-    (Viewer.member("u5", "G2"), "zh_g2", "not_found"),
-])
+@pytest.mark.parametrize(
+    ("viewer", "key", "outcome"),
+    [
+        (Viewer.member("u2", "G1"), "en_g1", "forbidden"),  # attended, did not start it
+        (Viewer.member("u1", "G1"), "en_g1", "deleted"),  # started it
+        (Viewer.member("u1", "G2"), "en_g1", "not_found"),  # started it, but asks from another guild
+        (Viewer.member("u3", "G1"), "en_g1", "not_found"),  # not there: not told it exists
+        (Viewer.member("u3", "G1", is_admin=True), "en_g1", "deleted"),  # the guild's administrator
+        (Viewer.member("u1", "G2", is_admin=True), "en_g1", "not_found"),  # another guild's administrator
+        (Viewer.cli_operator(), "zh_g2", "deleted"),
+        (Viewer.member("u5", "G2"), "zh_g2", "not_found"),
+    ],
+)
 def test_who_may_delete(lib, library, viewer: Viewer, key: str, outcome: str) -> None:
     sid = library.ids[key]
     assert may_delete(lib, viewer, sid) == {"deleted": "allowed"}.get(outcome, outcome)

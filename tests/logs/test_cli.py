@@ -33,8 +33,10 @@ def test_show_prints_the_transcript_with_marks(capsys, library) -> None:
     assert lines[0].startswith("Weekly sync")
     body = [line for line in lines if re.match(r"\[\d\d:\d\d\.\d\d - ", line)]
     assert len(body) == len(detail.utterances)
-    assert lines[-2:] == ["[00:20.00] (to alice, bob) Ask bob about the reciter",
-                          "[00:25.00] (to bob) Tell alice about the eunuch"]
+    assert lines[-2:] == [
+        "[00:20.00] (to alice, bob) Ask bob about the reciter",
+        "[00:25.00] (to bob) Tell alice about the eunuch",
+    ]
     assert body[0].split("] ", 1)[1] == f"alice ✗: {detail.utterances[0].text}"
     assert body[1].split("] ", 1)[1] == f"bob ✓: {detail.utterances[1].text}"
 
@@ -54,8 +56,9 @@ def test_search_prints_session_speaker_time_and_text(capsys, library) -> None:
 
     code, out, _ = run_cli(capsys, "logs", "search", "reciter", "--limit", "3", "--db", str(library.path))
     assert out.splitlines()[-1] == "-- 1-3 of 4 utterances; --page 2 for more"
-    code, out, _ = run_cli(capsys, "logs", "search", "reciter", "--limit", "3", "--page", "2",
-                           "--db", str(library.path))
+    code, out, _ = run_cli(
+        capsys, "logs", "search", "reciter", "--limit", "3", "--page", "2", "--db", str(library.path)
+    )
     assert len(out.splitlines()) == 2 and out.splitlines()[-1] == "-- 4-4 of 4 utterances"
     code, out, _ = run_cli(capsys, "logs", "search", "zebra", "--db", str(library.path))
     assert (code, out) == (0, "no utterance contains 'zebra'\n")
@@ -67,8 +70,9 @@ def test_search_prints_session_speaker_time_and_text(capsys, library) -> None:
 def test_export_every_format_to_a_file(capsys, library, tmp_path: Path, fmt: str) -> None:
     sid = library.ids["zh_g1"]
     target = tmp_path / f"call.{fmt}"
-    code, out, err = run_cli(capsys, "logs", "export", str(sid), "--format", fmt, "-o", str(target),
-                             "--db", str(library.path))
+    code, out, err = run_cli(
+        capsys, "logs", "export", str(sid), "--format", fmt, "-o", str(target), "--db", str(library.path)
+    )
     assert code == 0 and out == "" and str(target) in err
     data = target.read_bytes()
     assert "通车".encode() in data
@@ -86,8 +90,9 @@ def test_delete_asks_and_needs_a_terminal_or_yes(capsys, lib_path: Path, library
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal
     code, out, err = run_cli(capsys, "logs", "delete", str(sid), "--db", db)
     assert code == 2 and out == ""
-    assert one_error_line(err) == (f"error: refusing to delete session {sid} without confirmation: "
-                                   "pass --yes (standard input is not a terminal)")
+    assert one_error_line(err) == (
+        f"error: refusing to delete session {sid} without confirmation: pass --yes (standard input is not a terminal)"
+    )
     monkeypatch.setattr("sys.stdin", Terminal("n\n"))
     code, out, _ = run_cli(capsys, "logs", "delete", str(sid), "--db", db)
     assert code == 1 and out.endswith("nothing deleted\n") and "[y/N]" in out
@@ -116,8 +121,11 @@ def test_delete_yes(capsys, lib_path: Path, library) -> None:
 
 def test_purge(capsys, lib_path: Path, library, tmp_path: Path, monkeypatch) -> None:
     with open_database(str(lib_path)) as db, db.session() as s, s.begin():
-        s.execute(update(CallSession).where(CallSession.id == library.ids["zh_g1"])
-                  .values(started_at=utcnow() - timedelta(days=10)))
+        s.execute(
+            update(CallSession)
+            .where(CallSession.id == library.ids["zh_g1"])
+            .values(started_at=utcnow() - timedelta(days=10))
+        )
     db_arg = ("--db", str(lib_path))
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     code, _, err = run_cli(capsys, "logs", "purge", "--older-than", "7", *db_arg)
@@ -145,7 +153,9 @@ def test_delete_refuses_a_call_in_progress(capsys, lib_path: Path, library) -> N
         s.execute(update(CallSession).where(CallSession.id == sid).values(status="active"))
     code, out, err = run_cli(capsys, "logs", "delete", str(sid), "--yes", "--db", str(lib_path))
     assert code == 2 and out == ""
-    assert one_error_line(err).startswith(f"error: session {sid} is still being recorded (status active), "
-                                          "nothing deleted: delete it once the call has ended")
+    assert one_error_line(err).startswith(
+        f"error: session {sid} is still being recorded (status active), "
+        "nothing deleted: delete it once the call has ended"
+    )
     with open_database(str(lib_path)) as db:
         assert get_session(db, sid) is not None

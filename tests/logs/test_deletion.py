@@ -47,13 +47,14 @@ def assert_nothing_left(db, path: Path, texts: list[str]) -> None:
     assert texts
     for t in texts:
         assert search(db, OPERATOR, t[:3]).total == 0 or all(
-            h.text != t for h in search(db, OPERATOR, t[:3], page_size=1000).items)
+            h.text != t for h in search(db, OPERATOR, t[:3], page_size=1000).items
+        )
         assert search(db, OPERATOR, f'"{t}"').total == 0
     # The index holds the trigrams of the remaining text and not one more.
     assert index_terms(db) == trigrams_of(db)
     # fts5vocab hides terms that only delete markers cancel; the index's own blocks show
     # them. No trigram of the deleted text that no remaining text has may be in there.
-    gone = {t.lower()[i:i + 3] for t in texts for i in range(len(t) - 2)} - trigrams_of(db)
+    gone = {t.lower()[i : i + 3] for t in texts for i in range(len(t) - 2)} - trigrams_of(db)
     assert gone
     blocks = index_blocks(db)
     assert [g for g in gone if g.encode("utf-8") in blocks] == []
@@ -102,11 +103,17 @@ def test_deleting_an_english_call_with_suggestions(lib, lib_path: Path, library)
 def test_purge_by_age(lib, lib_path: Path, library) -> None:
     old, old_active = library.ids["zh_g1"], library.ids["ko_g3"]
     with lib.session() as s, s.begin():
-        s.execute(update(CallSession).where(CallSession.id.in_([old, old_active]))
-                  .values(started_at=utcnow() - timedelta(days=40)))
+        s.execute(
+            update(CallSession)
+            .where(CallSession.id.in_([old, old_active]))
+            .values(started_at=utcnow() - timedelta(days=40))
+        )
         s.execute(update(CallSession).where(CallSession.id == old_active).values(status="active"))
-        s.execute(update(CallSession).where(CallSession.id == library.ids["en_g1"])
-                  .values(started_at=utcnow() - timedelta(days=29)))
+        s.execute(
+            update(CallSession)
+            .where(CallSession.id == library.ids["en_g1"])
+            .values(started_at=utcnow() - timedelta(days=29))
+        )
     delete_session(lib, OPERATOR, library.ids["zh_g2"])
     texts = unique_texts(lib, old)
     assert len(texts) == 4
@@ -222,8 +229,9 @@ def test_without_secure_delete_the_text_would_survive(tmp_path: Path, library) -
     raw = file_bytes(path)
     assert any(t.encode() in raw for t in texts)
     with sqlite3.connect(path) as check:
-        assert check.execute("SELECT count(*) FROM utterances WHERE session_id = ?",
-                             (library.ids["ko_g3"],)).fetchone() == (0,)
+        assert check.execute(
+            "SELECT count(*) FROM utterances WHERE session_id = ?", (library.ids["ko_g3"],)
+        ).fetchone() == (0,)
 
 
 def test_without_optimizing_the_index_deleted_trigrams_would_remain(lib, library, monkeypatch) -> None:
@@ -258,8 +266,11 @@ def test_retention_worker_purges_at_start_and_then_periodically(lib, library) ->
         assert first.sessions == 1 and get_session(lib, old) is None
         # It keeps going: make another call expire and wait for a run that takes it.
         with lib.session() as s, s.begin():
-            s.execute(update(CallSession).where(CallSession.id == library.ids["en_g2"])
-                      .values(started_at=utcnow() - timedelta(days=31)))
+            s.execute(
+                update(CallSession)
+                .where(CallSession.id == library.ids["en_g2"])
+                .values(started_at=utcnow() - timedelta(days=31))
+            )
         while done.get(timeout=120).sessions == 0:
             pass
         assert get_session(lib, library.ids["en_g2"]) is None

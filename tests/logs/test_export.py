@@ -112,7 +112,8 @@ def test_vtt(ro_db, library, key: str) -> None:
     notes, cues = parse_vtt(export_session(ro_db, OPERATOR, detail.id, "vtt").data)
     assert len(notes) == 1 and detail.title in notes[0]
     assert [(c.start_ms, c.end_ms, voice, said) for c, voice, said in cues] == [
-        (ms(u.start), ms(u.end), u.speaker, one_line(u.text)) for u in detail.utterances]
+        (ms(u.start), ms(u.end), u.speaker, one_line(u.text)) for u in detail.utterances
+    ]
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -147,10 +148,12 @@ def test_txt(ro_db, library, key: str) -> None:
     assert all(body)
     assert [(m[1], m[2], m[3], (m[4] or "").strip(), m[5]) for m in body] == [
         (clock(u.start), clock(u.end), u.speaker, MARKS.get(u.verification or "", ""), one_line(u.text))
-        for u in detail.utterances]
+        for u in detail.utterances
+    ]
     if detail.suggestions:
-        assert lines[lines.index("Suggestions:") + 1:] == [
-            f"[{clock(g.at)}] (to {', '.join(g.recipients)}) {g.text}" for g in detail.suggestions]
+        assert lines[lines.index("Suggestions:") + 1 :] == [
+            f"[{clock(g.at)}] (to {', '.join(g.recipients)}) {g.text}" for g in detail.suggestions
+        ]
 
 
 _MD_LINE = re.compile(r"^- `(\d\d:\d\d\.\d\d)` \*\*(.+?)\*\*( [✓✗?])?: (.*)$")
@@ -163,11 +166,12 @@ def test_md(ro_db, library, key: str) -> None:
     lines = text.splitlines()
     assert lines[0].startswith("# ") and md_unescape(lines[0][2:]).startswith(detail.title)
     start = lines.index("## Transcript") + 2
-    body = lines[start:start + len(detail.utterances)]
+    body = lines[start : start + len(detail.utterances)]
     matches = [_MD_LINE.match(line) for line in body]
     assert all(matches), body
     assert [(m[1], md_unescape(m[2]), (m[3] or "").strip(), md_unescape(m[4])) for m in matches] == [
-        (clock(u.start), u.speaker, MARKS.get(u.verification or "", ""), one_line(u.text)) for u in detail.utterances]
+        (clock(u.start), u.speaker, MARKS.get(u.verification or "", ""), one_line(u.text)) for u in detail.utterances
+    ]
 
 
 NASTY = "a < b && c > d --> e\n\nnext <i>line</i> *not bold* [link](x) `code` | pipe # &amp; 1. \\ 회의 北京"
@@ -190,7 +194,9 @@ def test_markup_in_speech_and_names_is_escaped_everywhere(lib, library) -> None:
     notes, vtt = parse_vtt(render(detail, "vtt").encode())
     assert "-->" not in notes[0]
     assert [(c.start_ms, voice, said) for c, voice, said in vtt] == [
-        (0, "Tom & <Jerry>", "zero length"), (3_600_000, "Tom & <Jerry>", flat)]
+        (0, "Tom & <Jerry>", "zero length"),
+        (3_600_000, "Tom & <Jerry>", flat),
+    ]
     assert "01:00:00.000 --> 01:02:05.500" in render(detail, "vtt")  # rounds to the millisecond
 
     md = render(detail, "md").splitlines()

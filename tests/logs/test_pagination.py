@@ -28,7 +28,7 @@ def test_list_pages(ro_db, library, size: int) -> None:
         seen += [s.id for s in page.items]
     assert seen == sorted(library.ids.values(), reverse=True)  # newest first, each once
     past = list_page(ro_db, OPERATOR, page=pages + 3, page_size=size)
-    assert past.page == pages - 1 and [s.id for s in past.items] == seen[(pages - 1) * size:]
+    assert past.page == pages - 1 and [s.id for s in past.items] == seen[(pages - 1) * size :]
 
 
 def test_member_pages_count_only_visible_calls(ro_db, library) -> None:
@@ -119,8 +119,9 @@ def test_search_pages(ro_db, size: int) -> None:
 @pytest.mark.parametrize(("size", "budget"), [(1, None), (3, None), (20, 250)])
 def test_jump_from_a_search_hit_to_its_transcript_page(ro_db, library, size: int, budget: int | None) -> None:
     for hit in search(ro_db, OPERATOR, "the", page_size=1000).items:
-        tp = show_page(ro_db, OPERATOR, hit.session_id, page=99, page_size=size, max_chars=budget,
-                       at_utterance=hit.utterance_id)
+        tp = show_page(
+            ro_db, OPERATOR, hit.session_id, page=99, page_size=size, max_chars=budget, at_utterance=hit.utterance_id
+        )
         assert hit.utterance_id in [u.id for u in tp.utterances.items]
     # An utterance of another call (or gone) leaves the page asked for.
     other = search(ro_db, OPERATOR, "通车").items[0].utterance_id

@@ -63,20 +63,50 @@ def pg_url():
         port = s.getsockname()[1]
     data = folder / "data"
     try:
-        subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                        "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
-                        "-o", f"-k {folder} -p {port} -c listen_addresses=''", "start"],
-                       check=True, capture_output=True)
-        admin = create_engine(f"postgresql+psycopg://postgres@/postgres?host={folder}&port={port}",
-                              isolation_level="AUTOCOMMIT")
+        subprocess.run(
+            [
+                *run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *run_as,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(folder / "log"),
+                "-o",
+                f"-k {folder} -p {port} -c listen_addresses=''",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        admin = create_engine(
+            f"postgresql+psycopg://postgres@/postgres?host={folder}&port={port}", isolation_level="AUTOCOMMIT"
+        )
         with admin.connect() as conn:
             conn.execute(text("CREATE DATABASE stalk"))
         admin.dispose()
         yield f"postgresql+psycopg://postgres@/stalk?host={folder}&port={port}"
     finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -88,8 +118,9 @@ def pg(pg_url, library):
         for key, sid in sorted(library.ids.items(), key=lambda kv: kv[1]):
             detail = get_session(lite, sid)
             people = {p.name: (p.name, p.user_id) for p in detail.participants}
-            ids[key] = copy_call(db, detail, guild=detail.guild_id, title=detail.title,
-                                 started_by=detail.started_by, people=people)
+            ids[key] = copy_call(
+                db, detail, guild=detail.guild_id, title=detail.title, started_by=detail.started_by, people=people
+            )
     db = open_database(pg_url)
     yield db, ids
     db.close()
@@ -108,7 +139,7 @@ def test_search_matches_the_substring_oracle(pg) -> None:
     db, ids = pg
     rows = [(s.id, u.id, u.text) for s in list_sessions(db, limit=100) for u in get_session(db, s.id).utterances]
     cjk = [t for sid, _, t in rows if sid in (ids["zh_g1"], ids["ko_g3"])]
-    terms = {t[i:i + n].strip() for t in cjk for n in (1, 2, 3, 5) for i in range(0, len(t) - n + 1, 3)}
+    terms = {t[i : i + n].strip() for t in cjk for n in (1, 2, 3, 5) for i in range(0, len(t) - n + 1, 3)}
     words = {w.strip(".,?!") for _, _, t in rows for w in t.split()}
     for term in sorted((terms | words | {"RECITER", "%", "_", "\\", "zebra", "鳄鱼"}) - {""}):
         q = f'"{term}"' if '"' not in term else term
@@ -146,8 +177,10 @@ def test_downgrade_and_upgrade(pg_url, pg) -> None:
     engine = create_engine(pg_url)
     with engine.begin() as conn:
         command.downgrade(alembic_config(connection=conn), "0001")
-        assert conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_utterances_text_trgm'")
-                            ).scalar() == 0
+        assert (
+            conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_utterances_text_trgm'")).scalar()
+            == 0
+        )
     engine.dispose()
     with open_database(pg_url) as again:
         assert search(again, OPERATOR, "법원").total == 1

@@ -45,7 +45,7 @@ def test_every_short_and_long_substring_of_the_cjk_calls_is_found(ro_db, library
     rows = all_rows(ro_db)
     cjk = [t for sid, _, t in rows if sid in (library.ids["zh_g1"], library.ids["ko_g3"])]
     # Substrings of 1 to 5 characters: 1-2 go the LIKE way, 3+ through the trigram index.
-    terms = {t[i:i + n].strip() for t in cjk for n in range(1, 6) for i in range(0, len(t) - n + 1, 2)}
+    terms = {t[i : i + n].strip() for t in cjk for n in range(1, 6) for i in range(0, len(t) - n + 1, 2)}
     terms = {t for t in terms if t and '"' not in t}
     assert len(terms) > 150
     for term in sorted(terms):
@@ -105,7 +105,12 @@ def test_hits_carry_session_speaker_time_spans_and_context(ro_db, library) -> No
     zh = get_session(ro_db, library.ids["zh_g1"])
     (hit,) = search(ro_db, OPERATOR, "通车", session_id=zh.id, context=2).items
     last = zh.utterances[-1]
-    assert (hit.session_id, hit.session_title, hit.utterance_id, hit.speaker) == (zh.id, "周会 · 房地产", last.id, "李娜")
+    assert (hit.session_id, hit.session_title, hit.utterance_id, hit.speaker) == (
+        zh.id,
+        "周会 · 房地产",
+        last.id,
+        "李娜",
+    )
     assert (hit.start, hit.end, hit.text) == (last.start, last.end, last.text)
     assert hit.session_started_at == zh.started_at
     assert [hit.text[a:b] for a, b in hit.spans] == ["通车"]
@@ -146,7 +151,7 @@ def trigrams_of(db) -> set[str]:
     """The trigrams of every stored utterance, folded as the tokenizer folds them."""
     with db.session() as s:
         texts = [t for (t,) in s.execute(text("SELECT text FROM utterances"))]
-    return {t.lower()[i:i + 3] for t in texts for i in range(len(t) - 2)}
+    return {t.lower()[i : i + 3] for t in texts for i in range(len(t) - 2)}
 
 
 def test_index_holds_exactly_the_stored_text(ro_db) -> None:
@@ -158,13 +163,22 @@ def test_migration_indexes_existing_rows_and_downgrades_cleanly(tmp_path) -> Non
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), "0001")
-        conn.execute(text("INSERT INTO sessions (id, source, status, guild_id, started_at) "
-                          "VALUES (7, 'discord', 'completed', 'G1', '2026-01-02 03:04:05.000000')"))
-        conn.execute(text("INSERT INTO participants (id, session_id, name, user_id, joined_at) "
-                          "VALUES (1, 7, '민수', 'u1', 0)"))
-        conn.execute(text('INSERT INTO utterances (session_id, participant_id, start, "end", transcribed_at, '
-                          "created_at, text) VALUES (7, 1, 1.0, 2.0, 2.5, '2026-01-02 03:04:07.000000', "
-                          "'안녕하세요 我们去北京')"))
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, source, status, guild_id, started_at) "
+                "VALUES (7, 'discord', 'completed', 'G1', '2026-01-02 03:04:05.000000')"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO participants (id, session_id, name, user_id, joined_at) VALUES (1, 7, '민수', 'u1', 0)")
+        )
+        conn.execute(
+            text(
+                'INSERT INTO utterances (session_id, participant_id, start, "end", transcribed_at, '
+                "created_at, text) VALUES (7, 1, 1.0, 2.0, 2.5, '2026-01-02 03:04:07.000000', "
+                "'안녕하세요 我们去北京')"
+            )
+        )
     engine.dispose()
     with open_database(str(path)) as db:  # migrates to head
         assert found(db, "北京") == found(db, "안녕하세요") == found(db, "我们去北") == {1}
@@ -196,4 +210,5 @@ def test_schema_comparison_skips_exactly_the_index_tables(ro_db) -> None:
         diffs = compare_metadata(ctx, Base.metadata)
     assert diffs and all(d[0] == "remove_table" for d in diffs)
     assert {d[1].name for d in diffs} == {n for n in OUTSIDE_MODELS if n.startswith(FTS_TABLE)} - {
-        f"{FTS_TABLE}_content"}  # external content: FTS5 makes no _content table
+        f"{FTS_TABLE}_content"
+    }  # external content: FTS5 makes no _content table

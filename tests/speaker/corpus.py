@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -23,12 +23,12 @@ class Utt:
         return len(self.audio) / RATE
 
 
-@lru_cache(maxsize=None)
+@cache
 def librispeech() -> dict[str, list[Utt]]:
     return {spk: [Utt(f"ls-{spk}", f.stem, load16k(f)) for f in librispeech_files(spk)] for spk in LIBRISPEECH}
 
 
-@lru_cache(maxsize=None)
+@cache
 def others() -> dict[str, list[Utt]]:
     """speechbrain's and Picovoice's sample speakers (short and few utterances)."""
     out: dict[str, list[Utt]] = {}

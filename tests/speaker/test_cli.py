@@ -80,8 +80,9 @@ def test_failed_enrolment_keeps_the_old_voiceprint(tmp_path, capsys):
         "more than one voice": _files("1688", 0) + _files("2414", 2),
         "no such file": [str(tmp_path / "missing.wav")],
     }
-    silent = write_wav(tmp_path / "hiss.wav", (np.random.default_rng(1).standard_normal(16000 * 12) * 3e-3)
-                       .astype(np.float32))
+    silent = write_wav(
+        tmp_path / "hiss.wav", (np.random.default_rng(1).standard_normal(16000 * 12) * 3e-3).astype(np.float32)
+    )
     cases["no speech heard"] = [str(silent)]
     for needle, files in cases.items():
         code, out, err = run_cli(capsys, "enroll", "--db", db, "alice", *files)

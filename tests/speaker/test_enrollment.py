@@ -79,6 +79,6 @@ def test_several_voices(speaker_model, vad):
 def test_every_speaker_of_the_shared_data_passes_its_own_enrolment(speaker_model, vad):
     """The one-voice gate must not reject real single speakers (all six LibriSpeech readers,
     and Picovoice's enrolment speaker)."""
-    for spk, utts in librispeech().items():
+    for utts in librispeech().values():
         enroll(speaker_model, [u.audio for u in utts[:4]], vad=vad)
     enroll(speaker_model, [u.audio for u in others()["pv-speaker_1"]], vad=vad)

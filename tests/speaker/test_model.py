@@ -18,8 +18,14 @@ from tests.speaker.corpus import librispeech, others
 
 def test_front_end_comes_from_the_model_metadata(speaker_model):
     fe = speaker_model.frontend
-    assert (fe.num_mel_bins, fe.frame_length_ms, fe.frame_shift_ms, fe.window_type, fe.waveform_scale, fe.cmn) == \
-        (80, 25.0, 10.0, "hamming", 32768.0, True)
+    assert (fe.num_mel_bins, fe.frame_length_ms, fe.frame_shift_ms, fe.window_type, fe.waveform_scale, fe.cmn) == (
+        80,
+        25.0,
+        10.0,
+        "hamming",
+        32768.0,
+        True,
+    )
     assert speaker_model.info.dim == 192
     feats = fe.features(librispeech()["1688"][0].audio[:16000])
     assert feats.shape == (98, 80)
@@ -30,8 +36,9 @@ def test_front_end_falls_back_to_config_where_metadata_is_silent(config):
     from bot.speaker.frontend import FrontEnd
 
     cfg = config.replace("speaker", num_mel_bins=64, frame_shift_ms=12.0).speaker
-    default = FrontEnd(num_mel_bins=cfg.num_mel_bins, frame_length_ms=cfg.frame_length_ms,
-                       frame_shift_ms=cfg.frame_shift_ms)
+    default = FrontEnd(
+        num_mel_bins=cfg.num_mel_bins, frame_length_ms=cfg.frame_length_ms, frame_shift_ms=cfg.frame_shift_ms
+    )
     fe = FrontEnd.from_metadata({"frame_shift_ms": "10", "cmn": "none"}, default)
     assert (fe.num_mel_bins, fe.frame_length_ms, fe.frame_shift_ms, fe.cmn) == (64, 25.0, 10.0, False)
     assert fe.features(librispeech()["1688"][0].audio[:16000]).shape == (98, 64)
@@ -44,7 +51,7 @@ def test_same_speaker_scores_above_different_speakers(speaker_model):
         assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     same = [float(x) for e in embs.values() for x in (e @ e.T)[np.triu_indices(4, 1)]]
     spks = list(embs)
-    diff = [float(x) for i, a in enumerate(spks) for b in spks[i + 1:] for x in (embs[a] @ embs[b].T).ravel()]
+    diff = [float(x) for i, a in enumerate(spks) for b in spks[i + 1 :] for x in (embs[a] @ embs[b].T).ravel()]
     assert min(same) > max(diff)
     assert np.mean(same) > 0.6 and np.mean(diff) < 0.3
     # The short speechbrain and Picovoice samples too.

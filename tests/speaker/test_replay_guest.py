@@ -42,14 +42,32 @@ def guest_call(tmp_path_factory, tiny_en):
         for name, files in (("alice", A[:2]), ("bob", B[:2]), ("dave", D[1:3])):
             vp = enroll(model, [load16k(f) for f in files]).voiceprint(name)
             save_voiceprint(db, vp)
-    script = [("alice", A[2], "own"), ("bob", B[2], "own"), ("alice", A[3], "own"), ("alice", C[0], "guest"),
-              ("alice", C[1], "guest"), ("bob", B[3], "own"), ("bob", D[4], "dave"), ("alice", A[4], "own"),
-              ("bob", B[4], "own"), ("alice", A[5], "own")]
+    script = [
+        ("alice", A[2], "own"),
+        ("bob", B[2], "own"),
+        ("alice", A[3], "own"),
+        ("alice", C[0], "guest"),
+        ("alice", C[1], "guest"),
+        ("bob", B[3], "own"),
+        ("bob", D[4], "dave"),
+        ("alice", A[4], "own"),
+        ("bob", B[4], "own"),
+        ("alice", A[5], "own"),
+    ]
     paths, placed = build_call(tmp, script)
     out, segs = io.StringIO(), Segments()
     config = load_config(None, env={})
-    summary = replay(config, [Track(n, str(p)) for n, p in paths.items()], db_url=db_url, speed=0, language="en",
-                     out=out, transcriber=tiny_en, speaker_model=model, listeners=[segs])
+    summary = replay(
+        config,
+        [Track(n, str(p)) for n, p in paths.items()],
+        db_url=db_url,
+        speed=0,
+        language="en",
+        out=out,
+        transcriber=tiny_en,
+        speaker_model=model,
+        listeners=[segs],
+    )
     with open_database(db_url) as db:
         export = session_to_json(get_session(db, summary.session_id))
     return placed, export, out.getvalue(), segs
@@ -93,7 +111,7 @@ def test_short_utterances_are_unknown(guest_call):
 def test_every_accepted_segment_reaches_listeners(guest_call):
     _, export, _, segs = guest_call
     assert len(segs.got) >= len(export["utterances"])
-    for name, start, end, audio in segs.got:
+    for _name, start, end, audio in segs.got:
         assert audio.dtype == np.float32 and abs(len(audio) - (end - start) * 16000) <= 1
         assert float(np.abs(audio).max()) > 0.01
     spoken = {(u["speaker"], round(u["start"], 2)) for u in export["utterances"]}
@@ -105,12 +123,21 @@ def test_replay_refuses_a_voiceprint_of_another_model(tmp_path, tiny_en, speaker
 
     db_url = str(tmp_path / "x.db")
     with open_database(db_url) as db:
-        save_voiceprint(db, VoiceprintData("alice", "e" * 64, "other-model", np.ones(192, np.float32) / 192 ** 0.5,
-                                           3, 12.0))
+        save_voiceprint(
+            db, VoiceprintData("alice", "e" * 64, "other-model", np.ones(192, np.float32) / 192**0.5, 3, 12.0)
+        )
     paths, _ = build_call(tmp_path, [("alice", librispeech_files("1688")[2], "")])
     with pytest.raises(StalkError, match="made with speaker model other-model"):
-        replay(load_config(None, env={}), [Track("alice", str(paths["alice"]))], db_url=db_url, speed=0,
-               language="en", out=io.StringIO(), transcriber=tiny_en, speaker_model=speaker_model)
+        replay(
+            load_config(None, env={}),
+            [Track("alice", str(paths["alice"]))],
+            db_url=db_url,
+            speed=0,
+            language="en",
+            out=io.StringIO(),
+            transcriber=tiny_en,
+            speaker_model=speaker_model,
+        )
     with open_database(db_url) as db:
         from storage import list_sessions
 
@@ -140,12 +167,22 @@ def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_m
     paths, _ = build_call(tmp_path, [("alice", weak, ""), ("alice", files[5], "")], gap=2.0)
     listener = Verdicts()
     out = io.StringIO()
-    summary = replay(load_config(None, env={}), [Track("alice", str(paths["alice"]))], db_url=db_url, speed=0,
-                     language="en", out=out, transcriber=tiny_en, speaker_model=speaker_model, listeners=[listener])
+    summary = replay(
+        load_config(None, env={}),
+        [Track("alice", str(paths["alice"]))],
+        db_url=db_url,
+        speed=0,
+        language="en",
+        out=out,
+        transcriber=tiny_en,
+        speaker_model=speaker_model,
+        listeners=[listener],
+    )
     with open_database(db_url) as db:
         utts = session_to_json(get_session(db, summary.session_id))["utterances"]
-    assert len(utts) == 2 and all(u["verification"] == "verified" for u in utts), \
-        [(u["start"], u["end"], u["speaker_score"], u["verification"]) for u in utts]
+    assert len(utts) == 2 and all(u["verification"] == "verified" for u in utts), [
+        (u["start"], u["end"], u["speaker_score"], u["verification"]) for u in utts
+    ]
     assert utts[0]["speaker_score"] < 0.533  # verified on its neighbour's evidence, not its own score
     assert [(n, v.verification) for n, _, v in listener.revised] == [("alice", "verified")]
     assert "verdict revised:  [voice ok" in out.getvalue()
@@ -164,8 +201,16 @@ def test_enrolment_from_live_speech(tmp_path, tiny_en, speaker_model):
     progress = []
     live = LiveEnrollment(speaker_model, "bob", needed=10.0, on_progress=lambda s, n: progress.append((s, n)))
     too_early = LiveEnrollment(speaker_model, "alice", needed=10.0)
-    replay(load_config(None, env={}), [Track(n, str(p)) for n, p in paths.items()], db_url=str(tmp_path / "l.db"),
-           speed=0, language="en", out=io.StringIO(), transcriber=tiny_en, listeners=[live, too_early])
+    replay(
+        load_config(None, env={}),
+        [Track(n, str(p)) for n, p in paths.items()],
+        db_url=str(tmp_path / "l.db"),
+        speed=0,
+        language="en",
+        out=io.StringIO(),
+        transcriber=tiny_en,
+        listeners=[live, too_early],
+    )
     assert live.enough and progress[-1][0] == live.speech_seconds >= 10.0 and progress[-1][1] == 10.0
     assert [p for p, _ in progress] == sorted(p for p, _ in progress)
     result = live.finish()

@@ -46,15 +46,38 @@ def test_verdicts_are_stored_revised_and_exported(tmp_path):
         rec = CallRecorder(db)
         sid = rec.start_session(NewSession(source="replay", title="t"))
         pid = rec.add_participant(sid, "alice")
-        uid = rec.add_utterance(UtteranceRecord(session_id=sid, participant_id=pid, start=1.0, end=3.0,
-                                                transcribed_at=4.0, text="hello", speaker_score=0.31,
-                                                verification="mismatch", speaker_label="guest on alice's mic"))
-        rec.add_utterance(UtteranceRecord(session_id=sid, participant_id=pid, start=4.0, end=4.5, transcribed_at=5.0,
-                                          text="ok", verification="unknown"))
+        uid = rec.add_utterance(
+            UtteranceRecord(
+                session_id=sid,
+                participant_id=pid,
+                start=1.0,
+                end=3.0,
+                transcribed_at=4.0,
+                text="hello",
+                speaker_score=0.31,
+                verification="mismatch",
+                speaker_label="guest on alice's mic",
+            )
+        )
+        rec.add_utterance(
+            UtteranceRecord(
+                session_id=sid,
+                participant_id=pid,
+                start=4.0,
+                end=4.5,
+                transcribed_at=5.0,
+                text="ok",
+                verification="unknown",
+            )
+        )
         rec.finish_session(sid, "completed", duration=6.0)
         first, second = session_to_json(get_session(db, sid))["utterances"]
-        assert (first["verified"], first["verification"], first["speaker_label"], first["speaker_score"]) == \
-            (False, "mismatch", "guest on alice's mic", 0.31)
+        assert (first["verified"], first["verification"], first["speaker_label"], first["speaker_score"]) == (
+            False,
+            "mismatch",
+            "guest on alice's mic",
+            0.31,
+        )
         assert second["verified"] is None and second["verification"] == "unknown"
         rec.update_verification(uid, 0.31, "verified", None)
         first = session_to_json(get_session(db, sid))["utterances"][0]

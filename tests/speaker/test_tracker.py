@@ -12,8 +12,10 @@ from tests.speaker.corpus import librispeech
 @pytest.fixture(scope="module")
 def voices(speaker_model, vad):
     ls = librispeech()
-    vp = {spk: enroll(speaker_model, [u.audio for u in ls[spk][:3]], vad=vad, min_speech=8).embedding
-          for spk in ("1688", "2414", "2609")}
+    vp = {
+        spk: enroll(speaker_model, [u.audio for u in ls[spk][:3]], vad=vad, min_speech=8).embedding
+        for spk in ("1688", "2414", "2609")
+    }
     emb = lambda spk, i, lo=0, hi=None: speaker_model.embed(ls[spk][i].audio[lo:hi])  # noqa: E731
     return vp, emb
 
@@ -42,8 +44,13 @@ def test_a_guest_does_not_borrow_the_owners_evidence(voices):
     guest2, _ = tracker.add(11, 15, emb("2609", 5))
     dave, _ = tracker.add(16, 20, emb("2414", 5))
     owner2, _ = tracker.add(21, 25, emb("1688", 6))
-    assert [i.verdict.verification for i in tracker.items] == \
-        ["verified", "mismatch", "mismatch", "mismatch", "verified"]
+    assert [i.verdict.verification for i in tracker.items] == [
+        "verified",
+        "mismatch",
+        "mismatch",
+        "mismatch",
+        "verified",
+    ]
     assert guest1.verdict.label == guest2.verdict.label == "guest on alice's mic"
     assert dave.verdict.label == "dave"
     assert owner1.verdict.label is None and owner2.verdict.label is None

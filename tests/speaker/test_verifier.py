@@ -14,8 +14,9 @@ from tests.speaker.corpus import librispeech
 @pytest.fixture(scope="module")
 def prints(speaker_model, vad):
     ls = librispeech()
-    return {spk: enroll(speaker_model, [u.audio for u in ls[spk][:3]], vad=vad, min_speech=8)
-            for spk in ("1688", "2414")}
+    return {
+        spk: enroll(speaker_model, [u.audio for u in ls[spk][:3]], vad=vad, min_speech=8) for spk in ("1688", "2414")
+    }
 
 
 def test_bound_by_user_id_before_name(speaker_model, prints):

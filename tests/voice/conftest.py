@@ -10,9 +10,9 @@ import asyncio
 import sys
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 import pytest
@@ -113,7 +113,7 @@ def similarity(got: np.ndarray, ref: np.ndarray, max_lag: int = 0) -> float:
 class Call:
     server: VoiceServerDouble
     discord: FakeDiscord
-    vc: "object"  # ReceivingVoiceClient; typed loosely to keep discord imports local
+    vc: object  # ReceivingVoiceClient; typed loosely to keep discord imports local
     sink: Collector
     users: list[int]
     epoch: float
@@ -158,14 +158,18 @@ async def make_call(tls: TlsPair) -> AsyncIterator[CallFactory]:
 
     calls: list[Call] = []
 
-    async def factory(*, members: int = 2, dave: bool = True, opted_out: tuple[int, ...] = (), listen: bool = True) -> Call:
+    async def factory(
+        *, members: int = 2, dave: bool = True, opted_out: tuple[int, ...] = (), listen: bool = True
+    ) -> Call:
         guild_id, channel_id, bot_id = snowflake(), snowflake(), snowflake()
         server = VoiceServerDouble(tls, guild_id=guild_id, channel_id=channel_id, token="voice-token", dave=dave)
         await server.start()
         users = [snowflake() for _ in range(members)]
         for i, uid in enumerate(users):
             await server.add_member(uid, via_client_connect=bool(i % 2))
-        fake = await fake_discord(tls, VoiceRoute(server.endpoint, "voice-token"), guild_id=guild_id, channel_id=channel_id, bot_id=bot_id)
+        fake = await fake_discord(
+            tls, VoiceRoute(server.endpoint, "voice-token"), guild_id=guild_id, channel_id=channel_id, bot_id=bot_id
+        )
         vc = await fake.channel.connect(cls=ReceivingVoiceClient, timeout=15.0, self_deaf=False)
         sink = Collector()
         loop = asyncio.get_running_loop()

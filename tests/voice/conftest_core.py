@@ -276,10 +276,12 @@ class LocalExternalSender:
             content = (
                 _mls_opaque(channel_id.to_bytes(8, "big"))  # DAVE: group id = channel id
                 + epoch.to_bytes(8, "big")
-                + bytes([2]) + (0).to_bytes(4, "big")  # sender: external, index 0
+                + bytes([2])
+                + (0).to_bytes(4, "big")  # sender: external, index 0
                 + _mls_opaque(b"")  # authenticated_data
                 + bytes([2])  # content type: proposal
-                + (1).to_bytes(2, "big") + kp  # Add(key_package)
+                + (1).to_bytes(2, "big")
+                + kp  # Add(key_package)
             )
             head = (1).to_bytes(2, "big") + (1).to_bytes(2, "big")  # mls10, public_message
             tbs = head + content  # external senders sign no group context
@@ -314,7 +316,9 @@ class LocalDaveGroup:
         proposals = self.es.add_proposals(self.channel_id, c.epoch or 0, [kp])
         # Every member gets the proposals (a commit can only reference proposals its
         # receivers hold); each would commit, the server keeps the first commit it gets.
-        results = {uid: m.process_proposals(davey.ProposalsOperationType.append, proposals) for uid, m in self.members.items()}
+        results = {
+            uid: m.process_proposals(davey.ProposalsOperationType.append, proposals) for uid, m in self.members.items()
+        }
         cw = results[next(uid for uid, m in self.members.items() if m is c)]
         for member in self.members.values():
             member.process_commit(cw.commit)

@@ -59,7 +59,16 @@ async def test_double_refuses_a_client_without_dave(tls) -> None:
                 hello = await asyncio.wait_for(ws.receive_json(), 5)
                 assert hello["op"] == 8
                 await ws.send_json(
-                    {"op": 0, "d": {"server_id": str(server.guild_id), "user_id": "1", "session_id": "s", "token": "t", "max_dave_protocol_version": 0}}
+                    {
+                        "op": 0,
+                        "d": {
+                            "server_id": str(server.guild_id),
+                            "user_id": "1",
+                            "session_id": "s",
+                            "token": "t",
+                            "max_dave_protocol_version": 0,
+                        },
+                    }
                 )
                 msg = await asyncio.wait_for(ws.receive(), 5)
                 assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4017

@@ -118,7 +118,6 @@ async def test_transport_only_call_without_dave(make_call, speech) -> None:
     assert vc.receive_stats()[a].decrypt_failures == 0
 
 
-
 async def _two_spurts(call, speech, *, contiguous: bool) -> None:
     (a,) = call.users
     first = await call.server.stream(a, speech["a"], contiguous_timestamps=contiguous)

@@ -60,7 +60,10 @@ def test_two_lost_packets_only_the_second_gets_fec() -> None:
         jb.insert(i, i * F, bytes([i]), F, arrival=i * DT)
     out = jb.pop_due(1.0)
     assert [(p.sequence, p.lost, p.fec_source) for p in out] == [
-        (0, False, None), (1, True, None), (2, True, b"\x03"), (3, False, None)
+        (0, False, None),
+        (1, True, None),
+        (2, True, b"\x03"),
+        (3, False, None),
     ]
 
 
@@ -228,9 +231,7 @@ def test_network_stall_mid_speech_keeps_the_timestamps_timing() -> None:
     silence; the burst re-anchors at once on its least-delayed packets."""
     jb = make()
     out = []
-    arrivals = sorted(
-        (0.005 + i * DT if not 20 <= i < 30 else 20 * DT + 0.2 + 0.0001 * (i - 20), i) for i in range(40)
-    )
+    arrivals = sorted((0.005 + i * DT if not 20 <= i < 30 else 20 * DT + 0.2 + 0.0001 * (i - 20), i) for i in range(40))
     t = 0.0
     k = 0
     while t < 2.0:

@@ -21,7 +21,7 @@ import pytest
 
 from bot.voice import AudioReceiver
 from bot.voice.opus import OpusStreamDecoder
-from bot.voice.transport import AES256_GCM, XCHACHA20, AesGcmCipher, XChaChaCipher, make_cipher
+from bot.voice.transport import AES256_GCM, XCHACHA20, XChaChaCipher, make_cipher
 from tests.voice.conftest_core import (
     FRAME,
     SR,

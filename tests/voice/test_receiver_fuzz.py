@@ -23,7 +23,9 @@ def test_fuzz_no_escape_and_counters_add_up() -> None:
     rng = random.Random(20251121)
     packets = encode_opus(load_speech(speech_file("2414", 0), 2.0))
     cipher = make_cipher(XCHACHA20, KEY)
-    senders = {ssrc: DiscordSender(ssrc, make_cipher(XCHACHA20, KEY), seq=rng.randrange(65536)) for ssrc in (1, 2, 3, 4, 5)}
+    senders = {
+        ssrc: DiscordSender(ssrc, make_cipher(XCHACHA20, KEY), seq=rng.randrange(65536)) for ssrc in (1, 2, 3, 4, 5)
+    }
     clock = FakeClock(0.0)
     col = Collected()
     rx = AudioReceiver(col, epoch=0.0, clock=clock, unmapped_hold=0.5, opted_out=[300])
@@ -99,8 +101,18 @@ def test_fuzz_no_escape_and_counters_add_up() -> None:
     frames = sum(len(v) for v in col.frames.values())
     assert frames == sum(s.played + s.concealed + s.decode_failures for s in users.values() if s is not users.get(300))
     # every path was exercised, so the sums above are not vacuous
-    for name in ("accepted", "played", "late", "duplicates", "decrypt_failures", "parse_failures", "lost",
-                 "decode_failures", "discarded", "concealed"):
+    for name in (
+        "accepted",
+        "played",
+        "late",
+        "duplicates",
+        "decrypt_failures",
+        "parse_failures",
+        "lost",
+        "decode_failures",
+        "discarded",
+        "concealed",
+    ):
         assert sum(getattr(s, name) for s in users.values()) > 0, name
     assert users[300].dropped_opted_out > 0 and users[300].accepted == 0
     assert users[200].dropped_opted_out > 0

@@ -39,9 +39,7 @@ def upgrade() -> None:
         sa.Column("ended_at", UTC_DATETIME, nullable=True),
         sa.Column("duration", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_sessions"),
-        sa.CheckConstraint(
-            "status IN ('active', 'completed', 'failed', 'interrupted')", name="ck_sessions_status"
-        ),
+        sa.CheckConstraint("status IN ('active', 'completed', 'failed', 'interrupted')", name="ck_sessions_status"),
         sa.CheckConstraint("source IN ('replay', 'discord')", name="ck_sessions_source"),
     )
     op.create_index("ix_sessions_status", "sessions", ["status"])
@@ -84,8 +82,10 @@ def upgrade() -> None:
             ["session_id"], ["sessions.id"], name="fk_utterances_session_id_sessions", ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["participant_id"], ["participants.id"],
-            name="fk_utterances_participant_id_participants", ondelete="CASCADE",
+            ["participant_id"],
+            ["participants.id"],
+            name="fk_utterances_participant_id_participants",
+            ondelete="CASCADE",
         ),
         sa.CheckConstraint('"end" >= start', name="ck_utterances_time_order"),
         sa.CheckConstraint(

@@ -64,7 +64,9 @@ class MainGatewayStandIn:
     async def voice_state(
         self, guild_id: int, channel_id: int | None, self_mute: bool = False, self_deaf: bool = False
     ) -> None:
-        self.sent.append({"guild_id": guild_id, "channel_id": channel_id, "self_mute": self_mute, "self_deaf": self_deaf})
+        self.sent.append(
+            {"guild_id": guild_id, "channel_id": channel_id, "self_mute": self_mute, "self_deaf": self_deaf}
+        )
         asyncio.get_running_loop().call_later(self.reply_delay, self._answer, channel_id, self_mute, self_deaf)
 
     def _answer(self, channel_id: int | None, self_mute: bool, self_deaf: bool) -> None:
@@ -164,8 +166,27 @@ async def fake_discord(tls: TlsPair, route: VoiceRoute, *, guild_id: int, channe
         "emojis": [],
         "features": [],
         "member_count": 1,
-        "members": [{"user": bot_user, "roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0}],
-        "channels": [{"id": str(channel_id), "type": 2, "name": "call", "position": 0, "bitrate": 64000, "user_limit": 0, "permission_overwrites": []}],
+        "members": [
+            {
+                "user": bot_user,
+                "roles": [],
+                "joined_at": "2025-01-01T00:00:00+00:00",
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            }
+        ],
+        "channels": [
+            {
+                "id": str(channel_id),
+                "type": 2,
+                "name": "call",
+                "position": 0,
+                "bitrate": 64000,
+                "user_limit": 0,
+                "permission_overwrites": [],
+            }
+        ],
         "voice_states": [],
     }
     guild = state._add_guild_from_data(guild_payload)

@@ -62,11 +62,8 @@ def encode(pcm: np.ndarray, *, bitrate_kbps: int = 64) -> EncodedSpeech:
     frames = pcm.shape[0] // FRAME_SAMPLES
     pcm = np.ascontiguousarray(pcm[: frames * FRAME_SAMPLES])
     packets = [
-        encoder.encode(pcm[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES].tobytes(), FRAME_SAMPLES)
-        for i in range(frames)
+        encoder.encode(pcm[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES].tobytes(), FRAME_SAMPLES) for i in range(frames)
     ]
     decoder = opus.Decoder()
-    reference = np.concatenate(
-        [np.frombuffer(decoder.decode(p), dtype=np.int16).reshape(-1, 2) for p in packets]
-    )
+    reference = np.concatenate([np.frombuffer(decoder.decode(p), dtype=np.int16).reshape(-1, 2) for p in packets])
     return EncodedSpeech(pcm=pcm, packets=packets, reference=reference)
