@@ -21,6 +21,10 @@ class CallClock(Protocol):
 
     def now(self) -> float: ...
 
+    def advance(self, t: float) -> None: ...
+
+    def wait_until(self, t: float, timeout: float) -> bool: ...
+
 
 class WallClock:
     """Real time since ``start``, scaled by ``speed`` (a replay at 2x runs twice as fast)."""
@@ -36,6 +40,15 @@ class WallClock:
 
     def wall_for(self, call_seconds: float) -> float:
         return call_seconds / self.speed
+
+    def advance(self, t: float) -> None:
+        """Wall time moves on by itself; a source's position does not set it."""
+
+    def wait_until(self, t: float, timeout: float) -> bool:
+        wait = min(self.wall_for(t - self.now()), timeout)
+        if wait > 0:
+            time.sleep(wait)
+        return self.now() >= t
 
 
 class VirtualClock:

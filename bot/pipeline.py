@@ -443,6 +443,7 @@ class CallPipeline:
             return self._store_locked(record)
 
     def _store_locked(self, record: UtteranceRecord) -> int | None:
+        assert self.recorder is not None  # only called for a call that records
         with self._lock:
             backlog, self._unsaved = self._unsaved, []
         try:

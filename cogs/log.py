@@ -213,7 +213,9 @@ class SearchPager(Pager):
     ) -> None:
         self.cog = cog
         self.viewer = viewer
-        self.jump = discord.ui.Select(custom_id="log:jump", placeholder="Open the call at a hit…")
+        self.jump: discord.ui.Select[SearchPager] = discord.ui.Select(
+            custom_id="log:jump", placeholder="Open the call at a hit…"
+        )
         self.jump.callback = self._jump  # type: ignore[method-assign]
         super().__init__(owner_id, render, page, timeout=timeout)
         self._fill(page)

@@ -6,9 +6,9 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, CursorResult, Engine, Result, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -222,3 +222,8 @@ def describe_error(exc: DBAPIError, label: str) -> StorageError:
             "check that its directory exists and is writable, or choose another location with --db",
         )
     return StorageError(f"database {label} failed: {exc.orig}", "check the --db value and the file")
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (``Session.execute`` is typed as returning a plain Result)."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.access import Viewer, deletable, visible
-from storage.db import Database
+from storage.db import Database, rowcount
 from storage.models import CallSession, Participant, Suggestion, Utterance, Voiceprint
 from storage.search import optimize_index
 
@@ -92,7 +92,7 @@ def delete_sessions(db: Database, session_ids: list[int]) -> tuple[int, int, int
 
 
 def _counts(s: Session, ids: list[int]) -> tuple[int, int, int]:
-    def count(model: type) -> int:
+    def count(model: type[Utterance] | type[Suggestion] | type[Participant]) -> int:
         return int(s.scalar(select(func.count()).select_from(model).where(model.session_id.in_(ids))) or 0)
 
     return count(Utterance), count(Suggestion), count(Participant)
@@ -110,7 +110,9 @@ def scrub_file(db: Database) -> FileCleanup:
         return FileCleanup(complete=True)
     raw = db.engine.raw_connection()
     try:
-        busy, _, _ = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        driver = raw.driver_connection
+        assert driver is not None  # a pooled connection that was just checked out
+        busy, _, _ = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     finally:
         raw.close()
     if busy:
@@ -161,11 +163,13 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
         )
         labels = 0
         if print_names:
-            labels = s.execute(
-                update(Utterance)
-                .where(Utterance.speaker_label.in_(print_names))
-                .values(speaker_label=None, speaker_score=None)
-            ).rowcount
+            labels = rowcount(
+                s.execute(
+                    update(Utterance)
+                    .where(Utterance.speaker_label.in_(print_names))
+                    .values(speaker_label=None, speaker_score=None)
+                )
+            )
         deleted_sugg = readdressed = 0
         for g in s.scalars(select(Suggestion).where(Suggestion.session_id.in_(session_ids))):
             names = names_by_session.get(g.session_id, set())
@@ -194,7 +198,7 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
         ]
         if empty:
             s.execute(delete(CallSession).where(CallSession.id.in_(empty)))
-        unowned = s.execute(update(CallSession).where(CallSession.started_by == uid).values(started_by=None)).rowcount
+        unowned = rowcount(s.execute(update(CallSession).where(CallSession.started_by == uid).values(started_by=None)))
         s.execute(delete(Voiceprint).where(Voiceprint.user_id == uid))
         _optimize(s)
     return Forgotten(

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.errors import StorageError
-from storage.db import Database, is_locked_error
+from storage.db import Database, is_locked_error, rowcount
 from storage.models import (
     FINAL_STATUSES,
     SESSION_SOURCES,
@@ -88,7 +88,7 @@ class CallRecorder:
     def participant_left(self, participant_id: int, left_at: float) -> None:
         def write(s: Session) -> None:
             done = s.execute(update(Participant).where(Participant.id == participant_id).values(left_at=left_at))
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 raise ValueError(f"no participant {participant_id}")
 
         self._write("recording a participant leaving", write)
@@ -140,7 +140,7 @@ class CallRecorder:
                 .where(Utterance.id == utterance_id)
                 .values(speaker_score=speaker_score, verification=verification, speaker_label=speaker_label)
             )
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 raise ValueError(f"no utterance {utterance_id}")
 
         self._write("revising a speaker verdict", write)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, select, table
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, select, table
 from sqlalchemy.orm import Session
 
 from bot.errors import StalkError
@@ -95,7 +96,7 @@ def _fts_match(terms: list[str]) -> str:
 def _conditions(dialect: str, terms: list[str]) -> list[ColumnElement[bool]]:
     if dialect == "postgresql":
         return [Utterance.text.ilike("%" + like_escape(t) + "%", escape="\\") for t in terms]
-    like = [
+    like: list[ColumnElement[bool]] = [
         Utterance.text.like("%" + like_escape(t) + "%", escape="\\")
         for t in terms
         if dialect != "sqlite" or len(t) < TRIGRAM
@@ -106,7 +107,7 @@ def _conditions(dialect: str, terms: list[str]) -> list[ColumnElement[bool]]:
     if not long_terms:
         return like
     fts = table(FTS_TABLE, literal_column("rowid"))
-    matched = (
+    matched: Select[Any] = (
         select(literal_column("rowid"))
         .select_from(fts)
         .where(literal_column(FTS_TABLE).op("MATCH")(_fts_match(long_terms)))

@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from storage.db import Database
+from storage.db import Database, rowcount
 from storage.models import CONSENT_CHOICES, CONSENT_MODES, GuildConsent, GuildSettings, UserSettings, utcnow
 
 
@@ -139,9 +139,9 @@ def forget_user_settings(db: Database, user_id: int, *, keep_opt_outs: bool = Tr
     processed, and deleting them would resume processing in notice-mode guilds unasked.
     """
     with db.write_session() as s, s.begin():
-        n = s.execute(delete(UserSettings).where(UserSettings.user_id == str(user_id))).rowcount
+        n = rowcount(s.execute(delete(UserSettings).where(UserSettings.user_id == str(user_id))))
         gone = delete(GuildConsent).where(GuildConsent.user_id == str(user_id))
         if keep_opt_outs:
             gone = gone.where(GuildConsent.choice != "opt_out")
-        n += s.execute(gone).rowcount
+        n += rowcount(s.execute(gone))
     return n

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, select
 
-from storage.db import Database
+from storage.db import Database, rowcount
 from storage.models import Voiceprint, utcnow
 
 
@@ -97,7 +97,7 @@ def list_voiceprints(db: Database, model_id: str | None = None) -> list[Voicepri
 def delete_voiceprint(db: Database, name: str) -> bool:
     """Remove the voiceprint enrolled under ``name``; False if there was none."""
     with db.write_session() as s, s.begin():
-        return s.execute(delete(Voiceprint).where(Voiceprint.name == name)).rowcount > 0
+        return rowcount(s.execute(delete(Voiceprint).where(Voiceprint.name == name))) > 0
 
 
 def delete_user_voiceprints(db: Database, user_id: str) -> list[str]:

@@ -123,7 +123,7 @@ class TranscriptionPool:
 
     def _take_more(self, allowed: Callable[[Job], bool]) -> list[Job]:
         """More jobs for a batch: as many as allowed that are waiting now."""
-        taken = []
+        taken: list[Job] = []
         with self._cond:
             while self._items and len(taken) < self.batch_size - 1 and allowed(self._items[0]):
                 taken.append(self._items.popleft())

@@ -206,7 +206,7 @@ class WhisperTranscriber:
             suppress_tokens=self._suppress,
         )
         tried = [greedy]
-        attempts = [dict(beam_size=options.beam_size)] if request.hotwords else []
+        attempts: list[dict[str, float]] = [dict(beam_size=options.beam_size)] if request.hotwords else []
         attempts += [
             dict(beam_size=1, num_hypotheses=2, sampling_topk=0, sampling_temperature=t) for t in (0.2, 0.5, 0.8)
         ]

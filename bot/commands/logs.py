@@ -251,7 +251,7 @@ def run_purge(args: argparse.Namespace) -> int:
         result = _query(db, lambda: purge_older_than(db, days))
     print(
         f"deleted {result.sessions} session{'s' if result.sessions != 1 else ''} started before "
-        f"{_local(result.cutoff)}: {result.utterances} utterances, {result.suggestions} suggestions"
+        f"{_local(result.cutoff) if result.cutoff else 'now'}: {result.utterances} utterances, {result.suggestions} suggestions"
     )
     return 0
 

@@ -257,8 +257,12 @@ class SessionManager:
     async def _start_transcript(self, session: LiveSession) -> str | None:
         """Start posting the live transcript; returns where (None: the voice channel's chat)."""
         target = await self._transcript_target(session)
+
+        async def post(text: str) -> object:
+            return await target.send(text, allowed_mentions=discord.AllowedMentions.none())
+
         session.poster = TranscriptPoster(
-            lambda text, t=target: t.send(text, allowed_mentions=discord.AllowedMentions.none()),
+            post,
             interval=self.config.discord.transcript_interval,
         )
         session.add_listener(session.poster)
@@ -287,7 +291,9 @@ class SessionManager:
         except discord.HTTPException as exc:
             log.warning("could not post the consent notice in %s: %s", session.channel.id, exc)
 
-    async def _transcript_target(self, session: LiveSession) -> discord.abc.Messageable:
+    async def _transcript_target(
+        self, session: LiveSession
+    ) -> discord.Thread | discord.VoiceChannel | discord.StageChannel:
         """A new public thread in the guild's transcript channel if one is set (voice channels'
         own text chats cannot hold threads), else the voice channel's text chat."""
         channel_id = session.settings.transcript_channel_id

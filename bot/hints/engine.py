@@ -217,7 +217,7 @@ class HintEngine(PipelineListener):
         if not recipients:  # everyone present opted out: nothing sent, nothing stored, nothing used up
             log.info("lull at %.1f s: nobody to send suggestions to", t)
             return Delivered(Hint(round(at, 3), (), (), language, (), lull.silence_start, t), (), (), at - t)
-        from_model = any(s != "fallback" for s in sources)
+        from_model = ready is not None and any(s != "fallback" for s in sources)
         hint = Hint(
             at=round(at, 3),
             texts=tuple(texts),
@@ -226,8 +226,8 @@ class HintEngine(PipelineListener):
             recipients=recipients,
             lull_start=lull.silence_start,
             detected_at=t,
-            generated_at=ready.ready_at if from_model else None,
-            generation_seconds=ready.seconds if from_model else None,
+            generated_at=ready.ready_at if ready is not None and from_model else None,
+            generation_seconds=ready.seconds if ready is not None and from_model else None,
         )
         try:
             results = tuple(self.delivery.deliver(hint))

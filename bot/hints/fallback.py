@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.hints.sanitize import clean
 
 # Phrased as invitations, not facts: a term is only known to have been said, not what was said about it.
@@ -40,7 +42,7 @@ _GENERIC = {
 
 
 def fallback_suggestions(
-    terms: list[str], language: str, count: int, *, avoid: list[str] = (), max_chars: int = 120
+    terms: list[str], language: str, count: int, *, avoid: Sequence[str] = (), max_chars: int = 120
 ) -> list[str]:
     """``count`` suggestions built from ``terms`` (most salient first), none in ``avoid``.
 

@@ -151,7 +151,7 @@ def parse_items(content: str) -> list[str]:
                 "suggestions", data.get("topics", next((v for v in data.values() if isinstance(v, list)), None))
             )
         if isinstance(data, list):
-            items = [
+            picked = [
                 x
                 if isinstance(x, str)
                 else (x.get("text") or x.get("suggestion") or x.get("topic"))
@@ -159,7 +159,7 @@ def parse_items(content: str) -> list[str]:
                 else None
                 for x in data
             ]
-            items = [x for x in items if isinstance(x, str) and x.strip()]
+            items = [x for x in picked if isinstance(x, str) and x.strip()]
             if items:
                 return items
     # Cut off (max_tokens) or broken after some items: keep the string literals that are complete.
@@ -186,7 +186,8 @@ def validate(
     items: list[str], *, transcript: list[Line], language: str, count: int, max_chars: int, avoid: list[str]
 ) -> tuple[list[str], list[str]]:
     """(kept, reasons for the dropped): cleaned, safe, distinct, not already given."""
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     said = [line.text for line in transcript]
     key_words = set(salient_terms(transcript, transcript[-1].end if transcript else 0.0, limit=6))
     for raw in items:

@@ -169,6 +169,8 @@ class Preparer:
     # -- the worker --------------------------------------------------------------------------
 
     def _work(self) -> None:
+        suggester = self.suggester
+        assert suggester is not None  # the worker is only started with a model to ask
         while True:
             with self._cond:
                 while True:
@@ -214,7 +216,7 @@ class Preparer:
                 self._in_flight = None
                 self._free_at = ready_at
                 if result == ([], []):
-                    log.info("LLM %s had nothing new for this window", self.suggester.name)
+                    log.info("LLM %s had nothing new for this window", suggester.name)
                 elif result is not None:
                     kept, dropped = result
                     self.stats.sets += 1
@@ -222,11 +224,11 @@ class Preparer:
                     for why in dropped:
                         self.stats.dropped[why] = self.stats.dropped.get(why, 0) + 1
                     self._ready.append(
-                        SuggestionSet(kept, self.suggester.name, language, revision, start, ready_at, seconds)
+                        SuggestionSet(kept, suggester.name, language, revision, start, ready_at, seconds)
                     )
                     del self._ready[:-4]
                     if self._down_until is not None:
-                        log.warning("LLM %s answers again; model suggestions resume", self.suggester.name)
+                        log.warning("LLM %s answers again; model suggestions resume", suggester.name)
                     self._down_until, self._pause = None, self.down_pause
                 else:
                     self.stats.failures += 1
@@ -234,8 +236,8 @@ class Preparer:
                         log.warning(
                             "LLM %s at %s is not usable (%s); using built-in suggestions from the "
                             "conversation until it answers (retrying every %g s or more)",
-                            self.suggester.name,
-                            self.suggester.settings.base_url,
+                            suggester.name,
+                            suggester.settings.base_url,
                             error,
                             self._pause,
                         )

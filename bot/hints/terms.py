@@ -93,13 +93,13 @@ class Line:
 
 def salient_terms(lines: list[Line], now: float, *, limit: int = 8, half_life: float = 90.0) -> list[str]:
     """Content words of ``lines``, most salient first."""
-    score: Counter[str] = Counter()
+    score: dict[str, float] = {}
     speakers: dict[str, set[str]] = {}
     first_seen: dict[str, float] = {}
     for line in lines:
-        weight = math.pow(0.5, max(now - line.end, 0.0) / half_life)
+        recency = math.pow(0.5, max(now - line.end, 0.0) / half_life)
         for w in content_words(line.text):
-            score[w] += weight
+            score[w] = score.get(w, 0.0) + recency
             speakers.setdefault(w, set()).add(line.speaker)
             first_seen.setdefault(w, line.end)
 

@@ -177,7 +177,7 @@ def enroll(
         if peak == 0:
             found: Sequence[tuple[int, int]] = []
         else:
-            found = regions[i] if regions is not None else speech_regions(audio, vad)
+            found = regions[i] if regions is not None else speech_regions(audio, vad or SileroModel())
         if not found:
             if len(segments) == 1 or _dbfs(peak) < -50:
                 raise EnrollmentError(

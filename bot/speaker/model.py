@@ -212,7 +212,7 @@ class SpeakerModel:
             if f is not None and len(f):
                 groups.setdefault(len(f), []).append(i)
         for idx in groups.values():
-            batch = np.stack([feats[i] for i in idx])
+            batch = np.stack([f for i in idx if (f := feats[i]) is not None])
             (embs,) = self.session.run(None, {self.input_name: batch})[:1]
             result[idx] = np.asarray(embs, np.float32).reshape(len(idx), -1)
         norms = np.linalg.norm(result, axis=1, keepdims=True)

@@ -104,7 +104,7 @@ class StreamTracker:
         near = judged[max(0, k - self.context) : k] + judged[k + 1 : k + 1 + self.context]
         out = []
         for j in near:
-            if j.score is None:
+            if j.score is None or j.embedding is None or me.embedding is None:
                 continue
             alike = (float(j.embedding @ me.embedding) - ALIKE_LOW) / (ALIKE_HIGH - ALIKE_LOW)
             if abs(j.start - me.start) <= NEIGHBOUR_WINDOW and alike > 0:
@@ -118,11 +118,12 @@ class StreamTracker:
         judged = [j for j in self.items if j.embedding is not None]
         for k, item in enumerate(judged):
             if item.score is None:  # no voiceprint for this participant: say who it is if we can
+                assert item.embedding is not None
                 item.verdict = Verdict("unknown", None, self._match_other(item.embedding))
                 continue
             pool = [(item, 1.0)] + (self._neighbours(judged, k) if self.context else [])
             w = np.array([a * min(j.duration, 10.0) for j, a in pool])
-            evidence = float(np.dot(w, [j.score for j, _ in pool]) / w.sum())
+            evidence = float(np.dot(w, [j.score or 0.0 for j, _ in pool]) / w.sum())  # pooled: all scored
             verification = "verified" if evidence >= self.threshold else "mismatch"
             item.verdict = Verdict(verification, item.score, None, round(evidence, 4))
         self._label_mismatches()
@@ -139,7 +140,7 @@ class StreamTracker:
         """Online clustering of the failing utterances, in call order."""
         clusters: list[tuple[np.ndarray, list[Judged]]] = []
         for item in self.items:
-            if item.verdict.verification != "mismatch":
+            if item.verdict.verification != "mismatch" or item.embedding is None:
                 continue
             sims = [float(item.embedding @ (c / np.linalg.norm(c))) for c, _ in clusters]
             if sims and max(sims) >= SAME_VOICE:

@@ -8,6 +8,8 @@ with a URL instead (see that module); no alembic.ini is shipped.
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -17,7 +19,7 @@ from storage.search import include_name
 config = context.config
 target_metadata = Base.metadata
 
-_OPTIONS = dict(
+_OPTIONS: dict[str, Any] = dict(
     target_metadata=target_metadata,
     # SQLite cannot ALTER most things; batch mode rewrites the table instead.
     render_as_batch=True,
@@ -42,7 +44,10 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("no database: set sqlalchemy.url (see storage.migrate.alembic_config)")
+    engine = create_engine(url)
     try:
         with engine.connect() as connection:
             context.configure(connection=connection, **_OPTIONS)
