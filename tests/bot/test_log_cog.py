@@ -1,6 +1,6 @@
-"""/log through the real app-command tree and the REST stand-in, on a call replayed from real
-speech (LibriSpeech test-other, CC BY 4.0; tiny.en), built once with the log-review tests'
-own builders and then stamped into each test's guild.
+"""/log through the real app-command tree and the REST stand-in, on a call recorded from the
+reference transcripts of real speech (LibriSpeech test-other, CC BY 4.0) with the log-review
+tests' own builders, then stamped into each test's guild.
 
 Cast in the test guild (tests/bot/conftest.py): ann is an administrator, ben and cat are
 members, dan is a member who was in no call. The replayed call's speakers alice and bob
@@ -20,22 +20,21 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.config import load_config
 from storage import get_session
 from storage.access import Viewer
 from storage.models import CallSession, Utterance, utcnow
 from storage.search import search
 from tests.bot.conftest import Harness
 from tests.bot.discord_rest import snowflake
-from tests.logs.conftest import _replay, _stamp, copy_call, english_script
+from tests.logs.conftest import _stamp, copy_call, english_script, record_call
 
 
 @pytest.fixture(scope="session")
-def english_call(tmp_path_factory, tiny_en) -> Path:
-    """A database holding one English call replayed from real speech (alice, bob)."""
+def english_call(tmp_path_factory) -> Path:
+    """A database holding one English call (alice, bob)."""
     tmp = tmp_path_factory.mktemp("log-cog")
     path = tmp / "template.db"
-    _replay(load_config(None, env={}), tmp, english_script(), path, tiny_en, "en")
+    record_call(path, tmp, english_script(), "en")
     return path
 
 

@@ -1,24 +1,26 @@
-"""Calls replayed from real speech once per test session, then arranged into guilds.
+"""Calls recorded from fixed reference text, then arranged into guilds.
 
-Replaying is the slow part (real models on a shared 2-core machine), so one English call
-(tiny.en) and one Mandarin call (multilingual base) are replayed once into a template
-database. Their stored transcripts are then re-recorded, with the same times and texts,
-as the calls of other guilds and people, giving the access-control matrix its cast:
+The tests of storage, search, export, deletion and access must not depend on what a model
+happens to transcribe (Whisper's output differs by a word between machines). So the calls
+here are recorded through the pipeline's own storage path (``CallRecorder``) with the
+reference transcripts of real speech and the times that speech has when it is laid out as a
+call (``tests.calls.build_call``); no model runs. One English, one Mandarin and one Korean
+call go into a template database, and their transcripts are recorded again as the calls of
+other guilds and people, giving the access-control matrix its cast:
 
 | key      | guild | participants (user id)          | started by | speech   |
 |----------|-------|---------------------------------|------------|----------|
-| en_g1    | G1    | alice (u1), bob (u2)            | u1         | English (replayed) |
-| zh_g1    | G1    | 李娜 (u3), 张伟 (u2)             | u3         | Mandarin (replayed) |
+| en_g1    | G1    | alice (u1), bob (u2)            | u1         | English  |
+| zh_g1    | G1    | 李娜 (u3), 张伟 (u2)             | u3         | Mandarin |
 | en_g2    | G2    | alice (u1), carol (u5)          | u5         | English (copy) |
 | zh_g2    | G2    | 李娜, 张伟 (no Discord ids)       | nobody     | Mandarin (copy) |
-| ko_g3    | G3    | 민지 (u6), 서준 (u4)             | u6         | Korean (replayed) |
+| ko_g3    | G3    | 민지 (u6), 서준 (u4)             | u6         | Korean   |
 
 Tests that change the database work on a copy of the template file (``lib``).
 """
 
 from __future__ import annotations
 
-import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bot.replay import Track, replay
 from storage import CallRecorder, NewSession, SuggestionRecord, UtteranceRecord, get_session, open_database
 from storage.db import Database
 from storage.models import CallSession, Participant, Utterance, Voiceprint
@@ -49,7 +50,16 @@ class Library:
 def english_script() -> list[tuple[str, Path, str]]:
     refs = librispeech_refs()
     alice, bob = librispeech_files("1688"), librispeech_files("2033")
-    order = [("alice", alice[2]), ("bob", bob[1]), ("alice", alice[3]), ("bob", bob[3]), ("alice", alice[1])]
+    order = [
+        ("alice", alice[2]),
+        ("bob", bob[1]),
+        ("alice", alice[3]),
+        ("bob", bob[3]),
+        ("alice", alice[1]),
+        ("bob", bob[5]),
+        ("alice", alice[4]),
+        ("bob", bob[4]),
+    ]
     return [(name, f, refs[f.stem]) for name, f in order]
 
 
@@ -78,19 +88,47 @@ def korean_script() -> list[tuple[str, Path, str]]:
     return script
 
 
-def _replay(config, tmp: Path, script, db_path: Path, transcriber, language: str) -> int:
-    tracks, _ = build_call(tmp, script)
-    config = config.replace("asr", language=language)
-    summary = replay(
-        config,
-        [Track(n, str(p)) for n, p in tracks.items()],
-        db_url=str(db_path),
-        speed=0,
-        out=io.StringIO(),
-        transcriber=transcriber,
-        language=language,
-    )
-    return summary.session_id
+def sentence(reference: str) -> str:
+    """A reference transcript as a recogniser writes it: LibriSpeech's upper-case references in
+    sentence case with a full stop; others (already cased and punctuated) unchanged."""
+    if not reference.isupper():
+        return reference
+    text = reference.lower()
+    text = " ".join("I" if w == "i" else w for w in text.split())
+    return text[0].upper() + text[1:] + "."
+
+
+def record_call(db_path: Path, tmp: Path, script, language: str, *, model: str = "reference") -> int:
+    """Store ``script``'s reference text as a finished call, through the pipeline's storage
+    path, at the times its speech has when laid out as a call (as a replay would store it)."""
+    _, placed = build_call(tmp, script)
+    with open_database(str(db_path)) as db:
+        rec = CallRecorder(db)
+        sid = rec.start_session(NewSession(source="replay", title=None, language=language, asr_model=model))
+        pids: dict[str, int] = {}
+        for p in placed:
+            if p.speaker not in pids:
+                pids[p.speaker] = rec.add_participant(sid, p.speaker, user_id=None, joined_at=0.0)
+        for p in placed:
+            start, end = round(p.speech_start, 3), round(p.speech_end, 3)
+            rec.add_utterance(
+                UtteranceRecord(
+                    sid,
+                    pids[p.speaker],
+                    start,
+                    end,
+                    round(end + 1.0, 3),
+                    sentence(p.text),
+                    language=language,
+                    language_probability=0.98,
+                    avg_logprob=-0.25,
+                    no_speech_prob=0.01,
+                    compression_ratio=1.3,
+                )
+            )
+        duration = round(max(p.speech_end for p in placed) + 1.0, 3)
+        rec.finish_session(sid, "completed", duration=duration)
+    return sid
 
 
 def _stamp(
@@ -159,16 +197,13 @@ def copy_call(
 
 
 @pytest.fixture(scope="session")
-def library(tmp_path_factory, tiny_en, base_model) -> Library:
-    from bot.config import load_config
-
-    config = load_config(None, env={})
+def library(tmp_path_factory) -> Library:
     tmp = tmp_path_factory.mktemp("library")
     path = tmp / "template.db"
     en_script, zh_script, ko_script = english_script(), mandarin_script(), korean_script()
-    en = _replay(config, tmp_path_factory.mktemp("en"), en_script, path, tiny_en, "en")
-    zh = _replay(config, tmp_path_factory.mktemp("zh"), zh_script, path, base_model, "zh")
-    ko = _replay(config, tmp_path_factory.mktemp("ko"), ko_script, path, base_model, "ko")
+    en = record_call(path, tmp_path_factory.mktemp("en"), en_script, "en")
+    zh = record_call(path, tmp_path_factory.mktemp("zh"), zh_script, "zh")
+    ko = record_call(path, tmp_path_factory.mktemp("ko"), ko_script, "ko")
     with open_database(str(path)) as db:
         _stamp(db, en, guild="G1", title="Weekly sync", started_by="u1", users={"alice": "u1", "bob": "u2"})
         _stamp(db, zh, guild="G1", title="周会 · 房地产", started_by="u3", users={"李娜": "u3", "张伟": "u2"})

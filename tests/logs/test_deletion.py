@@ -73,11 +73,12 @@ def test_deleting_a_mandarin_call_leaves_nothing(lib, lib_path: Path, library) -
     # Make its speech its own: the copy in G2 goes first (G2's administrator deletes it).
     assert delete_session(lib, Viewer.member("u9", "G2", is_admin=True), library.ids["zh_g2"]).status == "deleted"
     texts = unique_texts(lib, sid)
-    assert len(texts) == 4
+    n = len(library.mandarin_script)
+    assert len(texts) == n
     raw = file_bytes(lib_path)
     assert all(t.encode() in raw for t in texts)  # there before: the check below can fail
     result = delete_session(lib, Viewer.member("u3", "G1"), sid)  # its starter
-    assert (result.status, result.utterances, result.participants) == ("deleted", 4, 2)
+    assert (result.status, result.utterances, result.participants) == ("deleted", n, 2)
     assert result.cleanup.complete
     assert get_session(lib, sid) is None
     assert count(lib, Utterance, session_id=sid) == count(lib, Participant, session_id=sid) == 0
@@ -92,9 +93,9 @@ def test_deleting_an_english_call_with_suggestions(lib, lib_path: Path, library)
     # Make its speech its own: the copy in G2 goes first (and must not disturb this one).
     assert delete_session(lib, OPERATOR, library.ids["en_g2"]).status == "deleted"
     texts = unique_texts(lib, sid)
-    assert len(texts) == 8
+    assert len(texts) == len(library.english_script)
     result = delete_session(lib, OPERATOR, sid)
-    assert (result.utterances, result.suggestions) == (8, 2)
+    assert (result.utterances, result.suggestions) == (len(texts), 2)
     assert count(lib, Suggestion) == 0
     assert_nothing_left(lib, lib_path, texts + ["Ask bob about the reciter", "Tell alice about the eunuch"])
     assert search(lib, OPERATOR, "reciter").total == 0
@@ -116,11 +117,11 @@ def test_purge_by_age(lib, lib_path: Path, library) -> None:
         )
     delete_session(lib, OPERATOR, library.ids["zh_g2"])
     texts = unique_texts(lib, old)
-    assert len(texts) == 4
+    assert len(texts) == len(library.mandarin_script)
     assert purge_expired(lib, 0).sessions == 0  # 0 keeps everything
     assert count(lib, CallSession) == 4
     result = purge_expired(lib, 30)
-    assert (result.sessions, result.utterances) == (1, 4)
+    assert (result.sessions, result.utterances) == (1, len(texts))
     remaining = {s.id for s in list_page(lib, OPERATOR, page_size=100).items}
     assert remaining == set(library.ids.values()) - {old, library.ids["zh_g2"]}  # the 'active' one is kept
     assert_nothing_left(lib, lib_path, texts)
@@ -157,7 +158,7 @@ def test_forget_user(lib, lib_path: Path, library) -> None:
 
     en_after, zh_after = get_session(lib, en.id), get_session(lib, zh.id)
     assert [p.name for p in en_after.participants] == ["alice"]
-    assert [u.speaker for u in en_after.utterances] == ["alice"] * 3
+    assert [u.speaker for u in en_after.utterances] == [s for s, _ in library.english_script if s == "alice"]
     assert [u.text for u in zh_after.utterances] == [u.text for u in zh.utterances if u.speaker == "李娜"]
     assert zh_after.started_by is None and en_after.started_by == "u1"
     assert [(g.text, g.recipients) for g in en_after.suggestions] == [("Ask bob about the reciter", ["alice"])]
