@@ -35,7 +35,7 @@ async def main(turns: int, model: str) -> None:
     from storage import get_session, open_database
     from tests.bot.conftest import _add_guild, _user
     from tests.bot.discord_rest import DiscordRest, snowflake
-    from tests.calls import base_dir, tiny_en_dir
+    from tests.calls import base_dir, models_env, tiny_en_dir
     from tests.voice.double import encode, librispeech, load_speech, make_tls_pair
 
     path = base_dir() if model == "base" else tiny_en_dir()
@@ -46,7 +46,10 @@ async def main(turns: int, model: str) -> None:
     tmp = tempfile.TemporaryDirectory()
     db = open_database(str(Path(tmp.name) / "bench.db"))
     bot = StalkBot(
-        load_config(None, env={}), db, transcriber=transcriber, connector=aiohttp.TCPConnector(ssl=tls.client, limit=0)
+        load_config(None, env=models_env()),
+        db,
+        transcriber=transcriber,
+        connector=aiohttp.TCPConnector(ssl=tls.client, limit=0),
     )
     await bot.login("bench-token")
     from bot.pipeline import PipelineListener

@@ -116,9 +116,10 @@ def guest_calls(model, n_calls: int):
     from storage import get_session, open_database
     from storage.queries import session_to_json
     from storage.voiceprints import save_voiceprint
+    from tests.calls import models_env
 
     transcriber = WhisperTranscriber(load_whisper(tiny_en_dir(), workers=2), "tiny.en")
-    config = load_config(None, env={})
+    config = load_config(None, env=models_env())
     rows = []
     ls = librispeech()
     for c in range(n_calls):

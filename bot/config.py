@@ -115,9 +115,10 @@ class StorageConfig:
 @dataclass(frozen=True)
 class ModelsConfig:
     dirs: list[str] = _opt(
-        ["~/.cache/s-talk/models", "../shared/models"],
+        ["~/.cache/s-talk/models"],
         "folders searched for a model before it is downloaded; a Whisper size name N is found "
-        "as N/ or whisper-N/ inside them",
+        "as N/ or whisper-N/ inside them, a speaker model in their speaker/ folder (a relative "
+        "folder is taken from the current directory)",
     )
 
 

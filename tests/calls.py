@@ -36,6 +36,19 @@ def base_dir() -> str:
     return str(shared("models", "whisper-base"))
 
 
+def models_env() -> dict[str, str]:
+    """The product never looks in ../shared by itself: tests point its model search there."""
+    return {"STALK_MODELS_DIRS": str(shared("models"))}
+
+
+def offline_config(**env: str):
+    """The default configuration, with the shared models folder to find models in; ``env`` adds
+    STALK_* settings, e.g. offline_config(STALK_ASR_LANGUAGE="ko")."""
+    from bot.config import load_config
+
+    return load_config(None, env={**models_env(), **env})
+
+
 def load16k(path: Path | str) -> np.ndarray:
     from faster_whisper.audio import decode_audio
 

@@ -1,6 +1,15 @@
 import pytest
 
-from tests.calls import base_dir, tiny_en_dir
+from tests.calls import base_dir, models_env, offline_config, tiny_en_dir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_from_shared():
+    """Commands the tests run (bot.cli.main, subprocesses) find models in ../shared/models."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in models_env().items():
+            mp.setenv(key, value)
+        yield
 
 
 def _transcriber(path: str, name: str, workers: int = 2):
@@ -24,6 +33,4 @@ def base_model():
 
 @pytest.fixture
 def config():
-    from bot.config import load_config
-
-    return load_config(None, env={})
+    return offline_config()

@@ -80,6 +80,24 @@ def test_defaults_load_without_file_or_environment() -> None:
     assert (config.asr.beam_size, config.asr.compute_type, config.asr.device) == (1, "int8", "cpu")
 
 
+def test_default_model_search_never_looks_beside_the_current_directory(tmp_path: Path, monkeypatch) -> None:
+    """A user's first run must download the model (with the progress the README promises), not
+    pick up whatever ../shared/models happens to hold next to where it was started."""
+    from bot.asr.model import resolve_model
+    from bot.errors import ModelError
+
+    dirs = Config().models.dirs
+    assert dirs and all(d.startswith(("~", "/")) for d in dirs)
+    repo = Path(__file__).resolve().parents[1]
+    assert (repo.parent / "shared" / "models" / "whisper-base" / "model.bin").is_file()  # would be found
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelError, match="download"):
+        resolve_model("base", dirs)
+
+
 def test_example_file_parses_to_exactly_the_defaults() -> None:
     assert load_config(EXAMPLE, env={}) == Config()
 

@@ -25,6 +25,7 @@ if str(_ROOT) not in sys.path:
 from bot.config import load_config  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from tests.bot.discord_rest import DiscordRest, Request, snowflake  # noqa: E402
+from tests.calls import models_env  # noqa: E402
 from tests.voice.double import MainGatewayStandIn, TlsPair, VoiceRoute, VoiceServerDouble, make_tls_pair  # noqa: E402
 
 EVERYONE_PERMS = (1 << 10) | (1 << 11) | (1 << 20) | (1 << 21) | (1 << 31)  # view, send, connect, speak, use commands
@@ -386,7 +387,7 @@ async def make_bot(tls: TlsPair, tiny_en, tmp_path) -> AsyncIterator[HarnessFact
         bot_id, app_id = snowflake(), snowflake()
         rest = DiscordRest(bot_user=_user(bot_id, "s-talk", bot=True), application_id=app_id)
         await rest.start()
-        config = load_config(None, env={"STALK_DISCORD_TRANSCRIPT_INTERVAL": "1", **(env or {})})
+        config = load_config(None, env={**models_env(), "STALK_DISCORD_TRANSCRIPT_INTERVAL": "1", **(env or {})})
         db = open_database(str(db_path or tmp_path / f"bot-{len(made)}.db"))
         bot = StalkBot(config, db, transcriber=tiny_en, connector=aiohttp.TCPConnector(ssl=tls.client, limit=0))
         await bot.login("test-bot-token")  # REST login, application info, setup_hook (cogs, sync)

@@ -9,10 +9,9 @@ import sys
 
 import pytest
 
-from bot.config import load_config
 from bot.doctor import CHECKS
 from tests.bot.discord_rest import DiscordRest
-from tests.calls import tiny_en_dir
+from tests.calls import offline_config, tiny_en_dir
 from tests.cli import one_error_line, run_cli
 
 NAMES = [name for name, _ in CHECKS]
@@ -159,7 +158,7 @@ async def test_a_refused_token_is_one_clear_error(tiny_en, tmp_path) -> None:
     db = open_database(str(tmp_path / "x.db"))
     try:
         with pytest.raises(StalkError, match="Discord refused the token in DISCORD_TOKEN"):
-            await asyncio.wait_for(serve(load_config(None, env={}), db, "bad-token", tiny_en), 30)
+            await asyncio.wait_for(serve(offline_config(), db, "bad-token", tiny_en), 30)
     finally:
         db.close()
         await rest.stop()
@@ -179,7 +178,7 @@ async def test_sigterm_stops_the_bot_cleanly(tiny_en, tmp_path) -> None:
     await rest.start()
     db = open_database(str(tmp_path / "x.db"))
     try:
-        task = asyncio.create_task(serve(load_config(None, env={}), db, "good-token", tiny_en))
+        task = asyncio.create_task(serve(offline_config(), db, "good-token", tiny_en))
         await rest.wait_for(lambda reqs: any(r.path == "/gateway-ws" for r in reqs))
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(task, 30)  # returns instead of dying: the handler ran

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.calls import RATE, librispeech_files, librispeech_refs, load16k, shared, speech_bounds, write_wav
+from tests.calls import RATE, librispeech_files, librispeech_refs, load16k, models_env, shared, speech_bounds, write_wav
 from tests.hints.servers import LlamaServer, ScriptedServer
 
 
@@ -207,4 +207,4 @@ def hints_config(**values):
     from bot.config import load_config
 
     env = {f"STALK_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
-    return load_config(None, env=env)
+    return load_config(None, env={**models_env(), **env})

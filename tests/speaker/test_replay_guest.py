@@ -14,7 +14,7 @@ from bot.replay import Track, replay
 from storage import get_session, open_database
 from storage.queries import session_to_json
 from storage.voiceprints import VoiceprintData, save_voiceprint
-from tests.calls import build_call, librispeech_files
+from tests.calls import build_call, librispeech_files, offline_config
 
 
 class Segments(PipelineListener):
@@ -29,7 +29,6 @@ class Segments(PipelineListener):
 def guest_call(tmp_path_factory, tiny_en):
     """alice (1688) and bob (1998) enrolled; carol (2033), not enrolled, talks twice on alice's
     mic; dave (2414), enrolled, once on bob's."""
-    from bot.config import load_config
     from bot.speaker.enrollment import enroll
     from bot.speaker.model import SpeakerModel
     from tests.calls import load16k, shared
@@ -56,7 +55,7 @@ def guest_call(tmp_path_factory, tiny_en):
     ]
     paths, placed = build_call(tmp, script)
     out, segs = io.StringIO(), Segments()
-    config = load_config(None, env={})
+    config = offline_config()
     summary = replay(
         config,
         [Track(n, str(p)) for n, p in paths.items()],
@@ -119,7 +118,6 @@ def test_every_accepted_segment_reaches_listeners(guest_call):
 
 
 def test_replay_refuses_a_voiceprint_of_another_model(tmp_path, tiny_en, speaker_model):
-    from bot.config import load_config
 
     db_url = str(tmp_path / "x.db")
     with open_database(db_url) as db:
@@ -129,7 +127,7 @@ def test_replay_refuses_a_voiceprint_of_another_model(tmp_path, tiny_en, speaker
     paths, _ = build_call(tmp_path, [("alice", librispeech_files("1688")[2], "")])
     with pytest.raises(StalkError, match="made with speaker model other-model"):
         replay(
-            load_config(None, env={}),
+            offline_config(),
             [Track("alice", str(paths["alice"]))],
             db_url=db_url,
             speed=0,
@@ -155,7 +153,6 @@ class Verdicts(PipelineListener):
 def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_model):
     """The owner's first words score low alone (1.4 s); their next utterance, same voice, revises
     the stored verdict to verified."""
-    from bot.config import load_config
     from bot.speaker.enrollment import enroll
     from tests.calls import load16k, write_wav
 
@@ -168,7 +165,7 @@ def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_m
     listener = Verdicts()
     out = io.StringIO()
     summary = replay(
-        load_config(None, env={}),
+        offline_config(),
         [Track("alice", str(paths["alice"]))],
         db_url=db_url,
         speed=0,
@@ -191,7 +188,6 @@ def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_m
 def test_enrolment_from_live_speech(tmp_path, tiny_en, speaker_model):
     """/enroll in a call: bob's segments are collected as the pipeline accepts them; the voiceprint
     made from them verifies bob's other recordings and not alice's."""
-    from bot.config import load_config
     from bot.speaker.enrollment import EnrollmentError
     from bot.speaker.live import LiveEnrollment
     from tests.calls import load16k
@@ -202,7 +198,7 @@ def test_enrolment_from_live_speech(tmp_path, tiny_en, speaker_model):
     live = LiveEnrollment(speaker_model, "bob", needed=10.0, on_progress=lambda s, n: progress.append((s, n)))
     too_early = LiveEnrollment(speaker_model, "alice", needed=10.0)
     replay(
-        load_config(None, env={}),
+        offline_config(),
         [Track(n, str(p)) for n, p in paths.items()],
         db_url=str(tmp_path / "l.db"),
         speed=0,

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 
 from bot.clock import WallClock
-from bot.config import load_config
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline
 from storage import get_session, open_database
 from storage.recorder import CallRecorder
 from storage.records import NewSession
-from tests.calls import librispeech_refs, wer
+from tests.calls import librispeech_refs, offline_config, wer
 from tests.voice.double import Impairment, encode, librispeech, load_speech
 
 
@@ -22,7 +21,7 @@ async def test_each_users_speech_is_stored_as_their_words(make_call, tiny_en, tm
     a, b = call.users
     names = {a: "Ann", b: "Ben"}
     db = open_database(str(tmp_path / "live.db"))
-    config = load_config(None, env={})
+    config = offline_config()
     pipeline = CallPipeline(config, tiny_en, recorder=CallRecorder(db), clock=WallClock(start=call.epoch))
     sid = pipeline.open(NewSession(source="discord", guild_id="1", channel_id="2"))
     feeder = LiveFeeder(pipeline, names.__getitem__)
