@@ -218,6 +218,7 @@ class LlmSuggester:
         self.count = count
         self.max_chars = max_chars
         self._modes = list(STRUCTURED_MODES) if settings.structured == "auto" else [settings.structured]
+        self.answers = 0  # chat completions the server returned, usable or not
         self._client = None
 
     @property
@@ -271,6 +272,7 @@ class LlmSuggester:
             except (openai.APIError, ValueError) as exc:
                 raise LlmError(f"bad answer from the server ({type(exc).__name__}: {str(exc)[:120]})") from None
             break
+        self.answers += 1  # the model answered; whether usefully is decided below
         try:
             content = reply.choices[0].message.content or ""
         except (AttributeError, IndexError, TypeError):

@@ -65,8 +65,11 @@ def print_hints_summary(engine: HintEngine, out: TextIO) -> None:
         total = sum(len(d.hint.texts) for d in done)
         parts.append(f"{from_model}/{total} suggestions from the model {model}, the rest built in")
         parts.append("lull to delivery max " + f"{max(d.latency for d in done):.2f} s")
-    if gen:
-        parts.append(f"model answers: {len(gen)}, mean {sum(gen) / len(gen):.1f} s")
+    answers = engine.suggester.answers if engine.suggester else 0
+    if answers:
+        # Answers the server gave, usable or not, and the sets that held usable suggestions.
+        usable = f", {len(gen)} usable, mean {sum(gen) / len(gen):.1f} s" if gen else ", none usable"
+        parts.append(f"model answers: {answers}{usable}")
     if engine.preparer.stats.failures:
         parts.append(f"{engine.preparer.stats.failures} failed model request(s)")
     print("; ".join(parts), file=out, flush=True)

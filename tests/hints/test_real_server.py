@@ -69,6 +69,7 @@ def test_replayed_call_with_the_real_model(two_lulls, tmp_path, tiny_en, llama_s
     for s in run.detail.suggestions:
         assert s.source in (llama_server.model, "fallback")
         assert not _URL.search(s.text) and not _MENTION.search(s.text) and len(s.text) <= 120
-    # The model was asked, and its answers (or failures) counted.
-    m = re.search(r"model answers: (\d+)|(\d+) failed model request", run.printed)
-    assert m, run.printed
+    # The real model answered (usable or not): with the server dead the fallback alone would
+    # have filled both hints and the checks above would still hold.
+    m = re.search(r"model answers: (\d+)", run.printed)
+    assert m and int(m[1]) >= 1, run.printed
