@@ -1,3 +1,8 @@
+import os
+import tempfile
+import threading
+from pathlib import Path
+
 import pytest
 
 from tests.calls import base_dir, models_env, offline_config, tiny_en_dir
@@ -12,11 +17,26 @@ def _models_from_shared():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _temp_files_inside_pytests_own(tmp_path_factory):
+    """Temporary files of the code under test, and of its subprocesses, go under pytest's base
+    temporary folder, which pytest removes for tests that pass: a run leaves nothing in /tmp."""
+    folder = tmp_path_factory.getbasetemp() / "tmp"
+    folder.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(folder))
+        mp.setattr(tempfile, "tempdir", str(folder))
+        yield
+
+
 def _transcriber(path: str, name: str, workers: int = 2):
     from bot.asr.model import load_whisper
     from bot.asr.transcriber import WhisperTranscriber
 
-    return WhisperTranscriber(load_whisper(path, workers=workers), name)
+    # benchmarks/spread.py varies the threads per worker (and CTranslate2's instruction set,
+    # CT2_FORCE_CPU_ISA) the way machines differ; 0 is the product's default, every core.
+    threads = int(os.environ.get("STALK_TEST_ASR_THREADS", "0"))
+    return WhisperTranscriber(load_whisper(path, workers=workers, cpu_threads=threads), name)
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +54,35 @@ def base_model():
 @pytest.fixture
 def config():
     return offline_config()
+
+
+def _children() -> list[str]:
+    """Processes this one started that are still running (servers a test forgot)."""
+    out = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            out.append(f"{pid}: {cmd.strip()[:120]}")
+    return out
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run leaves nothing behind: no thread of the code under test, no server process."""
+    threads = [
+        f"{t.name} ({'daemon' if t.daemon else 'non-daemon'})"
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive()
+    ]
+    children = _children()
+    if threads or children:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = (
+            ["tests left these running:"] + [f"  thread {t}" for t in threads] + [f"  process {c}" for c in children]
+        )
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

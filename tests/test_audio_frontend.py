@@ -161,6 +161,7 @@ def test_clicks_shorter_than_min_speech_are_not_utterances(vad):
     assert not any(isinstance(e, SpeechStarted) for e in events)
 
 
+@pytest.mark.slow
 def test_pipeline_accepts_discord_frames_and_file_frames_alike(vad, config, tiny_en):
     """48 kHz stereo int16 20 ms frames and 16 kHz float frames give the same utterances."""
     from bot.clock import VirtualClock

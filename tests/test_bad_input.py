@@ -306,6 +306,7 @@ def test_database_path_is_a_directory(capsys, tmp_path) -> None:
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("existing", [True, False], ids=["s-talk-database", "file-being-created"])
 def test_database_locked_by_another_process_fails_in_one_line_within_seconds(capsys, db, existing) -> None:
     from storage import open_database
@@ -351,6 +352,7 @@ def test_database_url_with_an_uninstalled_driver(capsys, tmp_path, monkeypatch) 
 # -- failure in the middle of the call ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_audio_failing_mid_call_marks_the_session_failed_and_keeps_earlier_utterances(capsys, monkeypatch, db) -> None:
     real_read_frames = bot.replay.read_frames
     fail_at: list[float] = []
@@ -382,6 +384,7 @@ def test_audio_failing_mid_call_marks_the_session_failed_and_keeps_earlier_utter
     assert "--- failed" in out and f"session: {session_id}" in out
 
 
+@pytest.mark.slow
 def test_unexpected_crash_mid_call_is_recorded_as_failed_not_completed(monkeypatch, capsys, db) -> None:
     real_read_frames = bot.replay.read_frames
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from bot.audio.frames import PcmFrame
 from bot.clock import VirtualClock
@@ -49,6 +50,7 @@ def run(config, transcriber, tracks, workers, batch_size=1):
     return sorted(sink.events, key=lambda e: e.transcribed_at)
 
 
+@pytest.mark.slow
 def test_backlog_is_accounted_in_call_time(config, tiny_en):
     """One worker, four people finishing at once: each waits for the ones before it."""
     events = run(config, tiny_en, simultaneous_call(4), workers=1)
@@ -64,6 +66,7 @@ def test_backlog_is_accounted_in_call_time(config, tiny_en):
     assert events[-1].transcribed_at >= first_ready + sum(e.compute_seconds for e in events) - 1e-6
 
 
+@pytest.mark.slow
 def test_two_workers_work_side_by_side_in_call_time(config, tiny_en):
     """Two workers: two utterances are in work at the same call time (whether that is faster
     depends on free cores, which the benchmark measures)."""
@@ -75,6 +78,7 @@ def test_two_workers_work_side_by_side_in_call_time(config, tiny_en):
     assert busy <= 2  # never more at once than there are workers
 
 
+@pytest.mark.slow
 def test_batching_transcribes_waiting_utterances_together(config, tiny_en):
     events = run(config, tiny_en, simultaneous_call(4), workers=1, batch_size=4)
     assert max(e.batch for e in events) > 1

@@ -247,6 +247,7 @@ FIVE_SECONDS = 16000 * 5
         ("noise", "en"),
     ],
 )
+@pytest.mark.slow
 def test_whisper_output_on_silence_and_noise_is_not_kept(base, audio: str, language: str | None) -> None:
     from bot.asr.transcriber import DecodeOptions, Request
 

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 
 import numpy as np
+import pytest
 
 from bot.audio.frames import PcmFrame
 from bot.clock import VirtualClock
@@ -65,6 +66,7 @@ def call(tmp_path, config, tiny_en, release_after):
     return db, sid, pipeline, locker, path
 
 
+@pytest.mark.slow
 def test_utterances_wait_in_memory_until_the_lock_is_released(tmp_path, config, tiny_en):
     db, sid, pipeline, locker, path = call(tmp_path, config, tiny_en, release_after=3)
     locker.release()
@@ -77,6 +79,7 @@ def test_utterances_wait_in_memory_until_the_lock_is_released(tmp_path, config, 
     assert con.execute("select status from sessions where id = ?", (sid,)).fetchone()[0] == "completed"
 
 
+@pytest.mark.slow
 def test_a_database_that_never_comes_back_leaves_a_recovery_file(tmp_path, config, tiny_en, monkeypatch):
     monkeypatch.chdir(tmp_path)
     db, sid, pipeline, locker, path = call(tmp_path, config, tiny_en, release_after=None)

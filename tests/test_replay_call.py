@@ -11,6 +11,7 @@ import pytest
 from bot.cli import main
 from bot.replay import Track, replay
 from storage import get_session, open_database, session_to_json
+from tests.bounds import at_most
 from tests.calls import build_call, librispeech_files, librispeech_refs, pyannote_call, tiny_en_dir, wer
 
 
@@ -43,6 +44,7 @@ def three_person_call(tmp_path_factory):
     return build_call(tmp_path_factory.mktemp("call3"), script)
 
 
+@pytest.mark.slow
 def test_turns_are_attributed_timed_and_accurate(three_person_call, tmp_path, config, tiny_en):
     tracks, placed = three_person_call
     summary, detail, printed = run(config, tracks, tmp_path, tiny_en)
@@ -73,7 +75,8 @@ def test_turns_are_attributed_timed_and_accurate(three_person_call, tmp_path, co
             for p in placed
         ],
     )
-    assert total < 0.3  # tiny.en on LibriSpeech test-other; the comparison with plain faster-whisper is below
+    # tiny.en on LibriSpeech test-other (six turns, 73 words); the comparison with plain faster-whisper is below
+    at_most("replay.three_people.wer", total, 0.3)
     # What was printed is what was stored.
     assert f"session: {summary.session_id}" in printed.splitlines()
     for u in utts:
@@ -83,6 +86,7 @@ def test_turns_are_attributed_timed_and_accurate(three_person_call, tmp_path, co
     assert 0.6 * expected < talk <= expected + 1.0
 
 
+@pytest.mark.slow
 def test_pipeline_matches_plain_faster_whisper(three_person_call, tmp_path, config, tiny_en):
     """Accuracy: the pipeline's text is as good as plain faster-whisper on the same files."""
     tracks, placed = three_person_call
@@ -102,9 +106,10 @@ def test_pipeline_matches_plain_faster_whisper(three_person_call, tmp_path, conf
         for p in placed
     ]
     refs_list = [p.text for p in placed]
-    assert wer(refs_list, ours) <= wer(refs_list, plain) + 0.03
+    at_most("replay.three_people.wer_above_plain", wer(refs_list, ours) - wer(refs_list, plain), 0.03)
 
 
+@pytest.mark.slow
 def test_two_person_phone_call_against_its_timed_transcript(tmp_path, config, tiny_en):
     tracks, turns = pyannote_call(tmp_path)
     summary, detail, _ = run(config, tracks, tmp_path, tiny_en)
@@ -121,9 +126,10 @@ def test_two_person_phone_call_against_its_timed_transcript(tmp_path, config, ti
             assert any(u.speaker == t.speaker and u.start < t.end and u.end > t.start for u in utts), t
     hyp = " ".join(u.text for u in sorted(utts, key=lambda u: u.start))
     ref = " ".join(t.text for t in turns)
-    assert wer([ref], [hyp]) < 0.3
+    at_most("replay.phone_call.wer", wer([ref], [hyp]), 0.3, hyp)
 
 
+@pytest.mark.slow
 def test_export_json_round_trip_through_cli(three_person_call, tmp_path, config, tiny_en, capsys):
     tracks, _ = three_person_call
     summary, detail, _ = run(config, tracks, tmp_path, tiny_en)
@@ -136,6 +142,7 @@ def test_export_json_round_trip_through_cli(three_person_call, tmp_path, config,
     assert all(set(u) >= {"speaker", "start", "end", "text"} for u in exported["utterances"])
 
 
+@pytest.mark.slow
 def test_each_utterance_is_committed_as_soon_as_it_is_transcribed(three_person_call, tmp_path, config, tiny_en):
     """A second connection sees utterances while the call is still running."""
     from bot.pipeline import PipelineListener
@@ -158,7 +165,7 @@ def test_each_utterance_is_committed_as_soon_as_it_is_transcribed(three_person_c
 def test_replay_command_line(tmp_path, monkeypatch, capsys):
     """The real entry point, as a user runs it, models found offline."""
     monkeypatch.setenv("STALK_ASR_MODEL", tiny_en_dir())
-    f = librispeech_files("1688")[2]
+    f = librispeech_files("1688")[1]  # 37 words: one misheard word cannot decide the check below
     db = tmp_path / "cli.db"
     assert main(["replay", "--speed", "0", "--db", str(db), f"Margaret={f}"]) == 0
     out = capsys.readouterr().out
@@ -168,7 +175,7 @@ def test_replay_command_line(tmp_path, monkeypatch, capsys):
     assert "Margaret:" in out and "p50" in out
     con = sqlite3.connect(db)
     texts = [r[0] for r in con.execute("select text from utterances where session_id = ?", (sid,))]
-    assert wer([librispeech_refs()[f.stem]], [" ".join(texts)]) < 0.3
+    at_most("replay.command_line.wer", wer([librispeech_refs()[f.stem]], [" ".join(texts)]), 0.3, texts)
     assert main(["logs", "list", "--db", str(db)]) == 0
     assert str(sid) in capsys.readouterr().out
 

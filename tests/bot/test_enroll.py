@@ -58,6 +58,7 @@ def _reply(reqs):
     return followups[-1] if followups else [r for r in reqs if r.path.endswith("/callback")][0]
 
 
+@pytest.mark.slow
 async def test_enroll_in_a_call_then_a_guest_on_that_mic_is_flagged(make_bot) -> None:
     h = await make_bot(voice=True, env=_env(STALK_DISCORD_LIVE_TRANSCRIPT="true"))
     ann = h.users["ann"]
@@ -127,6 +128,7 @@ async def test_enroll_in_a_call_then_a_guest_on_that_mic_is_flagged(make_bot) ->
     assert "You have no voiceprint" in none.message_data["content"]
 
 
+@pytest.mark.slow
 async def test_enroll_is_refused_or_gives_up_with_advice_and_stores_nothing(make_bot) -> None:
     h = await make_bot(voice=True, in_voice=("ann", "ben"), env=_env(STALK_SPEAKER_ENROLL_TIMEOUT_S="5"))
     no_session = _reply(await h.command("ann", "enroll"))
@@ -153,6 +155,7 @@ async def test_enroll_is_refused_or_gives_up_with_advice_and_stores_nothing(make
     await h.command("ann", "leave")
 
 
+@pytest.mark.slow
 async def test_a_session_verifies_those_enrolled_before_it_started(make_bot) -> None:
     """Ann was enrolled from files (the command line, bound to her Discord id): the call binds
     her stream to that voiceprint from the start."""

@@ -82,6 +82,7 @@ async def _delivered(engine: HintEngine) -> None:
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_the_opted_in_user_gets_suggestions_by_dm_at_a_lull(make_bot, scripted) -> None:
     h = await make_bot(
         voice=True, env={**LULL_ENV, "STALK_LLM_BASE_URL": scripted.url("varied-0"), "STALK_LLM_MODEL": "scripted"}
@@ -119,6 +120,7 @@ async def test_the_opted_in_user_gets_suggestions_by_dm_at_a_lull(make_bot, scri
     assert all(t.startswith(VARIED) for t in model), model
 
 
+@pytest.mark.slow
 async def test_a_closed_dm_does_not_stop_the_others(make_bot, caplog) -> None:
     """No model at all (built-in suggestions); Ann's DMs are closed, Ben still gets his."""
     h = await make_bot(voice=True, env={**LULL_ENV, "STALK_LLM_ENABLED": "false"})

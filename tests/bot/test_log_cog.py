@@ -26,6 +26,7 @@ from storage.models import CallSession, Utterance, utcnow
 from storage.search import search
 from tests.bot.conftest import Harness
 from tests.bot.discord_rest import snowflake
+from tests.bounds import at_most
 from tests.logs.conftest import _stamp, copy_call, english_script, record_call
 
 
@@ -111,6 +112,7 @@ def _transcript_lines(embed: dict[str, Any]) -> list[str]:
 # -- list, show, pagination -------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_list_shows_attended_calls_and_admins_see_all(make_bot, english_call, tmp_path) -> None:
     h, sid = await _bot(make_bot, english_call, tmp_path)
     detail = get_session(h.db, sid)
@@ -484,6 +486,7 @@ async def test_no_retention_worker_when_calls_are_kept_forever(make_bot, english
     assert get_session(h.db, sid) is not None
 
 
+@pytest.mark.slow
 async def test_forget_during_a_session_stops_listening_first(make_bot, caplog) -> None:
     """Ben speaks, then uses /forget while the session runs and his utterance may still be in
     flight: the session stops listening to him at once, what he said is gone, nothing of his
@@ -520,9 +523,11 @@ async def test_forget_during_a_session_stops_listening_first(make_bot, caplog) -
     assert detail.started_by == str(h.users["ann"])  # who used /join: they may /log delete it
     assert {p.name for p in detail.participants} == {"Ann"}
     assert not any(u.speaker == "Ben" for u in detail.utterances)
-    assert wer([librispeech_refs()[ANN_FILE.stem]], [_text(detail, "Ann")]) < 0.5, (
-        detail,
-        [r.getMessage() for r in caplog.records],
+    at_most(
+        "bot.ann_speech_wer",
+        wer([librispeech_refs()[ANN_FILE.stem]], [_text(detail, "Ann")]),
+        0.5,
+        (detail, [r.getMessage() for r in caplog.records]),
     )
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert problems == []

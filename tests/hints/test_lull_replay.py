@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bot.hints.sanitize import _MENTION, _URL
 from bot.hints.terms import content_words
 from tests.hints.conftest import english_script, hints_config, place, replay_call
@@ -15,6 +17,7 @@ def speech_at(call, t: float, margin: float = 0.0) -> bool:
     return any(turn.speech_start - margin <= t <= turn.speech_end + margin for turn in call.turns)
 
 
+@pytest.mark.slow
 def test_one_hint_per_lull_during_the_silence_from_what_was_said(two_lulls, tmp_path, tiny_en):
     run = replay_call(hints_config(llm_enabled=False, hints_cooldown_seconds=20), two_lulls, tmp_path, tiny_en)
     silences = two_lulls.silences(THRESHOLD)
@@ -47,6 +50,7 @@ def test_one_hint_per_lull_during_the_silence_from_what_was_said(two_lulls, tmp_
     assert "hints: 2 delivered" in run.printed
 
 
+@pytest.mark.slow
 def test_cooldown_skips_a_lull_too_soon_after_a_hint(three_lulls, tmp_path, tiny_en):
     silences = three_lulls.silences(THRESHOLD)
     assert len(silences) == 3
@@ -57,6 +61,7 @@ def test_cooldown_skips_a_lull_too_soon_after_a_hint(three_lulls, tmp_path, tiny
     assert [round(h["silence"]) for h in run.hints] == [round(silences[0][0]), round(silences[2][0])], run.printed
 
 
+@pytest.mark.slow
 def test_maximum_per_session(three_lulls, tmp_path, tiny_en):
     run = replay_call(
         hints_config(llm_enabled=False, hints_cooldown_seconds=0, hints_max_per_session=2),
@@ -69,6 +74,7 @@ def test_maximum_per_session(three_lulls, tmp_path, tiny_en):
     assert len(run.detail.suggestions) == 6
 
 
+@pytest.mark.slow
 def test_short_pauses_and_a_lull_without_conversation_before_it_get_nothing(tmp_path, tiny_en):
     # Long silences, but each after a single turn: no conversation had been going on.
     sparse = place(tmp_path, english_script([("alice", 0), ("bob", 9.0), ("alice", 9.0)]))
@@ -76,6 +82,7 @@ def test_short_pauses_and_a_lull_without_conversation_before_it_get_nothing(tmp_
     assert run.hints == []
 
 
+@pytest.mark.slow
 def test_opted_out_participant_is_not_a_recipient(two_lulls, tmp_path, tiny_en):
     run = replay_call(
         hints_config(llm_enabled=False, hints_cooldown_seconds=20, hints_replay_opt_out="bob"),
@@ -87,6 +94,7 @@ def test_opted_out_participant_is_not_a_recipient(two_lulls, tmp_path, tiny_en):
     assert all(list(s.recipients) == ["alice"] for s in run.detail.suggestions)
 
 
+@pytest.mark.slow
 def test_hints_can_be_turned_off(two_lulls, tmp_path, tiny_en):
     run = replay_call(hints_config(hints_enabled=False), two_lulls, tmp_path, tiny_en)
     assert run.hints == [] and run.detail.suggestions == [] and "hints:" not in run.printed
@@ -95,6 +103,7 @@ def test_hints_can_be_turned_off(two_lulls, tmp_path, tiny_en):
     assert run.hints == []
 
 
+@pytest.mark.slow
 def test_delivered_texts_are_plain_and_bounded(two_lulls, tmp_path, tiny_en):
     run = replay_call(hints_config(llm_enabled=False, hints_max_chars=60), two_lulls, tmp_path, tiny_en)
     assert run.detail.suggestions, run.printed  # else the checks below pass on nothing

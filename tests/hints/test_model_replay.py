@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
+import pytest
+
 from tests.hints.conftest import hints_config, korean_script, place, replay_call
 
 THRESHOLD = 5.0
@@ -17,6 +19,7 @@ def model_config(url: str, **values):
     )
 
 
+@pytest.mark.slow
 def test_slow_model_prepared_in_the_background_is_on_time(two_lulls, tmp_path, tiny_en, scripted):
     # Four seconds per answer (questions on words of the latest lines). At --speed 0 the audio is
     # fed far faster than that, so the replay must wait for answers a live call would have had by
@@ -37,6 +40,7 @@ def test_slow_model_prepared_in_the_background_is_on_time(two_lulls, tmp_path, t
     assert "model answers:" in run.printed
 
 
+@pytest.mark.slow
 def test_model_down_falls_back_with_one_warning(two_lulls, tmp_path, tiny_en, scripted, caplog):
     with caplog.at_level(logging.WARNING):
         run = replay_call(
@@ -51,6 +55,7 @@ def test_model_down_falls_back_with_one_warning(two_lulls, tmp_path, tiny_en, sc
     assert "failed model request(s)" in run.printed
 
 
+@pytest.mark.slow
 def test_model_that_never_answers_in_time(two_lulls, tmp_path, tiny_en, scripted):
     run = replay_call(
         model_config(scripted.url("hang"), llm_timeout_seconds=2, llm_retries=0), two_lulls, tmp_path, tiny_en
@@ -62,6 +67,7 @@ def test_model_that_never_answers_in_time(two_lulls, tmp_path, tiny_en, scripted
         assert hint["at"] <= quiet_from + THRESHOLD + 1.0
 
 
+@pytest.mark.slow
 def test_korean_conversation(tmp_path, base_model, scripted):
     call = place(
         tmp_path,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bot.hints.llm import LlmError, LlmSettings, LlmSuggester
 from bot.hints.sanitize import _MENTION, _URL
 from bot.hints.terms import Line
@@ -18,6 +20,7 @@ HIKE = [
 ]
 
 
+@pytest.mark.slow
 def test_real_server_speaks_the_protocol_with_json_schema(llama_server: LlamaServer):
     s = LlmSuggester(
         LlmSettings(
@@ -50,6 +53,7 @@ def test_real_server_speaks_the_protocol_with_json_schema(llama_server: LlamaSer
     assert reply.model and reply.choices[0].message.content is not None
 
 
+@pytest.mark.slow
 def test_replayed_call_with_the_real_model(two_lulls, tmp_path, tiny_en, llama_server: LlamaServer):
     config = hints_config(
         llm_base_url=llama_server.base_url,

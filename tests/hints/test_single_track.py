@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.hints.conftest import english_script, hints_config, place, replay_call
 
 
+@pytest.mark.slow
 def test_one_person_present_gets_nothing_and_the_model_is_not_asked(tmp_path, tiny_en, scripted, capfd):
     alone = place(
         tmp_path, english_script([("alice", 0), ("alice", 1.0), ("alice", 1.0), ("alice", 9.0), ("alice", 1.0)])

@@ -54,8 +54,8 @@ def pg_url():
             pytest.skip("running as root and there is no 'postgres' user to run the server")
         run_as = ["runuser", "-u", "postgres", "--"]
     # Not under pytest's temporary folder: that is private to root, and the server runs as
-    # the 'postgres' user when we are root.
-    folder = Path(tempfile.mkdtemp(prefix="stalk-pg-"))
+    # the 'postgres' user when we are root. Removed below.
+    folder = Path(tempfile.mkdtemp(prefix="stalk-pg-", dir="/tmp"))
     if run_as:
         shutil.chown(folder, "postgres")
     with socket.socket() as s:
@@ -135,6 +135,7 @@ def test_migration_made_the_trigram_index_and_models_match(pg) -> None:
         command.check(alembic_config(connection=conn))  # models == migrated schema, index aside
 
 
+@pytest.mark.slow
 def test_search_matches_the_substring_oracle(pg) -> None:
     db, ids = pg
     rows = [(s.id, u.id, u.text) for s in list_sessions(db, limit=100) for u in get_session(db, s.id).utterances]

@@ -28,6 +28,7 @@ def _enrol(capsys, db, name, files):
     return out
 
 
+@pytest.mark.slow
 def test_enrol_verify_list_delete(tmp_path, capsys):
     db = str(tmp_path / "v.db")
     out = _enrol(capsys, db, "alice", _files("1688", 0, 1))
@@ -70,6 +71,7 @@ def test_unknown_name(tmp_path, capsys):
         assert "no voiceprint enrolled as 'carol'" in one_error_line(err) and "enrolled: bob" in err
 
 
+@pytest.mark.slow
 def test_failed_enrolment_keeps_the_old_voiceprint(tmp_path, capsys):
     db = str(tmp_path / "v.db")
     _enrol(capsys, db, "alice", _files("1688", 0, 1))
@@ -134,6 +136,7 @@ def test_verify_needs_speech(tmp_path, capsys):
     assert code == 2 and out == "" and "too little to judge" in one_error_line(err)
 
 
+@pytest.mark.slow
 def test_bad_name_and_user_id(tmp_path, capsys):
     db = str(tmp_path / "v.db")
     code, out, err = run_cli(capsys, "enroll", "--db", db, "a=b", *_files("1688", 0, 1))

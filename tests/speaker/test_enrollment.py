@@ -14,6 +14,7 @@ def _audio(spk: str, n: int) -> list[np.ndarray]:
     return [u.audio for u in librispeech()[spk][:n]]
 
 
+@pytest.mark.slow
 def test_one_voice_enrols_and_matches_its_other_recordings(speaker_model, vad):
     result = enroll(speaker_model, _audio("1998", 2), vad=vad)
     assert result.speech_seconds >= 10 and result.pieces >= 3
@@ -24,6 +25,7 @@ def test_one_voice_enrols_and_matches_its_other_recordings(speaker_model, vad):
     assert own > 0.6 > 0.3 > other
 
 
+@pytest.mark.slow
 def test_live_segments_enrol_too(speaker_model, vad):
     """Short segments as a call delivers them (speechbrain's 2-3 s sentences), with progress."""
     segs = [u.audio for u in others()["sb-spk1"]]
@@ -76,6 +78,7 @@ def test_several_voices(speaker_model, vad):
         enroll(speaker_model, [mixed], vad=vad)
 
 
+@pytest.mark.slow
 def test_every_speaker_of_the_shared_data_passes_its_own_enrolment(speaker_model, vad):
     """The one-voice gate must not reject real single speakers (all six LibriSpeech readers,
     and Picovoice's enrolment speaker)."""

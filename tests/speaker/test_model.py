@@ -44,6 +44,7 @@ def test_front_end_falls_back_to_config_where_metadata_is_silent(config):
     assert fe.features(librispeech()["1688"][0].audio[:16000]).shape == (98, 64)
 
 
+@pytest.mark.slow
 def test_same_speaker_scores_above_different_speakers(speaker_model):
     ls = librispeech()
     embs = {spk: speaker_model.embed_batch([u.audio for u in utts[:4]]) for spk, utts in ls.items()}

@@ -78,6 +78,7 @@ def _truth(placed, u):
     return best.text
 
 
+@pytest.mark.slow
 def test_guest_flagged_owners_verified(guest_call):
     placed, export, printed, _ = guest_call
     utts = [u for u in export["utterances"] if u["end"] - u["start"] >= 2.0]
@@ -150,6 +151,7 @@ class Verdicts(PipelineListener):
         self.revised.append((speaker.name, utterance_id, verdict))
 
 
+@pytest.mark.slow
 def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_model):
     """The owner's first words score low alone (1.4 s); their next utterance, same voice, revises
     the stored verdict to verified."""
@@ -185,6 +187,7 @@ def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_m
     assert "verdict revised:  [voice ok" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_enrolment_from_live_speech(tmp_path, tiny_en, speaker_model):
     """/enroll in a call: bob's segments are collected as the pipeline accepts them; the voiceprint
     made from them verifies bob's other recordings and not alice's."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import davey
+import pytest
 
 from bot.voice.client import ReceivingVoiceClient
 
@@ -76,6 +77,7 @@ async def test_double_refuses_a_client_without_dave(tls) -> None:
         await server.stop()
 
 
+@pytest.mark.slow
 async def test_bot_still_speaks_under_dave_while_listening(make_call, speech) -> None:
     """Receiving must not break discord.py's sending: Opus the bot sends is transport- and
     end-to-end encrypted so that a group member (a davey session in the double) can open it,

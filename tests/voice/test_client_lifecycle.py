@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.voice.client import ReceivingVoiceClient
 from tests.voice.conftest import clean_min, on_time
 from tests.voice.double import VoiceRoute, VoiceServerDouble
@@ -18,6 +20,7 @@ def _assert_heard(call, user_id: int, speech, res) -> None:
     assert call.heard(user_id, speech, res, tolerance=TIMING_TOLERANCE) > clean_min(res)
 
 
+@pytest.mark.slow
 async def test_leave_and_rejoin_with_a_new_ssrc(make_call, speech) -> None:
     call = await make_call(members=2)
     vc: ReceivingVoiceClient = call.vc
@@ -57,6 +60,7 @@ async def test_leave_and_rejoin_with_a_new_ssrc(make_call, speech) -> None:
     assert stats.decrypt_failures == 0 and stats.received == first.sent + second.sent
 
 
+@pytest.mark.slow
 async def test_opted_out_user_is_never_decrypted_or_decoded(make_call, speech) -> None:
     call = await make_call(members=2, listen=False)
     vc: ReceivingVoiceClient = call.vc
@@ -82,6 +86,7 @@ async def test_opted_out_user_is_never_decrypted_or_decoded(make_call, speech) -
     _assert_heard(call, b, speech["b"], res_b2)
 
 
+@pytest.mark.slow
 async def test_resume_after_4015_keeps_listening_without_a_gap(make_call, speech) -> None:
     call = await make_call(members=2)
     vc: ReceivingVoiceClient = call.vc
@@ -113,6 +118,7 @@ async def test_resume_after_4015_keeps_listening_without_a_gap(make_call, speech
     _assert_heard(call, joiner.user_id, speech["a"], res_j)
 
 
+@pytest.mark.slow
 async def test_voice_server_move_reconnects_and_keeps_buffered_audio(make_call, speech, tls) -> None:
     call = await make_call(members=1)
     vc: ReceivingVoiceClient = call.vc
@@ -148,6 +154,7 @@ async def test_voice_server_move_reconnects_and_keeps_buffered_audio(make_call, 
     assert vc.receive_stats()[a].decrypt_failures == 0
 
 
+@pytest.mark.slow
 async def test_failed_resume_falls_back_to_a_new_session_and_keeps_listening(make_call, speech) -> None:
     """4015, but the server lost the session (RESUME answered with 4006): the client must
     identify afresh (new transport key, new DAVE membership) and keep its receiver."""
@@ -178,6 +185,7 @@ async def test_failed_resume_falls_back_to_a_new_session_and_keeps_listening(mak
     assert vc.receive_stats()[a].decrypt_failures == 0
 
 
+@pytest.mark.slow
 async def test_dave_epoch_changes_during_speech_lose_nothing(make_call, speech) -> None:
     """People join and leave while A talks: each is an MLS commit (new epoch, new keys)
     that discord.py applies on the event loop while the socket reader thread is decrypting
@@ -203,6 +211,7 @@ async def test_dave_epoch_changes_during_speech_lose_nothing(make_call, speech) 
     _assert_heard(call, a, speech["a"], res)
 
 
+@pytest.mark.slow
 async def test_kicked_from_the_channel_stops_listening_and_flushes(make_call, speech) -> None:
     """Disconnected by Discord (VOICE_STATE_UPDATE with no channel, then 4014): the client
     ends for good, and audio still in the jitter buffer reaches the sink first."""

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.clock import WallClock
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline
 from storage import get_session, open_database
 from storage.recorder import CallRecorder
 from storage.records import NewSession
+from tests.bounds import at_most
 from tests.calls import librispeech_refs, offline_config, wer
 from tests.voice.double import Impairment, encode, librispeech, load_speech
 
 
+@pytest.mark.slow
 async def test_each_users_speech_is_stored_as_their_words(make_call, tiny_en, tmp_path) -> None:
     call = await make_call(members=2, listen=False)
     a, b = call.users
@@ -28,15 +32,17 @@ async def test_each_users_speech_is_stored_as_their_words(make_call, tiny_en, tm
     call.vc.listen(feeder, epoch=call.epoch)
     await call.server.wait_session()
 
-    files = {a: librispeech("1688", 2), b: librispeech("2033", 4)}  # 2.8 s and 4.3 s sentences
-    sent = {}
+    # Two sentences each (22 and 26 words): one misheard word cannot decide the error rate.
+    files = {a: [librispeech("1688", 2), librispeech("1688", 3)], b: [librispeech("2033", 4), librispeech("2033", 0)]}
+    sent: dict[int, list[float]] = {a: [], b: []}
     lossy = Impairment(loss=0.03, reorder=0.05, jitter_ms=15, seed=3)
     for uid in (a, b):
-        speech = encode(load_speech(files[uid]))
-        result = await call.server.stream(uid, speech, lossy)
-        lo, _ = call.window(result)
-        sent[uid] = lo
-        await asyncio.sleep(1.0)  # a pause between the turns, as in a conversation
+        for path in files[uid]:
+            speech = encode(load_speech(path))
+            result = await call.server.stream(uid, speech, lossy)
+            lo, _ = call.window(result)
+            sent[uid].append(lo)
+            await asyncio.sleep(1.0)  # a pause between the turns, as in a conversation
     call.vc.stop_listening()
     feeder.close()
     summary = await asyncio.to_thread(pipeline.close)
@@ -50,10 +56,12 @@ async def test_each_users_speech_is_stored_as_their_words(make_call, tiny_en, tm
         mine = [u for u in detail.utterances if u.speaker == name]
         assert mine, f"nothing stored for {name}"
         text = " ".join(u.text for u in mine)
-        assert wer([refs[files[uid].stem]], [text]) < 0.35, text
+        reference = " ".join(refs[f.stem] for f in files[uid])
+        at_most("voice.client_pipeline.wer", wer([reference], [text]), 0.35, text)
         # Speech starts a little into the file; never before the packets were sent, and
-        # the whole utterance sits in this user's turn.
-        assert sent[uid] <= mine[0].start < sent[uid] + 1.0
+        # each utterance sits in one of this user's turns.
+        assert sent[uid][0] <= mine[0].start < sent[uid][0] + 1.0
+        assert all(any(lo <= u.start < lo + 6.0 for lo in sent[uid]) for u in mine)
         assert all(u.transcribed_at >= u.end for u in mine)
     ann_end = max(u.end for u in detail.utterances if u.speaker == "Ann")
     assert min(u.start for u in detail.utterances if u.speaker == "Ben") > ann_end

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.voice.client import ReceivingVoiceClient
 from tests.voice.conftest import clean_min, on_time, similarity
 from tests.voice.double import Impairment
@@ -30,6 +32,7 @@ async def _drain(seconds: float = 0.4) -> None:
     await asyncio.sleep(seconds)
 
 
+@pytest.mark.slow
 async def test_two_speakers_each_come_out_as_their_own_audio(make_call, speech) -> None:
     call = await make_call(members=2)
     vc: ReceivingVoiceClient = call.vc
@@ -63,6 +66,7 @@ async def test_two_speakers_each_come_out_as_their_own_audio(make_call, speech) 
     assert vc.counters.datagrams >= res_a.sent + res_b.sent
 
 
+@pytest.mark.slow
 async def test_speech_survives_loss_reordering_jitter_duplicates_and_garbage(make_call, speech) -> None:
     call = await make_call(members=2)
     vc: ReceivingVoiceClient = call.vc
@@ -106,6 +110,7 @@ async def test_speech_survives_loss_reordering_jitter_duplicates_and_garbage(mak
     assert totals.rtcp > 0  # and RTCP told apart from media
 
 
+@pytest.mark.slow
 async def test_transport_only_call_without_dave(make_call, speech) -> None:
     """A call whose server negotiates DAVE protocol 0 (passthrough): no E2EE layer at all."""
     call = await make_call(members=1, dave=False)
@@ -128,12 +133,14 @@ async def _two_spurts(call, speech, *, contiguous: bool) -> None:
         assert call.heard(a, src, res, tolerance=TIMING_TOLERANCE) > clean_min(res)
 
 
+@pytest.mark.slow
 async def test_talk_spurts_keep_their_wall_clock_timing(make_call, speech) -> None:
     """Two talk spurts 1 s apart, RTP timestamps running through the silence as Discord's
     WebRTC clients send them: the second spurt lands where it was spoken."""
     await _two_spurts(await make_call(members=1), speech, contiguous=False)
 
 
+@pytest.mark.slow
 async def test_talk_spurts_with_contiguous_timestamps_keep_their_timing(make_call, speech) -> None:
     """The same, from a sender whose RTP timestamps do not advance during silence
     (discord.py's own sender): the receiver places the second spurt by its arrival."""
