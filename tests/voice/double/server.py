@@ -577,8 +577,10 @@ class VoiceServerDouble:
         ``contiguous_timestamps`` sends the next frame's timestamp instead, as discord.py's
         own sender does."""
         m = self.members[user_id]
-        # Seeded by the member's position, not its (random) ids, so a run can be repeated.
-        rng = random.Random(impairment.seed * 1000 + list(self.members).index(user_id))
+        # Seeded by the member's position, not its (random) ids, so a run can be repeated;
+        # STALK_TEST_SEED shifts every seed (benchmarks/spread.py varies it).
+        shift = int(os.environ.get("STALK_TEST_SEED", "0")) * 7919
+        rng = random.Random(impairment.seed * 1000 + list(self.members).index(user_id) + shift)
         loop = asyncio.get_running_loop()
         frames = list(speech.packets) + [rtp.OPUS_SILENCE] * trailing_silence_frames
         start = time.monotonic() + 0.02
