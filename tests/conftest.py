@@ -29,6 +29,22 @@ def _temp_files_inside_pytests_own(tmp_path_factory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_stray_heartbeat_threads():
+    """discord.py beats each websocket's heart from a thread of its own, which calls into the
+    event loop; one that outlives its test's loop dies with 'Event loop is closed'. A test
+    ends with every websocket it opened closed."""
+    yield
+    beating = [t for t in threading.enumerate() if type(t).__name__.endswith("KeepAliveHandler") and t.is_alive()]
+    for t in beating:
+        t.join(2.0)
+    left = [t for t in beating if t.is_alive()]
+    for t in left:
+        t.stop()  # type: ignore[attr-defined]
+    if left:
+        pytest.fail(f"{len(left)} discord.py heartbeat thread(s) still running after the test: a websocket left open")
+
+
 def _transcriber(path: str, name: str, workers: int = 2):
     from bot.asr.model import load_whisper
     from bot.asr.transcriber import WhisperTranscriber
