@@ -1,4 +1,5 @@
 import os
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -85,18 +86,44 @@ def _children() -> list[str]:
     return out
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _untracked() -> set[str]:
+    """Files in the checkout that git neither tracks nor ignores (empty outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, capture_output=True, text=True
+        ).stdout
+    except OSError:
+        return set()
+    return {line[3:] for line in out.splitlines() if line.startswith("?? ")}
+
+
+_UNTRACKED = pytest.StashKey[set[str]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_UNTRACKED] = _untracked()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A run leaves nothing behind: no thread of the code under test, no server process."""
+    """A run leaves nothing behind: no thread of the code under test, no server process, no file
+    in the checkout."""
+    files = sorted(_untracked() - session.stash.get(_UNTRACKED, set()))
     threads = [
         f"{t.name} ({'daemon' if t.daemon else 'non-daemon'})"
         for t in threading.enumerate()
         if t is not threading.main_thread() and t.is_alive()
     ]
     children = _children()
-    if threads or children:
+    if threads or children or files:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         lines = (
-            ["tests left these running:"] + [f"  thread {t}" for t in threads] + [f"  process {c}" for c in children]
+            ["tests left these behind:"]
+            + [f"  thread {t}" for t in threads]
+            + [f"  process {c}" for c in children]
+            + [f"  file {f}" for f in files]
         )
         if reporter is not None:
             reporter.write_line("\n".join(lines), red=True)
