@@ -109,7 +109,7 @@ def test_mandarin_and_russian_speakers_in_one_call(tmp_path, config, base_model)
     # Whisper often writes Mandarin in traditional characters where the references are
     # simplified, so compare with plain faster-whisper rather than against a fixed bar.
     refs = [p.text for p in placed]
-    at_most("multilingual.zh_ru.cer_above_plain", cer(refs, ours) - cer(refs, plain), 0.05)
+    at_most("multilingual.zh_ru.cer_above_plain", cer(refs, ours) - cer(refs, plain), 0.08)
     at_most("multilingual.zh_ru.cer", cer(refs, ours), 0.6)
     # Stored and exported as written, not escaped or mangled.
     from storage import session_to_json

@@ -126,7 +126,8 @@ def test_two_person_phone_call_against_its_timed_transcript(tmp_path, config, ti
             assert any(u.speaker == t.speaker and u.start < t.end and u.end > t.start for u in utts), t
     hyp = " ".join(u.text for u in sorted(utts, key=lambda u: u.start))
     ref = " ".join(t.text for t in turns)
-    at_most("replay.phone_call.wer", wer([ref], [hyp]), 0.3, hyp)
+    # 0.284 under every variation benchmarks/spread.py tried: 0.4 leaves ten words of room.
+    at_most("replay.phone_call.wer", wer([ref], [hyp]), 0.4, hyp)
 
 
 @pytest.mark.slow

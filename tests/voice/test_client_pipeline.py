@@ -57,7 +57,9 @@ async def test_each_users_speech_is_stored_as_their_words(make_call, tiny_en, tm
         assert mine, f"nothing stored for {name}"
         text = " ".join(u.text for u in mine)
         reference = " ".join(refs[f.stem] for f in files[uid])
-        at_most("voice.client_pipeline.wer", wer([reference], [text]), 0.35, text)
+        # 0.05-0.31 across instruction sets, threads and loss patterns (benchmarks/spread.py):
+        # concealed packets cost words; against the other speaker's text it is near 1.0.
+        at_most("voice.client_pipeline.wer", wer([reference], [text]), 0.5, text)
         # Speech starts a little into the file; never before the packets were sent, and
         # each utterance sits in one of this user's turns.
         assert sent[uid][0] <= mine[0].start < sent[uid][0] + 1.0
