@@ -826,10 +826,11 @@ class VoiceServerDouble:
                 garbage += 1
             if rng.random() < impairment.rtcp:
                 self._send_later(loop, rtp.receiver_report(m.ssrc), 0)
-            if rng.random() < impairment.rtcp_feedback:
+            # Drawn only when asked for, so that a seed gives the impairments it always gave.
+            if impairment.rtcp_feedback and rng.random() < impairment.rtcp_feedback:
                 feedback = rtp.transport_feedback if rng.random() < 0.5 else rtp.picture_loss
                 self._send_later(loop, feedback(self.bot_ssrc, m.ssrc), 0)
-            if rng.random() < impairment.padding and i + 1 < len(frames):
+            if impairment.padding and rng.random() < impairment.padding and i + 1 < len(frames):
                 self._send_later(loop, self.padding_packet(m), 0)
                 padding += 1
         for index, p in held:
