@@ -5,10 +5,17 @@ keeps discord.py's connection logic (handshake, DAVE group membership, reconnect
 
 * a voice-websocket hook (``VoiceConnectionState(hook=...)``, passed to every websocket
   discord.py opens, so it survives reconnects) that reads who owns which SSRC (SPEAKING 5,
-  CLIENT_CONNECT 12), who left (CLIENT_DISCONNECT 13) and, after SESSION_DESCRIPTION 4 and
-  DAVE transitions, hands the transport key and the davey session to the receiver;
+  CLIENT_CONNECT 12), who is in the call (CLIENTS_CONNECT 11, CLIENT_DISCONNECT 13) and,
+  after SESSION_DESCRIPTION 4 and the DAVE transitions (21, 22, 24), hands the transport
+  key and what the DAVE step may accept (bot.voice.e2ee) to the receiver;
+* websockets that drop redelivered messages and check MLS proposals against the call's
+  members (bot.voice.voice_ws, bot.voice.connection);
+* a UDP keepalive every 5 s for the whole call, on whichever socket is current, as Discord's
+  own client sends it (bot.voice.keepalive): without it Discord stops forwarding audio to a
+  bot that never speaks;
 * a listener on discord.py's own UDP socket reader thread (``add_socket_listener``), which
-  feeds every datagram to :class:`bot.voice.receiver.AudioReceiver`;
+  counts keepalive echoes and feeds every other datagram to
+  :class:`bot.voice.receiver.AudioReceiver`;
 * a 20 ms asyncio timer that lets the receiver release due audio to the sink.
 
 The receiver outlives websockets and UDP sockets: a voice-server move, a 4014/4015 close or
@@ -22,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -30,9 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.gateway import DiscordVoiceWebSocket
-from discord.voice_state import ConnectionFlowState, VoiceConnectionState
+from discord.voice_state import VoiceConnectionState
 
 from bot.audio.frames import PcmFrame
+from bot.voice import keepalive
+from bot.voice.connection import ReceivingConnectionState
+from bot.voice.e2ee import TRANSITION_WINDOW, E2eeTracker
+from bot.voice.members import CallMembers
+from bot.voice.voice_ws import ReceivingVoiceWebSocket
 
 if TYPE_CHECKING:
     from bot.voice.receiver import AudioReceiver
@@ -54,79 +65,15 @@ class VoiceClientCounters:
     ssrc_mappings: int = 0  # SPEAKING / CLIENT_CONNECT announcements applied
     user_disconnects: int = 0  # CLIENT_DISCONNECT events
     transport_keys: int = 0  # SESSION_DESCRIPTIONs applied (first connect + every re-identify)
-    dave_updates: int = 0  # times the receiver was given the (re)keyed davey session
+    dave_updates: int = 0  # times the receiver was given a new DAVE policy (session, transitions)
     resumes: int = 0  # RESUMED acknowledgements (4015 recovered without a new session)
+    redelivered: int = 0  # gateway messages seen again after a resume, and not handled again
+    proposals_refused: int = 0  # MLS proposals davey refused (someone not in the call)
+    keepalives_sent: int = 0
+    keepalives_answered: int = 0  # echoed by the voice server
+    keepalive_errors: int = 0  # the socket refused one (mid-reconnect)
     polls: int = 0
     poll_errors: int = 0
-
-
-class _WakingSocket(socket.socket):
-    """A UDP socket whose close() first wakes any thread blocked in select() on it.
-
-    discord.py's socket reader thread sits in ``select([socket], timeout=30)`` whenever it
-    has listeners, which for a receiving client is always. Closing a file descriptor does
-    not wake a select() on it (Linux), so after a reconnect that replaces the socket the
-    reader stays blind for up to 30 s: it misses the new socket's IP-discovery reply and
-    the reconnect times out. shutdown() does wake it (the recv that follows fails, which
-    discord.py ignores), and by then discord.py has paused the reader, so it waits for the
-    new socket.
-    """
-
-    def close(self) -> None:
-        try:
-            self.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # never connected, or already shut down
-        super().close()
-
-
-class _ReceivingConnectionState(VoiceConnectionState):
-    """discord.py's connection state, with a working resume after close code 4015.
-
-    In 2.7.1 the 4015 branch calls ``_connect(resume=True)``, which first re-sends the
-    main-gateway voice state and waits for *both* VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE
-    while the state is still ``connected`` (so the wait can never finish), and then waits
-    for a SESSION_DESCRIPTION that Discord does not send after RESUMED. The resume then
-    times out and discord.py disconnects for good. Here a resume is what Discord documents:
-    a new websocket to the same endpoint, RESUME, wait for RESUMED; keys, SSRC, UDP socket
-    and DAVE state stay. If that fails we fall back to discord.py's own full reconnect.
-    """
-
-    def _create_socket(self) -> None:
-        # Same as discord.py 2.7.1's, with a socket that wakes the reader when closed.
-        self.socket = _WakingSocket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.setblocking(False)
-        self._socket_reader.resume()
-
-    async def _connect(self, reconnect: bool, timeout: float, self_deaf: bool, self_mute: bool, resume: bool) -> None:
-        if resume and self.secret_key is not discord.utils.MISSING and self.endpoint and self.ip:
-            try:
-                await asyncio.wait_for(self._resume_websocket(), timeout=min(timeout, 10.0))
-                if not self._runner:
-                    self._runner = self.voice_client.loop.create_task(
-                        self._poll_voice_ws(reconnect), name="Voice websocket poller"
-                    )
-                return
-            except (TimeoutError, discord.ConnectionClosed, OSError) as exc:
-                log.info("voice resume failed (%r); reconnecting with a new session", exc)
-                await self.disconnect(cleanup=False)
-        await super()._connect(reconnect, timeout, self_deaf, self_mute, False)
-
-    async def _resume_websocket(self) -> None:
-        resumed = self.voice_client.loop.create_future()
-        client = self.voice_client
-        if isinstance(client, ReceivingVoiceClient):
-            client._resumed_waiter = resumed
-        try:
-            self.ws = await self._connect_websocket(True)
-            # The old websocket's secret_key is what the resumed session still uses.
-            self.ws.secret_key = self.secret_key
-            while not resumed.done():
-                await self.ws.poll_event()
-            self.state = ConnectionFlowState.connected
-        finally:
-            if isinstance(client, ReceivingVoiceClient):
-                client._resumed_waiter = None
 
 
 class ReceivingVoiceClient(discord.VoiceClient):
@@ -136,20 +83,32 @@ class ReceivingVoiceClient(discord.VoiceClient):
     48 kHz stereo int16 and ``start`` in seconds of call time; it must not block.
     """
 
+    # Seconds between UDP keepalives (None: send none). Class attributes so that tests can
+    # shorten them with a subclass; the defaults are what Discord's own client uses.
+    keepalive_interval: float | None = keepalive.INTERVAL
+    dave_transition_window: float = TRANSITION_WINDOW
+
     def __init__(self, client: discord.Client, channel: discord.abc.Connectable) -> None:
         self._receiver: AudioReceiver | None = None
         self._poll_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._keepalive = keepalive.KeepaliveTracker()
         self._listening = False
+        self._socket_listening = False
         self._counters = VoiceClientCounters()
         self._datagrams = 0  # written only by discord.py's socket reader thread
         self._resumed_waiter: asyncio.Future[None] | None = None
         # Kept even while not listening: SPEAKING for people already talking arrives once,
         # right after the handshake, possibly before listen() is called.
         self._ssrc_users: dict[int, int] = {}
+        self._e2ee = E2eeTracker(window=self.dave_transition_window)
+        self._websockets: list[ReceivingVoiceWebSocket] = []
+        self._redelivered_gone = 0
         super().__init__(client, channel)
+        self._members = CallMembers(self.user.id, self._channel_voice_states)
 
     def create_connection_state(self) -> VoiceConnectionState:
-        return _ReceivingConnectionState(self, hook=self._ws_hook)
+        return ReceivingConnectionState(self, hook=self._ws_hook)
 
     # public API -----------------------------------------------------------------------
 
@@ -181,15 +140,15 @@ class ReceivingVoiceClient(discord.VoiceClient):
         self._apply_session()
         for ssrc, uid in self._ssrc_users.items():
             receiver.map_ssrc(ssrc, uid)
-        self._connection.add_socket_listener(self._on_datagram)
+        self._listen_socket()
         self._poll_task = self.loop.create_task(self._poll_loop(), name="voice receive poller")
 
     def stop_listening(self) -> None:
-        """Stop receiving; audio still buffered is released to the sink first."""
+        """Stop receiving; audio still buffered is released to the sink first. (The socket
+        listener stays, for the keepalive's echoes, until the connection ends.)"""
         if not self._listening:
             return
         self._listening = False
-        self._connection.remove_socket_listener(self._on_datagram)
         if self._poll_task is not None:
             self._poll_task.cancel()
             self._poll_task = None
@@ -213,7 +172,23 @@ class ReceivingVoiceClient(discord.VoiceClient):
 
     @property
     def counters(self) -> VoiceClientCounters:
-        return replace(self._counters, datagrams=self._datagrams)
+        k = self._keepalive.counts
+        return replace(
+            self._counters,
+            datagrams=self._datagrams,
+            keepalives_sent=k.sent,
+            keepalives_answered=k.answered,
+            keepalive_errors=k.send_errors,
+            redelivered=self._redelivered_gone + sum(ws.redelivered for ws in self._websockets),
+        )
+
+    @property
+    def keepalive_counts(self) -> keepalive.KeepaliveCounts:
+        return self._keepalive.counts
+
+    def expected_members(self) -> list[int]:
+        """User ids the MLS group may hold: ourselves and who Discord says is in the call."""
+        return self._members.expected()
 
     def receive_stats(self) -> dict[int, ReceiveStats]:
         return {} if self._receiver is None else self._receiver.stats()
@@ -221,16 +196,77 @@ class ReceivingVoiceClient(discord.VoiceClient):
     def cleanup(self) -> None:
         # discord.py calls this when the connection is finished for good (not on reconnects).
         self.stop_listening()
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            self._keepalive_task = None
+        if self._socket_listening:
+            self._connection.remove_socket_listener(self._on_datagram)
+            self._socket_listening = False
         super().cleanup()
 
     # discord.py callbacks ---------------------------------------------------------------
 
+    def _channel_voice_states(self) -> Iterable[int]:
+        states = getattr(self.channel, "voice_states", None)
+        return () if not states else list(states)
+
+    def _configure_ws(self, ws: ReceivingVoiceWebSocket) -> None:
+        ws.expected_members = self.expected_members
+        ws.on_refused_proposal = self._proposal_refused
+        # Of sockets long gone only their count of redeliveries is kept.
+        keep = self._websockets[-3:]
+        self._redelivered_gone += sum(w.redelivered for w in self._websockets[:-3])
+        self._websockets = [*keep, ws]
+
+    def _proposal_refused(self, exc: Exception) -> None:
+        self._bump(proposals_refused=1)
+
+    def _listen_socket(self) -> None:
+        if not self._socket_listening:
+            self._socket_listening = True
+            self._connection.add_socket_listener(self._on_datagram)
+
     def _on_datagram(self, data: bytes) -> None:
+        if not data:
+            return
+        if len(data) == keepalive.SIZE and self._keepalive.echo(data, time.monotonic()):
+            return
         receiver = self._receiver
-        if receiver is None or not self._listening or not data:
+        if receiver is None or not self._listening:
             return
         self._datagrams += 1
         receiver.feed(data, time.monotonic())
+
+    def _ensure_keepalive(self) -> None:
+        if self.keepalive_interval is None:
+            return
+        self._listen_socket()  # to hear the echoes, listening or not
+        # A new voice session (first connect, re-identify, a new socket after a move): say
+        # hello on it at once rather than at the next tick.
+        self._send_keepalive()
+        if self._keepalive_task is None or self._keepalive_task.done():
+            self._keepalive_task = self.loop.create_task(self._keepalive_loop(), name="voice UDP keepalive")
+
+    def _send_keepalive(self) -> None:
+        state = self._connection
+        sock = state.socket
+        if sock is discord.utils.MISSING or state.ip is discord.utils.MISSING:
+            return  # between sockets (a reconnect): the next tick goes to the new one
+        data = self._keepalive.next(time.monotonic())
+        try:
+            sock.send(data)
+        except (OSError, ValueError):
+            self._keepalive.send_failed()
+
+    async def _keepalive_loop(self) -> None:
+        interval = self.keepalive_interval
+        assert interval is not None
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self._send_keepalive()
+            except Exception:
+                log.exception("voice UDP keepalive failed")
 
     async def _poll_loop(self) -> None:
         next_due = time.monotonic()
@@ -263,13 +299,24 @@ class ReceivingVoiceClient(discord.VoiceClient):
 
     def _on_ws_message(self, msg: dict[str, Any]) -> None:
         op, d = msg.get("op"), msg.get("d") or {}
+        state = self._connection
+        now = time.monotonic()
         if op == DiscordVoiceWebSocket.SESSION_DESCRIPTION:
             self._bump(transport_keys=1)
+            self._e2ee.session_description(int(d.get("dave_protocol_version") or 0), state.dave_session)
             self._apply_session()
-        elif op in (DiscordVoiceWebSocket.DAVE_EXECUTE_TRANSITION, DiscordVoiceWebSocket.DAVE_PREPARE_EPOCH):
+            self._ensure_keepalive()
+        elif op == DiscordVoiceWebSocket.DAVE_PREPARE_TRANSITION:
+            self._e2ee.session = state.dave_session
+            self._e2ee.prepare_transition(int(d["transition_id"]), int(d["protocol_version"]), now)
             self._apply_dave()
-        elif op == DiscordVoiceWebSocket.DAVE_PREPARE_TRANSITION and d.get("transition_id") == 0:
-            self._apply_dave()  # transition 0 executes immediately
+        elif op == DiscordVoiceWebSocket.DAVE_EXECUTE_TRANSITION:
+            self._e2ee.session = state.dave_session
+            self._e2ee.execute_transition(int(d["transition_id"]), now, version=state.dave_protocol_version)
+            self._apply_dave()
+        elif op == DiscordVoiceWebSocket.DAVE_PREPARE_EPOCH:
+            self._e2ee.prepare_epoch(int(d["epoch"]), int(d["protocol_version"]), state.dave_session)
+            self._apply_dave()
         elif op == DiscordVoiceWebSocket.RESUMED:
             self._bump(resumes=1)
             if self._resumed_waiter is not None and not self._resumed_waiter.done():
@@ -277,11 +324,16 @@ class ReceivingVoiceClient(discord.VoiceClient):
         elif op == DiscordVoiceWebSocket.SPEAKING:
             self._map(d.get("user_id"), d.get("ssrc"))
         elif op == DiscordVoiceWebSocket.CLIENT_CONNECT:
+            # Undocumented (absent from Discord's opcode table) but still sent by some
+            # servers for clients that negotiate video; it carries the audio SSRC.
             self._map(d.get("user_id"), d.get("audio_ssrc"))
+        elif op == DiscordVoiceWebSocket.CLIENTS_CONNECT:
+            self._members.connected(int(uid) for uid in d.get("user_ids") or ())
         elif op == DiscordVoiceWebSocket.CLIENT_DISCONNECT:
             user_id = d.get("user_id")
             if user_id is not None:
                 self._bump(user_disconnects=1)
+                self._members.disconnected(int(user_id))
                 for ssrc in [s for s, u in self._ssrc_users.items() if u == int(user_id)]:
                     del self._ssrc_users[ssrc]
                 if self._receiver is not None:
@@ -307,9 +359,8 @@ class ReceivingVoiceClient(discord.VoiceClient):
         self._apply_dave()
 
     def _apply_dave(self) -> None:
-        receiver, state = self._receiver, self._connection
+        receiver = self._receiver
         if receiver is None:
             return
-        session = state.dave_session if state.dave_protocol_version > 0 else None
-        receiver.set_dave_session(session)
+        receiver.set_e2ee_policy(self._e2ee.policy)
         self._bump(dave_updates=1)

@@ -28,6 +28,8 @@ SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 # A forward jump of more packets than a minute's worth is a renumbering, not a loss.
 MAX_COUNTED_GAP = 3000
+# Padding-only packets remembered until their place in the sequence has been played.
+MAX_PADDING = 512
 
 T = TypeVar("T")
 
@@ -115,6 +117,9 @@ class JitterBuffer:
         # them): another copy of one is a duplicate.
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque()
+        # Sequence numbers taken by padding-only packets (WebRTC sends them, e.g. to probe
+        # bandwidth): not media, so not a gap to conceal or count as lost.
+        self._padding: set[int] = set()
 
     # --- time --------------------------------------------------------------------------
 
@@ -138,7 +143,7 @@ class JitterBuffer:
             if self._next_seq - seq > SEQ_MOD // 4:
                 return None
             return Insert.DUPLICATE if seq in self._seen else Insert.LATE
-        return Insert.DUPLICATE if seq in self._buf else None
+        return Insert.DUPLICATE if seq in self._buf or seq in self._padding else None
 
     def is_duplicate(self, sequence: int) -> bool:
         """Whether ``insert`` would refuse this RTP sequence number as a duplicate. A pure
@@ -171,6 +176,29 @@ class JitterBuffer:
             self._last_arrival = arrival
         self._buf[seq] = _Entry(ts, payload, samples)
         return Insert.ACCEPTED
+
+    def note_padding(self, sequence: int) -> Insert:
+        """A padding-only packet: it takes ``sequence`` and carries no audio, so playout
+        steps over it without concealment and without counting it lost. Its timestamp is
+        not media timing (WebRTC repeats the last media packet's), so it is not used."""
+        if self._seq_ref is None:
+            return Insert.ACCEPTED  # before the stream's first media packet: no gap to fill
+        seq = _unwrap(sequence, self._seq_ref, SEQ_MOD)
+        known = self._known(seq)
+        if known is Insert.LATE:
+            self._remember(seq)  # its place was already concealed; another copy is a duplicate
+        if known is not None:
+            return known
+        if seq > self._seq_ref:
+            self._seq_ref = seq
+        self._padding.add(seq)
+        if len(self._padding) > MAX_PADDING:
+            self._padding.discard(min(self._padding))
+        return Insert.ACCEPTED
+
+    def _prune_padding(self) -> None:
+        if self._padding and self._next_seq is not None:
+            self._padding = {s for s in self._padding if s >= self._next_seq}
 
     def _restart(self) -> None:
         # Whatever is still buffered belongs to the old numbering; it is dropped with it.
@@ -252,6 +280,7 @@ class JitterBuffer:
         self._next_ts = entry.ts + entry.samples
         self._last_samples = entry.samples
         self._last_end = start + entry.samples / SAMPLE_RATE
+        self._prune_padding()
         return Playout(seq, entry.ts, start, entry.samples, entry.payload)
 
     def pop_due(self, now: float) -> list[Playout]:
@@ -266,7 +295,15 @@ class JitterBuffer:
                 continue
             # Gap before the head: sequence numbers that have not arrived (yet).
             assert self._next_ts is not None
+            if self._next_seq in self._padding:
+                # a padding-only packet's place: nothing to play, nothing lost
+                self._padding.discard(self._next_seq)
+                self._remember(self._next_seq)
+                self._next_seq += 1
+                continue
             missing = head - self._next_seq
+            if self._padding:
+                missing -= sum(1 for s in self._padding if self._next_seq < s < head)
             span = entry.ts - self._next_ts
             samples = self._last_samples
             if missing > self.max_conceal or span < samples:
@@ -277,6 +314,7 @@ class JitterBuffer:
                     self.lost += missing
                 self._next_seq = head
                 self._next_ts = entry.ts
+                self._prune_padding()
                 continue
             if span > missing * samples:
                 # More time than missing packets: speech paused in between. The lost

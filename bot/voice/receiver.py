@@ -1,10 +1,12 @@
 """AudioReceiver: Discord voice UDP datagrams in, each user's timed 48 kHz stereo PCM out.
 
 Path of one datagram (``feed``, any thread):
-  RTCP? -> ignore | parse RTP header | SSRC not mapped -> hold | user opted out -> drop |
+  RTCP, keepalive echo, IP discovery? -> count, ignore | parse RTP header |
+  SSRC not mapped -> hold (bounded, ``unmapped_hold``) | user opted out -> drop |
   transport decrypt | already buffered, waiting or played -> duplicate |
   with DAVE: into sequence order (a frame overtaken by its successor waits a moment) |
-  strip extension body/padding | DAVE decrypt | jitter buffer.
+  strip extension body/padding (padding only: a sequence number without audio) |
+  DAVE step (bot.voice.dave: decrypt, silence, passthrough or drop) | jitter buffer.
 ``poll`` (any thread) passes on frames whose wait for sequence order is over, releases due
 packets from the jitter buffers, decodes or conceals them and calls
 ``sink(user_id, PcmFrame)`` outside the receiver's lock.
@@ -20,14 +22,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.audio.frames import PcmFrame
-from bot.voice.dave import DaveDecryptor
+from bot.voice import keepalive
+from bot.voice.dave import DaveCounts, DaveDecryptor, E2eePolicy, FrameOutcome
 from bot.voice.jitter import Insert, JitterBuffer, Playout, SequenceGate
 from bot.voice.opus import SAMPLE_RATE, OpusDecodeError, OpusStreamDecoder, packet_samples
-from bot.voice.rtp import RtpError, RtpHeader, is_rtcp, parse_rtp, strip_after_decrypt
+from bot.voice.rtp import RtpError, RtpHeader, parse_rtp, rtcp_type, strip_after_decrypt
 from bot.voice.stats import FailureWatch, ReceiveStats
 from bot.voice.transport import TransportCipher, TransportError, make_cipher
 
@@ -37,12 +40,23 @@ log = logging.getLogger(__name__)
 OPUS_PAYLOAD_TYPE = 120
 # After a key change, packets sealed with the old key are still in flight for a moment.
 OLD_KEY_GRACE = 2.0
-# Bound on datagrams held per unmapped SSRC (5 s of 20 ms packets), so a flood from an
-# SSRC that never gets mapped cannot grow memory.
-MAX_HELD_PER_SSRC = 250
+# How long audio of an SSRC nobody has claimed yet is kept for the mapping (SPEAKING) to
+# arrive. Discord sends SPEAKING as someone starts to talk, but over a websocket that may
+# be down for seconds (a resume redelivers what was missed): audio arriving before it is
+# held, not dropped.
+UNMAPPED_HOLD = 10.0
+# Bounds on what is held, so a flood from SSRCs that never get mapped cannot grow memory:
+# per SSRC (10 s of 20 ms packets) and in all (about 0.5 MB of datagrams).
+MAX_HELD_PER_SSRC = 500
+MAX_HELD_TOTAL = 2000
 # Unmapped SSRCs cost memory before anything is authenticated (spoofed datagrams can carry
 # any SSRC), so only this many are tracked; the stalest is evicted first.
 MAX_UNMAPPED_SSRCS = 64
+# SSRCs of people who left, remembered so that datagrams still arriving on them are
+# dropped at once instead of being held (and perhaps handed to whoever is mapped next).
+MAX_RETIRED_SSRCS = 256
+# IP discovery reply (type 2, length 70): arrives on the voice socket after reconnects.
+_DISCOVERY_REPLY = b"\x00\x02\x00\x46"
 
 Sink = Callable[[int, PcmFrame], None]
 
@@ -53,10 +67,14 @@ class ReceiverTotals:
 
     datagrams: int = 0
     rtcp: int = 0
+    rtcp_feedback: int = 0  # of which RTPFB/PSFB (205/206: NACK, transport-cc, PLI ...)
+    keepalives: int = 0  # UDP keepalive echoes (bot.voice.keepalive), when fed here
+    ip_discovery: int = 0
     malformed: int = 0  # not parseable as RTP at all: no SSRC to charge it to
     other_payload_type: int = 0
     held: int = 0  # currently waiting for an SSRC mapping
     unmapped_evicted: int = 0  # datagrams of unmapped SSRCs whose counters were evicted
+    retired: int = 0  # datagrams on the SSRC of someone who left
     internal_errors: int = 0
 
 
@@ -89,7 +107,7 @@ class AudioReceiver:
         epoch: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         playout_delay: float = 0.06,
-        unmapped_hold: float = 1.0,
+        unmapped_hold: float = UNMAPPED_HOLD,
         opted_out: Iterable[int] = (),
         dave_reorder: float | None = None,
     ) -> None:
@@ -110,6 +128,7 @@ class AudioReceiver:
         self._ssrc_user: dict[int, int] = {}
         self._streams: dict[int, _Stream] = {}
         self._held: dict[int, _Held] = {}
+        self._retired: dict[int, None] = {}  # insertion-ordered set
         self._user_stats: dict[int, ReceiveStats] = {}
         self._ssrc_stats: dict[int, ReceiveStats] = {}
         self._opted_out: frozenset[int] = frozenset(opted_out)
@@ -131,13 +150,20 @@ class AudioReceiver:
                 self._old_cipher_until = self._clock() + OLD_KEY_GRACE
             self._cipher = cipher
 
-    def set_dave_session(self, session: Any | None) -> None:
+    def set_e2ee_policy(self, policy: E2eePolicy) -> None:
+        """What the DAVE step accepts (see bot.voice.dave), as the gateway's transitions
+        decide it (bot.voice.e2ee)."""
         with self._lock:
-            # Frames waiting for sequence order arrived under the session we had. The drain
-            # forgets the order too: the next frame waits for overtaken ones, as at a start.
-            for stream in list(self._streams.values()):
-                self._admit_all(stream, stream.dave_order.drain())
-            self._dave.set_session(session)
+            if policy.session is not self._dave.session:
+                # Frames waiting for sequence order arrived under the session we had. The
+                # drain forgets the order too: the next frame waits for overtaken ones.
+                for stream in list(self._streams.values()):
+                    self._admit_all(stream, stream.dave_order.drain())
+            self._dave.set_policy(policy)
+
+    def set_dave_session(self, session: Any | None) -> None:
+        """Shorthand: E2EE required with ``session`` (None: transport-only)."""
+        self.set_e2ee_policy(E2eePolicy.transport_only() if session is None else E2eePolicy.required(session))
 
     def map_ssrc(self, ssrc: int, user_id: int) -> None:
         released: list[tuple[int, PcmFrame]] = []
@@ -151,6 +177,7 @@ class AudioReceiver:
                 if stream is not None:
                     released += self._drain_stream(stream)
             self._ssrc_user[ssrc] = user_id
+            self._retired.pop(ssrc, None)
             stats = self._stats_for(user_id)
             pending = self._ssrc_stats.pop(ssrc, None)
             if pending is not None:
@@ -171,6 +198,9 @@ class AudioReceiver:
         with self._lock:
             for ssrc in [s for s, u in self._ssrc_user.items() if u == user_id]:
                 del self._ssrc_user[ssrc]
+                self._retired[ssrc] = None
+                while len(self._retired) > MAX_RETIRED_SSRCS:
+                    del self._retired[next(iter(self._retired))]
                 stream = self._streams.pop(ssrc, None)
                 if stream is not None:
                     try:
@@ -203,32 +233,53 @@ class AudioReceiver:
             self._internal_error("feed")
 
     def _feed(self, datagram: bytes, arrival: float) -> None:
-        self._totals.datagrams += 1
-        if is_rtcp(datagram):
-            self._totals.rtcp += 1
+        totals = self._totals
+        totals.datagrams += 1
+        kind = rtcp_type(datagram)
+        if kind is not None:
+            totals.rtcp += 1
+            if kind in (205, 206):
+                totals.rtcp_feedback += 1
+            return
+        if keepalive.parse(datagram) is not None:
+            totals.keepalives += 1
+            return
+        if len(datagram) == 74 and datagram.startswith(_DISCOVERY_REPLY):
+            totals.ip_discovery += 1
             return
         try:
             header = parse_rtp(datagram)
         except RtpError:
-            self._totals.malformed += 1
+            totals.malformed += 1
             return
         if header.payload_type != OPUS_PAYLOAD_TYPE:
-            self._totals.other_payload_type += 1
+            totals.other_payload_type += 1
             return
         user_id = self._ssrc_user.get(header.ssrc)
         if user_id is None:
+            if header.ssrc in self._retired:
+                # Someone who left: not held, so nobody mapped later can be handed it.
+                totals.retired += 1
+                stats = self._unmapped_stats_for(header.ssrc)
+                stats.received += 1
+                stats.unknown_ssrc += 1
+                return
             self._hold(datagram, header, arrival)
             return
         stats = self._stats_for(user_id)
         stats.received += 1
         self._process_mapped(datagram, header, arrival, user_id, stats)
 
-    def _hold(self, datagram: bytes, header: RtpHeader, arrival: float) -> None:
-        stats = self._ssrc_stats.get(header.ssrc)
+    def _unmapped_stats_for(self, ssrc: int) -> ReceiveStats:
+        stats = self._ssrc_stats.get(ssrc)
         if stats is None:
             if len(self._ssrc_stats) >= MAX_UNMAPPED_SSRCS:
                 self._evict_unmapped()
-            stats = self._ssrc_stats[header.ssrc] = ReceiveStats()
+            stats = self._ssrc_stats[ssrc] = ReceiveStats()
+        return stats
+
+    def _hold(self, datagram: bytes, header: RtpHeader, arrival: float) -> None:
+        stats = self._unmapped_stats_for(header.ssrc)
         stats.received += 1
         held = self._held.get(header.ssrc)
         if held is None:
@@ -240,6 +291,15 @@ class AudioReceiver:
             self._totals.held -= 1
             stats.unknown_ssrc += 1
             self._watch.check("ssrc", header.ssrc, stats)
+        if self._totals.held > MAX_HELD_TOTAL:
+            # Over the bound in all: the oldest held packet of any SSRC goes.
+            oldest = min(self._held, key=lambda s: self._held[s].packets[0][2])
+            victim = self._held[oldest]
+            victim.packets.popleft()
+            self._totals.held -= 1
+            self._ssrc_stats[oldest].unknown_ssrc += 1
+            if not victim.packets:
+                del self._held[oldest]
 
     def _evict_unmapped(self) -> None:
         # Prefer an SSRC with nothing held (its packets already expired), else the oldest.
@@ -305,8 +365,28 @@ class AudioReceiver:
     def _admit(
         self, plain: bytes, header: RtpHeader, arrival: float, user_id: int, stats: ReceiveStats, stream: _Stream | None
     ) -> None:
-        """A transport-decrypted datagram, in its turn: DAVE, Opus TOC, jitter buffer."""
-        payload = self._e2ee_decrypt(plain, header, user_id, stats)
+        """A transport-decrypted datagram, in its turn: padding, DAVE, Opus TOC, jitter buffer."""
+        try:
+            frame = strip_after_decrypt(header, plain)
+        except RtpError:
+            stats.parse_failures += 1
+            self._watch.check("user", user_id, stats)
+            return
+        if not frame:
+            if not header.padding:
+                stats.parse_failures += 1  # an RTP packet that carries nothing at all
+                self._watch.check("user", user_id, stats)
+                return
+            # Padding only (WebRTC sends these, e.g. to probe bandwidth): it takes a
+            # sequence number, so the jitter buffer must know it is not a lost packet.
+            if stream is None:
+                stream = self._new_stream(header.ssrc, user_id)
+            if stream.jitter.note_padding(header.sequence) is Insert.DUPLICATE:
+                stats.duplicates += 1
+            else:
+                stats.padding += 1
+            return
+        payload = self._e2ee_decrypt(frame, user_id, stats, arrival)
         if payload is None:
             self._watch.check("user", user_id, stats)
             return
@@ -342,19 +422,14 @@ class AudioReceiver:
             except TransportError:
                 return None
 
-    def _e2ee_decrypt(self, plain: bytes, header: RtpHeader, user_id: int, stats: ReceiveStats) -> bytes | None:
-        try:
-            frame = strip_after_decrypt(header, plain)
-        except RtpError:
-            stats.parse_failures += 1
-            return None
-        if not frame:
-            stats.parse_failures += 1
-            return None
-        opus = self._dave.decrypt(user_id, frame)
-        if opus is None:
-            stats.decrypt_failures += 1
-            return None
+    def _e2ee_decrypt(self, frame: bytes, user_id: int, stats: ReceiveStats, arrival: float) -> bytes | None:
+        outcome, opus = self._dave.decrypt(user_id, frame, arrival)
+        if outcome is FrameOutcome.UNDECRYPTABLE:
+            stats.e2ee_failures += 1
+        elif outcome is FrameOutcome.PLAIN_REFUSED:
+            stats.plain_refused += 1
+        elif outcome is FrameOutcome.PASSTHROUGH:
+            stats.passthrough += 1
         return opus
 
     # --- output ----------------------------------------------------------------------
@@ -469,10 +544,16 @@ class AudioReceiver:
 
     def totals(self) -> ReceiverTotals:
         with self._lock:
-            t = self._totals
-            return ReceiverTotals(
-                t.datagrams, t.rtcp, t.malformed, t.other_payload_type, t.held, t.unmapped_evicted, t.internal_errors
-            )
+            return replace(self._totals)
+
+    def dave_counts(self) -> DaveCounts:
+        """Frames through the DAVE step since the start, by outcome."""
+        with self._lock:
+            return replace(self._dave.counts)
+
+    @property
+    def e2ee_policy(self) -> E2eePolicy:
+        return self._dave.policy
 
     def buffered(self) -> dict[int, int]:
         """Packets waiting in each SSRC's jitter buffer (or, with DAVE, for their turn at it)."""

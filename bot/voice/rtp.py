@@ -16,9 +16,11 @@ RTP_VERSION = 2
 FIXED_HEADER = 12
 # RFC 8285 one-byte header extension profile, the only one Discord sends.
 ONE_BYTE_EXTENSION_PROFILE = 0xBEDE
-# RTCP packet types 200..204 (SR, RR, SDES, BYE, APP) share the second byte with RTP's
-# marker+payload type; RFC 5761 demultiplexes on exactly this range.
-RTCP_TYPES = range(200, 205)
+# RTCP's packet type sits where RTP has marker + payload type. RFC 5761 section 4 keeps
+# 192..223 for RTCP when both share a port; Discord sends SR/RR (200, 201) and, from WebRTC
+# clients, transport-layer (205: NACK, transport-cc) and payload-specific (206: PLI)
+# feedback, which the old 200..204 range took for RTP with payload type 77/78.
+RTCP_TYPES = range(192, 224)
 
 _HEADER = struct.Struct(">BBHII")
 _EXT_PREFIX = struct.Struct(">HH")
@@ -52,6 +54,11 @@ class RtpHeader:
 
 def is_rtcp(datagram: bytes) -> bool:
     return len(datagram) >= 2 and datagram[1] in RTCP_TYPES and (datagram[0] >> 6) == RTP_VERSION
+
+
+def rtcp_type(datagram: bytes) -> int | None:
+    """The RTCP packet type (200 SR, 201 RR, 205 RTPFB, 206 PSFB ...), or None for non-RTCP."""
+    return datagram[1] if is_rtcp(datagram) else None
 
 
 def parse_rtp(datagram: bytes) -> RtpHeader:

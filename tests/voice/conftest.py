@@ -159,10 +159,25 @@ async def make_call(tls: TlsPair) -> AsyncIterator[CallFactory]:
     calls: list[Call] = []
 
     async def factory(
-        *, members: int = 2, dave: bool = True, opted_out: tuple[int, ...] = (), listen: bool = True
+        *,
+        members: int = 2,
+        dave: bool = True,
+        opted_out: tuple[int, ...] = (),
+        listen: bool = True,
+        wait_dave: bool = True,
+        playout_delay: float = 0.06,
+        client: type | None = None,
+        in_channel: bool = False,
+        **double: object,
     ) -> Call:
+        """``double``: VoiceServerDouble options (udp_idle_timeout, welcome_delay, ...);
+        ``client``: a ReceivingVoiceClient subclass (e.g. a shorter keepalive interval);
+        ``in_channel``: the members' voice states are in discord.py's cache, as the main
+        gateway reports them; ``wait_dave=False`` returns before the bot is in the MLS group."""
         guild_id, channel_id, bot_id = snowflake(), snowflake(), snowflake()
-        server = VoiceServerDouble(tls, guild_id=guild_id, channel_id=channel_id, token="voice-token", dave=dave)
+        server = VoiceServerDouble(
+            tls, guild_id=guild_id, channel_id=channel_id, token="voice-token", dave=dave, **double
+        )
         await server.start()
         users = [snowflake() for _ in range(members)]
         for i, uid in enumerate(users):
@@ -170,15 +185,19 @@ async def make_call(tls: TlsPair) -> AsyncIterator[CallFactory]:
         fake = await fake_discord(
             tls, VoiceRoute(server.endpoint, "voice-token"), guild_id=guild_id, channel_id=channel_id, bot_id=bot_id
         )
-        vc = await fake.channel.connect(cls=ReceivingVoiceClient, timeout=15.0, self_deaf=False)
+        if in_channel:
+            for uid in users:
+                fake.gateway.member_voice_state(uid, channel_id)
+        vc = await fake.channel.connect(cls=client or ReceivingVoiceClient, timeout=15.0, self_deaf=False)
         sink = Collector()
         loop = asyncio.get_running_loop()
         epoch = loop.time()  # asyncio's clock is time.monotonic
         call = Call(server=server, discord=fake, vc=vc, sink=sink, users=users, epoch=epoch)
         calls.append(call)
         if listen:
-            vc.listen(sink, epoch=epoch, opted_out=opted_out)
-        await server.wait_session()
+            vc.listen(sink, epoch=epoch, opted_out=opted_out, playout_delay=playout_delay)
+        if wait_dave:
+            await server.wait_session()
         return call
 
     try:

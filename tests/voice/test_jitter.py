@@ -306,3 +306,43 @@ def test_gate_sequence_wrap_restart_drain_and_limit() -> None:
     out = [g.push(s, s, 20.0 + s / 100) for s in (2, 3, 4, 5)]
     assert out == [[], [], [], [2, 3, 4, 5]]  # over the limit: the missing 1 is given up
     assert g.drain() == []
+
+
+# --- padding-only packets -----------------------------------------------------------------
+
+
+def test_padding_only_packets_between_spurts_are_not_loss() -> None:
+    """WebRTC's padding-only packets take sequence numbers: a few between two talk spurts
+    must not turn into concealed audio before the second one, nor count as lost."""
+    jb = make()
+    for i in range(5):
+        jb.insert(i, i * F, bytes([i]), F, arrival=i * DT)
+    for seq in (5, 6, 7):  # their timestamp is the last media packet's
+        assert jb.note_padding(seq) is Insert.ACCEPTED
+    resume = 2.0
+    ts = int(resume * 48_000)
+    for k, seq in enumerate((8, 9)):
+        jb.insert(seq, ts + k * F, bytes([seq]), F, arrival=resume + k * DT)
+    out = jb.pop_due(10.0)
+    assert [p.payload for p in out] == [bytes([i]) for i in (0, 1, 2, 3, 4, 8, 9)]
+    assert jb.lost == 0 and abs(out[5].start - resume) < 1e-9
+    assert jb.note_padding(6) is Insert.DUPLICATE  # a copy of one already stepped over
+
+
+def test_a_loss_next_to_padding_is_concealed_with_the_right_fec() -> None:
+    jb = make()
+    for i in (0, 1):
+        jb.insert(i, i * F, bytes([i]), F, arrival=i * DT)
+    jb.note_padding(3)  # 2 lost, 3 padding, 4 the next media packet
+    jb.insert(4, 3 * F, b"\x04", F, arrival=3 * DT)
+    out = jb.pop_due(10.0)
+    assert [p.lost for p in out] == [False, False, True, False]
+    assert out[2].fec_source == b"\x04" and abs(out[2].start - 2 * DT) < 1e-9
+    assert jb.lost == 1
+
+
+def test_padding_before_the_first_media_packet_is_ignored() -> None:
+    jb = make()
+    assert jb.note_padding(40) is Insert.ACCEPTED  # nothing to fill yet
+    jb.insert(41, 0, b"a", F, arrival=0.0)
+    assert [p.payload for p in jb.pop_due(1.0)] == [b"a"] and jb.lost == 0

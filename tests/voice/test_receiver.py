@@ -21,6 +21,7 @@ import pytest
 
 from bot.voice import AudioReceiver
 from bot.voice.opus import OpusStreamDecoder
+from bot.voice.rtp import build_rtp_header
 from bot.voice.transport import AES256_GCM, XCHACHA20, XChaChaCipher, make_cipher
 from tests.voice.conftest_core import (
     FRAME,
@@ -358,13 +359,21 @@ def test_rtcp_and_non_audio_ignored(voices) -> None:
     col = Collected()
     rx = AudioReceiver(col, epoch=0.0, clock=FakeClock(0.0))
     rx.set_transport(XCHACHA20, KEY)
-    rx.feed(bytes([0x81, 201, 0, 7]) + bytes(28))
+    rx.feed(bytes([0x81, 201, 0, 7]) + bytes(28))  # receiver report, one report block
+    rx.feed(bytes([0x80, 200, 0, 6]) + bytes(24))  # sender report
+    # Transport-layer feedback (205: WebRTC's transport-cc, FMT 15, padding bit set) and a
+    # payload-specific PLI (206, FMT 1): once taken for RTP with payload type 77 / 78.
+    rx.feed(bytes.fromhex("afcd000700000001dd586eb6000100095e91100020091c0c2c38000400081801"))
+    rx.feed(bytes([0x81, 206, 0, 2]) + (1).to_bytes(4, "big") + (0xDD586EB6).to_bytes(4, "big"))
     rx.feed(bytes([0x80, 101]) + bytes(30))  # video payload type
     rx.feed(b"\x00\x02\x00\x46" + bytes(70))  # IP discovery reply on the same socket
+    rx.feed(b"\x13\x37\xca\xfe\x05\x00\x00\x00")  # a UDP keepalive echo
+    rx.feed(bytes([0x80, 0x78, 0, 1]))  # too short for an RTP header
     t = rx.totals()
-    assert (t.datagrams, t.rtcp, t.other_payload_type, t.malformed) == (3, 1, 1, 1)
+    assert (t.datagrams, t.rtcp, t.rtcp_feedback, t.other_payload_type) == (8, 4, 2, 1)
+    assert (t.ip_discovery, t.keepalives, t.malformed) == (1, 1, 1)
     rx.poll(10.0)
-    assert col.frames == {}
+    assert col.frames == {} and rx.stats() == {}
 
 
 def test_feed_from_threads_while_polling(voices) -> None:
@@ -494,16 +503,21 @@ def test_dave_frames_from_another_group_fail_and_nothing_escapes(voices) -> None
     sent = snd.talk(voices[ALICE][1][:30], 0.0)
     run_network(rx, clock, network(sent, random.Random(10)))
     st = rx.stats()[ALICE]
-    assert st.decrypt_failures == 30 == st.received and col.frames == {}
+    assert st.e2ee_failures == 30 == st.received and col.frames == {}
+    assert st.decrypt_failures == 0  # transport decryption was fine: it is the DAVE layer
 
 
-def test_dave_passthrough_only_while_allowed(voices) -> None:
-    import davey
+def test_dave_plain_frames_pass_only_where_the_policy_allows(voices) -> None:
+    """Plain Opus (frames that fail the protocol frame check) passes in a transport-only
+    call and during transitions, never while E2EE is required; silence always passes."""
+    import math
 
+    from bot.voice.dave import E2eePolicy
     from tests.voice.conftest_core import LocalDaveGroup
 
     plain = voices[ALICE][1][:10]
-    pending = davey.DaveSession(1, BOT, CHANNEL)  # DAVE negotiated, group not formed yet
+    group = LocalDaveGroup(CHANNEL, ALICE)
+    ready = group.add(BOT)
     col = Collected()
     rx = AudioReceiver(col, epoch=0.0, clock=FakeClock(0.0))
     rx.set_transport(XCHACHA20, KEY)
@@ -514,25 +528,33 @@ def test_dave_passthrough_only_while_allowed(voices) -> None:
         for s in snd.talk(plain, t0):
             rx.feed(s.datagram, s.send_time)
 
+    feed_plain(0.0)  # no session: a transport-only call
+    assert rx.stats()[ALICE].accepted == 10 == rx.stats()[ALICE].passthrough
+
+    import davey
+
+    pending = davey.DaveSession(1, BOT, CHANNEL)  # an E2EE call, before our welcome
     rx.set_dave_session(pending)
-    feed_plain(0.0)  # senders cannot encrypt before the group exists either
-    assert rx.stats()[ALICE].accepted == 10
+    feed_plain(1.0)  # senders in an E2EE call send no plain Opus: refused
+    assert rx.stats()[ALICE].plain_refused == 10
 
-    group = LocalDaveGroup(CHANNEL, ALICE)
-    ready = group.add(BOT)
     rx.set_dave_session(ready)
-    feed_plain(1.0)  # group formed, passthrough off: plain audio is refused
-    assert rx.stats()[ALICE].decrypt_failures == 10
-
-    ready.set_passthrough_mode(True, 10)  # e.g. a downgrade transition announced
+    ready.set_passthrough_mode(True, 10)  # davey's own flag does not open the door either
     feed_plain(2.0)
-    assert rx.stats()[ALICE].accepted == 20
+    assert rx.stats()[ALICE].plain_refused == 20
+
+    # a transition (upgrade or downgrade) allows plain frames until plain_until
+    rx.set_e2ee_policy(E2eePolicy(ready, plain_until=3.5, keys_until=math.inf))
+    feed_plain(3.0)  # arrivals 3.00 .. 3.18
+    feed_plain(3.45)  # 3.45 .. 3.63: the first three before the window closes
+    st = rx.stats()[ALICE]
+    assert st.accepted == 23 and st.plain_refused == 27
     # Discord's silence frame is never end-to-end encrypted
-    ready.set_passthrough_mode(False, 0)
-    rx.feed(snd.talk([b"\xf8\xff\xfe"], 3.0)[0].datagram, 3.0)
-    assert rx.stats()[ALICE].accepted == 21
+    rx.set_dave_session(ready)
+    rx.feed(snd.talk([b"\xf8\xff\xfe"], 4.0)[0].datagram, 4.0)
+    assert rx.stats()[ALICE].accepted == 24
     rx.flush()
-    assert len(col.frames[ALICE]) >= 21
+    assert len(col.frames[ALICE]) >= 24
 
 
 def test_dave_duplicates_are_duplicates_not_decrypt_failures(voices, caplog) -> None:
@@ -626,3 +648,77 @@ def test_timestamps_continuing_across_a_pause_are_timed_by_arrival(voices) -> No
     length = int((sent[-1].send_time + 1.0) * SR)
     for lag_ms, corr, latest_ms in check_spurts(col, ALICE, pcm, sent, [(t, s) for t, _, s in arrivals], length):
         assert corr > 0.85 and PRESKIP_MS + NET_MIN_MS - 1.0 <= lag_ms <= latest_ms + 1.0, (lag_ms, corr, latest_ms)
+
+
+def test_padding_only_packets_count_as_padding_not_parse_failures_or_loss(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(4, ALICE)
+    cipher = make_cipher(XCHACHA20, KEY)
+    snd = DiscordSender(4, cipher)
+    first = snd.talk(voices[ALICE][1][:20], 0.0)
+    pads = []
+    for _ in range(3):  # padding bit, 0xBEDE extension body, 20 bytes of padding, own seq
+        header = build_rtp_header(snd.seq, snd.ts - FRAME, 4, extension_words=1, padding=True)
+        pads.append(cipher.encrypt(header, bytes([0x10, 0xFF, 0, 0]) + bytes(19) + bytes([20]), 9000 + snd.seq))
+        snd.seq += 1
+    second = snd.talk(voices[ALICE][1][20:40], 1.0, silences={0: 0.0})
+    for s in first:
+        rx.feed(s.datagram, s.send_time)
+    for i, p in enumerate(pads):
+        rx.feed(p, 0.5 + i * 0.02)
+    for s in second:
+        rx.feed(s.datagram, s.send_time)
+    rx.poll(5.0)
+    st = rx.stats()[ALICE]
+    assert st.padding == 3 and st.parse_failures == 0
+    assert st.lost == 0 and st.concealed == 0 and st.played == 45
+    assert st.received == 48 == st.terminal_sum()
+
+
+def test_unmapped_audio_is_held_ten_seconds_within_bounds(voices) -> None:
+    from bot.voice.receiver import MAX_HELD_PER_SSRC, MAX_HELD_TOTAL, UNMAPPED_HOLD
+
+    assert UNMAPPED_HOLD == 10.0
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)  # the default hold
+    rx.set_transport(XCHACHA20, KEY)
+    packets = voices[ALICE][1]
+    sent = DiscordSender(7, make_cipher(XCHACHA20, KEY)).talk((packets * 3)[:400], 0.0)  # 8 s
+    run_network(rx, clock, [(s.send_time, s.datagram, s) for s in sent], until=8.5)
+    assert col.frames == {} and rx.totals().held == 400  # nothing dropped yet
+    rx.map_ssrc(7, ALICE)  # SPEAKING 8 s late: all of it is Alice's, in its place
+    rx.poll(9.0)
+    rx.flush()
+    st = rx.stats()[ALICE]
+    assert st.played == 400 and st.unknown_ssrc == 0
+    assert abs(col.frames[ALICE][0].start) < 1e-6
+    # a flood of SSRCs nobody claims stays bounded, per SSRC and in all
+    for ssrc in range(100, 110):
+        snd = DiscordSender(ssrc, make_cipher(XCHACHA20, KEY))
+        for s in snd.talk((packets * 3)[: MAX_HELD_PER_SSRC + 20], 20.0):
+            rx.feed(s.datagram, s.send_time)
+    assert rx.totals().held <= MAX_HELD_TOTAL
+    assert all(s.received - s.unknown_ssrc <= MAX_HELD_PER_SSRC for s in rx.unmapped_stats().values())
+
+
+def test_audio_on_the_ssrc_of_someone_who_left_is_dropped_not_held(voices) -> None:
+    clock = FakeClock(0.0)
+    col = Collected()
+    rx = AudioReceiver(col, epoch=0.0, clock=clock)
+    rx.set_transport(XCHACHA20, KEY)
+    rx.map_ssrc(7, ALICE)
+    snd = DiscordSender(7, make_cipher(XCHACHA20, KEY))
+    for s in snd.talk(voices[ALICE][1][:10], 0.0):
+        rx.feed(s.datagram, s.send_time)
+    rx.remove_user(ALICE)  # CLIENT_DISCONNECT
+    for s in snd.talk(voices[ALICE][1][10:20], 1.0):
+        rx.feed(s.datagram, s.send_time)
+    assert rx.totals().held == 0 and rx.totals().retired == 10
+    assert rx.unmapped_stats()[7].unknown_ssrc == 10
+    rx.map_ssrc(7, BOB)  # the SSRC given to someone else later: none of Alice's is Bob's
+    rx.poll(5.0)
+    assert BOB not in col.frames and len(col.frames[ALICE]) == 10

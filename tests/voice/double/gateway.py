@@ -93,6 +93,25 @@ class MainGatewayStandIn:
         (the voice server closes the websocket with 4014 alongside)."""
         self._answer(None, False, False)
 
+    def member_voice_state(self, user_id: int, channel_id: int | None) -> None:
+        """Someone else joins (or, with None, leaves) a voice channel: the VOICE_STATE_UPDATE
+        the main gateway sends every member, so discord.py's cache knows who is in it."""
+        self.state.parse_voice_state_update(
+            {
+                "guild_id": str(self.guild_id),
+                "channel_id": None if channel_id is None else str(channel_id),
+                "user_id": str(user_id),
+                "session_id": f"session-{user_id}",
+                "deaf": False,
+                "mute": False,
+                "self_deaf": False,
+                "self_mute": False,
+                "self_video": False,
+                "suppress": False,
+                "request_to_speak_timestamp": None,
+            }
+        )
+
     def send_voice_server_update(self) -> None:
         self.state.parse_voice_server_update(
             {"token": self.route.token, "guild_id": str(self.guild_id), "endpoint": self.route.endpoint}

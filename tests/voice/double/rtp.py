@@ -21,9 +21,11 @@ OPUS_PT = 0x78
 OPUS_SILENCE = b"\xf8\xff\xfe"
 
 
-def header(seq: int, timestamp: int, ssrc: int, *, extension: bytes | None) -> tuple[bytes, bytes]:
+def header(
+    seq: int, timestamp: int, ssrc: int, *, extension: bytes | None, padding: bool = False
+) -> tuple[bytes, bytes]:
     """Return (clear header incl. extension preamble, extension body to encrypt)."""
-    first = 0x80 | (0x10 if extension is not None else 0)
+    first = 0x80 | (0x20 if padding else 0) | (0x10 if extension is not None else 0)
     fixed = struct.pack(">BBHII", first, OPUS_PT, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)
     if extension is None:
         return fixed, b""
@@ -40,6 +42,19 @@ def audio_level_extension(level: int = 30) -> bytes:
 def receiver_report(ssrc: int) -> bytes:
     """An empty RTCP receiver report (PT 201), as voice servers interleave with media."""
     return struct.pack(">BBHI", 0x80, 201, 1, ssrc)
+
+
+def transport_feedback(sender_ssrc: int, media_ssrc: int) -> bytes:
+    """RTCP transport-wide congestion control feedback (PT 205, FMT 15), as WebRTC sends it:
+    base sequence 1, one run-length chunk of 2 packets, 2 small deltas, padded to 32 bits."""
+    fci = struct.pack(">HHI", 1, 2, 0x00100000) + struct.pack(">H", 0x2002) + bytes([4, 8])
+    body = struct.pack(">II", sender_ssrc, media_ssrc) + fci
+    return struct.pack(">BBH", 0x80 | 15, 205, len(body) // 4) + body
+
+
+def picture_loss(sender_ssrc: int, media_ssrc: int) -> bytes:
+    """RTCP picture loss indication (PT 206, FMT 1, RFC 4585 6.3.1)."""
+    return struct.pack(">BBHII", 0x80 | 1, 206, 2, sender_ssrc, media_ssrc)
 
 
 def encrypt(mode: str, key: bytes, clear_header: bytes, plaintext: bytes, counter: int) -> bytes:
@@ -67,6 +82,17 @@ def packet(
 ) -> bytes:
     clear, ext_body = header(seq, timestamp, ssrc, extension=extension)
     return encrypt(mode, key, clear, ext_body + payload, counter)
+
+
+def padding_packet(
+    mode: str, key: bytes, *, seq: int, timestamp: int, ssrc: int, counter: int, pad: int, extension: bytes | None
+) -> bytes:
+    """RTP with the padding bit and no payload: ``pad`` bytes of padding, the last one
+    giving their count (RFC 3550 5.1), encrypted with the extension body."""
+    if not 1 <= pad <= 255:
+        raise ValueError("RTP padding is 1..255 bytes")
+    clear, ext_body = header(seq, timestamp, ssrc, extension=extension, padding=True)
+    return encrypt(mode, key, clear, ext_body + bytes(pad - 1) + bytes([pad]), counter)
 
 
 def decrypt(mode: str, key: bytes, packet: bytes) -> tuple[int, bytes]:

@@ -15,7 +15,23 @@ It speaks the server side of what discord.py 2.7.1's real voice client needs:
   members switch their sending keys only then, as DAVE clients do. The
   bot is also sent the same proposals (27), as Discord does, and its COMMIT_WELCOME(28)
   answer is recorded; the double always lets a simulated member win the commit race.
-* impairments: loss, reordering, jitter, duplicates and garbage datagrams, seeded.
+* impairments: loss, reordering, jitter, duplicates and garbage datagrams, RTCP (RR,
+  transport-cc 205, PLI 206) and padding-only packets, seeded.
+
+Where it matters for a receiver it behaves as Discord does:
+
+* UDP: 8-byte keepalives are echoed unchanged (Discord's SFU does, ntop/nDPI's captures of
+  the real client show it), and media stops being forwarded to a client whose UDP has
+  been silent for ``udp_idle_timeout`` seconds (receivers lose audio after minutes without
+  keepalives: discord-ext-voice-recv #8, py-cord #3388); it flows again once the client
+  sends anything.
+* Buffered resume (voice gateway v8): messages sent while the bot's websocket is down are
+  kept and re-sent after RESUMED, after those the bot acknowledged (``seq_ack``);
+  ``redeliver_extra`` re-sends some it had already acknowledged, which Discord may do.
+* CLIENTS_CONNECT (11) for a newcomer precedes the MLS proposal that adds them.
+* DAVE: the bot's welcome can be delayed (``welcome_delay``) while members already talk;
+  downgrades (21/22 to protocol 0) and upgrades (24 epoch 1, then welcome and 22) happen
+  with media in flight.
 """
 
 from __future__ import annotations
@@ -51,6 +67,8 @@ class Impairment:
     duplicate: float = 0.0  # probability a packet is sent twice
     garbage: float = 0.0  # probability a junk datagram is sent alongside
     rtcp: float = 0.0  # probability an RTCP receiver report is sent alongside (Discord does)
+    rtcp_feedback: float = 0.0  # probability of a transport-cc (205) or PLI (206) alongside
+    padding: float = 0.0  # probability a padding-only packet (own sequence number) follows
     seed: int = 0
 
 
@@ -67,6 +85,12 @@ class Member:
     sent: int = 0
     dropped: int = 0
     last_frame_at: float | None = None  # monotonic time the last frame was due
+    # Sends plain Opus although it has a DAVE session: an upgrade not yet executed, or
+    # after a downgrade.
+    plain: bool = False
+    hidden: bool = False  # never announced in CLIENTS_CONNECT
+    frames: int = 0  # media packets built, all streams
+    encrypted: int = 0  # of which DAVE-encrypted
 
 
 @dataclass
@@ -82,6 +106,7 @@ class StreamResult:
     # (frame index, time.monotonic()) of every datagram as it actually left, dups included.
     # Under CPU load the double's own loop is late too, so timing is judged against this.
     send_log: list[tuple[int, float]] = field(default_factory=list)
+    padding: int = 0  # padding-only packets sent between the frames (not in ``sent``)
 
     @property
     def emitted(self) -> list[int]:
@@ -124,6 +149,10 @@ class VoiceServerDouble:
         modes: list[str] | None = None,
         heartbeat_interval_ms: int = 13_750,
         resume_allowed: bool = True,
+        udp_idle_timeout: float | None = 30.0,
+        resume_delay: float = 0.0,
+        redeliver_extra: int = 0,
+        welcome_delay: float = 0.0,
     ) -> None:
         self.tls = tls
         self.guild_id = guild_id
@@ -133,6 +162,11 @@ class VoiceServerDouble:
         self.modes = list(modes or MODES)
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.resume_allowed = resume_allowed  # False: answer RESUME with 4006, as after a real crash
+        # Media is not forwarded to a client whose UDP has been silent this long (None: always).
+        self.udp_idle_timeout = udp_idle_timeout
+        self.resume_delay = resume_delay  # seconds before answering RESUME (a slow resume)
+        self.redeliver_extra = redeliver_extra  # acknowledged messages re-sent on resume
+        self.welcome_delay = welcome_delay  # seconds before the bot's key package is committed
 
         self.members: dict[int, Member] = {}
         self.external_sender = mls.ExternalSender()
@@ -160,6 +194,14 @@ class VoiceServerDouble:
         # (None where either failed).
         self.bot_heard: list[bytes | None] = []
         self.bot_speaking: list[dict[str, Any]] = []
+        self.executed_at: float | None = None  # when the last DAVE transition was executed
+        self.keepalives = 0  # 8-byte keepalives the bot sent (each echoed)
+        self.withheld = 0  # datagrams not forwarded: the bot's UDP had gone silent
+        self.redelivered = 0  # messages re-sent after a resume
+        self.last_client_datagram: float | None = None
+        # Every numbered message sent in this voice session, for buffered resume.
+        self._outbox: list[tuple[int, str, Any]] = []
+        self._buffering = False  # the bot's websocket is down and a resume is expected
 
         self._ws: web.WebSocketResponse | None = None
         self._seq = 0
@@ -173,6 +215,9 @@ class VoiceServerDouble:
         self.udp_port = 0
         self._lock = asyncio.Lock()
         self._founder: Member | None = None
+        self._upgrade_joiners: list[tuple[Member, bytes]] = []
+        self._upgrading = False
+        self._held_media: list[bytes] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.errors: list[BaseException] = []
 
@@ -212,6 +257,10 @@ class VoiceServerDouble:
         if self._udp is not None:
             self._udp.close()
 
+    async def wait_transport(self, timeout: float = 15.0) -> None:
+        """Until the bot has its transport key (UDP works; DAVE may not be joined yet)."""
+        await asyncio.wait_for(self._session_ready.wait(), timeout)
+
     async def wait_session(self, timeout: float = 15.0) -> None:
         """Until the bot has its transport key and, with DAVE, has joined the MLS group."""
         await asyncio.wait_for(self._session_ready.wait(), timeout)
@@ -220,24 +269,55 @@ class VoiceServerDouble:
 
     # websocket -----------------------------------------------------------------------
 
+    # Per-connection messages, never numbered nor re-sent: HELLO, HEARTBEAT_ACK, RESUMED.
+    _UNNUMBERED = frozenset({6, 8, 9})
+    _OUTBOX = 512
+
     async def _send(self, op: int, d: Any) -> None:
-        ws = self._ws
-        if ws is None or ws.closed:
-            raise ConnectionError("bot is not connected to the voice double")
+        if op in self._UNNUMBERED:
+            await self._deliver("json", {"op": op, "d": d}, buffer=False)
+            return
         self._seq += 1
-        await ws.send_str(json.dumps({"op": op, "d": d, "seq": self._seq}))
+        msg = {"op": op, "d": d, "seq": self._seq}
+        self._outbox.append((self._seq, "json", msg))
+        del self._outbox[: -self._OUTBOX]
+        await self._deliver("json", msg)
 
     async def _send_binary(self, op: int, payload: bytes) -> None:
+        self._seq += 1
+        data = struct.pack(">HB", self._seq & 0xFFFF, op) + payload
+        self._outbox.append((self._seq, "binary", data))
+        del self._outbox[: -self._OUTBOX]
+        await self._deliver("binary", data)
+
+    async def _deliver(self, kind: str, data: Any, *, buffer: bool = True) -> None:
+        if buffer and self._buffering:
+            # The session's websocket is down (or reconnected but not yet resumed): kept in
+            # the outbox and re-sent after RESUMED, as the voice gateway does.
+            return
         ws = self._ws
         if ws is None or ws.closed:
             raise ConnectionError("bot is not connected to the voice double")
-        self._seq += 1
-        await ws.send_bytes(struct.pack(">HB", self._seq & 0xFFFF, op) + payload)
+        if kind == "json":
+            await ws.send_str(json.dumps(data))
+        else:
+            await ws.send_bytes(data)
 
     async def close_ws(self, code: int) -> None:
-        """Close the bot's voice websocket the way Discord does on 4014/4015/4006..."""
+        """Close the bot's voice websocket the way Discord does on 4014/4015/4006...
+        After 4015 ("voice server crashed", resume expected) messages are buffered."""
+        self._buffering = code == 4015
         if self._ws is not None:
             await self._ws.close(code=code)
+
+    # public announcements, for tests that control their order and timing
+
+    async def clients_connect(self, user_ids: list[int]) -> None:
+        await self._send(11, {"user_ids": [str(u) for u in user_ids]})
+
+    async def announce(self, user_id: int, *, via_client_connect: bool = False) -> None:
+        """Reveal a member's SSRC to the bot (SPEAKING, or the older CLIENT_CONNECT)."""
+        await self._announce_ssrc(self.members[user_id], via_client_connect=via_client_connect)
 
     async def _handle_ws(self, request: web.Request) -> web.WebSocketResponse:
         if request.query.get("v") != "8":
@@ -283,7 +363,12 @@ class VoiceServerDouble:
             if fut is not None and not fut.done():
                 fut.set_result(None)
         elif op == 31:
-            self.invalid_commit.append(int(d["transition_id"]))
+            # The bot could not use a commit or welcome; it re-joins with a new key package.
+            tid = int(d["transition_id"])
+            self.invalid_commit.append(tid)
+            fut = self._transition_waiters.get(tid)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
         elif op == 12:
             pass  # the bot announcing its own media ssrcs
 
@@ -300,6 +385,8 @@ class VoiceServerDouble:
         # A fresh identify is a fresh voice session: new SSRC, new key, new MLS membership.
         self.bot_ssrc = random.randrange(1, 1 << 31)
         self._dave_ready.clear()
+        self._outbox.clear()
+        self._buffering = False
         await self._send(
             2,
             {
@@ -348,8 +435,18 @@ class VoiceServerDouble:
             await self.close_ws(4006)  # session no longer valid
             return
         self.resumes += 1
-        # A resumed session keeps its SSRC, key and MLS state: Discord sends only RESUMED.
+        if self.resume_delay:
+            await asyncio.sleep(self.resume_delay)
+        # A resumed session keeps its SSRC, key and MLS state: Discord sends RESUMED, then
+        # what the bot missed (buffered resume, gateway v8).
         await self._send(9, None)
+        self._buffering = False
+        seq_ack = int(d.get("seq_ack", -1))
+        missed = [i for i, (seq, _, _) in enumerate(self._outbox) if seq > seq_ack]
+        first = missed[0] if missed else len(self._outbox)
+        for _, kind, data in self._outbox[max(0, first - self.redeliver_extra) :]:
+            self.redelivered += 1
+            await self._deliver(kind, data)
         self._session_ready.set()
 
     async def _on_binary(self, data: bytes) -> None:
@@ -369,7 +466,7 @@ class VoiceServerDouble:
     async def _announce_members(self) -> None:
         if not self.members:
             return
-        await self._send(11, {"user_ids": [str(uid) for uid in self.members]})
+        await self._send(11, {"user_ids": [str(uid) for uid, m in self.members.items() if not m.hidden]})
         for i, m in enumerate(self.members.values()):
             await self._announce_ssrc(m, via_client_connect=(i % 2 == 1))
 
@@ -387,13 +484,20 @@ class VoiceServerDouble:
     def _committer(self) -> Member | None:
         return next((m for m in self.members.values() if m.dave is not None and m.dave.ready), None)
 
-    async def add_member(self, user_id: int, *, announce: bool = True, via_client_connect: bool = False) -> Member:
-        """A user joins the call (before or after the bot)."""
+    async def add_member(
+        self, user_id: int, *, announce: bool = True, via_client_connect: bool = False, connect: bool = True
+    ) -> Member:
+        """A user joins the call (before or after the bot). As on Discord, the bot hears
+        CLIENTS_CONNECT first (``connect``; False: a proposal for someone the bot was never
+        told about), then the MLS proposal, then (``announce``) the member's SSRC."""
         async with self._lock:
+            online = self._ws is not None and not self._ws.closed and self._session_ready.is_set()
+            if connect and online:
+                await self._send(11, {"user_ids": [str(user_id)]})
             session = None
             if self.dave_version:
                 session = davey.DaveSession(self.dave_version, user_id, self.channel_id)
-            m = Member(user_id=user_id, ssrc=random.randrange(1, 1 << 31), dave=session)
+            m = Member(user_id=user_id, ssrc=random.randrange(1, 1 << 31), dave=session, hidden=not connect)
             if session is not None:
                 key_package = session.get_serialized_key_package()
                 session.set_external_sender(self.external_sender.package())
@@ -404,8 +508,7 @@ class VoiceServerDouble:
                 else:
                     await self._commit_add([(m, key_package)])
             self.members[user_id] = m
-            if announce and self._ws is not None and not self._ws.closed and self._session_ready.is_set():
-                await self._send(11, {"user_ids": [str(user_id)]})
+            if announce and online:
                 await self._announce_ssrc(m, via_client_connect=via_client_connect)
             return m
 
@@ -450,8 +553,13 @@ class VoiceServerDouble:
             j.dave.process_welcome(cw.welcome)
         if tid is not None:
             await self._send(22, {"transition_id": tid})
+            self.executed_at = time.monotonic()
             if not bot_in_group:
                 self._dave_ready.set()
+            if self._upgrading:
+                self._upgrading = False
+                for m in self.members.values():
+                    m.plain = False  # senders switch to E2EE at the execute
         self.group_epoch = committer.dave.epoch
 
     async def _await_ready(self, tid: int, timeout: float = 5.0) -> None:
@@ -464,12 +572,63 @@ class VoiceServerDouble:
             self._transition_waiters.pop(tid, None)
 
     async def _add_bot_to_group(self, key_package: bytes) -> None:
+        # A key package means a fresh MLS identity for the bot (new session or reinit).
+        self._dave_ready.clear()
+        if self.welcome_delay:
+            await asyncio.sleep(self.welcome_delay)  # the members talk on meanwhile
         async with self._lock:
             if not self.members:
                 return
-            # A key package means a fresh MLS identity for the bot (new session or reinit).
+            joiners, self._upgrade_joiners = self._upgrade_joiners, []
+            await self._commit_add(joiners, bot_key_package=key_package)
+
+    # protocol transitions (DAVE whitepaper: upgrade from / downgrade to transport-only)
+
+    async def downgrade(self, *, hold: bool = False) -> int:
+        """A client without DAVE joins: PREPARE_TRANSITION to protocol 0, the bot's
+        TRANSITION_READY, EXECUTE_TRANSITION; the members send plain Opus from then on.
+        ``hold``: media sent from now on reaches the bot only on ``release_held()``, after
+        the execute (frames in flight across the transition). Returns the transition id."""
+        async with self._lock:
+            tid = next(self._transition_ids)
+            await self._send(21, {"transition_id": tid, "protocol_version": 0})
+            await self._await_ready(tid)
+            if hold:
+                self._held_media = []
+            await asyncio.sleep(0.1)  # a moment of speech under the old keys, held back
+            await self._send(22, {"transition_id": tid})
+            for m in self.members.values():
+                m.plain = True
+            return tid
+
+    def release_held(self) -> int:
+        held, self._held_media = self._held_media or [], None
+        for datagram in held:
+            self._forward(datagram)
+        return len(held)
+
+    async def upgrade(self) -> None:
+        """The last client without DAVE left a transport-only call: PREPARE_EPOCH (epoch 1,
+        protocol 1) and the external sender go out, the bot's key package is committed with
+        every member's, the welcome and EXECUTE_TRANSITION follow; members send plain Opus
+        until then and encrypted frames after."""
+        async with self._lock:
+            self.dave_version = davey.DAVE_PROTOCOL_VERSION
+            self._founder = None
+            self._upgrade_joiners = []
+            for m in self.members.values():
+                m.dave = davey.DaveSession(self.dave_version, m.user_id, self.channel_id)
+                m.plain = True
+                key_package = m.dave.get_serialized_key_package()
+                m.dave.set_external_sender(self.external_sender.package())
+                if self._founder is None:
+                    self._founder = m
+                else:
+                    self._upgrade_joiners.append((m, key_package))
+            self._upgrading = True
             self._dave_ready.clear()
-            await self._commit_add([], bot_key_package=key_package)
+            await self._send(24, {"protocol_version": self.dave_version, "epoch": 1})
+            await self._send_binary(25, self.external_sender.package())
 
     async def remove_member(self, user_id: int) -> Member:
         """A user leaves the call: CLIENT_DISCONNECT, and the MLS group drops their leaf.
@@ -504,6 +663,8 @@ class VoiceServerDouble:
     # UDP -----------------------------------------------------------------------------
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        if addr == self.client_addr or len(data) == 74:
+            self.last_client_datagram = time.monotonic()
         if len(data) == 74 and data[:4] == b"\x00\x01\x00\x46":
             ssrc = struct.unpack_from(">I", data, 4)[0]
             reply = bytearray(74)
@@ -514,9 +675,21 @@ class VoiceServerDouble:
             self.client_addr = addr
             assert self._udp is not None
             self._udp.sendto(bytes(reply), addr)
+        elif len(data) == 8:
+            # A keepalive: Discord's voice server echoes it unchanged.
+            self.keepalives += 1
+            assert self._udp is not None
+            self._udp.sendto(data, addr)
         elif len(data) >= 12 and data[1] & 0x7F == rtp.OPUS_PT:
             self.bot_rtp += 1
             self.bot_heard.append(self._hear_bot(data))
+
+    def client_idle(self) -> bool:
+        """Whether the bot's UDP has been silent too long for media to be forwarded to it."""
+        last = self.last_client_datagram
+        return (
+            self.udp_idle_timeout is not None and last is not None and time.monotonic() - last > self.udp_idle_timeout
+        )
 
     def _hear_bot(self, datagram: bytes) -> bytes | None:
         if self.mode is None:
@@ -534,15 +707,29 @@ class VoiceServerDouble:
             return None
 
     def send_raw(self, datagram: bytes) -> None:
+        """Forward a datagram to the bot, as the SFU does: not while its UDP is silent."""
         if self._udp is None or self.client_addr is None:
             raise ConnectionError("no UDP peer yet (IP discovery not done)")
+        if self._held_media is not None:
+            self._held_media.append(datagram)
+            return
+        self._forward(datagram)
+
+    def _forward(self, datagram: bytes) -> None:
+        if self.client_idle():
+            self.withheld += 1
+            return
+        assert self._udp is not None and self.client_addr is not None
         self._udp.sendto(datagram, self.client_addr)
 
     def media_packet(self, m: Member, opus_packet: bytes, *, extension: bool = True) -> bytes:
         """One RTP packet for ``m``: DAVE frame encryption, then transport encryption."""
         payload = opus_packet
-        if m.dave is not None:
+        if m.dave is not None and not m.plain:
             payload = m.dave.encrypt_opus(opus_packet)
+            if payload != opus_packet:
+                m.encrypted += 1
+        m.frames += 1
         if self.mode is None:
             raise ConnectionError("no session description yet")
         pkt = rtp.packet(
@@ -559,6 +746,30 @@ class VoiceServerDouble:
         m.timestamp = (m.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
         m.nonce = (m.nonce + 1) & 0xFFFFFFFF
         return pkt
+
+    def padding_packet(self, m: Member, pad: int = 32) -> bytes:
+        """A padding-only RTP packet for ``m`` (what WebRTC sends to probe bandwidth): the
+        padding bit, no media, its own sequence number, the last media timestamp."""
+        if self.mode is None:
+            raise ConnectionError("no session description yet")
+        pkt = rtp.padding_packet(
+            self.mode,
+            self.secret_key,
+            seq=m.seq,
+            timestamp=(m.timestamp - FRAME_SAMPLES) & 0xFFFFFFFF,
+            ssrc=m.ssrc,
+            counter=m.nonce,
+            pad=pad,
+            extension=rtp.audio_level_extension(127),
+        )
+        m.seq = (m.seq + 1) & 0xFFFF
+        m.nonce = (m.nonce + 1) & 0xFFFFFFFF
+        return pkt
+
+    def send_padding(self, user_id: int, count: int) -> None:
+        m = self.members[user_id]
+        for _ in range(count):
+            self.send_raw(self.padding_packet(m))
 
     async def stream(
         self,
@@ -590,7 +801,7 @@ class VoiceServerDouble:
         first_ts = m.timestamp
         held: list[tuple[int, bytes]] = []
         send_log: list[tuple[int, float]] = []
-        sent = dropped = duplicated = garbage = 0
+        sent = dropped = duplicated = garbage = padding = 0
         for i, opus_packet in enumerate(frames):
             due = start + i * 0.02
             delay = due - time.monotonic()
@@ -617,6 +828,13 @@ class VoiceServerDouble:
                 garbage += 1
             if rng.random() < impairment.rtcp:
                 self._send_later(loop, rtp.receiver_report(m.ssrc), 0)
+            # Drawn only when asked for, so that a seed gives the impairments it always gave.
+            if impairment.rtcp_feedback and rng.random() < impairment.rtcp_feedback:
+                feedback = rtp.transport_feedback if rng.random() < 0.5 else rtp.picture_loss
+                self._send_later(loop, feedback(self.bot_ssrc, m.ssrc), 0)
+            if impairment.padding and rng.random() < impairment.padding and i + 1 < len(frames):
+                self._send_later(loop, self.padding_packet(m), 0)
+                padding += 1
         for index, p in held:
             self._send_later(loop, p, 0, send_log, index)
         sent += len(held)
@@ -625,7 +843,7 @@ class VoiceServerDouble:
         m.sent += sent
         m.dropped += dropped
         m.last_frame_at = start + (len(frames) - 1) * 0.02
-        return StreamResult(user_id, m.ssrc, first_ts, start, sent, dropped, duplicated, garbage, send_log)
+        return StreamResult(user_id, m.ssrc, first_ts, start, sent, dropped, duplicated, garbage, send_log, padding)
 
     def _send_later(
         self,
