@@ -137,7 +137,7 @@ def _replay_with(monkeypatch, capsys, tiny_en, tmp_path, fail) -> tuple[int, str
     def run() -> None:
         result["value"] = run_cli(capsys, "replay", "--speed", "0", "--db", str(db), *TRACKS)
 
-    worker = threading.Thread(target=run)
+    worker = threading.Thread(target=run, daemon=True)  # a hung one must not keep pytest from exiting
     worker.start()
     worker.join(120)
     assert not worker.is_alive(), "the replay hung: a dead worker left close() waiting"
