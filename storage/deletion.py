@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from storage.access import Viewer, deletable, visible
 from storage.db import Database
 from storage.models import CallSession, Participant, Suggestion, Utterance, Voiceprint
+from storage.recorder import drop_reserve
 from storage.recorders import RecorderState, state
 from storage.search import optimize_index
 
@@ -88,6 +89,7 @@ def delete_session(db: Database, viewer: Viewer, session_id: int, *, force: bool
         # delete trigger removes their index entries.
         s.execute(delete(CallSession).where(CallSession.id == session_id))
         _optimize(s)
+    drop_reserve(db, session_id)  # one a crash left active still has its reserve file beside the database
     return Deleted("deleted", session_id, *counts, cleanup=scrub_file(db))
 
 
@@ -100,6 +102,8 @@ def delete_sessions(db: Database, session_ids: list[int]) -> tuple[int, int, int
         counts = _counts(s, session_ids)
         s.execute(delete(CallSession).where(CallSession.id.in_(session_ids)))
         _optimize(s)
+    for session_id in session_ids:
+        drop_reserve(db, session_id)
     return counts
 
 

@@ -59,7 +59,8 @@ def reserve_path(db: Database, session_id: int) -> Path | None:
     return None if db.path is None else db.path.with_name(f"{db.path.name}-reserve-{session_id}")
 
 
-def _drop_reserve(db: Database, session_id: int) -> bool:
+def drop_reserve(db: Database, session_id: int) -> bool:
+    """Delete the space reserved to close ``session_id`` (True if there was a reserve file)."""
     path = reserve_path(db, session_id)
     if path is None:
         return False
@@ -234,11 +235,11 @@ class CallRecorder:
         try:
             self._write(f"finishing session {session_id}", write)
         except StorageError as exc:
-            if not (is_full_error(exc) and _drop_reserve(self.db, session_id)):
+            if not (is_full_error(exc) and drop_reserve(self.db, session_id)):
                 raise
             log.warning("the disk is full: used the space reserved to close session %s", session_id)
             self._write(f"finishing session {session_id}", write)
-        _drop_reserve(self.db, session_id)
+        drop_reserve(self.db, session_id)
 
     def close_stale_sessions(self, status: str = "interrupted") -> int:
         """Close sessions a crash left 'active'; returns how many.
@@ -261,7 +262,7 @@ class CallRecorder:
 
         closed = self._write("closing stale sessions", write)
         for session_id in closed:
-            _drop_reserve(self.db, session_id)
+            drop_reserve(self.db, session_id)
         if closed:
             log.warning("marked %d session(s) left active by a previous run as %s", len(closed), status)
         return len(closed)
@@ -289,7 +290,7 @@ class CallRecorder:
 
         result = self._write(f"closing session {session_id}", write)
         if result.outcome == "closed":
-            _drop_reserve(self.db, session_id)
+            drop_reserve(self.db, session_id)
         return result
 
     def _require_session(self, s: Session, session_id: int) -> CallSession:

@@ -214,9 +214,11 @@ def _status(path: Path, sid: int) -> str | None:
 def test_logs_close_a_session_a_crash_left_active(capsys, left) -> None:
     path, ids = left
     db = ("--db", str(path))
+    assert Path(f"{path}-reserve-{ids['dead']}").exists()  # the space a crash left reserved
     code, out, err = run_cli(capsys, "logs", "close", str(ids["dead"]), *db)
     assert code == 0 and out.startswith(f"closed session {ids['dead']}: marked interrupted (process "), err
     assert _status(path, ids["dead"]) == "interrupted"
+    assert not Path(f"{path}-reserve-{ids['dead']}").exists()
     code, _, err = run_cli(capsys, "logs", "close", str(ids["alive"]), *db)
     assert code == 2 and f"still being recorded by process {os.getpid()}" in one_error_line(err)
     for key in ("unknown", "elsewhere"):
@@ -234,7 +236,7 @@ def test_logs_delete_a_session_a_crash_left_active(capsys, left) -> None:
     db = ("--db", str(path))
     code, out, err = run_cli(capsys, "logs", "delete", str(ids["dead"]), "--yes", *db)
     assert code == 0 and out.startswith(f"deleted session {ids['dead']}"), err
-    assert _status(path, ids["dead"]) is None
+    assert _status(path, ids["dead"]) is None and not Path(f"{path}-reserve-{ids['dead']}").exists()
     code, _, err = run_cli(capsys, "logs", "delete", str(ids["alive"]), "--yes", *db)
     assert code == 2 and "still being recorded by process" in one_error_line(err)
     code, _, err = run_cli(capsys, "logs", "delete", str(ids["unknown"]), "--yes", *db)
