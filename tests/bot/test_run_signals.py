@@ -2,10 +2,10 @@
 run shares the shutdown path; check it too").
 
 The process talks to the local Discord REST stand-in (tests/bot/discord_rest.py; its main
-gateway accepts and stays silent) through discord.py's ``Route.BASE``, set by a two-line
-wrapper since the bot has no setting for Discord's address. At its start the bot closes the
-sessions a crashed process left 'active', and only those: one this test process is recording
-meanwhile stays active. SIGHUP, SIGTERM and a double Ctrl+C each end it cleanly: exit 0 (no
+gateway accepts and stays silent) through discord.py's ``Route.BASE``, set by a small wrapper
+around ``bot.cli.entry`` (what ``python -m bot`` runs), since the bot has no setting for
+Discord's address. At its start the bot closes the sessions a crashed process left 'active',
+and only those: one this test process is recording meanwhile stays active. SIGHUP, SIGTERM and a double Ctrl+C each end it cleanly: exit 0 (no
 call was in progress), no traceback, no native abort.
 """
 
@@ -35,7 +35,7 @@ def _wrapper(port: int) -> str:
         f"discord.http.Route.BASE = 'http://127.0.0.1:{port}/api/v10'\n"
         f"discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL('ws://127.0.0.1:{port}/gateway-ws')\n"
         "import bot.cli\n"
-        "raise SystemExit(bot.cli.main(sys.argv[1:]))\n"
+        "raise SystemExit(bot.cli.entry())\n"
     )
 
 
