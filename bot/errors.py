@@ -36,6 +36,11 @@ def network_reason(exc: BaseException) -> str:
         seen.add(id(e))
         chain.append(e)
         e = e.__cause__ or e.__context__
+    for x in chain:
+        # requests/httpx errors carry a response; urllib's HTTPError is one, with .code
+        status = getattr(getattr(x, "response", None), "status_code", None) or getattr(x, "code", None)
+        if isinstance(status, int) and 100 <= status < 600:
+            return f"the server answered HTTP {status}"
     text = " ".join(str(x) for x in chain).lower()
     if any(k in text for k in ("name or service not known", "temporary failure in name resolution", "nodename")):
         return "no network (the server's name cannot be resolved)"
@@ -45,9 +50,5 @@ def network_reason(exc: BaseException) -> str:
         return "no network (the connection timed out)"
     if "offline" in text:
         return "offline mode is on (HF_HUB_OFFLINE)"
-    for x in chain:
-        status = getattr(getattr(x, "response", None), "status_code", None)
-        if status:
-            return f"the server answered HTTP {status}"
     first = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {first[:120]}"

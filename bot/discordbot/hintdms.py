@@ -39,7 +39,7 @@ def hint_text(hint: Hint, *, guild: str, channel: str) -> str:
     lines: list[str] = []
     room = DM_LIMIT - len(head) - len(foot) - 4
     for text in hint.texts:
-        line = f"- {for_discord(text, 300)}"
+        line = f"- {for_discord(text, DM_LIMIT)}"  # bounded by [hints] max_chars already
         if len(line) + 1 > room:
             break
         lines.append(line)
