@@ -1,15 +1,20 @@
 """Health checks for running the bot: each says what it found, or what is wrong and how to fix it.
 
 ``CHECKS`` is a plain list of (name, function): a check returns a short description of what
-it found, or raises ``CheckFailed(what, fix)``.
+it found, or raises ``CheckFailed(what, fix)`` (the bot cannot do its job: FAIL, exit status 1)
+or ``CheckWarning(what, fix)`` (it runs, with less: WARN; a missing LLM server only means the
+built-in suggestions are sent). Checks test what the bot will do, not only that something
+answers: the LLM server gets a real one-token chat request, the models are loaded.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from bot.config import Config
@@ -24,6 +29,10 @@ class CheckFailed(StalkError):
     pass
 
 
+class CheckWarning(StalkError):
+    """The bot runs without it, with less (said in ``what``)."""
+
+
 @dataclass(frozen=True)
 class DoctorContext:
     config: Config
@@ -34,12 +43,14 @@ class DoctorContext:
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    ok: bool
+    ok: bool  # False only for a failure; a warning is ok (the bot runs)
     detail: str  # what was found, or what is wrong
     fix: str | None = None
+    warning: bool = False
 
     def lines(self) -> list[str]:
-        out = [f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"]
+        mark = "WARN" if self.warning else "ok  " if self.ok else "FAIL"
+        out = [f"{mark}  {self.name}: {self.detail}"]
         if self.fix:
             out.append(f"      fix: {self.fix}")
         return out
@@ -102,23 +113,26 @@ def _load(what: str, fix: str, load: Callable[[], T]) -> T:
 
 
 def check_whisper(ctx: DoctorContext) -> str:
-    from bot.asr.model import load_whisper
+    from bot.asr.model import check_device, load_whisper, resolve_model
 
     asr = ctx.config.asr
+    what, fix = f"Whisper model {asr.model!r}", "set [asr] model to a size name or a CTranslate2 model directory"
+    device, compute_type = _load(what, fix, lambda: check_device(asr.device, asr.compute_type))
+    path = _load(what, fix, lambda: resolve_model(asr.model, ctx.config.models.dirs, asr.download_root))
     _load(
-        f"Whisper model {asr.model!r}",
-        "set [asr] model to a size name or a CTranslate2 model directory",
+        what,
+        fix,
         lambda: load_whisper(
-            asr.model,
-            device=asr.device,
-            compute_type=asr.compute_type,
+            path,
+            device=device,
+            compute_type=compute_type,
             workers=1,
             cpu_threads=asr.cpu_threads,
             search_dirs=ctx.config.models.dirs,
             download_root=asr.download_root,
         ),
     )
-    return f"faster-whisper {asr.model!r} loads ({asr.device}, {asr.compute_type})"
+    return f"faster-whisper {asr.model!r} from {Path(path).resolve()} loads ({device}, {compute_type})"
 
 
 def check_speaker_model(ctx: DoctorContext) -> str:
@@ -130,7 +144,7 @@ def check_speaker_model(ctx: DoctorContext) -> str:
     )
     # With model = auto and nothing found, this fetches the default model now (checksum verified).
     model = _load(f"speaker model {ctx.config.speaker.model!r}", fix, lambda: load_speaker_model(ctx.config))
-    return f"{model.info.name} loads ({model.info.dim}-dim voiceprints, sha256 {model.model_id[:12]})"
+    return f"{model.info.name} from {Path(model.info.path).resolve()} loads ({model.info.dim}-dim voiceprints, sha256 {model.model_id[:12]})"
 
 
 def check_database(ctx: DoctorContext) -> str:
@@ -179,38 +193,69 @@ def check_llm(ctx: DoctorContext) -> str:
         "start one: Ollama (ollama serve; ollama pull llama3.1:8b) or llama.cpp's server, or set [llm] "
         "base_url to where yours listens; [hints] enabled = false turns hints off"
     )
+    # Without a usable model hints still go out, from the built-in suggestions: a warning.
+    meanwhile = "; meanwhile hints use the built-in suggestions"
     client = openai.OpenAI(
         base_url=c.base_url,
         api_key=c.api_key or "not-needed",
         max_retries=0,
         timeout=openai.Timeout(5.0, connect=min(c.connect_timeout_seconds, 5.0)),
     )
+    api = "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)"
     try:
-        models = [m.id for m in client.models.list()]
-    except openai.APIConnectionError as exc:
-        raise CheckFailed(f"no LLM server answers at {c.base_url} ({exc.__cause__ or exc})", start) from None
-    except openai.APIStatusError as exc:
-        fix = (
-            "set [llm] api_key (or STALK_LLM_API_KEY)"
-            if exc.status_code in (401, 403)
-            else "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)"
-        )
-        raise CheckFailed(f"the LLM server at {c.base_url} answered HTTP {exc.status_code} to /models", fix) from None
-    except openai.OpenAIError as exc:
-        raise CheckFailed(
-            f"the LLM server at {c.base_url} gave an answer that is not a model list ({type(exc).__name__})",
-            "check that [llm] base_url is the server's OpenAI-compatible API (it usually ends in /v1)",
-        ) from None
+        try:
+            models = [m.id for m in client.models.list()]
+        except openai.APIConnectionError as exc:
+            raise CheckWarning(
+                f"no LLM server answers at {c.base_url} ({exc.__cause__ or exc}){meanwhile}", start
+            ) from None
+        except openai.APIStatusError as exc:
+            fix = "set [llm] api_key (or STALK_LLM_API_KEY)" if exc.status_code in (401, 403) else api
+            raise CheckWarning(
+                f"the LLM server at {c.base_url} answered HTTP {exc.status_code} to /models{meanwhile}", fix
+            ) from None
+        except openai.OpenAIError as exc:
+            raise CheckWarning(
+                f"the LLM server at {c.base_url} gave an answer that is not a model list "
+                f"({type(exc).__name__}){meanwhile}",
+                api,
+            ) from None
+        # Ollama lists "llama3.1:latest" for a model pulled as "llama3.1".
+        if c.model not in models and f"{c.model}:latest" not in models:
+            has = ", ".join(sorted(models)[:10]) or "none"
+            raise CheckWarning(
+                f"model {c.model!r} is not on the LLM server at {c.base_url} (it has: {has}){meanwhile}",
+                f"ollama pull {c.model} (Ollama), or set [llm] model to one the server has",
+            )
+        # Listing models proves little (a server can list one it cannot run): ask for one token.
+        started = time.perf_counter()
+        try:
+            reply = client.with_options(timeout=openai.Timeout(c.timeout_seconds, connect=5.0)).chat.completions.create(
+                model=c.model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=1, temperature=0.0
+            )
+            reply.choices[0].message  # noqa: B018 - a chat completion, not an error page
+        except openai.APITimeoutError:
+            raise CheckWarning(
+                f"{c.model!r} at {c.base_url} did not answer a one-token chat request within "
+                f"{c.timeout_seconds:g} s{meanwhile}",
+                "check the server's load, or raise [llm] timeout_seconds",
+            ) from None
+        except openai.APIStatusError as exc:
+            detail = " ".join(str(exc).split())[:160]
+            raise CheckWarning(
+                f"{c.model!r} is listed at {c.base_url} but a one-token chat request failed: HTTP "
+                f"{exc.status_code} ({detail}){meanwhile}",
+                "check the server's log (the model may not fit in memory, or not be a chat model)",
+            ) from None
+        except (openai.OpenAIError, AttributeError, IndexError, TypeError) as exc:
+            raise CheckWarning(
+                f"{c.model!r} is listed at {c.base_url} but a one-token chat request failed "
+                f"({type(exc).__name__}){meanwhile}",
+                api,
+            ) from None
     finally:
         client.close()
-    # Ollama lists "llama3.1:latest" for a model pulled as "llama3.1".
-    if c.model not in models and f"{c.model}:latest" not in models:
-        has = ", ".join(sorted(models)[:10]) or "none"
-        raise CheckFailed(
-            f"model {c.model!r} is not on the LLM server at {c.base_url} (it has: {has})",
-            f"ollama pull {c.model} (Ollama), or set [llm] model to one the server has",
-        )
-    return f"{c.model!r} served at {c.base_url}"
+    return f"{c.model!r} served at {c.base_url} (answered a one-token chat request in {time.perf_counter() - started:.1f} s)"
 
 
 Check = Callable[[DoctorContext], str]
@@ -231,6 +276,8 @@ def run_checks(ctx: DoctorContext, checks: list[tuple[str, Check]] | None = None
     for name, check in CHECKS if checks is None else checks:
         try:
             results.append(CheckResult(name, True, check(ctx)))
+        except CheckWarning as exc:
+            results.append(CheckResult(name, True, exc.what, exc.fix, warning=True))
         except CheckFailed as exc:
             results.append(CheckResult(name, False, exc.what, exc.fix))
         except Exception as exc:  # a bug in a check must not hide the others

@@ -128,6 +128,7 @@ class CallSummary:
     unsaved_file: str | None = None
     # speaker name -> verdict counts ('verified', 'mismatch', 'unknown', and each mismatch label)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
+    error: str | None = None  # why the call failed or was interrupted, as stored with the session
 
 
 class _Stream:
@@ -198,6 +199,10 @@ class CallPipeline:
         self._latencies: list[float] = []
         self._processing_latencies: list[float] = []
         self._unsaved: list[UtteranceRecord] = []
+        # Every record stored: if the database file disappears during the call (SQLite goes
+        # on writing to a deleted file), they all go to the recovery file at the close.
+        self._stored: list[UtteranceRecord] = []
+        self._store_error: str | None = None  # the last storage failure, for the session's error
         # Held from the "forgotten?" check to the commit, so forget_speaker returns only once
         # no utterance of that participant can still be written.
         self._store_lock = threading.Lock()
@@ -289,7 +294,10 @@ class CallPipeline:
             stream.closed = True
         self._notify("on_leave", stream.speaker, at)
         if self.recorder is not None and stream.speaker.participant_id is not None and at is not None:
-            self.recorder.participant_left(stream.speaker.participant_id, at)
+            try:
+                self.recorder.participant_left(stream.speaker.participant_id, at)
+            except Exception as exc:  # when they left is a detail; the call goes on being stored
+                log.warning("could not record that %s left: %s", stream.speaker.name, exc)
 
     def forget_speaker(self, key: str) -> None:
         """Drop a participant for the rest of the call (``/forget`` mid-call): their audio is
@@ -449,12 +457,16 @@ class CallPipeline:
         try:
             for old in backlog:
                 self.recorder.add_utterance(old)
+                self._stored.append(old)
                 backlog = backlog[1:]
-            return self.recorder.add_utterance(record)
-        except StorageError as exc:
+            utterance_id = self.recorder.add_utterance(record)
+            self._stored.append(record)
+            return utterance_id
+        except Exception as exc:  # a StorageError, or anything else: the record is kept either way
             log.error("%s; keeping %d utterance(s) in memory", exc, len(backlog) + 1)
             with self._lock:
                 self._unsaved = backlog + [record] + self._unsaved
+                self._store_error = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
             return None
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -465,32 +477,52 @@ class CallPipeline:
     # -- end -----------------------------------------------------------------------------
 
     def close(self, status: str = "completed", error: str | None = None) -> CallSummary:
-        """End every stream, wait for their transcripts, and close the session."""
+        """End every stream, wait for their transcripts, and close the session.
+
+        Never raises: whatever happens here, every transcript is stored or in the recovery
+        file (``summary.unsaved_file``), and the session is closed with a status that says
+        whether the call was stored completely."""
         for key in list(self._streams):
             # Speech already heard is real even when the call failed or was interrupted.
-            self.end_speaker(key)
+            try:
+                self.end_speaker(key)
+            except Exception:
+                log.exception("closing the stream of %s failed", key)
         self.pool.close()
         duration = max((s.next_in or 0.0 for s in self._streams.values()), default=0.0)
         unsaved_file = None
+        if self.pool.stats.errors and status == "completed":
+            status, error = (
+                "failed",
+                f"{self.pool.stats.errors} utterance(s) could not be transcribed ({self.pool.stats.first_error})",
+            )
         if self.recorder is not None and self.session_id is not None:
             with self._lock:
                 backlog, self._unsaved = self._unsaved, []
             saved = 0
-            try:
-                for record in backlog:
-                    self.recorder.add_utterance(record)
-                    saved += 1
-            except StorageError:
-                unsaved_file = self._write_unsaved(backlog[saved:])
-                status, error = (
-                    "failed",
-                    error
-                    or f"database unavailable: {len(backlog) - saved} utterance(s) saved to {unsaved_file} instead",
-                )
+            missing = self.recorder.db.missing()
+            if missing is None:
+                try:
+                    for record in backlog:
+                        self.recorder.add_utterance(record)
+                        self._stored.append(record)
+                        saved += 1
+                except Exception as exc:
+                    self._store_error = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+            # A file deleted meanwhile took everything stored with it: all of it is saved.
+            left = [*self._stored, *backlog] if missing else backlog[saved:]
+            if left:
+                unsaved_file = self._write_unsaved(left)
+                where = f"saved to {unsaved_file}" if unsaved_file else "printed to standard error"
+                cause = f"the database file {missing}" if missing else f"database unavailable ({self._store_error})"
+                reason = f"{cause}: {len(left)} utterance(s) {where} instead"
+                status, error = "failed", f"{error}; {reason}" if error else reason
             try:
                 self.recorder.finish_session(self.session_id, status, error=error, duration=round(duration, 3))
-            except StorageError as exc:
+            except Exception as exc:
                 log.error("could not close session %s: %s", self.session_id, exc)
+                if status == "completed":  # the call is not stored completely: say so
+                    status, error = "failed", f"could not close the session ({exc})"
         return CallSummary(
             session_id=self.session_id,
             status=status,
@@ -504,9 +536,26 @@ class CallPipeline:
             verdicts={}
             if self.verifier is None
             else {s.speaker.name: self.verifier.counts(k) for k, s in self._streams.items()},
+            error=error,
         )
 
-    def _write_unsaved(self, records: list[UtteranceRecord]) -> str:
-        path = Path(f"s-talk-unsaved-session-{self.session_id}-{int(time.time())}.json").resolve()
-        path.write_text(json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=1), encoding="utf-8")
-        return str(path)
+    def _write_unsaved(self, records: list[UtteranceRecord]) -> str | None:
+        """The recovery file: in the working directory, else the home directory, else the
+        temporary one (the disk that filled up may hold the first); as a last resort the
+        records go to standard error. Written whole or not at all (temporary file, rename)."""
+        import sys
+        import tempfile
+
+        from storage.files import write_atomic
+
+        name = f"s-talk-unsaved-session-{self.session_id}-{int(time.time())}.json"
+        text = json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=1)
+        for folder in (Path.cwd(), Path.home(), Path(tempfile.gettempdir())):
+            path = (folder / name).resolve()
+            try:
+                write_atomic(path, text)
+                return str(path)
+            except OSError as exc:
+                log.error("could not write the recovery file %s: %s", path, exc)
+        print(f"S-Talk could not write a recovery file; the unsaved utterances:\n{text}", file=sys.stderr, flush=True)
+        return None

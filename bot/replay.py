@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import heapq
-import re
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -18,15 +18,18 @@ from bot.audio.files import probe_audio, read_frames
 from bot.audio.frames import PcmFrame
 from bot.audio.segmenter import Segment
 from bot.clock import VirtualClock, WallClock
+from bot.commands.values import check_name
 from bot.config import Config
 from bot.errors import AudioInputError, StalkError
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener, Speaker, UtteranceEvent
+from bot.plaintext import plain
+from bot.shutdown import StopSignals
 from storage.db import Database, describe_error, open_database
 from storage.export import short_clock
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 
-_NAME = re.compile(r"^[^\s=][^=]{0,63}$")
+NAME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -37,14 +40,9 @@ class Track:
 
 def parse_track(arg: str) -> Track:
     name, sep, path = arg.partition("=")
-    name = name.strip()
     if not sep or not path:
         raise StalkError(f"bad participant argument {arg!r}", "write NAME=FILE, e.g. alice=alice.wav")
-    if not _NAME.match(name):
-        raise StalkError(
-            f"bad participant name {name!r} in {arg!r}", "use 1-64 characters, no '=', not starting with a space"
-        )
-    return Track(name, path)
+    return Track(check_name(name, "participant name", NAME_CHARS), path)
 
 
 def check_tracks(tracks: list[Track]) -> None:
@@ -65,8 +63,8 @@ def verdict_mark(verdict) -> str:
     if verdict.verification == "verified":
         return f"  [voice ok{score}]"
     if verdict.verification == "mismatch":
-        return f"  [NOT THEIR VOICE{score}: {verdict.label or 'unknown speaker'}]"
-    return f"  [sounds like {verdict.label}]" if verdict.label else ""
+        return f"  [NOT THEIR VOICE{score}: {plain(verdict.label or 'unknown speaker')}]"
+    return f"  [sounds like {plain(verdict.label)}]" if verdict.label else ""
 
 
 class TranscriptPrinter(PipelineListener):
@@ -79,7 +77,7 @@ class TranscriptPrinter(PipelineListener):
 
     def on_utterance(self, event: UtteranceEvent) -> None:
         line = (
-            f"[{short_clock(event.start)} - {short_clock(event.end)}] {event.speaker.name}: {event.text}"
+            f"[{short_clock(event.start)} - {short_clock(event.end)}] {plain(event.speaker.name)}: {plain(event.text)}"
             f"  (+{event.latency:.2f} s){verdict_mark(event.verdict)}"
         )
         with self.lock:
@@ -88,7 +86,7 @@ class TranscriptPrinter(PipelineListener):
     def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict) -> None:
         with self.lock:
             print(
-                f"[{short_clock(start)} - {short_clock(end)}] {speaker.name}: verdict revised:{verdict_mark(verdict)}",
+                f"[{short_clock(start)} - {short_clock(end)}] {plain(speaker.name)}: verdict revised:{verdict_mark(verdict)}",
                 file=self.out,
                 flush=True,
             )
@@ -97,7 +95,7 @@ class TranscriptPrinter(PipelineListener):
         if reason.startswith("transcription failed"):
             with self.lock:
                 print(
-                    f"[{short_clock(segment.start)} - {short_clock(segment.end)}] {speaker.name}: <{reason}>",
+                    f"[{short_clock(segment.start)} - {short_clock(segment.end)}] {plain(speaker.name)}: <{plain(reason)}>",
                     file=self.out,
                     flush=True,
                 )
@@ -193,11 +191,14 @@ def replay(
     transcriber: WhisperTranscriber | None = None,
     speaker_model=None,
     hints: bool = True,
+    stop: StopSignals | None = None,
 ) -> CallSummary:
     """Stream the tracks through the pipeline; returns the summary of the stored call.
 
     Everything that can be checked before the call starts is (files, database, model), so
-    a bad input stores nothing; a failure during the call marks the session 'failed'.
+    a bad input stores nothing; a failure during the call marks the session 'failed'; with
+    ``stop`` (the command's ``StopSignals``) a signal ends the call 'interrupted' with every
+    utterance heard so far stored, then raises ``bot.shutdown.Interrupted``.
     """
     out = out or sys.stdout
     check_tracks(tracks)
@@ -213,22 +214,50 @@ def replay(
         clock = VirtualClock() if speed == 0 else WallClock(speed)
         recorder = CallRecorder(db)
         printer = TranscriptPrinter(out)
-        engine = None
-        if hints and config.hints.enabled:
-            from bot.hints.replay import replay_engine
-
-            engine = replay_engine(
-                config, clock, out, recorder=recorder, lock=printer.lock, language=language or config.asr.language
+        with stop.call() if stop is not None else nullcontext():
+            return _run_call(
+                config, tracks, clock, recorder, printer, transcriber, verifier, speed, language, listeners, hints, stop
             )
-        pipeline = CallPipeline(
-            config,
-            transcriber,
-            recorder=recorder,
-            clock=clock,
-            listeners=[printer, *([engine] if engine else []), *listeners],
-            language=language,
-            verifier=verifier,
+    finally:
+        db.close()
+
+
+def _run_call(
+    config: Config,
+    tracks: list[Track],
+    clock: VirtualClock | WallClock,
+    recorder: CallRecorder,
+    printer: TranscriptPrinter,
+    transcriber: WhisperTranscriber,
+    verifier,
+    speed: float,
+    language: str | None,
+    listeners: list[PipelineListener] | tuple,
+    hints: bool,
+    stop: StopSignals | None,
+) -> CallSummary:
+    """The call itself, from the session's creation to its close; a stop signal is honoured
+    between frames, so the close that follows loses nothing."""
+    out = printer.out
+    engine = None
+    if hints and config.hints.enabled:
+        from bot.hints.replay import replay_engine
+
+        engine = replay_engine(
+            config, clock, out, recorder=recorder, lock=printer.lock, language=language or config.asr.language
         )
+    pipeline = CallPipeline(
+        config,
+        transcriber,
+        recorder=recorder,
+        clock=clock,
+        listeners=[printer, *([engine] if engine else []), *listeners],
+        language=language,
+        verifier=verifier,
+    )
+    ends: dict[str, float] = {}
+    status, error = "completed", None
+    try:
         title = ", ".join(t.name for t in tracks)
         pipeline.open(
             NewSession(
@@ -240,44 +269,50 @@ def replay(
             engine.settle = lambda: pipeline.drain(30.0)
         for t in tracks:
             pipeline.add_speaker(t.name, t.name)
-        ends: dict[str, float] = {}
-        status, error = "completed", None
+        # Discord delivers 20 ms frames; as fast as possible, bigger blocks save overhead
+        # without changing what the pipeline computes.
+        for name, frame in _merged(tracks, 0.02 if speed else 0.5):
+            if stop is not None:
+                stop.check()
+            end = frame.start + frame.duration
+            if isinstance(clock, WallClock):
+                delay = clock.wall_for(end - clock.now())
+                if delay > 0 and stop is not None:
+                    if stop.wait(delay):
+                        stop.check()
+                elif delay > 0:
+                    time.sleep(delay)
+            pipeline.feed(name, frame)
+            ends[name] = end
+        for t in tracks:
+            pipeline.end_speaker(t.name, ends.get(t.name))
+    except AudioInputError as exc:
+        status, error = "failed", str(exc)
+        raise
+    except KeyboardInterrupt as exc:
+        status, error = "interrupted", f"replay interrupted ({getattr(exc, 'name', 'SIGINT')})"
+        raise
+    except BaseException as exc:
+        # Anything else that stops the call (a StorageError, a bug) must not leave it
+        # recorded as 'completed'.
+        status, error = "failed", str(exc) if isinstance(exc, StalkError) else f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if stop is not None:
+            stop.closing()
         try:
-            # Discord delivers 20 ms frames; as fast as possible, bigger blocks save overhead
-            # without changing what the pipeline computes.
-            for name, frame in _merged(tracks, 0.02 if speed else 0.5):
-                end = frame.start + frame.duration
-                if isinstance(clock, WallClock):
-                    delay = clock.wall_for(end - clock.now())
-                    if delay > 0:
-                        time.sleep(delay)
-                pipeline.feed(name, frame)
-                ends[name] = end
-            for t in tracks:
-                pipeline.end_speaker(t.name, ends.get(t.name))
-        except AudioInputError as exc:
-            status, error = "failed", str(exc)
-            raise
-        except KeyboardInterrupt:
-            status, error = "interrupted", "replay interrupted"
-            raise
-        except Exception as exc:
-            # Anything else that stops the call (a StorageError, a bug) must not leave it
-            # recorded as 'completed'.
-            status, error = "failed", str(exc) if isinstance(exc, StalkError) else f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
             summary = pipeline.close(status, error)
+        finally:
+            if engine is not None:
+                engine.close()
+        if summary.session_id is not None:  # else the session was never created: nothing to report
             print_summary(summary, out)
             if engine is not None:
                 from bot.hints.replay import print_hints_summary
 
-                engine.close()
                 print_hints_summary(engine, out)
             print(f"session: {summary.session_id}", file=out, flush=True)
-        return summary
-    finally:
-        db.close()
+    return summary
 
 
 def make_verifier(config: Config, db: Database, names: list[str], speaker_model=None):

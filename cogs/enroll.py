@@ -22,6 +22,7 @@ from bot.discordbot.sessions import LiveSession
 from bot.discordbot.views import OwnerOnlyView
 from bot.discordbot.voices import start_verifying
 from bot.errors import StalkError
+from bot.plaintext import for_discord, plain
 from bot.speaker.enrollment import EnrollmentError, EnrollmentResult
 from bot.speaker.live import LiveEnrollment
 from storage.db import Database
@@ -67,7 +68,7 @@ def voiceprint_name(db: Database, user_id: str, display_name: str) -> str:
     old = get_voiceprint_by_user(db, user_id)
     if old is not None:
         return old.name
-    clean = " ".join(display_name.replace("=", "-").split())[:80] or user_id
+    clean = plain(display_name.replace("=", "-"), 80) or user_id
     taken = get_voiceprint(db, clean)
     return clean if taken is None or taken.user_id == user_id else f"{clean} ({user_id})"
 
@@ -284,7 +285,7 @@ class EnrollCog(commands.Cog):
         when = vp.created_at.strftime("%Y-%m-%d %H:%M UTC") if vp.created_at else "?"
         updated = vp.updated_at.strftime("%Y-%m-%d %H:%M UTC") if vp.updated_at else when
         await interaction.followup.send(
-            f'**Your voiceprint** (labelled "{vp.name}"): enrolled {when}'
+            f'**Your voiceprint** (labelled "{for_discord(vp.name, 100)}"): enrolled {when}'
             f"{f', last renewed {updated}' if updated != when else ''}, from {vp.speech_seconds:.1f} s of speech, "
             f"speaker model {vp.model_name} ({vp.model_id[:12]}). {fit}\n"
             "It is a list of numbers describing your voice; no audio is kept. `/voiceprint delete` removes it.",

@@ -19,8 +19,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot.app import CommandRefused, StalkBot
-from bot.discordbot.transcript import escape, fmt_call_time
+from bot.discordbot.transcript import NAME_CHARS, TEXT_CHARS, escape, fmt_call_time
 from bot.discordbot.views import OwnerOnlyView
+from bot.plaintext import for_discord_plain
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
 from storage.export import FORMATS, MARKS, export_session, short_clock
@@ -76,8 +77,8 @@ def list_embed(page: Page[SessionSummary], admin: bool) -> discord.Embed:
         return discord.Embed(title="Stored calls", description=f"No stored {scope}.", colour=COLOUR)
     lines = []
     for s in page.items:
-        who = ", ".join(escape(p) for p in s.participants) or "nobody"
-        title = escape(s.title or "untitled")
+        who = ", ".join(escape(p, NAME_CHARS) for p in s.participants) or "nobody"
+        title = escape(s.title or "untitled", 200)
         lines.append(
             f"**#{s.id}** {title} · {_when(s)} · {_length(s.duration)} · {s.utterance_count} "
             f"utterance(s) · {s.status}\n  {who}"
@@ -92,10 +93,12 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     lines = []
     for u in tp.utterances.items:
         mark = MARKS.get(u.verification or "")
-        line = f"`{short_clock(u.start)}` **{escape(u.speaker)}**{' ' + mark if mark else ''}: {escape(u.text)}"
+        line = f"`{short_clock(u.start)}` **{escape(u.speaker, NAME_CHARS)}**{' ' + mark if mark else ''}: {escape(u.text, TEXT_CHARS)}"
         lines.append(f"▶ {line}" if u.id == highlight else line)
     body = "\n".join(lines) or "Nothing was transcribed in this call."
-    embed = discord.Embed(title=_cut(f"#{s.id} {s.title or 'untitled'}", 256), description=_cut(body), colour=COLOUR)
+    embed = discord.Embed(
+        title=_cut(f"#{s.id} {escape(s.title or 'untitled', 200)}", 256), description=_cut(body), colour=COLOUR
+    )
     page = tp.utterances
     where = f"utterances {page.first}-{page.last} of {page.total}" if page.total else "no utterances"
     embed.set_footer(
@@ -106,37 +109,49 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     return embed
 
 
+_ON, _OFF = "\ue000", "\ue001"  # private-use marks for the hits: plain() keeps them, nothing else uses them
+
+
 def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text made safe as a whole (a link split by a highlight is still defanged), the hits in bold."""
+    text = text.replace(_ON, "").replace(_OFF, "")
     out, at = [], 0
     for a, b in spans:
-        out += [escape(text[at:a]), "**", escape(text[a:b]), "**"]
+        out += [text[at:a], _ON, text[a:b], _OFF]
         at = b
-    out.append(escape(text[at:]))
-    return "".join(out)
+    out.append(text[at:])
+    shown = escape("".join(out), TEXT_CHARS)
+    if shown.count(_ON) > shown.count(_OFF):  # cut inside a hit
+        shown += _OFF
+    return shown.replace(_ON, "**").replace(_OFF, "**")
 
 
 def _quoted(c: ContextLine) -> str:
-    return f"> `{short_clock(c.start)}` {escape(c.speaker)}: {escape(c.text)}"
+    return f"> `{short_clock(c.start)}` {escape(c.speaker, NAME_CHARS)}: {escape(c.text, TEXT_CHARS)}"
 
 
 def search_embed(query: str, page: Page[SearchHit]) -> discord.Embed:
     if not page.items:
         return discord.Embed(
-            title="Search", description=f"Nothing found for “{escape(query)}” in the calls you can see.", colour=COLOUR
+            title="Search",
+            description=f"Nothing found for “{escape(query, 200)}” in the calls you can see.",
+            colour=COLOUR,
         )
     blocks = []
     for n, h in enumerate(page.items, page.first):
         context = [
             *map(_quoted, h.before),
-            f"> `{short_clock(h.start)}` **{escape(h.speaker)}**: {highlighted(h.text, h.spans)}",
+            f"> `{short_clock(h.start)}` **{escape(h.speaker, NAME_CHARS)}**: {highlighted(h.text, h.spans)}",
             *map(_quoted, h.after),
         ]
-        title = escape(h.session_title or "untitled")
+        title = escape(h.session_title or "untitled", 200)
         blocks.append(
             f"**{n}.** call **#{h.session_id}** {title} · "
             f"{h.session_started_at.strftime('%Y-%m-%d')}\n" + "\n".join(context)
         )
-    embed = discord.Embed(title=_cut(f"Search: {query}", 256), description=_cut("\n\n".join(blocks)), colour=COLOUR)
+    embed = discord.Embed(
+        title=_cut(f"Search: {escape(query, 200)}", 256), description=_cut("\n\n".join(blocks)), colour=COLOUR
+    )
     embed.set_footer(text=f"hits {page.first}-{page.last} of {page.total} · pick one below to open the call there")
     return embed
 
@@ -225,8 +240,8 @@ class SearchPager(Pager):
     def _fill(self, page: Page[SearchHit]) -> None:
         self.jump.options = [
             discord.SelectOption(
-                label=_cut(f"{n}. #{h.session_id} {short_clock(h.start)} {h.speaker}", 100),
-                description=_cut(h.text, 100) or None,
+                label=for_discord_plain(f"{n}. #{h.session_id} {short_clock(h.start)} {h.speaker}", 100),
+                description=for_discord_plain(h.text, 100) or None,
                 value=f"{h.session_id}:{h.utterance_id}",
             )
             for n, h in enumerate(page.items, page.first)

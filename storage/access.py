@@ -3,16 +3,23 @@
 The rule is enforced in SQL (a WHERE clause built here) rather than by filtering results in
 Python, so a count, a page, a search hit or an export can never include a row the viewer may
 not see, and pagination boundaries are computed over the visible rows only.
+
+Hint DMs are private to their recipient ("Only you see this"): ``own_hints`` gives a member
+reading a call (an export, a JSON dump) only the hints that were sent to them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
 from sqlalchemy.orm import aliased
 
 from storage.models import CallSession, Participant
+
+if TYPE_CHECKING:
+    from storage.queries import SuggestionInfo
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,28 @@ def visible(viewer: Viewer) -> ColumnElement[bool]:
     if viewer.user_id is None:
         return false()
     return and_(in_guild, attended(viewer.user_id))
+
+
+def own_hints(
+    viewer: Viewer | None, participants: list[tuple[str, str | None]], suggestions: list[SuggestionInfo]
+) -> list[SuggestionInfo]:
+    """The hints of a call ``viewer`` may read, and to whom: a hint DM says "Only you see
+    this", so a member (administrators too) sees only the hints sent to them, with only
+    themselves as recipient; the operator (or ``viewer`` None) sees them all.
+
+    ``participants`` are the call's (name, user id) pairs; suggestions record their recipients
+    by name, so the viewer's names in this call are those of the participant rows carrying
+    their user id. (A filter over one call already found visible, hence not SQL.)
+    """
+    if viewer is None or viewer.operator:
+        return list(suggestions)
+    mine = {name for name, uid in participants if viewer.user_id is not None and uid == viewer.user_id}
+    out = []
+    for g in suggestions:
+        to = [r for r in g.recipients if r in mine]
+        if to:
+            out.append(replace(g, recipients=to))
+    return out
 
 
 def deletable(viewer: Viewer) -> ColumnElement[bool]:

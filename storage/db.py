@@ -36,6 +36,7 @@ class Database:
     label: str
     _sessions: sessionmaker[Session] = field(repr=False)
     _write_sessions: sessionmaker[Session] = field(repr=False)
+    _identity: tuple[Path, tuple[int, int]] | None = field(default=None, repr=False)  # SQLite file: (path, dev/inode)
 
     def session(self) -> Session:
         return self._sessions()
@@ -45,6 +46,28 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def path(self) -> Path | None:
+        """The file of a SQLite database on disk; None for a server or an in-memory database."""
+        return self._identity[0] if self._identity else None
+
+    def missing(self) -> str | None:
+        """Why the database file is no longer where it was opened (deleted, moved, replaced),
+        or None. SQLite goes on writing to a deleted file without an error, and everything
+        written then is gone once the program exits: a call checks this before it counts as stored."""
+        if self._identity is None:
+            return None
+        path, ident = self._identity
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return f"{path} was deleted or moved away"
+        except OSError as exc:
+            return f"{path} cannot be reached ({exc.strerror or exc})"
+        if (st.st_dev, st.st_ino) != ident:
+            return f"{path} was replaced by another file"
+        return None
 
     def __enter__(self) -> Database:
         return self
@@ -75,12 +98,20 @@ def open_database(
         engine.dispose()
         raise describe_error(exc, label) from exc
     write_engine = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+    identity = None
+    if url.get_backend_name() == "sqlite" and not _is_sqlite_memory(url) and url.database:
+        try:
+            st = Path(url.database).stat()
+            identity = (Path(url.database), (st.st_dev, st.st_ino))
+        except OSError:
+            pass
     return Database(
         engine=engine,
         url=url.render_as_string(hide_password=True),
         label=label,
         _sessions=sessionmaker(engine, expire_on_commit=False),
         _write_sessions=sessionmaker(write_engine, expire_on_commit=False),
+        _identity=identity,
     )
 
 

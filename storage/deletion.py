@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from storage.access import Viewer, deletable, visible
 from storage.db import Database, rowcount
 from storage.models import CallSession, Participant, Suggestion, Utterance, Voiceprint
+from storage.recorder import drop_reserve
+from storage.recorders import RecorderState, state
 from storage.search import optimize_index
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,9 @@ class Deleted:
     """What ``delete_session`` did: ``status`` 'deleted', 'not_found' (no such call, or one
     the viewer may not see: the two are not told apart), 'forbidden' (the viewer may see it
     but only its starter or an administrator may delete it) or 'active' (the call is still
-    being recorded: its pipeline would go on writing to it; end it first)."""
+    being recorded: its pipeline would go on writing to it; end it first). A call left
+    'active' by a process that is gone (``storage.recorders``) may be deleted; one whose
+    recorder cannot be told only with ``force``."""
 
     status: Literal["deleted", "not_found", "forbidden", "active"]
     session_id: int
@@ -49,26 +53,35 @@ class Deleted:
 Permission = Literal["allowed", "forbidden", "not_found", "active"]
 
 
-def may_delete(db: Database, viewer: Viewer, session_id: int) -> Permission:
+def may_delete(db: Database, viewer: Viewer, session_id: int, *, force: bool = False) -> Permission:
     """Whether ``delete_session`` would delete: for offering a delete button at all."""
     with db.session() as s:
-        return _permission(s, viewer, session_id)
+        return _permission(s, viewer, session_id, force)
 
 
-def _permission(s: Session, viewer: Viewer, session_id: int) -> Permission:
-    status = s.scalar(select(CallSession.status).where(CallSession.id == session_id, visible(viewer)))
-    if status is None:
+def _permission(s: Session, viewer: Viewer, session_id: int, force: bool = False) -> Permission:
+    found = s.execute(
+        select(CallSession.status, CallSession.recorder).where(CallSession.id == session_id, visible(viewer))
+    ).first()
+    if found is None:
         return "not_found"
     if s.scalar(select(CallSession.id).where(CallSession.id == session_id, deletable(viewer))) is None:
         return "forbidden"
-    if status == "active":
+    if found.status == "active" and not left_active(found.recorder, force):
         return "active"
     return "allowed"
 
 
-def delete_session(db: Database, viewer: Viewer, session_id: int) -> Deleted:
+def left_active(recorder: str | None, force: bool = False) -> bool:
+    """Whether an 'active' call with this recorder was left so by a process that is gone
+    (or, with ``force``, by one that cannot be told to be running)."""
+    st = state(recorder)
+    return st == RecorderState.GONE or (force and st == RecorderState.UNKNOWN)
+
+
+def delete_session(db: Database, viewer: Viewer, session_id: int, *, force: bool = False) -> Deleted:
     with db.write_session() as s, s.begin():
-        permission = _permission(s, viewer, session_id)
+        permission = _permission(s, viewer, session_id, force)
         if permission != "allowed":
             return Deleted(permission, session_id)
         counts = _counts(s, [session_id])
@@ -76,6 +89,7 @@ def delete_session(db: Database, viewer: Viewer, session_id: int) -> Deleted:
         # delete trigger removes their index entries.
         s.execute(delete(CallSession).where(CallSession.id == session_id))
         _optimize(s)
+    drop_reserve(db, session_id)  # one a crash left active still has its reserve file beside the database
     return Deleted("deleted", session_id, *counts, cleanup=scrub_file(db))
 
 
@@ -88,6 +102,8 @@ def delete_sessions(db: Database, session_ids: list[int]) -> tuple[int, int, int
         counts = _counts(s, session_ids)
         s.execute(delete(CallSession).where(CallSession.id.in_(session_ids)))
         _optimize(s)
+    for session_id in session_ids:
+        drop_reserve(db, session_id)
     return counts
 
 

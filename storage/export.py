@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.errors import StalkError
+from bot.plaintext import plain
 from storage.access import Viewer
 from storage.db import Database
 from storage.queries import SessionDetail, UtteranceInfo, dump_session_json, get_session
@@ -77,9 +78,11 @@ def short_clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}.{cs:02d}" if hours else f"{minutes:02d}:{secs:02d}.{cs:02d}"
 
 
-def one_line(text: str) -> str:
-    # A blank line ends a subtitle cue, and a transcript line is one utterance.
-    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+def one_line(text: str | None) -> str:
+    """Names, titles and texts in the text formats: one line of visible characters
+    (``bot.plaintext.plain``). A blank line would end a subtitle cue or break the txt header,
+    and an escape sequence would reach the terminal of whoever reads the file."""
+    return plain(text or "")
 
 
 def _cue_times(u: UtteranceInfo, sep: str) -> str:
@@ -117,7 +120,7 @@ def to_vtt(detail: SessionDetail) -> str:
 
 
 def _heading(detail: SessionDetail) -> str:
-    title = detail.title or f"session {detail.id}"
+    title = one_line(detail.title) or f"session {detail.id}"
     when = detail.started_at.strftime("%Y-%m-%d %H:%M UTC")
     return f"{title} ({when})"
 
@@ -132,7 +135,7 @@ def _duration(detail: SessionDetail) -> str:
 
 
 def to_txt(detail: SessionDetail) -> str:
-    names = ", ".join(p.name for p in detail.participants) or "-"
+    names = ", ".join(one_line(p.name) for p in detail.participants) or "-"
     lines = [
         _heading(detail),
         f"session {detail.id}, {detail.status}, length {_duration(detail)}",
@@ -147,7 +150,7 @@ def to_txt(detail: SessionDetail) -> str:
     if detail.suggestions:
         lines += ["", "Suggestions:"]
         for g in detail.suggestions:
-            to = f" (to {', '.join(g.recipients)})" if g.recipients else ""
+            to = f" (to {', '.join(one_line(r) for r in g.recipients)})" if g.recipients else ""
             lines.append(f"[{short_clock(g.at)}]{to} {one_line(g.text)}")
     return "\n".join(lines) + "\n"
 

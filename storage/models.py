@@ -124,6 +124,9 @@ class CallSession(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     duration: Mapped[float | None] = mapped_column(Float)
+    # The process recording the call while it is 'active' (storage.recorders): whether a call
+    # left 'active' is still being recorded or was left by a process that died.
+    recorder: Mapped[str | None] = mapped_column(String(200))
 
     # passive_deletes: the database's ON DELETE CASCADE does the work instead of the ORM
     # loading every utterance of a long call just to delete it.

@@ -7,6 +7,7 @@ trigger lazy loads after the database is closed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from storage.access import Viewer, visible
+from storage.access import Viewer, own_hints, visible
 from storage.db import Database
 from storage.models import CallSession, Participant, Suggestion, Utterance
 from storage.paging import Page, budget_bounds, check_page, clamp, fixed_bounds, make_page
@@ -93,6 +94,7 @@ class SessionDetail:
     utterances: list[UtteranceInfo]
     suggestions: list[SuggestionInfo]
     started_by: str | None = None
+    recorder: str | None = None  # the process recording it (storage.recorders)
 
 
 def list_sessions(
@@ -180,8 +182,12 @@ def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> 
             duration=row.duration,
             participants=[_participant(p) for p in row.participants],
             utterances=[_utterance(u, names[u.participant_id]) for u in row.utterances],
-            suggestions=[_suggestion(g) for g in row.suggestions],
+            # Hint DMs are private: a member reads only their own (storage.access.own_hints).
+            suggestions=own_hints(
+                viewer, [(p.name, p.user_id) for p in row.participants], [_suggestion(g) for g in row.suggestions]
+            ),
             started_by=row.started_by,
+            recorder=row.recorder,
         )
 
 
@@ -336,7 +342,13 @@ def _suggestion(g: Suggestion) -> SuggestionInfo:
 
 
 def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 3)
+    # JSON has no Infinity or NaN: a value that is not finite (stored by an older S-Talk given
+    # --speed inf) is null rather than a file no JSON parser reads.
+    return None if seconds is None or not math.isfinite(seconds) else round(seconds, 3)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -374,7 +386,7 @@ def session_to_json(detail: SessionDetail) -> dict[str, Any]:
                 "verified": _VERIFIED.get(u.verification or ""),
                 "verification": u.verification,
                 "speaker_label": u.speaker_label,
-                "speaker_score": u.speaker_score,
+                "speaker_score": _finite(u.speaker_score),
             }
             for u in detail.utterances
         ],
@@ -387,4 +399,4 @@ def session_to_json(detail: SessionDetail) -> dict[str, Any]:
 
 def dump_session_json(detail: SessionDetail) -> str:
     # ensure_ascii=False: Korean and Chinese stay readable in the file, not \uXXXX escapes.
-    return json.dumps(session_to_json(detail), ensure_ascii=False, indent=2) + "\n"
+    return json.dumps(session_to_json(detail), ensure_ascii=False, indent=2, allow_nan=False) + "\n"

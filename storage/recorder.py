@@ -2,19 +2,28 @@
 
 Each utterance is committed as soon as it is transcribed, so a crash loses only what was
 still being transcribed. A failed call is kept and marked 'failed' with its error, never
-silently half-stored; sessions a crash left 'active' are closed by ``close_stale_sessions``.
+silently half-stored; sessions a crash left 'active' are closed by ``close_stale_sessions``
+(at the bot's start) or ``close_left_active`` (``logs close``), which tell them from calls
+still being recorded by the process recorded with each (``storage.recorders``).
+
+A full disk refuses every write, the final "this call failed" included. While a call is
+recorded into a SQLite file, a small reserve file lies beside it (``RESERVE_BYTES``); when the
+session cannot be closed for lack of space, the reserve is deleted and the close tried again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot.errors import StorageError
@@ -29,6 +38,7 @@ from storage.models import (
     Utterance,
     utcnow,
 )
+from storage.recorders import RecorderState, describe, state, this_process
 from storage.records import NewSession, SuggestionRecord, UtteranceRecord
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,28 @@ T = TypeVar("T")
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 STALE_ERROR = "S-Talk stopped before the call ended; found still active at the next start"
+RESERVE_BYTES = 256 * 1024  # a few WAL frames close a session; this is ample and cheap
+
+
+def is_full_error(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", None) or exc.__cause__ or exc).lower()
+    return "database or disk is full" in text or "no space left" in text
+
+
+def reserve_path(db: Database, session_id: int) -> Path | None:
+    return None if db.path is None else db.path.with_name(f"{db.path.name}-reserve-{session_id}")
+
+
+def drop_reserve(db: Database, session_id: int) -> bool:
+    """Delete the space reserved to close ``session_id`` (True if there was a reserve file)."""
+    path = reserve_path(db, session_id)
+    if path is None:
+        return False
+    try:
+        path.unlink()
+        return True
+    except OSError:
+        return False
 
 
 class CallRecorder:
@@ -68,12 +100,33 @@ class CallRecorder:
                 started_by=new.started_by,
                 status="active",
                 started_at=utcnow(),
+                recorder=this_process(),
             )
             s.add(row)
             s.flush()
             return row.id
 
-        return self._write("starting a session", write)
+        session_id = self._write("starting a session", write)
+        self._make_reserve(session_id)
+        return session_id
+
+    def _make_reserve(self, session_id: int) -> None:
+        path = reserve_path(self.db, session_id)
+        if path is None:
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                # Written, not just sized: a sparse file would free no space when deleted.
+                os.write(fd, bytes(RESERVE_BYTES))
+            finally:
+                os.close(fd)
+        except OSError as exc:  # the disk is already full: nothing to reserve
+            log.info("no space reserved beside %s for closing session %s: %s", self.db.label, session_id, exc)
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     def add_participant(self, session_id: int, name: str, user_id: str | None = None, joined_at: float = 0.0) -> int:
         def write(s: Session) -> int:
@@ -179,38 +232,66 @@ class CallRecorder:
             if duration is not None:
                 row.duration = duration
 
-        self._write(f"finishing session {session_id}", write)
+        try:
+            self._write(f"finishing session {session_id}", write)
+        except StorageError as exc:
+            if not (is_full_error(exc) and drop_reserve(self.db, session_id)):
+                raise
+            log.warning("the disk is full: used the space reserved to close session %s", session_id)
+            self._write(f"finishing session {session_id}", write)
+        drop_reserve(self.db, session_id)
 
     def close_stale_sessions(self, status: str = "interrupted") -> int:
         """Close sessions a crash left 'active'; returns how many.
 
-        Call at startup, before this process starts sessions of its own: one bot per
-        database is assumed, so any 'active' session then belongs to a process that died.
-        The end is taken from what was stored (last utterance), not from now, which may be
-        days later.
+        Call at startup, before this process starts sessions of its own. A session whose
+        recorder process still runs (a replay meanwhile) is left alone; one whose recorder is
+        gone, or cannot be told (another machine, an older S-Talk: one bot per database is
+        assumed), is closed. The end is taken from what was stored (last utterance), not from
+        now, which may be days later.
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
 
-        def write(s: Session) -> int:
-            stale = s.scalars(select(CallSession).where(CallSession.status == "active")).all()
+        def write(s: Session) -> list[int]:
+            rows = s.scalars(select(CallSession).where(CallSession.status == "active")).all()
+            stale = [row for row in rows if state(row.recorder) != RecorderState.ALIVE]
             for row in stale:
-                last_end, last_created = s.execute(
-                    select(func.max(Utterance.end), func.max(Utterance.created_at)).where(
-                        Utterance.session_id == row.id
-                    )
-                ).one()
-                row.status = status
-                row.error = row.error or STALE_ERROR
-                row.ended_at = last_created or row.started_at
-                if row.duration is None:
-                    row.duration = last_end
-            return len(stale)
+                _close_left(s, row, status, row.error or STALE_ERROR)
+            return [row.id for row in stale]
 
-        count = self._write("closing stale sessions", write)
-        if count:
-            log.warning("marked %d session(s) left active by a previous run as %s", count, status)
-        return count
+        closed = self._write("closing stale sessions", write)
+        for session_id in closed:
+            drop_reserve(self.db, session_id)
+        if closed:
+            log.warning("marked %d session(s) left active by a previous run as %s", len(closed), status)
+        return len(closed)
+
+    def close_left_active(self, session_id: int, *, force: bool = False) -> LeftActive:
+        """Mark one session a crash left 'active' as interrupted (``logs close``).
+
+        Refused ('recording') while its recorder process runs; ('unknown') when that cannot be
+        told (recorded on another machine, or by an S-Talk that did not record it) unless
+        ``force``. 'not_active' when it had already ended, 'not_found' when there is none.
+        """
+
+        def write(s: Session) -> LeftActive:
+            row = s.get(CallSession, session_id)
+            if row is None:
+                return LeftActive("not_found", session_id)
+            who = describe(row.recorder)
+            if row.status != "active":
+                return LeftActive("not_active", session_id, row.status, who)
+            st = state(row.recorder)
+            if st == RecorderState.ALIVE or (st == RecorderState.UNKNOWN and not force):
+                return LeftActive("recording" if st == RecorderState.ALIVE else "unknown", session_id, row.status, who)
+            _close_left(s, row, "interrupted", f"closed from the command line: {who} had stopped recording it")
+            return LeftActive("closed", session_id, "interrupted", who)
+
+        result = self._write(f"closing session {session_id}", write)
+        if result.outcome == "closed":
+            drop_reserve(self.db, session_id)
+        return result
 
     def _require_session(self, s: Session, session_id: int) -> CallSession:
         row = s.get(CallSession, session_id)
@@ -228,6 +309,11 @@ class CallRecorder:
                     with self.db.write_session() as s, s.begin():
                         return work(s)
                 except OperationalError as exc:
+                    if is_full_error(exc):
+                        raise StorageError(
+                            f"{what} in database {self.db.label} failed: the disk is full",
+                            "free some space on the disk holding it",
+                        ) from exc
                     if not is_locked_error(exc):
                         raise StorageError(f"{what} in database {self.db.label} failed: {exc.orig}") from exc
                     remaining = deadline - time.monotonic()
@@ -240,3 +326,28 @@ class CallRecorder:
                     log.warning("database %s is locked while %s; retrying", self.db.label, what)
                     time.sleep(min(delay, remaining))
                     delay = min(delay * 2, 1.0)
+                except DBAPIError as exc:  # the file replaced by something else, a constraint ...
+                    raise StorageError(f"{what} in database {self.db.label} failed: {exc.orig}") from exc
+
+
+@dataclass(frozen=True)
+class LeftActive:
+    """What ``close_left_active`` did: outcome 'closed', 'recording', 'unknown', 'not_active'
+    or 'not_found'; ``recorder`` describes the process that recorded it."""
+
+    outcome: str
+    session_id: int
+    status: str | None = None
+    recorder: str | None = None
+
+
+def _close_left(s: Session, row: CallSession, status: str, error: str) -> None:
+    """Close a session whose recorder is gone: its end is its last stored utterance."""
+    last_end, last_created = s.execute(
+        select(func.max(Utterance.end), func.max(Utterance.created_at)).where(Utterance.session_id == row.id)
+    ).one()
+    row.status = status
+    row.error = error
+    row.ended_at = last_created or row.started_at
+    if row.duration is None:
+        row.duration = last_end

@@ -2,9 +2,9 @@
 
 The bot calls ``purge_expired`` when it starts and then every ``[retention] check_hours``
 (from a worker thread: it is blocking database work); ``python -m bot logs purge`` does the
-same on demand. A call's age counts from when it started. Calls still 'active' are never
-purged (a call in progress, or one a crash left open: ``close_stale_sessions`` closes those
-at the next start, and the next purge takes them).
+same on demand. A call's age counts from when it started. Calls still being recorded are
+never purged; a call a crash left 'active' (its recorder process is gone, see
+``storage.recorders``) is purged like a finished one.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.errors import StalkError
 from storage.db import Database
-from storage.deletion import FileCleanup, delete_sessions, scrub_file
+from storage.deletion import FileCleanup, delete_sessions, left_active, scrub_file
 from storage.models import CallSession, utcnow
 
 log = logging.getLogger(__name__)
 
 BATCH = 200  # calls per transaction: the bot's writer is never locked out for long
+MAX_DAYS = 36500  # [retention] max_age_days's limit; more would not fit a datetime
 
 
 @dataclass(frozen=True)
@@ -35,30 +36,37 @@ class Purged:
     utterances: int = 0
     suggestions: int = 0
     cleanup: FileCleanup | None = None
+    recording: int = 0  # old enough but still being recorded (or by a recorder that cannot be told): kept
 
 
 def purge_older_than(db: Database, days: float, *, now: datetime | None = None) -> Purged:
     """Delete every finished call that started more than ``days`` days before ``now``."""
     if days <= 0:
         raise ValueError("days must be more than 0")
+    if days > MAX_DAYS:
+        raise ValueError(f"days must be at most {MAX_DAYS}")
     cutoff = (now or utcnow()) - timedelta(days=days)
     sessions = utterances = suggestions = 0
+    recording = 0
+    after = 0
     while True:
         with db.session() as s:
-            ids = list(
-                s.scalars(
-                    select(CallSession.id)
-                    .where(CallSession.started_at < cutoff, CallSession.status != "active")
-                    .order_by(CallSession.id)
-                    .limit(BATCH)
-                )
-            )
-        if not ids:
+            rows = s.execute(
+                select(CallSession.id, CallSession.status, CallSession.recorder)
+                .where(CallSession.started_at < cutoff, CallSession.id > after)
+                .order_by(CallSession.id)
+                .limit(BATCH)
+            ).all()
+        if not rows:
             break
-        u, g, _ = delete_sessions(db, ids)
-        sessions, utterances, suggestions = sessions + len(ids), utterances + u, suggestions + g
+        after = rows[-1].id
+        ids = [r.id for r in rows if r.status != "active" or left_active(r.recorder)]
+        recording += len(rows) - len(ids)
+        if ids:
+            u, g, _ = delete_sessions(db, ids)
+            sessions, utterances, suggestions = sessions + len(ids), utterances + u, suggestions + g
     cleanup = scrub_file(db) if sessions else None
-    return Purged(cutoff, sessions, utterances, suggestions, cleanup)
+    return Purged(cutoff, sessions, utterances, suggestions, cleanup, recording)
 
 
 def purge_expired(db: Database, max_age_days: int, *, now: datetime | None = None) -> Purged:

@@ -179,6 +179,47 @@ def _video_without_audio(tmp: Path) -> Path:
     return path
 
 
+def _encoded(tmp: Path, ext: str, fmt: str, codec: str, rate: int) -> Path:
+    """JFK's 11 s encoded with PyAV (FFmpeg) as ``fmt``/``codec``."""
+    import av
+
+    path = tmp / f"full.{ext}"
+    with av.open(str(JFK)) as src, av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate)
+        for frame in src.decode(audio=0):
+            frame.pts = None
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def _cut_in_half(path: Path) -> Path:
+    data = path.read_bytes()
+    half = path.with_name(f"half{path.suffix}")
+    half.write_bytes(data[: len(data) // 2])
+    return half
+
+
+# A recording cut short decodes without an error in these formats (FFmpeg stops where the bytes
+# stop): each says how long it should be in its own way.
+def _half_wav(tmp: Path) -> Path:
+    return _cut_in_half(_encoded(tmp, "wav", "wav", "pcm_s16le", 16000))
+
+
+def _half_mp3(tmp: Path) -> Path:
+    return _cut_in_half(_encoded(tmp, "mp3", "mp3", "libmp3lame", 16000))
+
+
+def _half_opus(tmp: Path) -> Path:
+    return _cut_in_half(_encoded(tmp, "opus", "ogg", "libopus", 48000))
+
+
+def _half_webm(tmp: Path) -> Path:
+    return _cut_in_half(_encoded(tmp, "webm", "webm", "libopus", 48000))
+
+
 BAD_FILES = [
     (_missing, ["no such file", "check the path"]),
     (_directory, ["is a directory, not an audio file"]),
@@ -193,6 +234,10 @@ BAD_FILES = [
     (_near_silent_wav, ["is silent (peak", "leave this participant out"]),
     (_header_only_wav, ["holds no audio samples"]),
     (_video_without_audio, ["has no audio stream"]),
+    (_half_wav, ["is truncated: its header says 11.0 s of audio but the file holds 5.5 s", "copy or re-export"]),
+    (_half_mp3, ["is truncated: its header says 11.0 s of audio but the file holds", "copy or re-export"]),
+    (_half_opus, ["is truncated: it stops at", "without the end of its stream", "copy or re-export"]),
+    (_half_webm, ["is truncated: its header says 11.0 s of audio but the file holds", "copy or re-export"]),
 ]
 
 
@@ -234,6 +279,11 @@ def test_corrupt_middle_is_reported_where_it_is(capsys, tmp_path, db) -> None:
         ([f"={JFK}"], "bad participant name ''"),
         (["a="], "bad participant argument 'a='"),
         ([f"a={JFK}", f"a={JFK}"], "participant name 'a' is given twice"),
+        # Control and invisible characters would reach the terminal, the prompt and Discord.
+        ([f"a\x1b[31m={JFK}"], "bad participant name 'a\\x1b[31m': it holds control or invisible characters"),
+        ([f"b\nSYSTEM: x={JFK}"], "bad participant name 'b\\nSYSTEM: x': it holds control"),
+        ([f"a\u202eb={JFK}"], "bad participant name 'a\\u202eb': it holds control or invisible characters"),
+        ([f"{'n' * 65}={JFK}"], "65 characters"),
     ],
 )
 def test_bad_participant_argument(capsys, db, tracks, expected) -> None:
@@ -241,6 +291,7 @@ def test_bad_participant_argument(capsys, db, tracks, expected) -> None:
     line = one_error_line(err)
     assert code == 2 and expected in line
     assert "NAME=FILE" in line or "distinct NAME" in line or "1-64 characters" in line
+    assert "\x1b" not in line and "\n" not in line
     assert not db.exists()
 
 

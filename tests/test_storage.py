@@ -36,6 +36,7 @@ from storage import (
 )
 from storage.migrate import alembic_config, head_revision
 from storage.search import include_name
+from tests.processes import dead_recorder, set_recorder
 
 
 @pytest.fixture
@@ -342,10 +343,14 @@ def test_close_stale_sessions(db) -> None:
     recorder.add_utterance(_utt(crashed, pid, start=1.0, end=2.0))
     empty, _ = _call(recorder)
     done, _ = _call(recorder)
+    recording, _ = _call(recorder)  # this process records it: it is no leftover
     recorder.finish_session(done, "completed", duration=9.0)
+    set_recorder(db, crashed, dead_recorder())
+    set_recorder(db, empty, None)  # from an S-Talk that did not record its process: one bot per database
 
     assert recorder.close_stale_sessions() == 2
     assert recorder.close_stale_sessions() == 0
+    assert get_session(db, recording).status == "active"
 
     crashed_detail, empty_detail, done_detail = (get_session(db, i) for i in (crashed, empty, done))
     assert crashed_detail.status == empty_detail.status == "interrupted"

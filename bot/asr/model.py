@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from bot.errors import ModelError
+from bot.errors import ModelError, network_reason
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,10 @@ def resolve_model(name: str, search_dirs: list[str] | tuple[str, ...] = (), down
         raise ModelError(
             f"unknown Whisper model {name!r}", "use a size name (" + ", ".join(sizes) + ") or a model directory"
         )
-    return _download(repo_id, download_root)
+    return _download(repo_id, download_root, search_dirs)
 
 
-def _download(repo_id: str, download_root: str) -> str:
+def _download(repo_id: str, download_root: str, searched: list[str] | tuple[str, ...] = ()) -> str:
     import huggingface_hub
 
     cache_dir = str(Path(download_root).expanduser()) if download_root else None
@@ -99,9 +99,12 @@ def _download(repo_id: str, download_root: str) -> str:
         # snapshot_download draws a progress bar per file on stderr.
         return huggingface_hub.snapshot_download(repo_id, allow_patterns=_MODEL_FILES, cache_dir=cache_dir)
     except Exception as exc:
+        where = ", ".join([*(str(Path(d).expanduser()) for d in searched), "the Hugging Face cache"])
         raise ModelError(
-            f"cannot download Whisper model {repo_id} ({type(exc).__name__}: {str(exc)[:200]})",
-            "connect to the internet once, or set STALK_ASR_MODEL to a local model directory",
+            f"Whisper model {repo_id} is not on this machine (looked in {where}) and cannot be downloaded: "
+            f"{network_reason(exc)}",
+            "connect to the internet once, put the model folder in one of [models] dirs, "
+            "or set STALK_ASR_MODEL to a local model directory",
         ) from None
 
 
@@ -128,6 +131,7 @@ def load_whisper(
     """Load one WhisperModel that ``workers`` threads may use at once."""
     from faster_whisper import WhisperModel
 
+    device, compute_type = check_device(device, compute_type)
     path = resolve_model(name, search_dirs, download_root)
     if cpu_threads <= 0:
         # Most of the time one utterance is in work: it should have every core. Measured on
@@ -135,11 +139,69 @@ def load_whisper(
         # and throughput, and 1 x 2 with batching on backlog.
         cpu_threads = os.cpu_count() or 1
     try:
-        return WhisperModel(
+        model = WhisperModel(
             path, device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
         )
     except Exception as exc:
+        if _is_device_error(exc):  # the machine, not the model: deleting the folder would not help
+            raise ModelError(
+                f"cannot run the Whisper model on {device} with compute type {compute_type} here "
+                f"({type(exc).__name__}: {_first_sentence(exc)})",
+                f"this machine has: {machine_summary()}; set asr.device and asr.compute_type to one of those",
+            ) from None
         raise ModelError(
             f"cannot load the Whisper model in {path} ({type(exc).__name__}: {_first_sentence(exc)})",
             "the folder may be incomplete or corrupt: delete it to download again, or choose another asr.model",
         ) from None
+    return model
+
+
+def _is_device_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(k in text for k in ("cuda", "compute type", "device", "cublas", "cudnn", "driver"))
+
+
+def _cuda_devices() -> int:
+    import ctranslate2
+
+    try:
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # a CUDA runtime that cannot even count
+        return 0
+
+
+def _compute_types(device: str) -> set[str]:
+    import ctranslate2
+
+    try:
+        return set(ctranslate2.get_supported_compute_types(device))
+    except Exception:
+        return set()
+
+
+def machine_summary() -> str:
+    """What CTranslate2 can use here: "no CUDA GPU; CPU: float32, int16, int8, int8_float32"."""
+    gpus = _cuda_devices()
+    parts = [f"{gpus} CUDA GPU(s) with {', '.join(sorted(_compute_types('cuda')))}" if gpus else "no CUDA GPU"]
+    parts.append("CPU with " + ", ".join(sorted(_compute_types("cpu"))))
+    return "; ".join(parts)
+
+
+def check_device(device: str, compute_type: str) -> tuple[str, str]:
+    """(device, compute type) as they will be used, or a ModelError saying what this machine
+    has instead: a wrong setting must not read as a damaged model."""
+    if device == "auto":
+        device = "cuda" if _cuda_devices() else "cpu"
+    if device == "cuda" and not _cuda_devices():
+        raise ModelError(
+            "asr.device is cuda, but this machine has no CUDA GPU that CTranslate2 can use",
+            f"set asr.device = cpu (STALK_ASR_DEVICE=cpu); the CPU here supports compute types "
+            f"{', '.join(sorted(_compute_types('cpu')))} (int8 is the fastest)",
+        )
+    supported = _compute_types(device)
+    if compute_type != "default" and supported and compute_type not in supported:
+        raise ModelError(
+            f"asr.compute_type {compute_type} is not supported on {device} here",
+            f"use one of {', '.join(sorted(supported))} (STALK_ASR_COMPUTE_TYPE); this machine has: {machine_summary()}",
+        )
+    return device, compute_type

@@ -44,7 +44,8 @@ class PoolStats:
     jobs: int = 0
     batches: int = 0
     compute_seconds: float = 0.0
-    errors: int = 0
+    errors: int = 0  # utterances that could not be transcribed (after a retry on their own)
+    first_error: str | None = None
 
 
 class TranscriptionPool:
@@ -142,25 +143,32 @@ class TranscriptionPool:
                 self._cond.notify_all()
             batch = [first]
             try:
-                if self._lanes is not None:
-                    with self._lanes.run(first.ready_at) as timing:
-                        self._source_caught_up(timing.start)
-                        # Only utterances that had ended by the time this worker would have
-                        # started in a live call may join its batch.
-                        batch += self._take_more(lambda j: j.ready_at <= timing.start)
+                try:
+                    if self._lanes is not None:
+                        with self._lanes.run(first.ready_at) as timing:
+                            self._source_caught_up(timing.start)
+                            # Only utterances that had ended by the time this worker would have
+                            # started in a live call may join its batch.
+                            batch += self._take_more(lambda j: j.ready_at <= timing.start)
+                            transcripts, error, seconds = self._run(batch)
+                        started, done = timing.start, timing.end
+                    else:
+                        batch += self._take_more(lambda j: True)
+                        started = self.clock.now()
                         transcripts, error, seconds = self._run(batch)
-                    started, done = timing.start, timing.end
-                else:
-                    batch += self._take_more(lambda j: True)
-                    started = self.clock.now()
-                    transcripts, error, seconds = self._run(batch)
-                    done = self.clock.now()
+                        done = self.clock.now()
+                except BaseException as exc:  # noqa: BLE001 - the worker lives on; the batch is reported failed
+                    log.exception("transcription worker failed on %d utterance(s)", len(batch))
+                    now = self.clock.now()
+                    transcripts, error, seconds, started, done = [None] * len(batch), exc, 0.0, now, now
+                    self._count_errors(len(batch), exc)
                 for job, transcript in zip(batch, transcripts):
                     result = JobResult(job, transcript, error, started, done, seconds, len(batch))
                     try:
                         self.on_result(result)
-                    except Exception:
+                    except BaseException as exc:  # noqa: BLE001
                         log.exception("handling a transcript failed")
+                        self._count_errors(1, exc)
             finally:
                 with self._cond:
                     self._busy -= len(batch)
@@ -168,17 +176,33 @@ class TranscriptionPool:
 
     def _run(self, batch: list[Job]) -> tuple[list[Transcript | None], BaseException | None, float]:
         t0 = time.perf_counter()
-        try:
-            requests = [self.prepare(j) if self.prepare else j.request for j in batch]
-            transcripts: list[Transcript | None] = list(self.transcriber.transcribe_batch(requests, self.options))
-            error = None
-        except Exception as exc:  # one bad utterance must not stop the call
-            log.exception("transcription failed for %d utterance(s)", len(batch))
-            transcripts, error = [None] * len(batch), exc
+        transcripts, error = self._attempt(batch)
+        if error is not None:
+            # Once more, each on its own: a passing failure (memory) or one bad utterance must not
+            # cost the others.
+            results = [self._attempt([job]) for job in batch]
+            transcripts = [t[0] for t, _ in results]
+            error = next((e for _, e in results if e is not None), None)
         seconds = time.perf_counter() - t0
+        if error is not None:
+            self._count_errors(sum(t is None for t in transcripts), error)
         with self._cond:
-            self.stats.errors += error is not None
             self.stats.jobs += len(batch)
             self.stats.batches += 1
             self.stats.compute_seconds += seconds
         return transcripts, error, seconds
+
+    def _count_errors(self, n: int, error: BaseException) -> None:
+        with self._cond:
+            self.stats.errors += n
+            if n and self.stats.first_error is None:
+                self.stats.first_error = f"{type(error).__name__}: {error}"
+
+    def _attempt(self, batch: list[Job]) -> tuple[list[Transcript | None], BaseException | None]:
+        try:
+            requests = [self.prepare(j) if self.prepare else j.request for j in batch]
+            return list(self.transcriber.transcribe_batch(requests, self.options)), None
+        except BaseException as exc:  # noqa: BLE001 - whatever it is, the worker must live on
+            # (a worker thread that died would leave its utterances, and close(), waiting forever)
+            log.exception("transcription failed for %d utterance(s)", len(batch))
+            return [None] * len(batch), exc

@@ -113,6 +113,8 @@ def probe_audio(path: str) -> AudioFileInfo:
         stream = container.streams.audio[0]
         rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
         codec = stream.codec_context.name
+        declared = _declared_seconds(path, container)
+        formats = set((container.format.name or "").split(","))
         samples, peak = 0, 0.0
         for block in _decode(path, container):
             samples += block.shape[0]
@@ -120,6 +122,7 @@ def probe_audio(path: str) -> AudioFileInfo:
                 peak = max(peak, float(np.abs(block).max()))
     if samples == 0:
         raise AudioInputError(f"{path} holds no audio samples", "re-export the recording")
+    check_complete(path, formats, samples / rate, declared)
     peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
     if peak_db < SILENT_DBFS:
         raise AudioInputError(
@@ -127,6 +130,88 @@ def probe_audio(path: str) -> AudioFileInfo:
             "check the file, or leave this participant out",
         )
     return AudioFileInfo(path, samples / rate, rate, channels, codec, peak_db)
+
+
+# A file cut short (a copy interrupted, a recorder that died) decodes without an error in most
+# formats: FFmpeg just stops where the bytes stop. Each format says how long it should be in
+# its own way; where it does, a shortfall beyond this is reported.
+TRUNCATION_TOLERANCE = 0.5
+
+
+def _declared_seconds(path: str, container) -> float | None:
+    """How long the file says it is, where that comes from the file itself (not an estimate
+    from its size): a WAV data chunk, Matroska/WebM's Duration, an MP3 Xing/Info/VBRI header."""
+    formats = set((container.format.name or "").split(","))
+    if "wav" in formats:
+        return _wav_declared_seconds(path)
+    if formats & {"matroska", "webm"} or (formats & {"mp3"} and _mp3_has_length_header(path)):
+        return container.duration / 1_000_000 if container.duration else None
+    return None
+
+
+def _wav_declared_seconds(path: str) -> float | None:
+    """The data chunk's size over the byte rate, from the RIFF header (FFmpeg itself takes the
+    length of what is there)."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # RF64 and friends: sizes elsewhere; not checked
+        byte_rate = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(size + (size & 1))
+                if len(fmt) >= 12:
+                    byte_rate = struct.unpack("<I", fmt[8:12])[0]
+                continue
+            if cid == b"data":
+                # 0 and 0xFFFFFFFF mean "unknown" (written by a recorder still streaming).
+                if not byte_rate or size in (0, 0xFFFFFFFF):
+                    return None
+                return size / byte_rate
+            f.seek(size + (size & 1), 1)
+
+
+def _mp3_has_length_header(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(64 * 1024)
+    return any(tag in head for tag in (b"Xing", b"Info", b"VBRI"))
+
+
+def _ogg_complete(path: str) -> bool:
+    """Whether an Ogg file ends with a whole page that marks the end of its stream (EOS)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 128 * 1024))
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    if at < 0 or len(tail) < at + 27:
+        return False
+    nseg = tail[at + 26]
+    if len(tail) < at + 27 + nseg:
+        return False
+    body = sum(tail[at + 27 : at + 27 + nseg])
+    whole = at + 27 + nseg + body <= len(tail)
+    return whole and bool(tail[at + 5] & 0x04)
+
+
+def check_complete(path: str, formats: set[str], decoded: float, declared: float | None) -> None:
+    """Raise AudioInputError if the file was cut short (see ``TRUNCATION_TOLERANCE``)."""
+    if "ogg" in formats and not _ogg_complete(path):
+        raise AudioInputError(
+            f"{path} is truncated: it stops at {decoded:.1f} s without the end of its stream (the file was cut short)",
+            "copy or re-export the whole recording",
+        )
+    if declared is not None and declared - decoded > TRUNCATION_TOLERANCE:
+        raise AudioInputError(
+            f"{path} is truncated: its header says {declared:.1f} s of audio but the file holds {decoded:.1f} s",
+            "copy or re-export the whole recording",
+        )
 
 
 def read_frames(path: str, block_seconds: float = 0.02) -> Iterator[PcmFrame]:

@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
         for line in result.lines():
             print(line, flush=True)
     failed = [r.name for r in results if not r.ok]
+    warned = [r.name for r in results if r.warning]
     print(
-        f"{len(results) - len(failed)} of {len(results)} checks passed"
+        f"{len(results) - len(failed) - len(warned)} of {len(results)} checks passed"
+        + (f"; warnings (the bot runs, with less): {', '.join(warned)}" if warned else "")
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )
     return 1 if failed else 0

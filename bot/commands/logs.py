@@ -17,17 +17,26 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from bot.commands import values
 from bot.config import load_config
 from bot.errors import StorageError
+from bot.plaintext import plain
 from storage import Database, SessionDetail, SessionSummary, get_session, list_sessions, open_database
 from storage.access import Viewer
 from storage.db import describe_error
-from storage.deletion import delete_session
+from storage.deletion import FileCleanup, delete_session, left_active
 from storage.export import FORMATS, render, short_clock
+from storage.files import write_atomic
+from storage.recorder import CallRecorder
+from storage.recorders import RecorderState, describe, state
 from storage.retention import purge_older_than
 from storage.search import SearchHit, search
 
 OPERATOR = Viewer.cli_operator()
+# Bounds a page's SQL OFFSET (page x limit) stays far inside SQLite's 64-bit integers with.
+LIMIT = values.count(1, 10_000, "a number of items per page")
+PAGE = values.count(1, 1_000_000, "a page number")
+CONTEXT = values.count(0, 100, "a number of utterances of context")
 T = TypeVar("T")
 
 
@@ -38,23 +47,23 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     # The common options (--db, --config) sit on each action: argparse would let an action's
     # defaults overwrite values given before it on the `logs` parser.
     listing = actions.add_parser("list", parents=parents, help="most recent calls first")
-    listing.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="how many (default 20)")
+    listing.add_argument("--limit", type=LIMIT, default=20, metavar="N", help="how many (default 20)")
     listing.set_defaults(func=run_list)
 
     show = actions.add_parser("show", parents=parents, help="one call's transcript with verification marks")
-    show.add_argument("session_id", type=int, metavar="ID", help="session id, as shown by `logs list`")
+    show.add_argument("session_id", type=values.session_id, metavar="ID", help="session id, as shown by `logs list`")
     show.set_defaults(func=run_show)
 
     find = actions.add_parser(
         "search", parents=parents, help='utterances containing every word of QUERY (any language; "quoted phrase")'
     )
     find.add_argument("query", metavar="QUERY")
-    find.add_argument("--session", type=int, metavar="ID", help="search this call only")
-    find.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="hits per page (default 50)")
-    find.add_argument("--page", type=_positive_int, default=1, metavar="P", help="which page of hits (default 1)")
+    find.add_argument("--session", type=values.session_id, metavar="ID", help="search this call only")
+    find.add_argument("--limit", type=LIMIT, default=50, metavar="N", help="hits per page (default 50)")
+    find.add_argument("--page", type=PAGE, default=1, metavar="P", help="which page of hits (default 1)")
     find.add_argument(
         "--context",
-        type=_nonnegative_int,
+        type=CONTEXT,
         default=0,
         metavar="N",
         help="also show N utterances before and after each hit",
@@ -62,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     find.set_defaults(func=run_search)
 
     export = actions.add_parser("export", parents=parents, help="one call's transcript as a file")
-    export.add_argument("session_id", type=int, metavar="ID", help="session id, as shown by `logs list`")
+    export.add_argument("session_id", type=values.session_id, metavar="ID", help="session id, as shown by `logs list`")
     export.add_argument("--format", choices=FORMATS, default="json", help="output format (default json)")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output (UTF-8)")
     export.set_defaults(func=run_export)
@@ -70,44 +79,37 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     remove = actions.add_parser(
         "delete", parents=parents, help="delete one call for good (transcript, suggestions, search index)"
     )
-    remove.add_argument("session_id", type=int, metavar="ID", help="session id, as shown by `logs list`")
+    remove.add_argument("session_id", type=values.session_id, metavar="ID", help="session id, as shown by `logs list`")
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    remove.add_argument(
+        "--force",
+        action="store_true",
+        help="also delete a call left active whose recorder cannot be checked (another machine, an older S-Talk)",
+    )
     remove.set_defaults(func=run_delete)
+
+    close = actions.add_parser("close", parents=parents, help="mark a call that a crash left active as interrupted")
+    close.add_argument("session_id", type=values.session_id, metavar="ID", help="session id, as shown by `logs list`")
+    close.add_argument(
+        "--force",
+        action="store_true",
+        help="close it even though its recorder cannot be checked (another machine, an older S-Talk)",
+    )
+    close.set_defaults(func=run_close)
 
     purge = actions.add_parser("purge", parents=parents, help="delete calls older than the retention age")
     purge.add_argument(
-        "--older-than", type=_positive_number, metavar="DAYS", help="age in days (default: [retention] max_age_days)"
+        "--older-than", type=values.days, metavar="DAYS", help="age in days (default: [retention] max_age_days)"
     )
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(func=run_purge)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a number of days above 0")
-    return value
-
-
 def _open(args: argparse.Namespace) -> Database:
-    url = args.db if args.db else load_config(args.config).storage.url
+    # The configuration is read even when --db overrides its database: a broken --config
+    # file must be an error, not silently ignored.
+    config = load_config(args.config)
+    url = args.db if args.db else config.storage.url
     # Reading must not leave an empty database behind where the user mistyped a path.
     return open_database(url, create=False)
 
@@ -174,13 +176,10 @@ def run_search(args: argparse.Namespace) -> int:
 
 def _hit_lines(hit: SearchHit) -> list[str]:
     where = f"#{hit.session_id} {_local(hit.session_started_at)}"
-    out = [f"   {where} [{short_clock(c.start)}] {c.speaker}: {c.text}" for c in hit.before]
-    out.append(
-        f">  {where} [{short_clock(hit.start)}] {hit.speaker}: {hit.text}"
-        if hit.before or hit.after
-        else f"{where} [{short_clock(hit.start)}] {hit.speaker}: {hit.text}"
-    )
-    out += [f"   {where} [{short_clock(c.start)}] {c.speaker}: {c.text}" for c in hit.after]
+    out = [f"   {where} [{short_clock(c.start)}] {plain(c.speaker)}: {plain(c.text)}" for c in hit.before]
+    line = f"{where} [{short_clock(hit.start)}] {plain(hit.speaker)}: {plain(hit.text)}"
+    out.append(f">  {line}" if hit.before or hit.after else line)
+    out += [f"   {where} [{short_clock(c.start)}] {plain(c.speaker)}: {plain(c.text)}" for c in hit.after]
     return out
 
 
@@ -190,10 +189,16 @@ def run_export(args: argparse.Namespace) -> int:
     text = render(detail, args.format)
     if args.output:
         path = Path(args.output).expanduser()
+        if path.is_dir():
+            raise StorageError(f"cannot write {path}: it is a directory", "give a file name to --output")
         try:
-            path.write_text(text, encoding="utf-8")
+            # Whole or not at all: a full disk must not leave a truncated export, nor take the old one.
+            write_atomic(path, text)
         except OSError as exc:
-            raise StorageError(f"cannot write {path} ({exc.strerror or exc})", "choose another --output") from exc
+            kept = " (the file that was there is unchanged)" if path.exists() else ""
+            raise StorageError(
+                f"cannot write {path} ({exc.strerror or exc}){kept}", "free some space, or choose another --output"
+            ) from exc
         print(f"wrote session {detail.id} ({len(detail.utterances)} utterances) to {path}", file=sys.stderr)
     else:
         _write_stdout(text)
@@ -212,27 +217,69 @@ def _confirm(question: str, args: argparse.Namespace, refusal: str) -> bool:
 def run_delete(args: argparse.Namespace) -> int:
     with _open(args) as db:
         detail = _session(db, args.session_id)
-        if detail.status == "active":  # refused before asking, not after
-            raise _still_recording(detail.id)
-        what = f"session {detail.id} ({detail.title or 'untitled'}, {_local(detail.started_at)})"
-        question = f"Delete {what} with its {len(detail.utterances)} utterances for good?"
+        if detail.status == "active" and not left_active(detail.recorder, args.force):  # refused before asking
+            raise _still_recording(detail.id, detail.recorder)
+        what = f"session {detail.id} ({plain(detail.title or 'untitled', 80)}, {_local(detail.started_at)})"
+        left = " (left active by a process that stopped)" if detail.status == "active" else ""
+        question = f"Delete {what}{left} with its {len(detail.utterances)} utterances for good?"
         if not _confirm(question, args, f"refusing to delete session {detail.id}"):
             print("nothing deleted")
             return 1
-        result = _query(db, lambda: delete_session(db, OPERATOR, detail.id))
+        result = _query(db, lambda: delete_session(db, OPERATOR, detail.id, force=args.force))
     if result.status == "active":
-        raise _still_recording(detail.id)
+        raise _still_recording(detail.id, detail.recorder)
     if result.status != "deleted":  # deleted by someone else meanwhile
         raise StorageError(f"session {args.session_id} is no longer in {db.label}")
     print(f"deleted {what}: {result.utterances} utterances, {result.suggestions} suggestions")
+    _warn_unscrubbed(result.cleanup, db.label)
     return 0
 
 
-def _still_recording(session_id: int) -> StorageError:
+def _warn_unscrubbed(cleanup: FileCleanup | None, label: str) -> None:
+    if cleanup is not None and not cleanup.complete:
+        print(
+            f"note: another program is reading {label}, so the deleted text stays in the database file until "
+            "it closes the database; S-Talk's next write then overwrites it (run the command again afterwards "
+            "to be sure)",
+            file=sys.stderr,
+        )
+
+
+def _still_recording(session_id: int, recorder: str | None) -> StorageError:
+    if state(recorder) == RecorderState.ALIVE:
+        return StorageError(
+            f"session {session_id} is still being recorded by {describe(recorder)} (status active), nothing deleted",
+            "end that call first (Ctrl+C, or /leave in Discord), then delete it",
+        )
     return StorageError(
-        f"session {session_id} is still being recorded (status active), nothing deleted",
-        "delete it once the call has ended; a call left active by a crash is closed when the bot next starts",
+        f"session {session_id} is active and S-Talk cannot tell whether {describe(recorder)} still records it, "
+        "nothing deleted",
+        "if no S-Talk records it any more (a crash left it active), pass --force",
     )
+
+
+def run_close(args: argparse.Namespace) -> int:
+    with _open(args) as db:
+        try:
+            result = CallRecorder(db).close_left_active(args.session_id, force=args.force)
+        except DBAPIError as exc:
+            raise describe_error(exc, db.label) from exc
+    if result.outcome == "not_found":
+        raise StorageError(f"no session {args.session_id} in {db.label}; `python -m bot logs list` shows the ids")
+    if result.outcome == "not_active":
+        raise StorageError(f"session {args.session_id} has already ended ({result.status}), nothing to close")
+    if result.outcome == "recording":
+        raise StorageError(
+            f"session {args.session_id} is still being recorded by {result.recorder}, nothing closed",
+            "end that call (Ctrl+C, or /leave in Discord): it closes itself",
+        )
+    if result.outcome == "unknown":
+        raise StorageError(
+            f"S-Talk cannot tell whether {result.recorder} still records session {args.session_id}, nothing closed",
+            "if no S-Talk records it any more (a crash left it active), pass --force",
+        )
+    print(f"closed session {args.session_id}: marked interrupted ({result.recorder} had stopped recording it)")
+    return 0
 
 
 def run_purge(args: argparse.Namespace) -> int:
@@ -253,6 +300,13 @@ def run_purge(args: argparse.Namespace) -> int:
         f"deleted {result.sessions} session{'s' if result.sessions != 1 else ''} started before "
         f"{_local(result.cutoff) if result.cutoff else 'now'}: {result.utterances} utterances, {result.suggestions} suggestions"
     )
+    if result.recording:
+        print(
+            f"kept {result.recording} session(s) that are still being recorded (or whose recorder cannot be "
+            "checked: `logs close ID --force` closes one a crash left active)",
+            file=sys.stderr,
+        )
+    _warn_unscrubbed(result.cleanup, db.label)
     return 0
 
 
@@ -278,7 +332,7 @@ def _table(sessions: list[SessionSummary]) -> str:
             _local(s.started_at),
             s.status,
             _duration(s.duration),
-            _shorten(", ".join(s.participants) or "-", 40),
+            _shorten(", ".join(plain(p) for p in s.participants) or "-", 40),
             str(s.utterance_count),
         )
         for s in sessions

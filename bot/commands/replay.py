@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 
+from bot.commands import values
 from bot.config import load_config
+from bot.errors import StalkError
 from bot.replay import parse_track, replay
-
-
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 (as fast as possible) or more (1 = real time)")
-    return value
+from bot.shutdown import StopSignals
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -29,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     p.add_argument("tracks", nargs="+", metavar="NAME=FILE", help="a participant's name and their audio file")
     p.add_argument(
         "--speed",
-        type=_speed,
+        type=values.speed,
         default=None,
         help="1 = real time, 0 = as fast as possible with call time simulated (default: [replay] speed)",
     )
@@ -41,11 +36,28 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    """0 when the call was stored completely; 1 when it failed midway (the reason on stderr,
+    what could not be stored in the recovery file it names); 128 + N when signal N stopped it
+    (``bot.shutdown``: every utterance heard so far is stored first)."""
     tracks = [parse_track(a) for a in args.tracks]
     config = load_config(args.config)
     if args.language is not None:
         config = config.replace("asr", language=args.language)
     speed = config.replay.speed if args.speed is None else args.speed
+    if speed != 0 and speed < values.MIN_SPEED:  # [replay] speed allows any number from 0
+        raise StalkError(f"[replay] speed {speed:g} is too slow", f"use 0, or {values.MIN_SPEED:g} or more")
     db_url = args.db or config.storage.url
-    replay(config, tracks, db_url=db_url, speed=speed, language=config.asr.language, hints=not args.no_hints)
+    with StopSignals() as stop:
+        summary = replay(
+            config, tracks, db_url=db_url, speed=speed, language=config.asr.language, hints=not args.no_hints, stop=stop
+        )
+    if summary.status != "completed":
+        print(f"error: the call was not stored completely: {summary.error}", file=sys.stderr)
+        return 1
+    if stop.signum is not None:  # it came when the whole call had been heard: nothing was cut
+        print(
+            f"interrupted ({signal.Signals(stop.signum).name}) after the whole call was heard and stored",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
     return 0

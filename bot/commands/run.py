@@ -7,9 +7,12 @@ import asyncio
 import logging
 import os
 import signal
+import sys
+from dataclasses import dataclass
 
 from bot.config import Config, load_config
 from bot.errors import StalkError
+from bot.shutdown import STOP_SIGNALS, StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         parents=parents,
         help="run the Discord bot (needs DISCORD_TOKEN)",
         description="Log in to Discord and serve the slash commands until stopped "
-        "(Ctrl+C or SIGTERM leave every call cleanly).",
+        "(Ctrl+C, SIGTERM or SIGHUP leave every call cleanly).",
     )
     p.set_defaults(func=run)
 
@@ -40,6 +43,8 @@ def token_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """0 when stopped with no call in progress; 128 + N when signal N stopped calls in progress
+    (each finished, stored and marked interrupted first)."""
     token = token_from_env()
     config = load_config(args.config)
     from bot.asr.transcriber import WhisperTranscriber
@@ -47,15 +52,35 @@ def run(args: argparse.Namespace) -> int:
     from storage.db import open_database
 
     load_opus(config)
-    db = open_database(args.db or config.storage.url)
-    try:
-        check_writable(db)
-        # Loaded before logging in, so a missing model is one line now, not a failed /join later.
-        transcriber = WhisperTranscriber.from_config(config)
-        asyncio.run(serve(config, db, token, transcriber))
-    finally:
-        db.close()
+    # A signal while the model loads stops at once; serve() handles them while the bot runs;
+    # after it, while the last of the shutdown runs, they are only acknowledged.
+    with StopSignals() as signals:
+        db = open_database(args.db or config.storage.url)
+        try:
+            check_writable(db)
+            # Loaded before logging in, so a missing model is one line now, not a failed /join later.
+            transcriber = WhisperTranscriber.from_config(config)
+            signals.closing()  # from here serve() has its own handlers; what follows is shutdown
+            stopped = asyncio.run(serve(config, db, token, transcriber))
+        finally:
+            db.close()
+    if stopped.signum is not None and stopped.interrupted:
+        print(
+            f"stopped by {signal.Signals(stopped.signum).name}: {stopped.interrupted} call(s) in progress were "
+            "finished, stored and marked interrupted",
+            file=sys.stderr,
+        )
+        return 128 + stopped.signum
     return 0
+
+
+@dataclass
+class Stopped:
+    """How ``serve`` ended: the signal that stopped it (None: ``stop`` was set, or it failed)
+    and how many calls in progress that interrupted."""
+
+    signum: int | None = None
+    interrupted: int = 0
 
 
 def load_opus(config: Config) -> None:
@@ -74,26 +99,46 @@ def load_opus(config: Config) -> None:
         ) from None
 
 
-async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Event | None = None) -> None:
-    """Run the bot until SIGINT/SIGTERM (or ``stop`` is set), then leave every call cleanly."""
+async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Event | None = None) -> Stopped:
+    """Run the bot until SIGINT, SIGTERM or SIGHUP (or ``stop`` is set), then leave every call
+    cleanly. Signals during that shutdown change nothing: it goes on until every call is
+    stored (``bot.shutdown`` explains why a second Ctrl+C must not cut it short)."""
     stop = stop or asyncio.Event()
+    stopped = Stopped()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+
+    def on_signal(signum: int) -> None:
+        if stopped.signum is None:
+            stopped.signum = signum
+        elif stop.is_set():
+            print(
+                f"{signal.Signals(signum).name}: already stopping, finishing the calls in progress first",
+                file=sys.stderr,
+                flush=True,
+            )
+        stop.set()
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
             pass
     try:
-        await _serve(config, db, token, transcriber, stop)
+        stopped.interrupted = await _serve(config, db, token, transcriber, stop)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             try:
                 loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError):
+                # asyncio puts back Python's defaults, not what was there (run()'s handlers).
+                if previous[sig] is not None:
+                    signal.signal(sig, previous[sig])
+            except (NotImplementedError, RuntimeError, ValueError):
                 pass
+    return stopped
 
 
-async def _serve(config: Config, db, token: str, transcriber, stop: asyncio.Event) -> None:
+async def _serve(config: Config, db, token: str, transcriber, stop: asyncio.Event) -> int:
     import discord
 
     from bot.discordbot.app import StalkBot
@@ -128,3 +173,4 @@ async def _serve(config: Config, db, token: str, transcriber, stop: asyncio.Even
                 ) from None
         else:
             runner.cancel()
+        return bot.interrupted

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 
 import numpy as np
 from sqlalchemy.exc import DBAPIError
 
+from bot.commands import values
+from bot.commands.values import check_name
 from bot.config import Config, load_config
 from bot.errors import StalkError
 from storage.db import Database, describe_error, open_database
-
-_NAME = re.compile(r"^[^\s=][^=]{0,99}$")
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -27,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     )
     p.add_argument("name", metavar="NAME", help="the person, as named in calls (replay NAME=FILE)")
     p.add_argument("files", nargs="+", metavar="FILE", help="recordings of that person alone")
-    p.add_argument("--user-id", metavar="ID", help="their Discord user id, to find the voiceprint in live calls")
+    p.add_argument(
+        "--user-id",
+        type=values.user_id,
+        metavar="ID",
+        help="their Discord user id, to find the voiceprint in live calls",
+    )
     p.set_defaults(func=run_enroll)
 
     v = subparsers.add_parser(
@@ -59,10 +63,7 @@ def _db(args: argparse.Namespace, config: Config, *, create: bool) -> Database:
 
 
 def _check_name(name: str) -> str:
-    name = name.strip()
-    if not _NAME.match(name):
-        raise StalkError(f"bad name {name!r}", "use 1-100 characters, no '=', not starting with a space")
-    return name
+    return check_name(name, "name", 100)
 
 
 def _unknown(db: Database, name: str) -> StalkError:
@@ -110,6 +111,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from bot.speaker.verifier import check_model
     from storage.voiceprints import get_voiceprint
 
+    args.name = _check_name(args.name)
     config = _config(args)
     with _db(args, config, create=False) as db:
         vp = get_voiceprint(db, args.name)
@@ -167,6 +169,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_delete(args: argparse.Namespace) -> int:
     from storage.voiceprints import delete_voiceprint
 
+    args.name = _check_name(args.name)
     config = _config(args)
     with _db(args, config, create=False) as db:
         try:

@@ -83,6 +83,7 @@ class StalkBot(commands.Bot):
         self.synced: list[app_commands.AppCommand] = []
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self._closing = False
+        self.interrupted = 0  # calls in progress that close() stopped
         # /forget runs each of these in a worker thread: (what it deletes, (db, user_id) -> rows
         # deleted). /forget and /privacy name exactly what is listed here. Phase 2 appends the
         # log-review issue's deletion of the user's transcripts and the voiceprint issue's.
@@ -160,7 +161,7 @@ class StalkBot(commands.Bot):
         if not self._closing:
             self._closing = True
             try:
-                await self.sessions.close_all()
+                self.interrupted = await self.sessions.close_all()
             except Exception:
                 log.exception("closing sessions at shutdown failed")
             if self.retention is not None:

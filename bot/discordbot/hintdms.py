@@ -13,12 +13,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-import discord
-
 from bot.discordbot import consent
 from bot.discordbot.dm import DirectMessenger
 from bot.hints import Hint, HintEngine, Recipient, RecipientResult
 from bot.hints.engine import default_language
+from bot.plaintext import for_discord
 from storage.settings import hint_recipients
 
 if TYPE_CHECKING:
@@ -32,14 +31,15 @@ DM_LIMIT = 2000  # Discord's message length
 def hint_text(hint: Hint, *, guild: str, channel: str) -> str:
     """The DM: where it is from, the suggestions as a short list, and how to stop them.
 
-    Names are escaped (they are chosen by others); the suggestions are plain text already."""
-    where = f"**{discord.utils.escape_markdown(channel)}** in {discord.utils.escape_markdown(guild)}"
+    Names and suggestions go through ``bot.plaintext.for_discord`` like every text others chose
+    (the suggestions were checked already; this is the one rule for what reaches Discord)."""
+    where = f"**{for_discord(channel, 100)}** in {for_discord(guild, 100)}"
     head = f"Your call in {where} has gone quiet. A few things you could bring up:"
     foot = "-# Only you see this. `/hints off` stops these messages."
     lines: list[str] = []
     room = DM_LIMIT - len(head) - len(foot) - 4
     for text in hint.texts:
-        line = f"- {text}"
+        line = f"- {for_discord(text, DM_LIMIT)}"  # bounded by [hints] max_chars already
         if len(line) + 1 > room:
             break
         lines.append(line)

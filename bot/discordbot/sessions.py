@@ -32,6 +32,7 @@ from bot.discordbot.voices import SpeakerModelSlot, verifier_for_session
 from bot.errors import StalkError
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener
+from bot.plaintext import for_discord_plain, plain
 from bot.speaker.model import SpeakerModel
 from bot.voice.client import ReceivingVoiceClient
 from storage.db import Database
@@ -43,6 +44,12 @@ from storage.settings import consents as load_consents
 log = logging.getLogger(__name__)
 
 ListenerFactory = Callable[["LiveSession"], "PipelineListener | None"]
+
+
+def member_name(member: discord.abc.User) -> str:
+    """A participant's name as stored and shown: their display name made plain (no control or
+    invisible characters, one line, at most 64 characters); their id if nothing is left."""
+    return plain(member.display_name, 64) or str(member.id)
 
 
 class SessionError(StalkError):
@@ -206,7 +213,7 @@ class SessionManager:
         except BaseException:
             await vc.disconnect(force=True)
             raise
-        names = {m.id: m.display_name for m in channel.members}
+        names = {m.id: member_name(m) for m in channel.members}
         # The feeder thread reads names as participants first speak; the event loop keeps them current.
         feeder = LiveFeeder(pipeline, lambda uid: names.get(uid, str(uid)))
         session = LiveSession(
@@ -299,7 +306,7 @@ class SessionManager:
         channel_id = session.settings.transcript_channel_id
         text_channel = session.guild.get_channel(channel_id) if channel_id else None
         if isinstance(text_channel, discord.TextChannel):
-            name = f"Transcript: {session.channel.name} #{session.session_id}"[:100]
+            name = for_discord_plain(f"Transcript: {session.channel.name} #{session.session_id}", 100)
             try:
                 return await text_channel.create_thread(
                     name=name, type=discord.ChannelType.public_thread, auto_archive_duration=1440
@@ -360,6 +367,12 @@ class SessionManager:
         log.info(
             "session %s in guild %s ended (%s%s)", session.session_id, guild_id, status, f": {reason}" if reason else ""
         )
+        summary = session.summary
+        if summary is not None and summary.status != status:
+            # The call could not be stored completely (a full disk, the database gone ...).
+            log.error("session %s in guild %s: %s", session.session_id, guild_id, summary.error)
+        if summary is not None and summary.unsaved_file:
+            log.error("session %s: utterances the database refused are in %s", session.session_id, summary.unsaved_file)
         if reason:
             try:
                 await session.channel.send(
@@ -379,14 +392,19 @@ class SessionManager:
                 except Exception:
                     log.exception("closing %s of session %s failed", type(listener).__name__, session.session_id)
 
-    async def close_all(self, *, status: str = "interrupted", error: str = "the bot was shut down") -> None:
-        await asyncio.gather(
+    async def close_all(self, *, status: str = "interrupted", error: str = "the bot was shut down") -> int:
+        """Stop every session; returns how many there were."""
+        results = await asyncio.gather(
             *(
                 self.stop(gid, status=status, error=error, reason="the bot is shutting down")
                 for gid in list(self.sessions)
             ),
             return_exceptions=True,
         )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("stopping a session at shutdown failed: %r", result)
+        return len(results)
 
     # -- consent and presence ------------------------------------------------------------
 
@@ -435,7 +453,7 @@ class SessionManager:
         session = self.sessions.get(guild_id)
         if session is None:
             return
-        session.names.update({m.id: m.display_name for m in session.channel.members})
+        session.names.update({m.id: member_name(m) for m in session.channel.members})
         session.refresh_consent()
         if session.present():
             if session.empty_timer is not None:

@@ -14,12 +14,18 @@ from collections.abc import Awaitable, Callable
 
 from bot.discordbot.voices import verdict_note
 from bot.pipeline import PipelineListener, Speaker, UtteranceEvent
+from bot.plaintext import for_discord
 from bot.speaker.tracker import Verdict
 
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content, in characters
 MAX_MESSAGES_PER_FLUSH = 3
+NAME_CHARS = 64  # a name as shown (Discord's own limit is 32)
+# An utterance is at most 15 s (~300 characters); escaping can double it: a line (name, text,
+# verdict note, all escaped) stays below MESSAGE_LIMIT, so pack_lines never has to cut one
+# (and split an escape).
+TEXT_CHARS = 800
 
 
 def fmt_call_time(seconds: float) -> str:
@@ -30,16 +36,15 @@ def fmt_call_time(seconds: float) -> str:
 
 def transcript_line(event: UtteranceEvent) -> str:
     return (
-        f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name)}**: {escape(event.text)}"
+        f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name, NAME_CHARS)}**: {escape(event.text, TEXT_CHARS)}"
         f"{verdict_note(event.verdict)}"
     )
 
 
-def escape(text: str) -> str:
-    # Markdown in a name or transcript must not restyle the message (mentions are off anyway).
-    for ch in "\\*_~`|>":
-        text = text.replace(ch, "\\" + ch)
-    return text
+def escape(text: str, limit: int | None = None) -> str:
+    """A name or transcript text as it must appear in a message: shown as typed, restyling,
+    linking and mentioning nothing (``bot.plaintext.for_discord``)."""
+    return for_discord(text, limit)
 
 
 def pack_lines(lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -92,7 +97,9 @@ class TranscriptPoster(PipelineListener):
         if not note:
             return
         with self._lock:
-            self._lines.append(f"`{fmt_call_time(start)}` **{escape(speaker.name)}**: voice check revised:{note}")
+            self._lines.append(
+                f"`{fmt_call_time(start)}` **{escape(speaker.name, NAME_CHARS)}**: voice check revised:{note}"
+            )
 
     def pending(self) -> int:
         with self._lock:

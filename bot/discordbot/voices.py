@@ -70,12 +70,12 @@ def start_verifying(pipeline: CallPipeline, model: SpeakerModel, vp: VoiceprintD
 def verdict_note(verdict: Verdict | None) -> str:
     """A verdict in the live transcript, worded as ``replay`` prints it; only what needs
     attention shows (a verified line reads like an unverified one)."""
-    from bot.discordbot.transcript import escape
+    from bot.plaintext import for_discord
 
     if verdict is None:
         return ""
     if verdict.verification == "mismatch":
-        return f" \u26a0\ufe0f *[not their voice: {escape(verdict.label or 'unknown speaker')}]*"
+        return f" \u26a0\ufe0f *[not their voice: {for_discord(verdict.label or 'unknown speaker', 64)}]*"
     if verdict.verification == "unknown" and verdict.label:
-        return f" *[sounds like {escape(verdict.label)}]*"
+        return f" *[sounds like {for_discord(verdict.label, 64)}]*"
     return ""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bot.hints.sanitize import clean, rejection, same
 from bot.hints.terms import Line, about, salient_terms
+from bot.plaintext import for_prompt
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ _USER = {
     "ko": "대화의 핵심어: {terms}\n이전 제안 (반복하지 마세요): {avoid}\n<transcript>\n{lines}\n</transcript>",
 }
 
+NAME_CHARS = 64  # a speaker name in the prompt (Discord allows 32, replay NAME 64)
+
 STRUCTURED_MODES = ("json_object_schema", "json_schema", "json_object", "none")
 
 
@@ -101,8 +104,9 @@ def build_prompt(lines: list[Line], language: str, count: int, avoid: list[str],
     rendered: list[str] = []
     total = 0
     for line in reversed(lines):
-        text = re.sub(r"\s+", " ", line.text).strip().replace("<", "‹").replace(">", "›")
-        row = f"{line.speaker}: {text}"
+        # The speaker's name is as untrusted as what they said: both are data, one line each,
+        # unable to close the <transcript> block or start a line of their own.
+        row = f"{for_prompt(line.speaker, NAME_CHARS) or '?'}: {for_prompt(line.text, max_chars)}"
         if total + len(row) > max_chars and rendered:
             break
         rendered.append(row)
@@ -110,9 +114,9 @@ def build_prompt(lines: list[Line], language: str, count: int, avoid: list[str],
     rendered.reverse()
     system = _SYSTEM.get(language, _OTHER).format(n=count, language=LANGUAGE_NAMES.get(language, language))
     # Small models stay on topic far better when the topic words are spelled out for them.
-    terms = ", ".join(salient_terms(lines, lines[-1].end if lines else 0.0, limit=6)) or "-"
+    terms = ", ".join(for_prompt(t, 40) for t in salient_terms(lines, lines[-1].end if lines else 0.0, limit=6))
     user = _USER.get(language, _USER["en"]).format(
-        terms=terms, avoid="; ".join(avoid[-9:]) or "-", lines="\n".join(rendered)
+        terms=terms or "-", avoid="; ".join(for_prompt(a, 300) for a in avoid[-9:]) or "-", lines="\n".join(rendered)
     )
     return Prompt(language, [{"role": "system", "content": system}, {"role": "user", "content": user}])
 

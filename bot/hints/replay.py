@@ -11,6 +11,7 @@ from bot.clock import CallClock
 from bot.config import Config
 from bot.hints.engine import HintEngine, default_language
 from bot.hints.types import Hint, Recipient, RecipientResult
+from bot.plaintext import plain
 from storage.export import short_clock
 
 
@@ -22,12 +23,12 @@ class PrintingDelivery:
         self.lock = lock or threading.Lock()
 
     def deliver(self, hint: Hint) -> list[RecipientResult]:
-        names = ", ".join(r.name for r in hint.recipients)
+        names = ", ".join(plain(r.name) for r in hint.recipients)
         lines = [
             f"[{short_clock(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
             f"silence since {short_clock(hint.lull_start)}):"
         ]
-        lines += [f"    - {text}" for text in hint.texts]
+        lines += [f"    - {plain(text)}" for text in hint.texts]
         with self.lock:
             print("\n".join(lines), file=self.out, flush=True)
         return [RecipientResult(r, True) for r in hint.recipients]

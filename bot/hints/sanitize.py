@@ -11,14 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_URL = re.compile(
-    r"(?i)\b(?:https?://|ftp://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|gg|ly|me|co|"
-    r"xyz|info|app|dev|ru|kr|uk|de|link|site|online|shop|top|click)\b(?:/\S*)?"
-)
-_MENTION = re.compile(r"<(?:@[!&]?|#|/[\w -]+:)\d+>|@(?:everyone|here)\b|<a?:\w+:\d+>")
-_AT = re.compile(r"@(?=\w)")
+from bot.plaintext import has_link, has_mention, plain, shorten
+
+# Removed from what is kept (replaced by a space, never joined up: joining is how
+# "h@ttps://" became a link): mentions and markdown. Links are not removed but refused.
+_MENTION = re.compile(r"<[@#/&!:a]?[^<>]{0,40}>|@\S*")
 _MARKDOWN = re.compile(r"[`*_~|>#\[\]{}<>\\]")
-_CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 _SPEAKER_LABEL = re.compile(r"^\s*[\w .'-]{1,40}:\s")
 _LIST_MARK = re.compile(r"^\s*(?:[-•*]|\d+[.)]|[a-z][.)])\s+")
 _JSONISH = re.compile(r"[{}\[\]]|\"\s*:|\\n|suggestions?\"?\s*:")
@@ -34,32 +32,28 @@ def _words(text: str) -> set[str]:
 
 
 def clean(text: str, max_chars: int) -> str:
-    """One plain line: links and mentions removed, markdown stripped, whitespace collapsed, bounded."""
-    text = unicodedata.normalize("NFKC", str(text))
-    text = _CONTROL.sub(" ", text)
-    text = _URL.sub(" ", text)
+    """One plain line (``bot.plaintext.plain``): mentions and markdown replaced by spaces,
+    whitespace collapsed, bounded. Links are not cleaned away: ``rejection`` refuses them."""
+    text = plain(text, 4 * max_chars)
     text = _MENTION.sub(" ", text)
-    text = _AT.sub("", text)
     text = _MARKDOWN.sub(" ", text)
     text = _LIST_MARK.sub("", text)
-    text = re.sub(r"\s+", " ", text).strip(" \"'“”‘’,;-")
-    if len(text) > max_chars:
-        cut = text[: max_chars - 1]
-        space = cut.rfind(" ")
-        text = (cut[:space] if space > max_chars // 2 else cut).rstrip(" ,;:-") + "…"
-    return text
+    text = re.sub(r"\s+", " ", text).strip(" \"'“”‘’,;:-")
+    return shorten(text, max_chars)
 
 
 def rejection(raw: str, cleaned: str, *, transcript: list[str], language: str, min_chars: int = 8) -> str | None:
     """Why a suggestion must not be sent, or None if it may."""
+    # First: whatever else is wrong with it, a link or mention is the reason that matters.
+    if has_link(raw) or has_link(cleaned) or has_mention(raw):
+        return "contained a link or a mention"
+    raw = plain(raw)  # what a reader would see of it: escape codes and invisible characters gone
     if _JSONISH.search(raw):
         return "leftover JSON"
     if _SPEAKER_LABEL.match(raw):
         return "copies a transcript line"
     if len(cleaned) < min_chars or len(cleaned.split()) < (2 if language in ("ko", "ja", "zh") else 3):
         return "too short"  # a bare keyword or two ("fruit taken") is no suggestion"
-    if _URL.search(raw) or _MENTION.search(raw):
-        return "contained a link or a mention"
     if language == "ko" and not any("\uac00" <= ch <= "\ud7a3" for ch in cleaned):
         return "not in Korean"
     if language == "en" and any("\uac00" <= ch <= "\ud7a3" for ch in cleaned):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.errors import ModelError
+from bot.errors import ModelError, network_reason
 from bot.speaker.frontend import FrontEnd
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ def download_default_model(
     except OSError as exc:
         part.unlink(missing_ok=True)
         raise ModelError(
-            f"cannot download the speaker model from {url} ({exc})",
+            f"speaker model {DEFAULT_MODEL_NAME} is not on this machine and cannot be downloaded from {url}: "
+            f"{network_reason(exc)}",
             "connect to the internet once, or set speaker.model to a WeSpeaker ONNX file",
         ) from None
     if h.hexdigest() != sha256:

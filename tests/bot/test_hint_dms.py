@@ -177,7 +177,9 @@ async def test_dm_delivery_logs_a_closed_dm_once_and_bounds_the_message(make_bot
     sent = _dms(h, "ben")
     assert len(sent) == 2 and all(len(r.content) <= 2000 and r.body["allowed_mentions"] == {"parse": []} for r in sent)
     text = sent[0].content
-    assert "**@everyone lounge** in Fish \\*&\\* chips" in text and text.endswith("`/hints off` stops these messages.")
+    assert (
+        "**＠everyone lounge** in Fish \\*&\\* chips" in text
+    )  # '@' made inert: no mention, ever and text.endswith("`/hints off` stops these messages.")
     assert text.count("\n- Suggestion ") == 4  # as many whole suggestions as fit, none cut
 
 

@@ -14,6 +14,7 @@ from storage.records import NewSession
 from storage.settings import update_guild_settings
 from tests.bounds import at_most
 from tests.calls import librispeech_refs, wer
+from tests.processes import dead_recorder, set_recorder
 from tests.voice.double import encode, librispeech, load_speech
 
 ANN_FILE = librispeech("1688", 2)  # 2.8 s, 9 words
@@ -167,10 +168,14 @@ async def test_sessions_left_active_are_closed_at_start(make_bot, tmp_path) -> N
     path = tmp_path / "crashed.db"
     db = open_database(str(path))
     sid = CallRecorder(db).start_session(NewSession(source="discord", guild_id="1", channel_id="2"))
+    set_recorder(db, sid, dead_recorder())  # its bot died
+    # A replay this very process is recording meanwhile is no leftover: it stays active.
+    running = CallRecorder(db).start_session(NewSession(source="replay", title="running"))
     db.close()
     h = await make_bot(db_path=path)
     detail = get_session(h.db, sid)
     assert detail.status == "interrupted" and "still active" in detail.error
+    assert get_session(h.db, running).status == "active"
 
 
 @pytest.mark.slow

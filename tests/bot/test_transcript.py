@@ -26,7 +26,7 @@ def test_pack_lines_fills_messages_and_cuts_overlong_lines() -> None:
 
 def test_markdown_in_names_and_text_is_escaped() -> None:
     line = transcript_line(_event("*bold*", "say `hi` @everyone"))
-    assert line == "`01:01` **\\*bold\\***: say \\`hi\\` @everyone"
+    assert line == "`01:01` **\\*bold\\***: say \\`hi\\` ＠everyone"
 
 
 async def test_backlog_is_spread_over_intervals() -> None:

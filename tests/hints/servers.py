@@ -175,7 +175,8 @@ class ScriptedServer:
     for the first n requests, then good), garbage (an HTML page), prose (a chat answer that is no
     list), injection (links, mentions, transcript echoes, leftover JSON, one good item), fenced
     (JSON in a code fence with chatter), noformat (HTTP 400 naming response_format when asked for
-    JSON, good otherwise), korean (good Korean), english-for-korean (English whatever is asked).
+    JSON, good otherwise), korean (good Korean), english-for-korean (English whatever is asked),
+    hostile (questions on the transcript's words with links in every spelling), good-<tag> (good).
     """
 
     def __init__(self) -> None:
@@ -190,7 +191,8 @@ class ScriptedServer:
                 pass
 
             def do_GET(self) -> None:
-                self._send(200, b'{"object":"list","data":[]}')
+                # Every mode lists its one model (as a server that lists what it cannot run).
+                self._send(200, b'{"object":"list","data":[{"id":"scripted","object":"model","owned_by":"test"}]}')
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
@@ -246,13 +248,34 @@ class ScriptedServer:
         templates = ("{} 이야기를 더 해 볼까요?", "{}에 대해 어떻게 생각하세요?", "{} 말고 다른 경험도 있어요?")
         return [t.format(w) for t, w in zip(templates, words)] or GOOD["ko"]
 
+    @staticmethod
+    def _hostile(body: dict) -> list[str]:
+        """Questions on the transcript's own words, each carrying a link the way an adversarial
+        pass got links past the old sanitizer: split by '@', glued to a scheme, defanged,
+        scheme-less, split by invisible characters, as a masked link."""
+        transcript = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+        spoken = [ln.split(": ", 1)[-1] for ln in transcript.split("<transcript>")[-1].splitlines() if ": " in ln]
+        words = sorted({w.strip(".,?!;'\"").lower() for ln in spoken for w in ln.split()}, key=len, reverse=True)
+        w = (words + ["harbour", "captain", "ship"])[:3]
+        return [
+            f"What else happened with the {w[0]}? h@ttps://evil.tk/{w[0]}",
+            f"Would you tell us more about the {w[1]}? xhttps://evil.tk/free",
+            f"Where could we read about the {w[2]}? evil.tk/{w[2]}",
+            f"How did the {w[0]} come up? Ask at discord.gg/{w[0]}",
+            f"Who else saw the {w[1]}? ev\u2060il.t\u00adk/{w[1]}",
+            f"What about the {w[2]}? **[Official Support](https://evil.tk)**",
+            f"Was the {w[0]} worth it? hxxps://evil.tk/{w[0]}",
+        ]
+
     def answer(self, mode: str, body: dict, count: int) -> tuple[int, bytes]:
         language = self._language(body)
         good = json.dumps(
             {"suggestions": GOOD[language] if language == "en" else self._korean(body)}, ensure_ascii=False
         )
-        if mode == "good":
+        if mode == "good" or mode.startswith("good-"):  # good-<tag>: the same, its requests kept apart
             return 200, completion(good)
+        if mode == "hostile":
+            return 200, completion(json.dumps({"suggestions": self._hostile(body)}))
         if mode.startswith("slow-"):
             time.sleep(float(mode[5:]))
             return 200, completion(good)

@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from bot.hints.llm import LlmError, LlmSettings, LlmSuggester, build_prompt, with_retries
-from bot.hints.sanitize import _MENTION, _URL
 from bot.hints.terms import Line
+from bot.plaintext import has_link, has_mention
 from tests.hints.servers import GOOD
 
 SAILING = [
@@ -41,7 +41,7 @@ def suggester(url: str, **kw) -> LlmSuggester:
 
 def assert_safe(texts: list[str]) -> None:
     for t in texts:
-        assert not _URL.search(t) and not _MENTION.search(t) and "@" not in t, t
+        assert not has_link(t) and not has_mention(t) and "@" not in t, t
         assert len(t) <= 120 and "\n" not in t and "`" not in t and "*" not in t
 
 

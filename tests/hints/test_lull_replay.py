@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.hints.sanitize import _MENTION, _URL
 from bot.hints.terms import content_words
+from bot.plaintext import has_link, has_mention
 from tests.hints.conftest import english_script, hints_config, place, replay_call
 
 THRESHOLD = 5.0
@@ -109,4 +109,4 @@ def test_delivered_texts_are_plain_and_bounded(two_lulls, tmp_path, tiny_en):
     assert run.detail.suggestions, run.printed  # else the checks below pass on nothing
     for s in run.detail.suggestions:
         assert len(s.text) <= 60 and "\n" not in s.text
-        assert not _URL.search(s.text) and not _MENTION.search(s.text) and "@" not in s.text
+        assert not has_link(s.text) and not has_mention(s.text) and "@" not in s.text

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from bot.hints.llm import LlmError, LlmSettings, LlmSuggester
-from bot.hints.sanitize import _MENTION, _URL
 from bot.hints.terms import Line
+from bot.plaintext import has_link, has_mention
 from tests.hints.conftest import hints_config, replay_call
 from tests.hints.servers import LlamaServer
 
@@ -40,7 +40,7 @@ def test_real_server_speaks_the_protocol_with_json_schema(llama_server: LlamaSer
             kept, dropped = s.suggest(HIKE, "en", [])
             outcomes.append(("ok", kept))
             for text in kept:
-                assert not _URL.search(text) and not _MENTION.search(text) and len(text) <= 120
+                assert not has_link(text) and not has_mention(text) and len(text) <= 120
         except LlmError as exc:
             # A 135M model often says nothing usable; that must come out as a clear error.
             outcomes.append(("error", str(exc)))
@@ -72,7 +72,7 @@ def test_replayed_call_with_the_real_model(two_lulls, tmp_path, tiny_en, llama_s
         assert hint["source"] in (llama_server.model, "fallback")
     for s in run.detail.suggestions:
         assert s.source in (llama_server.model, "fallback")
-        assert not _URL.search(s.text) and not _MENTION.search(s.text) and len(s.text) <= 120
+        assert not has_link(s.text) and not has_mention(s.text) and len(s.text) <= 120
     # The real model answered (usable or not): with the server dead the fallback alone would
     # have filled both hints and the checks above would still hold.
     m = re.search(r"model answers: (\d+)", run.printed)
