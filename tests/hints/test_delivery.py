@@ -79,7 +79,9 @@ def test_closed_dm_does_not_stop_the_others(tmp_path, caplog):
     done = stats.delivered
     assert len(done) == 1
     hint = done[0].hint
-    assert hint.at == 14.0 and hint.detected_at == 14.0 and hint.lull_start == 9.0
+    assert hint.detected_at == 14.0 and hint.lull_start == 9.0
+    # Building the fallback's texts is accounted in call time (milliseconds, more on a busy CPU).
+    assert 14.0 <= hint.at < 14.5
     assert [r.name for r in hint.recipients] == ["alice", "bob", "carol"]
     assert hint.recipients[0] == Recipient("1", "alice", "111")
     assert [uid for uid, _ in delivery.sent] == ["111", "333"]
