@@ -43,11 +43,11 @@ from bot.voice import keepalive
 from bot.voice.connection import ReceivingConnectionState
 from bot.voice.e2ee import TRANSITION_WINDOW, E2eeTracker
 from bot.voice.members import CallMembers
+from bot.voice.stats import ReceiveStats
 from bot.voice.voice_ws import ReceivingVoiceWebSocket
 
 if TYPE_CHECKING:
     from bot.voice.receiver import AudioReceiver
-    from bot.voice.stats import ReceiveStats
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ POLL_INTERVAL = 0.02  # one Opus frame: releases audio as soon as the jitter buf
 
 @dataclass(frozen=True, slots=True)
 class VoiceClientCounters:
-    """What the client saw, for health checks and tests (receiver-level counts are in
-    :meth:`ReceivingVoiceClient.receive_stats`)."""
+    """What the client saw, for health checks and tests (per-user counts are in
+    :meth:`ReceivingVoiceClient.receive_stats`, which carries these too)."""
 
     datagrams: int = 0  # UDP datagrams handed to the receiver
     ssrc_mappings: int = 0  # SPEAKING / CLIENT_CONNECT announcements applied
@@ -74,6 +74,24 @@ class VoiceClientCounters:
     keepalive_errors: int = 0  # the socket refused one (mid-reconnect)
     polls: int = 0
     poll_errors: int = 0
+
+
+class CallReceiveStats(dict[int, ReceiveStats]):
+    """Receive counts per user id, with the connection's own counts (keepalives sent and
+    answered, mappings, resumes ...) beside them in ``connection``: what a health line needs
+    from one call."""
+
+    def __init__(self, users: dict[int, ReceiveStats], connection: VoiceClientCounters) -> None:
+        super().__init__(users)
+        self.connection = connection
+
+    @property
+    def keepalives_sent(self) -> int:
+        return self.connection.keepalives_sent
+
+    @property
+    def keepalives_answered(self) -> int:
+        return self.connection.keepalives_answered
 
 
 class ReceivingVoiceClient(discord.VoiceClient):
@@ -190,8 +208,8 @@ class ReceivingVoiceClient(discord.VoiceClient):
         """User ids the MLS group may hold: ourselves and who Discord says is in the call."""
         return self._members.expected()
 
-    def receive_stats(self) -> dict[int, ReceiveStats]:
-        return {} if self._receiver is None else self._receiver.stats()
+    def receive_stats(self) -> CallReceiveStats:
+        return CallReceiveStats({} if self._receiver is None else self._receiver.stats(), self.counters)
 
     def cleanup(self) -> None:
         # discord.py calls this when the connection is finished for good (not on reconnects).

@@ -37,6 +37,10 @@ async def test_keepalives_keep_audio_coming_after_a_long_silence(make_call, spee
     assert call.server.keepalives == counters.keepalives_sent  # every one reached the server
     assert counters.keepalives_sent - 1 <= counters.keepalives_answered <= counters.keepalives_sent
     assert counters.keepalive_errors == 0
+    # The same counts come with the per-user receive stats, for one health line per call.
+    stats = vc.receive_stats()
+    assert stats[a].received > 0 and stats.keepalives_sent >= counters.keepalives_sent
+    assert stats.keepalives_answered >= counters.keepalives_answered
 
 
 async def test_without_keepalives_the_double_stops_forwarding_as_discord_does(make_call, speech) -> None:
