@@ -15,6 +15,7 @@ import pytest
 from bot.discordbot.dm import DirectMessenger
 from bot.discordbot.hintdms import DmDelivery, hint_text
 from bot.hints import Hint, HintEngine, Recipient
+from bot.plaintext import has_link, has_mention
 from storage import get_session
 from tests.hints.servers import ScriptedServer
 from tests.voice.double import encode, librispeech, load_speech
@@ -69,7 +70,7 @@ async def _call_with_a_lull(h) -> tuple[object, HintEngine]:
     await h.server.wait_session()
     await _speak(h, "ann", ann_speech)
     await _speak(h, "ben", ben_speech)
-    # Then nobody speaks: the lull is declared three seconds after Ben's speech ended.
+    # Then nobody speaks: the lull is declared the configured lull seconds after Ben's speech ended.
     try:
         await asyncio.wait_for(_delivered(engine), 60)  # a guard against a hang; live it takes about 3 s
     except TimeoutError:
@@ -84,8 +85,16 @@ async def _delivered(engine: HintEngine) -> None:
 
 @pytest.mark.slow
 async def test_the_opted_in_user_gets_suggestions_by_dm_at_a_lull(make_bot, scripted) -> None:
+    # The model is asked once Ben's words are transcribed; on a slow or busy CPU that can take
+    # longer than the 3 s lull, so this test waits 8 s for its lull.
     h = await make_bot(
-        voice=True, env={**LULL_ENV, "STALK_LLM_BASE_URL": scripted.url("varied-0"), "STALK_LLM_MODEL": "scripted"}
+        voice=True,
+        env={
+            **LULL_ENV,
+            "STALK_HINTS_LULL_SECONDS": "8",
+            "STALK_LLM_BASE_URL": scripted.url("varied-0"),
+            "STALK_LLM_MODEL": "scripted",
+        },
     )
     ann, ben = h.users["ann"], h.users["ben"]
     await h.command("ann", "hints", state="on")  # Ben never turned hints on
@@ -237,3 +246,22 @@ async def test_forget_during_a_call_removes_the_voiceprint_from_the_running_veri
     assert edit.body["content"].startswith("Deleted ") and "stopped listening to you" in edit.body["content"]
     assert "ann-from-files" not in verifier.enrolled and list_voiceprints(h.db) == []
     await h.command("ann", "leave")
+
+
+@pytest.mark.slow
+async def test_a_hostile_model_puts_no_link_or_mention_into_a_hint_dm(make_bot, scripted) -> None:
+    """The model answers with questions on what was said, each carrying a link in some
+    spelling (split, defanged, fullwidth, masked ...): what reaches the DM links nowhere."""
+    h = await make_bot(
+        voice=True, env={**LULL_ENV, "STALK_LLM_BASE_URL": scripted.url("hostile"), "STALK_LLM_MODEL": "scripted"}
+    )
+    await h.command("ann", "hints", state="on")
+    session, engine = await _call_with_a_lull(h)
+    (done,) = engine.stats.delivered
+    assert scripted.count("hostile") >= 1  # the model was asked and answered
+    assert done.hint.texts and not any(has_link(t) or has_mention(t) for t in done.hint.texts)
+    (dm,) = _dms(h, "ann")
+    assert not has_link(dm.content) and not has_mention(dm.content), dm.content
+    await h.command("ann", "leave")
+    stored = get_session(h.db, session.session_id).suggestions
+    assert stored and not any(has_link(g.text) for g in stored)

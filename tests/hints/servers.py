@@ -182,10 +182,21 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
+        self.connections: set[socket.socket] = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with server.lock:
+                    server.connections.add(self.connection)
+
+            def finish(self) -> None:
+                with server.lock:
+                    server.connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, *args) -> None:
                 pass
@@ -337,3 +348,11 @@ class ScriptedServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        # A client's kept-alive connection holds its handler thread in a read: end it.
+        with self.lock:
+            open_now = list(self.connections)
+        for conn in open_now:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
