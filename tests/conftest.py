@@ -105,6 +105,11 @@ _UNTRACKED = pytest.StashKey[set[str]]()
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.stash[_UNTRACKED] = _untracked()
+    # The model-download tests show Hugging Face's tqdm progress bars; tqdm's monitor thread
+    # would then outlive the run (a daemon, harmless in the bot) and hide a real leftover.
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 0
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
