@@ -16,17 +16,18 @@ from bot.plaintext import plain
 from storage.access import Viewer
 from storage.db import Database
 from storage.queries import SessionDetail, UtteranceInfo, dump_session_json, get_session
+from storage.vocab import ExportFormat, Verification
 
-FORMATS = ("json", "txt", "md", "srt", "vtt")
+FORMATS = tuple(ExportFormat)
 MEDIA_TYPES = {
-    "json": "application/json",
-    "txt": "text/plain; charset=utf-8",
-    "md": "text/markdown; charset=utf-8",
-    "srt": "application/x-subrip",
-    "vtt": "text/vtt",
+    ExportFormat.JSON: "application/json",
+    ExportFormat.TXT: "text/plain; charset=utf-8",
+    ExportFormat.MD: "text/markdown; charset=utf-8",
+    ExportFormat.SRT: "application/x-subrip",
+    ExportFormat.VTT: "text/vtt",
 }
 # What a verification verdict looks like beside a speaker's name (none: not checked).
-MARKS = {"verified": "✓", "mismatch": "✗", "unknown": "?"}
+MARKS = {Verification.VERIFIED: "✓", Verification.MISMATCH: "✗", Verification.UNKNOWN: "?"}
 
 
 @dataclass(frozen=True)
@@ -41,23 +42,24 @@ class Export:
 
 
 def export_session(db: Database, viewer: Viewer, session_id: int, fmt: str) -> Export | None:
-    """The call rendered as ``fmt``; None when it does not exist or ``viewer`` may not see it."""
-    to_text = _renderer(fmt)  # a bad format is refused before the database is read
+    """The call rendered as ``fmt`` (an ``ExportFormat`` value); None when it does not exist or
+    ``viewer`` may not see it."""
+    known = export_format(fmt)  # a bad format is refused before the database is read
     detail = get_session(db, session_id, viewer)
     if detail is None:
         return None
-    return Export(filename=f"s-talk-{detail.id}.{fmt}", media_type=MEDIA_TYPES[fmt], text=to_text(detail))
+    return Export(filename=f"s-talk-{detail.id}.{known}", media_type=MEDIA_TYPES[known], text=render(detail, known))
+
+
+def export_format(fmt: str) -> ExportFormat:
+    try:
+        return ExportFormat(fmt)
+    except ValueError:
+        raise StalkError(f"unknown export format {fmt!r}", "use one of " + ", ".join(FORMATS)) from None
 
 
 def render(detail: SessionDetail, fmt: str) -> str:
-    return _renderer(fmt)(detail)
-
-
-def _renderer(fmt: str) -> Callable[[SessionDetail], str]:
-    renderers = {"json": dump_session_json, "txt": to_txt, "md": to_md, "srt": to_srt, "vtt": to_vtt}
-    if fmt not in renderers:
-        raise StalkError(f"unknown export format {fmt!r}", "use one of " + ", ".join(FORMATS))
-    return renderers[fmt]
+    return _RENDERERS[export_format(fmt)](detail)
 
 
 def clock(seconds: float, sep: str) -> str:
@@ -126,7 +128,7 @@ def _heading(detail: SessionDetail) -> str:
 
 
 def _mark(u: UtteranceInfo) -> str:
-    mark = MARKS.get(u.verification or "")
+    mark = None if u.verification is None else MARKS[u.verification]
     return f" {mark}" if mark else ""
 
 
@@ -140,8 +142,8 @@ def to_txt(detail: SessionDetail) -> str:
         _heading(detail),
         f"session {detail.id}, {detail.status}, length {_duration(detail)}",
         f"participants: {names}",
-        f"verification: {MARKS['verified']} voice matches the account, {MARKS['mismatch']} it does not, "
-        f"{MARKS['unknown']} undecided",
+        f"verification: {MARKS[Verification.VERIFIED]} voice matches the account, "
+        f"{MARKS[Verification.MISMATCH]} it does not, {MARKS[Verification.UNKNOWN]} undecided",
         "",
     ]
     for u in detail.utterances:
@@ -178,7 +180,16 @@ def to_md(detail: SessionDetail) -> str:
             lines.append(f"- `{short_clock(g.at)}`{to}: {md_escape(g.text)}")
     lines.append("")
     lines.append(
-        f"{MARKS['verified']} voice matches the account · {MARKS['mismatch']} it does not · "
-        f"{MARKS['unknown']} undecided"
+        f"{MARKS[Verification.VERIFIED]} voice matches the account · {MARKS[Verification.MISMATCH]} it does "
+        f"not · {MARKS[Verification.UNKNOWN]} undecided"
     )
     return "\n".join(lines) + "\n"
+
+
+_RENDERERS: dict[ExportFormat, Callable[[SessionDetail], str]] = {
+    ExportFormat.JSON: dump_session_json,
+    ExportFormat.TXT: to_txt,
+    ExportFormat.MD: to_md,
+    ExportFormat.SRT: to_srt,
+    ExportFormat.VTT: to_vtt,
+}
