@@ -169,3 +169,27 @@ def test_delete_refuses_a_call_in_progress(capsys, lib_path: Path, library) -> N
     )
     with open_database(str(lib_path)) as db:
         assert get_session(db, sid) is not None
+
+
+def test_common_options_before_or_after_the_command(capsys, library, tmp_path: Path) -> None:
+    db = str(library.path)
+    code, after, err = run_cli(capsys, "logs", "list", "--db", db)
+    assert code == 0, err
+    # Before the command, between `logs` and its action, and given twice (the later counts).
+    for argv in (
+        ("--db", db, "logs", "list"),
+        ("logs", "--db", db, "list"),
+        ("--db", str(tmp_path / "missing.db"), "logs", "list", "--db", db),
+    ):
+        assert run_cli(capsys, *argv) == (0, after, ""), argv
+    code, _, err = run_cli(capsys, "--db", str(tmp_path / "missing.db"), "logs", "list")
+    assert code == 2 and one_error_line(err).startswith(f"error: no database at {tmp_path / 'missing.db'}")
+
+
+def test_counts_of_one_read_in_the_singular(capsys, library, tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "logs", "search", "법원", "--db", str(library.path))
+    assert code == 0 and out.splitlines()[-1] == "-- 1 utterance"
+    sid = library.ids["ko_g3"]
+    target = tmp_path / "one.txt"
+    code, _, err = run_cli(capsys, "logs", "export", str(sid), "-o", str(target), "--db", str(library.path))
+    assert code == 0 and err == f"wrote session {sid} ({len(library.korean_script)} utterances) to {target}\n"
