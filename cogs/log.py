@@ -24,11 +24,11 @@ from bot.discordbot.views import OwnerOnlyView
 from bot.plaintext import for_discord_plain
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
-from storage.export import FORMATS, MARKS, export_session, short_clock
+from storage.export import FORMATS, LEGEND, export_session, short_clock, verdict_mark
 from storage.paging import Page
 from storage.queries import SessionSummary, TranscriptPage, find_sessions, list_page, show_page
 from storage.search import ContextLine, SearchHit, search
-from storage.vocab import ExportFormat, Verification, plural
+from storage.vocab import ExportFormat, plural
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     s = tp.session
     lines = []
     for u in tp.utterances.items:
-        mark = "" if u.verification is None else MARKS[u.verification]
-        line = f"`{short_clock(u.start)}` **{escape(u.speaker, NAME_CHARS)}**{' ' + mark if mark else ''}: {escape(u.text, TEXT_CHARS)}"
+        mark = verdict_mark(u, lambda label: escape(label, NAME_CHARS))  # as the txt/md exports show it
+        line = f"`{short_clock(u.start)}` **{escape(u.speaker, NAME_CHARS)}**{mark}: {escape(u.text, TEXT_CHARS)}"
         lines.append(f"▶ {line}" if u.id == highlight else line)
     body = "\n".join(lines) or "Nothing was transcribed in this call."
     embed = discord.Embed(
@@ -102,11 +102,9 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     )
     page = tp.utterances
     where = f"utterances {page.first}-{page.last} of {page.total}" if page.total else "no utterances"
-    embed.set_footer(
-        text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where} · "
-        f"{MARKS[Verification.VERIFIED]} voice matches the account, {MARKS[Verification.MISMATCH]} it does not, "
-        f"{MARKS[Verification.UNKNOWN]} undecided"
-    )
+    # The legend only where this page shows a mark.
+    legend = f" · {LEGEND}" if any(u.verification is not None for u in page.items) else ""
+    embed.set_footer(text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where}{legend}")
     return embed
 
 

@@ -127,9 +127,27 @@ def _heading(detail: SessionDetail) -> str:
     return f"{title} ({when})"
 
 
-def _mark(u: UtteranceInfo) -> str:
-    mark = None if u.verification is None else MARKS[u.verification]
-    return f" {mark}" if mark else ""
+def verdict_mark(u: UtteranceInfo, escape: Callable[[str], str] = one_line) -> str:
+    """The verdict beside a speaker's name: `` ✓``, `` ✗``, `` ?``, with who the voice sounds
+    like where that is known (`` ✗ (sounds like bob)``), as ``replay`` printed it during the
+    call; empty when the voice was not checked. ``escape`` makes the label safe for the format."""
+    if u.verification is None:
+        return ""
+    mark = f" {MARKS[u.verification]}"
+    if u.speaker_label and u.verification != Verification.VERIFIED:
+        mark += f" (sounds like {escape(u.speaker_label)})"
+    return mark
+
+
+def any_marks(detail: SessionDetail) -> bool:
+    """Whether a verdict shows anywhere: the legend is printed only then."""
+    return any(u.verification is not None for u in detail.utterances)
+
+
+LEGEND = (
+    f"{MARKS[Verification.VERIFIED]} voice matches the account, {MARKS[Verification.MISMATCH]} it does not, "
+    f"{MARKS[Verification.UNKNOWN]} undecided"
+)
 
 
 def _duration(detail: SessionDetail) -> str:
@@ -142,47 +160,51 @@ def to_txt(detail: SessionDetail) -> str:
         _heading(detail),
         f"session {detail.id}, {detail.status}, length {_duration(detail)}",
         f"participants: {names}",
-        f"verification: {MARKS[Verification.VERIFIED]} voice matches the account, "
-        f"{MARKS[Verification.MISMATCH]} it does not, {MARKS[Verification.UNKNOWN]} undecided",
+        *([f"verification: {LEGEND}"] if any_marks(detail) else []),
         "",
     ]
     for u in detail.utterances:
         when = f"[{short_clock(u.start)} - {short_clock(u.end)}]"
-        lines.append(f"{when} {one_line(u.speaker)}{_mark(u)}: {one_line(u.text)}")
+        lines.append(f"{when} {one_line(u.speaker)}{verdict_mark(u)}: {one_line(u.text)}")
     if detail.suggestions:
-        lines += ["", "Suggestions:"]
+        # "Hints", the product's word for them (/hints, replay's "hint to ..." lines).
+        lines += ["", "Hints:"]
         for g in detail.suggestions:
             to = f" (to {', '.join(one_line(r) for r in g.recipients)})" if g.recipients else ""
             lines.append(f"[{short_clock(g.at)}]{to} {one_line(g.text)}")
     return "\n".join(lines) + "\n"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&-])")
+# Inline text after a fixed prefix (never at a line's start, so no block can begin there):
+# what can start code, emphasis, strikethrough, a link or image, HTML or an autolink, or escape
+# what follows. An underscore between letters or digits cannot be emphasis; an ampersand only
+# matters where it would spell an entity; brackets being escaped, "(" and "!" are inert.
+_MD_SPECIAL = re.compile(r"[\\`*\[\]<~]|(?<![^\W_])_|_(?![^\W_])|&(?=#?\w+;)")
+_MD_HEADING_END = re.compile(r"(#+)$")  # an ATX heading would drop trailing #s as its closing
 
 
-def md_escape(text: str) -> str:
-    """CommonMark: a backslash makes any ASCII punctuation literal; these are the ones that
-    can start emphasis, code, links, HTML, headings, lists, tables or entities."""
-    return _MD_SPECIAL.sub(r"\\\1", one_line(text))
+def md_escape(text: str, *, heading: bool = False) -> str:
+    """CommonMark inline text: a backslash before each character that would be markup there,
+    and nothing else (``Weekly sync (2026-12-01)`` stays as it is)."""
+    out = _MD_SPECIAL.sub(lambda m: "\\" + m[0], one_line(text))
+    return _MD_HEADING_END.sub(lambda m: "\\#" * len(m[1]), out) if heading else out
 
 
 def to_md(detail: SessionDetail) -> str:
-    lines = [f"# {md_escape(_heading(detail))}", ""]
-    lines.append(f"- Session: {detail.id} ({md_escape(detail.status)}), length {_duration(detail)}")
-    lines.append("- Participants: " + (", ".join(md_escape(p.name) for p in detail.participants) or "\\-"))
+    lines = [f"# {md_escape(_heading(detail), heading=True)}", ""]
+    lines.append(f"- Session: {detail.id} ({detail.status}), length {_duration(detail)}")
+    lines.append("- Participants: " + (", ".join(md_escape(p.name) for p in detail.participants) or "-"))
     lines += ["", "## Transcript", ""]
     for u in detail.utterances:
-        lines.append(f"- `{short_clock(u.start)}` **{md_escape(u.speaker)}**{_mark(u)}: {md_escape(u.text)}")
+        mark = verdict_mark(u, md_escape)
+        lines.append(f"- `{short_clock(u.start)}` **{md_escape(u.speaker)}**{mark}: {md_escape(u.text)}")
     if detail.suggestions:
-        lines += ["", "## Suggestions", ""]
+        lines += ["", "## Hints", ""]
         for g in detail.suggestions:
             to = f" (to {', '.join(md_escape(r) for r in g.recipients)})" if g.recipients else ""
             lines.append(f"- `{short_clock(g.at)}`{to}: {md_escape(g.text)}")
-    lines.append("")
-    lines.append(
-        f"{MARKS[Verification.VERIFIED]} voice matches the account · {MARKS[Verification.MISMATCH]} it does "
-        f"not · {MARKS[Verification.UNKNOWN]} undecided"
-    )
+    if any_marks(detail):
+        lines += ["", LEGEND.replace(", ", " · ")]
     return "\n".join(lines) + "\n"
 
 

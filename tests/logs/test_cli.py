@@ -40,7 +40,8 @@ def test_show_prints_the_transcript_with_marks(capsys, library) -> None:
         "[00:20.00] (to alice, bob) Ask bob about the reciter",
         "[00:25.00] (to bob) Tell alice about the eunuch",
     ]
-    assert body[0].split("] ", 1)[1] == f"alice ✗: {detail.utterances[0].text}"
+    # The voice that did not match says whom it sounds like, as replay printed it.
+    assert body[0].split("] ", 1)[1] == f"alice ✗ (sounds like bob): {detail.utterances[0].text}"
     assert body[1].split("] ", 1)[1] == f"bob ✓: {detail.utterances[1].text}"
 
 
