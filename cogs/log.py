@@ -27,7 +27,7 @@ from storage.deletion import Deleted, delete_session, may_delete
 from storage.export import FORMATS, LEGEND, export_session, short_clock, verdict_mark
 from storage.paging import Page
 from storage.queries import SessionSummary, TranscriptPage, find_sessions, list_page, show_page
-from storage.search import ContextLine, SearchHit, search
+from storage.search import ContextLine, SearchHit, highlight, search
 from storage.vocab import ExportFormat, plural
 
 log = logging.getLogger(__name__)
@@ -108,21 +108,9 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     return embed
 
 
-_ON, _OFF = "\ue000", "\ue001"  # private-use marks for the hits: plain() keeps them, nothing else uses them
-
-
 def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
     """The text made safe as a whole (a link split by a highlight is still defanged), the hits in bold."""
-    text = text.replace(_ON, "").replace(_OFF, "")
-    out, at = [], 0
-    for a, b in spans:
-        out += [text[at:a], _ON, text[a:b], _OFF]
-        at = b
-    out.append(text[at:])
-    shown = escape("".join(out), TEXT_CHARS)
-    if shown.count(_ON) > shown.count(_OFF):  # cut inside a hit
-        shown += _OFF
-    return shown.replace(_ON, "**").replace(_OFF, "**")
+    return highlight(text, spans, lambda t: escape(t, TEXT_CHARS), "**", "**")
 
 
 def _quoted(c: ContextLine) -> str:

@@ -8,6 +8,7 @@ queries serve Discord's ``/log`` with a member's viewer.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from storage.files import write_atomic
 from storage.recorder import CallRecorder
 from storage.recorders import RecorderState, describe, state
 from storage.retention import purge_older_than
-from storage.search import SearchHit, search
+from storage.search import SearchHit, highlight, search
 from storage.vocab import ExportFormat, SessionStatus, noun, plural
 
 OPERATOR = Viewer.cli_operator()
@@ -70,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         default=0,
         metavar="N",
         help="also show N utterances before and after each hit",
+    )
+    find.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="show the words found in bold: auto (default) on a terminal unless NO_COLOR is set",
     )
     find.set_defaults(func=run_search)
 
@@ -166,10 +173,11 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"no utterance contains {args.query!r}")
         return 0
     lines: list[str] = []
+    bold = _use_color(args.color)
     for hit in result.items:
         if lines and args.context:
             lines.append("")  # hits with their context read as separate passages
-        lines += _hit_lines(hit)
+        lines += _hit_lines(hit, bold)
     shown = f"{result.first}-{result.last} of {result.total}" if result.total > len(result.items) else str(result.total)
     more = f"; --page {result.page + 2} for more" if result.has_next else ""
     lines.append(f"-- {shown} {noun(result.total, 'utterance')}{more}")
@@ -177,10 +185,24 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hit_lines(hit: SearchHit) -> list[str]:
+BOLD, NORMAL = "\x1b[1m", "\x1b[22m"  # SGR bold on, normal intensity
+
+
+def _use_color(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    # https://no-color.org: any non-empty NO_COLOR turns colour off.
+    out = sys.stdout
+    tty = bool(getattr(out, "isatty", None) and out.isatty())
+    return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _hit_lines(hit: SearchHit, bold: bool = False) -> list[str]:
     where = f"#{hit.session_id} {_local(hit.session_started_at)}"
     out = [f"   {where} [{short_clock(c.start)}] {plain(c.speaker)}: {plain(c.text)}" for c in hit.before]
-    line = f"{where} [{short_clock(hit.start)}] {plain(hit.speaker)}: {plain(hit.text)}"
+    # The words found in bold; the text is made plain first, so only S-Talk's own escapes reach the terminal.
+    text = highlight(hit.text, hit.spans, plain, BOLD, NORMAL) if bold else plain(hit.text)
+    line = f"{where} [{short_clock(hit.start)}] {plain(hit.speaker)}: {text}"
     out.append(f">  {line}" if hit.before or hit.after else line)
     out += [f"   {where} [{short_clock(c.start)}] {plain(c.speaker)}: {plain(c.text)}" for c in hit.after]
     return out

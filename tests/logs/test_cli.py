@@ -194,3 +194,18 @@ def test_counts_of_one_read_in_the_singular(capsys, library, tmp_path: Path) -> 
     target = tmp_path / "one.txt"
     code, _, err = run_cli(capsys, "logs", "export", str(sid), "-o", str(target), "--db", str(library.path))
     assert code == 0 and err == f"wrote session {sid} ({len(library.korean_script)} utterances) to {target}\n"
+
+
+def test_search_shows_the_words_found_in_bold(capsys, library) -> None:
+    db = str(library.path)
+    code, out, _ = run_cli(capsys, "logs", "search", "reciter", "--color", "always", "--db", db)
+    *hits, _ = out.splitlines()
+    assert code == 0 and len(hits) == 4
+    for line in hits:
+        found = re.findall(r"\x1b\[1m(.*?)\x1b\[22m", line)
+        assert found and all(w.lower() == "reciter" for w in found), line
+        assert re.sub(r"\x1b\[(1|22)m", "", line).count("\x1b") == 0  # no other escape reaches the terminal
+    # Not a terminal (a pipe, a file) or --color never: the same lines without the escapes.
+    plain_out = run_cli(capsys, "logs", "search", "reciter", "--db", db)[1]
+    assert "\x1b" not in plain_out and plain_out == re.sub(r"\x1b\[(1|22)m", "", out)
+    assert run_cli(capsys, "logs", "search", "reciter", "--color", "never", "--db", db)[1] == plain_out
