@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from bot.errors import ConfigError
+from storage.vocab import ConsentMode, values
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +149,10 @@ class DiscordConfig:
         high=86400.0,
     )
     consent_mode: str = _opt(
-        "notice",
+        ConsentMode.NOTICE.value,
         "default for guilds that have not chosen: notice (everyone is processed "
         "unless they /optout) or opt_in (only those who said /optin)",
-        choices=("notice", "opt_in"),
+        choices=values(ConsentMode),
     )
     live_transcript: bool = _opt(False, "default for guilds that have not chosen: post the transcript as it forms")
     transcript_interval: float = _opt(

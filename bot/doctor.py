@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from bot.config import Config
 from bot.errors import StalkError
+from storage.vocab import ConsentMode
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +162,11 @@ def check_database(ctx: DoctorContext) -> str:
     try:
         # Write and read back inside one transaction that is rolled back: nothing is left.
         with db.write_session() as s:
-            s.add(GuildSettings(guild_id=probe, consent_mode="notice", updated_at=utcnow()))
+            s.add(GuildSettings(guild_id=probe, consent_mode=ConsentMode.NOTICE, updated_at=utcnow()))
             s.flush()
             found = s.scalar(select(GuildSettings.consent_mode).where(GuildSettings.guild_id == probe))
             s.rollback()
-        if found != "notice":
+        if found != ConsentMode.NOTICE:
             raise CheckFailed(
                 f"database {db.label}: a row written could not be read back", "check the database server or file"
             )

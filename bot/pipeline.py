@@ -31,6 +31,7 @@ from bot.errors import StorageError
 from bot.speaker.tracker import Verdict
 from storage.recorder import CallRecorder
 from storage.records import NewSession, UtteranceRecord
+from storage.vocab import SessionStatus, plural
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,7 +119,7 @@ class SpeakerStats:
 @dataclass(frozen=True)
 class CallSummary:
     session_id: int | None
-    status: str
+    status: SessionStatus
     duration: float  # seconds of call time
     wall_seconds: float  # real time the pipeline ran
     speakers: dict[str, SpeakerStats]
@@ -126,7 +127,7 @@ class CallSummary:
     processing_latencies: list[float]  # end of utterance detected -> stored
     compute_seconds: float  # model time
     unsaved_file: str | None = None
-    # speaker name -> verdict counts ('verified', 'mismatch', 'unknown', and each mismatch label)
+    # speaker name -> verdict counts (each Verification, and each mismatch label)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
     error: str | None = None  # why the call failed or was interrupted, as stored with the session
 
@@ -476,7 +477,7 @@ class CallPipeline:
 
     # -- end -----------------------------------------------------------------------------
 
-    def close(self, status: str = "completed", error: str | None = None) -> CallSummary:
+    def close(self, status: SessionStatus = SessionStatus.COMPLETED, error: str | None = None) -> CallSummary:
         """End every stream, wait for their transcripts, and close the session.
 
         Never raises: whatever happens here, every transcript is stored or in the recovery
@@ -491,10 +492,10 @@ class CallPipeline:
         self.pool.close()
         duration = max((s.next_in or 0.0 for s in self._streams.values()), default=0.0)
         unsaved_file = None
-        if self.pool.stats.errors and status == "completed":
+        if self.pool.stats.errors and status == SessionStatus.COMPLETED:
             status, error = (
-                "failed",
-                f"{self.pool.stats.errors} utterance(s) could not be transcribed ({self.pool.stats.first_error})",
+                SessionStatus.FAILED,
+                f"{plural(self.pool.stats.errors, 'utterance')} could not be transcribed ({self.pool.stats.first_error})",
             )
         if self.recorder is not None and self.session_id is not None:
             with self._lock:
@@ -515,14 +516,14 @@ class CallPipeline:
                 unsaved_file = self._write_unsaved(left)
                 where = f"saved to {unsaved_file}" if unsaved_file else "printed to standard error"
                 cause = f"the database file {missing}" if missing else f"database unavailable ({self._store_error})"
-                reason = f"{cause}: {len(left)} utterance(s) {where} instead"
-                status, error = "failed", f"{error}; {reason}" if error else reason
+                reason = f"{cause}: {plural(len(left), 'utterance')} {where} instead"
+                status, error = SessionStatus.FAILED, f"{error}; {reason}" if error else reason
             try:
                 self.recorder.finish_session(self.session_id, status, error=error, duration=round(duration, 3))
             except Exception as exc:
                 log.error("could not close session %s: %s", self.session_id, exc)
-                if status == "completed":  # the call is not stored completely: say so
-                    status, error = "failed", f"could not close the session ({exc})"
+                if status == SessionStatus.COMPLETED:  # the call is not stored completely: say so
+                    status, error = SessionStatus.FAILED, f"could not close the session ({exc})"
         return CallSummary(
             session_id=self.session_id,
             status=status,

@@ -28,6 +28,7 @@ from storage.db import Database, describe_error, open_database
 from storage.export import short_clock
 from storage.recorder import CallRecorder
 from storage.records import NewSession
+from storage.vocab import SessionSource, SessionStatus, Verification, noun, plural
 
 NAME_CHARS = 64
 
@@ -60,9 +61,9 @@ def verdict_mark(verdict) -> str:
     if verdict is None:
         return ""
     score = "" if verdict.score is None else f" {verdict.score:.2f}"
-    if verdict.verification == "verified":
+    if verdict.verification == Verification.VERIFIED:
         return f"  [voice ok{score}]"
-    if verdict.verification == "mismatch":
+    if verdict.verification == Verification.MISMATCH:
         return f"  [NOT THEIR VOICE{score}: {plain(verdict.label or 'unknown speaker')}]"
     return f"  [sounds like {plain(verdict.label)}]" if verdict.label else ""
 
@@ -80,25 +81,25 @@ class TranscriptPrinter(PipelineListener):
             f"[{short_clock(event.start)} - {short_clock(event.end)}] {plain(event.speaker.name)}: {plain(event.text)}"
             f"  (+{event.latency:.2f} s){verdict_mark(event.verdict)}"
         )
+        self.write(line)
+
+    def write(self, line: str) -> None:
+        """One whole line (text and newline in one write, so a log line on the same terminal
+        cannot land between them), under the lock."""
         with self.lock:
-            print(line, file=self.out, flush=True)
+            self.out.write(line + "\n")
+            self.out.flush()
 
     def on_verdict(self, speaker: Speaker, utterance_id: int | None, start: float, end: float, verdict) -> None:
-        with self.lock:
-            print(
-                f"[{short_clock(start)} - {short_clock(end)}] {plain(speaker.name)}: verdict revised:{verdict_mark(verdict)}",
-                file=self.out,
-                flush=True,
-            )
+        self.write(
+            f"[{short_clock(start)} - {short_clock(end)}] {plain(speaker.name)}: verdict revised:{verdict_mark(verdict)}"
+        )
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None:
         if reason.startswith("transcription failed"):
-            with self.lock:
-                print(
-                    f"[{short_clock(segment.start)} - {short_clock(segment.end)}] {plain(speaker.name)}: <{plain(reason)}>",
-                    file=self.out,
-                    flush=True,
-                )
+            self.write(
+                f"[{short_clock(segment.start)} - {short_clock(segment.end)}] {plain(speaker.name)}: <{plain(reason)}>"
+            )
 
 
 def _merged(tracks: list[Track], block: float) -> Iterator[tuple[str, PcmFrame]]:
@@ -131,20 +132,21 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
     kept = sum(s.utterances for s in summary.speakers.values())
     dropped = sum(s.rejected for s in summary.speakers.values())
     print(
-        f"--- {summary.status}: call length {short_clock(summary.duration)}, {kept} utterances"
+        f"--- {summary.status}: call length {short_clock(summary.duration)}, {plural(kept, 'utterance')}"
         f" ({dropped} dropped as non-speech or Whisper inventions)",
         file=out,
     )
     width = max((len(n) for n in summary.speakers), default=4)
     for name, stats in summary.speakers.items():
         print(
-            f"  {name:<{width}}  {stats.utterances:3d} utterances, talk time {short_clock(stats.talk_time)}", file=out
+            f"  {name:<{width}}  {stats.utterances:3d} {noun(stats.utterances, 'utterance')}, talk time {short_clock(stats.talk_time)}",
+            file=out,
         )
     for name, counts in summary.verdicts.items():
-        labels = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in ("verified", "mismatch", "unknown"))
+        labels = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in set(Verification))
         print(
-            f"  voice check {name}: {counts.get('verified', 0)} verified, {counts.get('mismatch', 0)} not their "
-            f"voice{f' ({labels})' if labels else ''}, {counts.get('unknown', 0)} not judged",
+            f"  voice check {name}: {counts.get(Verification.VERIFIED, 0)} verified, {counts.get(Verification.MISMATCH, 0)} not their "
+            f"voice{f' ({labels})' if labels else ''}, {counts.get(Verification.UNKNOWN, 0)} not judged",
             file=out,
         )
     if summary.latencies:
@@ -256,12 +258,15 @@ def _run_call(
         verifier=verifier,
     )
     ends: dict[str, float] = {}
-    status, error = "completed", None
+    status, error = SessionStatus.COMPLETED, None
     try:
         title = ", ".join(t.name for t in tracks)
         pipeline.open(
             NewSession(
-                source="replay", title=title, language=language or config.asr.language, asr_model=transcriber.name
+                source=SessionSource.REPLAY,
+                title=title,
+                language=language or config.asr.language,
+                asr_model=transcriber.name,
             )
         )
         if engine is not None:
@@ -287,15 +292,18 @@ def _run_call(
         for t in tracks:
             pipeline.end_speaker(t.name, ends.get(t.name))
     except AudioInputError as exc:
-        status, error = "failed", str(exc)
+        status, error = SessionStatus.FAILED, str(exc)
         raise
     except KeyboardInterrupt as exc:
-        status, error = "interrupted", f"replay interrupted ({getattr(exc, 'name', 'SIGINT')})"
+        status, error = SessionStatus.INTERRUPTED, f"replay interrupted ({getattr(exc, 'name', 'SIGINT')})"
         raise
     except BaseException as exc:
         # Anything else that stops the call (a StorageError, a bug) must not leave it
         # recorded as 'completed'.
-        status, error = "failed", str(exc) if isinstance(exc, StalkError) else f"{type(exc).__name__}: {exc}"
+        status, error = (
+            SessionStatus.FAILED,
+            str(exc) if isinstance(exc, StalkError) else f"{type(exc).__name__}: {exc}",
+        )
         raise
     finally:
         if stop is not None:

@@ -24,10 +24,11 @@ from bot.discordbot.views import OwnerOnlyView
 from bot.plaintext import for_discord_plain
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
-from storage.export import FORMATS, MARKS, export_session, short_clock
+from storage.export import FORMATS, LEGEND, export_session, short_clock, verdict_mark
 from storage.paging import Page
 from storage.queries import SessionSummary, TranscriptPage, find_sessions, list_page, show_page
-from storage.search import ContextLine, SearchHit, search
+from storage.search import ContextLine, SearchHit, highlight, search
+from storage.vocab import ExportFormat, plural
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ def list_embed(page: Page[SessionSummary], admin: bool) -> discord.Embed:
         who = ", ".join(escape(p, NAME_CHARS) for p in s.participants) or "nobody"
         title = escape(s.title or "untitled", 200)
         lines.append(
-            f"**#{s.id}** {title} · {_when(s)} · {_length(s.duration)} · {s.utterance_count} "
-            f"utterance(s) · {s.status}\n  {who}"
+            f"**#{s.id}** {title} · {_when(s)} · {_length(s.duration)} · {plural(s.utterance_count, 'utterance')} "
+            f"· {s.status}\n  {who}"
         )
     embed = discord.Embed(title="Stored calls", description=_cut("\n".join(lines)), colour=COLOUR)
     embed.set_footer(text=f"{page.first}-{page.last} of {page.total} ({scope}) · /log show ID reads one")
@@ -92,8 +93,8 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     s = tp.session
     lines = []
     for u in tp.utterances.items:
-        mark = MARKS.get(u.verification or "")
-        line = f"`{short_clock(u.start)}` **{escape(u.speaker, NAME_CHARS)}**{' ' + mark if mark else ''}: {escape(u.text, TEXT_CHARS)}"
+        mark = verdict_mark(u, lambda label: escape(label, NAME_CHARS))  # as the txt/md exports show it
+        line = f"`{short_clock(u.start)}` **{escape(u.speaker, NAME_CHARS)}**{mark}: {escape(u.text, TEXT_CHARS)}"
         lines.append(f"▶ {line}" if u.id == highlight else line)
     body = "\n".join(lines) or "Nothing was transcribed in this call."
     embed = discord.Embed(
@@ -101,29 +102,15 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     )
     page = tp.utterances
     where = f"utterances {page.first}-{page.last} of {page.total}" if page.total else "no utterances"
-    embed.set_footer(
-        text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where} · "
-        f"{MARKS['verified']} voice matches the account, {MARKS['mismatch']} it does not, "
-        f"{MARKS['unknown']} undecided"
-    )
+    # The legend only where this page shows a mark.
+    legend = f" · {LEGEND}" if any(u.verification is not None for u in page.items) else ""
+    embed.set_footer(text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where}{legend}")
     return embed
-
-
-_ON, _OFF = "\ue000", "\ue001"  # private-use marks for the hits: plain() keeps them, nothing else uses them
 
 
 def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
     """The text made safe as a whole (a link split by a highlight is still defanged), the hits in bold."""
-    text = text.replace(_ON, "").replace(_OFF, "")
-    out, at = [], 0
-    for a, b in spans:
-        out += [text[at:a], _ON, text[a:b], _OFF]
-        at = b
-    out.append(text[at:])
-    shown = escape("".join(out), TEXT_CHARS)
-    if shown.count(_ON) > shown.count(_OFF):  # cut inside a hit
-        shown += _OFF
-    return shown.replace(_ON, "**").replace(_OFF, "**")
+    return highlight(text, spans, lambda t: escape(t, TEXT_CHARS), "**", "**")
 
 
 def _quoted(c: ContextLine) -> str:
@@ -276,8 +263,8 @@ class DeleteConfirm(Owned):
         )
         if done.status == "deleted":
             text = (
-                f"Deleted call #{self.session_id} for good: {done.utterances} utterance(s), "
-                f"{done.suggestions} suggestion(s) and {done.participants} participant(s); it is no longer "
+                f"Deleted call #{self.session_id} for good: {plural(done.utterances, 'utterance')}, "
+                f"{plural(done.suggestions, 'suggestion')} and {plural(done.participants, 'participant')}; it is no longer "
                 "searchable."
             )
         else:
@@ -380,7 +367,7 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
         if format not in FORMATS:  # Discord only offers the choices; a stale client might not
             raise CommandRefused("Pick one of the formats offered: " + ", ".join(FORMATS) + ".")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await asyncio.to_thread(export_session, self.bot.db, viewer, session_id, format)
+        out = await asyncio.to_thread(export_session, self.bot.db, viewer, session_id, ExportFormat(format))
         if out is None:
             raise CommandRefused(f"There is no call #{session_id} that you can see in this server.")
         limit = interaction.guild.filesize_limit if interaction.guild is not None else 10 * 1024 * 1024

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.discordbot.app import CommandRefused, StalkBot
 from bot.discordbot.views import OwnerOnlyView
 from storage.settings import set_consent
+from storage.vocab import ConsentChoice, plural
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ForgetConfirm(OwnerOnlyView):
         stopped = await self.cog.stop_listening(self.owner_id)
         deleted = await self.cog.forget(self.owner_id)
         text = (
-            f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
+            f"Deleted {plural(deleted, 'stored item')} about you. Your /optout choices are kept so that "
             "S-Talk keeps ignoring your voice where you asked it to."
         )
         if stopped:
@@ -81,7 +82,7 @@ class PrivacyCog(commands.Cog):
         text = PRIVACY_TEXT.format(forget=self.forget_scope(), retention=self.retention_text())
         await interaction.response.send_message(text, ephemeral=True)
 
-    async def _consent(self, interaction: discord.Interaction, choice: str) -> None:
+    async def _consent(self, interaction: discord.Interaction, choice: ConsentChoice) -> None:
         if interaction.guild_id is None:
             raise CommandRefused("Use this in the server where you want it to apply.")
         await asyncio.to_thread(set_consent, self.bot.db, interaction.guild_id, interaction.user.id, choice)
@@ -90,7 +91,7 @@ class PrivacyCog(commands.Cog):
     @app_commands.command(name="optout", description="Stop S-Talk from processing your voice in this server")
     @app_commands.guild_only()
     async def optout(self, interaction: discord.Interaction) -> None:
-        await self._consent(interaction, "opt_out")
+        await self._consent(interaction, ConsentChoice.OPT_OUT)
         await interaction.response.send_message(
             "Done: S-Talk ignores your voice in this server from now on (your packets are dropped before "
             "decoding). /optin resumes it.",
@@ -100,7 +101,7 @@ class PrivacyCog(commands.Cog):
     @app_commands.command(name="optin", description="Let S-Talk process your voice in this server")
     @app_commands.guild_only()
     async def optin(self, interaction: discord.Interaction) -> None:
-        await self._consent(interaction, "opt_in")
+        await self._consent(interaction, ConsentChoice.OPT_IN)
         await interaction.response.send_message(
             "Done: your speech in this server's calls is transcribed while S-Talk is in them. /optout stops it.",
             ephemeral=True,

@@ -12,12 +12,13 @@ from discord.ext import commands
 from bot.discordbot.app import CommandRefused, StalkBot
 from bot.discordbot.permissions import may_configure, requirement
 from storage.settings import GuildSettingsInfo, update_guild_settings
+from storage.vocab import ConsentMode
 
 
 def describe(s: GuildSettingsInfo) -> str:
     mode = (
         "notice (everyone is transcribed unless they /optout)"
-        if s.consent_mode == "notice"
+        if s.consent_mode == ConsentMode.NOTICE
         else "opt-in (only people who used /optin are transcribed)"
     )
     role = f"<@&{s.manager_role_id}>" if s.manager_role_id else "none (anyone may /join and /leave)"
@@ -60,7 +61,8 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="S
     @app_commands.describe(mode="notice: everyone unless /optout; opt_in: only people who used /optin")
     async def consent(self, interaction: discord.Interaction, mode: Literal["notice", "opt_in"]) -> None:
         await self._check(interaction)
-        await self._update(interaction, consent_mode=mode)
+        # A Literal, not the enum: Discord shows the choices as their values.
+        await self._update(interaction, consent_mode=ConsentMode(mode))
 
     @app_commands.command(name="transcript", description="Post a live transcript while S-Talk listens")
     @app_commands.describe(

@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot.discordbot.app import CommandRefused, StalkBot
 from bot.discordbot.permissions import may_run_sessions, requirement
 from bot.discordbot.sessions import SessionError
+from storage.vocab import plural
 
 
 class VoiceCog(commands.Cog):
@@ -61,7 +62,7 @@ class VoiceCog(commands.Cog):
             return
         kept = sum(s.utterances for s in summary.speakers.values())
         await interaction.followup.send(
-            f"Stopped. Session {summary.session_id}: {kept} utterance(s) stored.", ephemeral=True
+            f"Stopped. Session {summary.session_id}: {plural(kept, 'utterance')} stored.", ephemeral=True
         )
 
     @commands.Cog.listener()

@@ -24,6 +24,7 @@ from storage.models import CallSession, Participant, Suggestion, Utterance, Voic
 from storage.recorder import drop_reserve
 from storage.recorders import RecorderState, state
 from storage.search import optimize_index
+from storage.vocab import SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _permission(s: Session, viewer: Viewer, session_id: int, force: bool = False
         return "not_found"
     if s.scalar(select(CallSession.id).where(CallSession.id == session_id, deletable(viewer))) is None:
         return "forbidden"
-    if found.status == "active" and not left_active(found.recorder, force):
+    if found.status == SessionStatus.ACTIVE and not left_active(found.recorder, force):
         return "active"
     return "allowed"
 
@@ -204,7 +205,11 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
         # A call still being recorded is kept even if they were alone in it so far: its
         # pipeline goes on writing to it (others may speak yet) and closes it.
         active = set(
-            s.scalars(select(CallSession.id).where(CallSession.id.in_(session_ids), CallSession.status == "active"))
+            s.scalars(
+                select(CallSession.id).where(
+                    CallSession.id.in_(session_ids), CallSession.status == SessionStatus.ACTIVE
+                )
+            )
         )
         empty = [
             sid

@@ -16,17 +16,18 @@ from bot.plaintext import plain
 from storage.access import Viewer
 from storage.db import Database
 from storage.queries import SessionDetail, UtteranceInfo, dump_session_json, get_session
+from storage.vocab import ExportFormat, Verification
 
-FORMATS = ("json", "txt", "md", "srt", "vtt")
+FORMATS = tuple(ExportFormat)
 MEDIA_TYPES = {
-    "json": "application/json",
-    "txt": "text/plain; charset=utf-8",
-    "md": "text/markdown; charset=utf-8",
-    "srt": "application/x-subrip",
-    "vtt": "text/vtt",
+    ExportFormat.JSON: "application/json",
+    ExportFormat.TXT: "text/plain; charset=utf-8",
+    ExportFormat.MD: "text/markdown; charset=utf-8",
+    ExportFormat.SRT: "application/x-subrip",
+    ExportFormat.VTT: "text/vtt",
 }
 # What a verification verdict looks like beside a speaker's name (none: not checked).
-MARKS = {"verified": "✓", "mismatch": "✗", "unknown": "?"}
+MARKS = {Verification.VERIFIED: "✓", Verification.MISMATCH: "✗", Verification.UNKNOWN: "?"}
 
 
 @dataclass(frozen=True)
@@ -41,23 +42,24 @@ class Export:
 
 
 def export_session(db: Database, viewer: Viewer, session_id: int, fmt: str) -> Export | None:
-    """The call rendered as ``fmt``; None when it does not exist or ``viewer`` may not see it."""
-    to_text = _renderer(fmt)  # a bad format is refused before the database is read
+    """The call rendered as ``fmt`` (an ``ExportFormat`` value); None when it does not exist or
+    ``viewer`` may not see it."""
+    known = export_format(fmt)  # a bad format is refused before the database is read
     detail = get_session(db, session_id, viewer)
     if detail is None:
         return None
-    return Export(filename=f"s-talk-{detail.id}.{fmt}", media_type=MEDIA_TYPES[fmt], text=to_text(detail))
+    return Export(filename=f"s-talk-{detail.id}.{known}", media_type=MEDIA_TYPES[known], text=render(detail, known))
+
+
+def export_format(fmt: str) -> ExportFormat:
+    try:
+        return ExportFormat(fmt)
+    except ValueError:
+        raise StalkError(f"unknown export format {fmt!r}", "use one of " + ", ".join(FORMATS)) from None
 
 
 def render(detail: SessionDetail, fmt: str) -> str:
-    return _renderer(fmt)(detail)
-
-
-def _renderer(fmt: str) -> Callable[[SessionDetail], str]:
-    renderers = {"json": dump_session_json, "txt": to_txt, "md": to_md, "srt": to_srt, "vtt": to_vtt}
-    if fmt not in renderers:
-        raise StalkError(f"unknown export format {fmt!r}", "use one of " + ", ".join(FORMATS))
-    return renderers[fmt]
+    return _RENDERERS[export_format(fmt)](detail)
 
 
 def clock(seconds: float, sep: str) -> str:
@@ -125,9 +127,27 @@ def _heading(detail: SessionDetail) -> str:
     return f"{title} ({when})"
 
 
-def _mark(u: UtteranceInfo) -> str:
-    mark = MARKS.get(u.verification or "")
-    return f" {mark}" if mark else ""
+def verdict_mark(u: UtteranceInfo, escape: Callable[[str], str] = one_line) -> str:
+    """The verdict beside a speaker's name: `` ✓``, `` ✗``, `` ?``, with who the voice sounds
+    like where that is known (`` ✗ (sounds like bob)``), as ``replay`` printed it during the
+    call; empty when the voice was not checked. ``escape`` makes the label safe for the format."""
+    if u.verification is None:
+        return ""
+    mark = f" {MARKS[u.verification]}"
+    if u.speaker_label and u.verification != Verification.VERIFIED:
+        mark += f" (sounds like {escape(u.speaker_label)})"
+    return mark
+
+
+def any_marks(detail: SessionDetail) -> bool:
+    """Whether a verdict shows anywhere: the legend is printed only then."""
+    return any(u.verification is not None for u in detail.utterances)
+
+
+LEGEND = (
+    f"{MARKS[Verification.VERIFIED]} voice matches the account, {MARKS[Verification.MISMATCH]} it does not, "
+    f"{MARKS[Verification.UNKNOWN]} undecided"
+)
 
 
 def _duration(detail: SessionDetail) -> str:
@@ -140,45 +160,58 @@ def to_txt(detail: SessionDetail) -> str:
         _heading(detail),
         f"session {detail.id}, {detail.status}, length {_duration(detail)}",
         f"participants: {names}",
-        f"verification: {MARKS['verified']} voice matches the account, {MARKS['mismatch']} it does not, "
-        f"{MARKS['unknown']} undecided",
+        *([f"verification: {LEGEND}"] if any_marks(detail) else []),
         "",
     ]
     for u in detail.utterances:
         when = f"[{short_clock(u.start)} - {short_clock(u.end)}]"
-        lines.append(f"{when} {one_line(u.speaker)}{_mark(u)}: {one_line(u.text)}")
+        lines.append(f"{when} {one_line(u.speaker)}{verdict_mark(u)}: {one_line(u.text)}")
     if detail.suggestions:
-        lines += ["", "Suggestions:"]
+        # "Hints", the product's word for them (/hints, replay's "hint to ..." lines).
+        lines += ["", "Hints:"]
         for g in detail.suggestions:
             to = f" (to {', '.join(one_line(r) for r in g.recipients)})" if g.recipients else ""
             lines.append(f"[{short_clock(g.at)}]{to} {one_line(g.text)}")
     return "\n".join(lines) + "\n"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&-])")
+# Inline text after a fixed prefix (never at a line's start, so no block can begin there):
+# what can start code, emphasis, strikethrough, a link or image, HTML or an autolink, or escape
+# what follows. An underscore between letters or digits cannot be emphasis; an ampersand only
+# matters where it would spell an entity; brackets being escaped, "(" and "!" are inert.
+_MD_SPECIAL = re.compile(r"[\\`*\[\]<~]|(?<![^\W_])_|_(?![^\W_])|&(?=#?\w+;)")
+_MD_HEADING_END = re.compile(r"(#+)$")  # an ATX heading would drop trailing #s as its closing
 
 
-def md_escape(text: str) -> str:
-    """CommonMark: a backslash makes any ASCII punctuation literal; these are the ones that
-    can start emphasis, code, links, HTML, headings, lists, tables or entities."""
-    return _MD_SPECIAL.sub(r"\\\1", one_line(text))
+def md_escape(text: str, *, heading: bool = False) -> str:
+    """CommonMark inline text: a backslash before each character that would be markup there,
+    and nothing else (``Weekly sync (2026-12-01)`` stays as it is)."""
+    out = _MD_SPECIAL.sub(lambda m: "\\" + m[0], one_line(text))
+    return _MD_HEADING_END.sub(lambda m: "\\#" * len(m[1]), out) if heading else out
 
 
 def to_md(detail: SessionDetail) -> str:
-    lines = [f"# {md_escape(_heading(detail))}", ""]
-    lines.append(f"- Session: {detail.id} ({md_escape(detail.status)}), length {_duration(detail)}")
-    lines.append("- Participants: " + (", ".join(md_escape(p.name) for p in detail.participants) or "\\-"))
+    lines = [f"# {md_escape(_heading(detail), heading=True)}", ""]
+    lines.append(f"- Session: {detail.id} ({detail.status}), length {_duration(detail)}")
+    lines.append("- Participants: " + (", ".join(md_escape(p.name) for p in detail.participants) or "-"))
     lines += ["", "## Transcript", ""]
     for u in detail.utterances:
-        lines.append(f"- `{short_clock(u.start)}` **{md_escape(u.speaker)}**{_mark(u)}: {md_escape(u.text)}")
+        mark = verdict_mark(u, md_escape)
+        lines.append(f"- `{short_clock(u.start)}` **{md_escape(u.speaker)}**{mark}: {md_escape(u.text)}")
     if detail.suggestions:
-        lines += ["", "## Suggestions", ""]
+        lines += ["", "## Hints", ""]
         for g in detail.suggestions:
             to = f" (to {', '.join(md_escape(r) for r in g.recipients)})" if g.recipients else ""
             lines.append(f"- `{short_clock(g.at)}`{to}: {md_escape(g.text)}")
-    lines.append("")
-    lines.append(
-        f"{MARKS['verified']} voice matches the account · {MARKS['mismatch']} it does not · "
-        f"{MARKS['unknown']} undecided"
-    )
+    if any_marks(detail):
+        lines += ["", LEGEND.replace(", ", " · ")]
     return "\n".join(lines) + "\n"
+
+
+_RENDERERS: dict[ExportFormat, Callable[[SessionDetail], str]] = {
+    ExportFormat.JSON: dump_session_json,
+    ExportFormat.TXT: to_txt,
+    ExportFormat.MD: to_md,
+    ExportFormat.SRT: to_srt,
+    ExportFormat.VTT: to_vtt,
+}

@@ -33,12 +33,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SESSION_SOURCES = ("replay", "discord")
-SESSION_STATUSES = ("active", "completed", "failed", "interrupted")
-FINAL_STATUSES = ("completed", "failed", "interrupted")
-VERIFICATIONS = ("verified", "mismatch", "unknown")
-CONSENT_MODES = ("notice", "opt_in")
-CONSENT_CHOICES = ("opt_in", "opt_out")
+from storage.vocab import FINAL_STATUSES as VOCAB_FINAL_STATUSES
+from storage.vocab import ConsentChoice, ConsentMode, SessionSource, SessionStatus, Verification, values
+
+# The CHECK constraints' lists: plain strings, the vocabularies' values (storage.vocab).
+SESSION_SOURCES = values(SessionSource)
+SESSION_STATUSES = values(SessionStatus)
+FINAL_STATUSES = tuple(s.value for s in VOCAB_FINAL_STATUSES)
+VERIFICATIONS = values(Verification)
+CONSENT_MODES = values(ConsentMode)
+CONSENT_CHOICES = values(ConsentChoice)
 
 # Named constraints: SQLite can only ALTER by copying a table (alembic batch mode), and
 # batch mode can only drop or alter a constraint it can name.
@@ -117,14 +121,14 @@ class CallSession(Base):
     # delete it for everyone.
     started_by: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), index=True, default="active")
+    status: Mapped[str] = mapped_column(String(16), index=True, default=SessionStatus.ACTIVE.value)
     error: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(16))
     asr_model: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     duration: Mapped[float | None] = mapped_column(Float)
-    # The process recording the call while it is 'active' (storage.recorders): whether a call
+    # The process recording the call while it is active (storage.recorders): whether a call
     # left 'active' is still being recorded or was left by a process that died.
     recorder: Mapped[str | None] = mapped_column(String(200))
 

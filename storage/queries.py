@@ -19,14 +19,15 @@ from storage.access import Viewer, own_hints, visible
 from storage.db import Database
 from storage.models import CallSession, Participant, Suggestion, Utterance
 from storage.paging import Page, budget_bounds, check_page, clamp, fixed_bounds, make_page
+from storage.vocab import SessionSource, SessionStatus, Verification
 
 
 @dataclass(frozen=True)
 class SessionSummary:
     id: int
-    source: str
+    source: SessionSource
     title: str | None
-    status: str
+    status: SessionStatus
     started_at: datetime
     ended_at: datetime | None
     duration: float | None
@@ -61,7 +62,7 @@ class UtteranceInfo:
     no_speech_prob: float | None
     compression_ratio: float | None
     speaker_score: float | None
-    verification: str | None
+    verification: Verification | None
     speaker_label: str | None
 
 
@@ -79,9 +80,9 @@ class SuggestionInfo:
 @dataclass(frozen=True)
 class SessionDetail:
     id: int
-    source: str
+    source: SessionSource
     title: str | None
-    status: str
+    status: SessionStatus
     error: str | None
     language: str | None
     asr_model: str | None
@@ -126,9 +127,9 @@ def list_sessions(
 def _summary(row: CallSession, n: int) -> SessionSummary:
     return SessionSummary(
         id=row.id,
-        source=row.source,
+        source=SessionSource(row.source),
         title=row.title,
-        status=row.status,
+        status=SessionStatus(row.status),
         started_at=row.started_at,
         ended_at=row.ended_at,
         duration=row.duration,
@@ -169,9 +170,9 @@ def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> 
         names = {p.id: p.name for p in row.participants}
         return SessionDetail(
             id=row.id,
-            source=row.source,
+            source=SessionSource(row.source),
             title=row.title,
-            status=row.status,
+            status=SessionStatus(row.status),
             error=row.error,
             language=row.language,
             asr_model=row.asr_model,
@@ -324,7 +325,7 @@ def _utterance(u: Utterance, speaker: str) -> UtteranceInfo:
         no_speech_prob=u.no_speech_prob,
         compression_ratio=u.compression_ratio,
         speaker_score=u.speaker_score,
-        verification=u.verification,
+        verification=None if u.verification is None else Verification(u.verification),
         speaker_label=u.speaker_label,
     )
 
@@ -355,7 +356,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-_VERIFIED = {"verified": True, "mismatch": False}
+_VERIFIED = {Verification.VERIFIED: True, Verification.MISMATCH: False}
 
 
 def session_to_json(detail: SessionDetail) -> dict[str, Any]:
@@ -382,8 +383,8 @@ def session_to_json(detail: SessionDetail) -> dict[str, Any]:
                 "text": u.text,
                 "language": u.language,
                 "transcribed_at": _ms(u.transcribed_at),
-                # 'unknown' and not-checked both mean "no verdict": null, not false.
-                "verified": _VERIFIED.get(u.verification or ""),
+                # unknown and not checked both mean "no verdict": null, not false.
+                "verified": None if u.verification is None else _VERIFIED.get(u.verification),
                 "verification": u.verification,
                 "speaker_label": u.speaker_label,
                 "speaker_score": _finite(u.speaker_score),

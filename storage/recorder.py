@@ -40,6 +40,7 @@ from storage.models import (
 )
 from storage.recorders import RecorderState, describe, state, this_process
 from storage.records import NewSession, SuggestionRecord, UtteranceRecord
+from storage.vocab import SessionStatus, Verification
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class CallRecorder:
                 guild_id=new.guild_id,
                 channel_id=new.channel_id,
                 started_by=new.started_by,
-                status="active",
+                status=SessionStatus.ACTIVE,
                 started_at=utcnow(),
                 recorder=this_process(),
             )
@@ -181,7 +182,11 @@ class CallRecorder:
         return self._write("saving an utterance", write)
 
     def update_verification(
-        self, utterance_id: int, speaker_score: float | None, verification: str | None, speaker_label: str | None
+        self,
+        utterance_id: int,
+        speaker_score: float | None,
+        verification: Verification | None,
+        speaker_label: str | None,
     ) -> None:
         """Revise a stored speaker verdict (later utterances' evidence changed it)."""
         if verification is not None and verification not in VERIFICATIONS:
@@ -217,11 +222,11 @@ class CallRecorder:
         return self._write("saving a suggestion", write)
 
     def finish_session(
-        self, session_id: int, status: str, *, error: str | None = None, duration: float | None = None
+        self, session_id: int, status: SessionStatus, *, error: str | None = None, duration: float | None = None
     ) -> None:
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
-        if status == "failed" and not error:
+        if status == SessionStatus.FAILED and not error:
             raise ValueError("a failed session needs its error, so the log says why")
 
         def write(s: Session) -> None:
@@ -241,7 +246,7 @@ class CallRecorder:
             self._write(f"finishing session {session_id}", write)
         drop_reserve(self.db, session_id)
 
-    def close_stale_sessions(self, status: str = "interrupted") -> int:
+    def close_stale_sessions(self, status: SessionStatus = SessionStatus.INTERRUPTED) -> int:
         """Close sessions a crash left 'active'; returns how many.
 
         Call at startup, before this process starts sessions of its own. A session whose
@@ -254,7 +259,7 @@ class CallRecorder:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
 
         def write(s: Session) -> list[int]:
-            rows = s.scalars(select(CallSession).where(CallSession.status == "active")).all()
+            rows = s.scalars(select(CallSession).where(CallSession.status == SessionStatus.ACTIVE)).all()
             stale = [row for row in rows if state(row.recorder) != RecorderState.ALIVE]
             for row in stale:
                 _close_left(s, row, status, row.error or STALE_ERROR)
@@ -280,13 +285,15 @@ class CallRecorder:
             if row is None:
                 return LeftActive("not_found", session_id)
             who = describe(row.recorder)
-            if row.status != "active":
+            if row.status != SessionStatus.ACTIVE:
                 return LeftActive("not_active", session_id, row.status, who)
             st = state(row.recorder)
             if st == RecorderState.ALIVE or (st == RecorderState.UNKNOWN and not force):
                 return LeftActive("recording" if st == RecorderState.ALIVE else "unknown", session_id, row.status, who)
-            _close_left(s, row, "interrupted", f"closed from the command line: {who} had stopped recording it")
-            return LeftActive("closed", session_id, "interrupted", who)
+            _close_left(
+                s, row, SessionStatus.INTERRUPTED, f"closed from the command line: {who} had stopped recording it"
+            )
+            return LeftActive("closed", session_id, SessionStatus.INTERRUPTED, who)
 
         result = self._write(f"closing session {session_id}", write)
         if result.outcome == "closed":
@@ -341,7 +348,7 @@ class LeftActive:
     recorder: str | None = None
 
 
-def _close_left(s: Session, row: CallSession, status: str, error: str) -> None:
+def _close_left(s: Session, row: CallSession, status: SessionStatus, error: str) -> None:
     """Close a session whose recorder is gone: its end is its last stored utterance."""
     last_end, last_created = s.execute(
         select(func.max(Utterance.end), func.max(Utterance.created_at)).where(Utterance.session_id == row.id)

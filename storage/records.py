@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from storage.vocab import SessionSource, Verification
+
 
 @dataclass(frozen=True)
 class NewSession:
-    source: str  # 'replay' | 'discord'
+    source: SessionSource
     title: str | None = None
     language: str | None = None  # configured language code, or 'auto'
     asr_model: str | None = None
@@ -30,7 +32,7 @@ class UtteranceRecord:
     no_speech_prob: float | None = None
     compression_ratio: float | None = None
     speaker_score: float | None = None
-    verification: str | None = None  # 'verified' | 'mismatch' | 'unknown'
+    verification: Verification | None = None  # None: not checked
     speaker_label: str | None = None
 
 

@@ -22,6 +22,7 @@ from bot.errors import StalkError
 from storage.db import Database
 from storage.deletion import FileCleanup, delete_sessions, left_active, scrub_file
 from storage.models import CallSession, utcnow
+from storage.vocab import SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def purge_older_than(db: Database, days: float, *, now: datetime | None = None) 
         if not rows:
             break
         after = rows[-1].id
-        ids = [r.id for r in rows if r.status != "active" or left_active(r.recorder)]
+        ids = [r.id for r in rows if r.status != SessionStatus.ACTIVE or left_active(r.recorder)]
         recording += len(rows) - len(ids)
         if ids:
             u, g, _ = delete_sessions(db, ids)

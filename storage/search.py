@@ -17,6 +17,7 @@ words (회의를, 회의에서) and Chinese has no spaces at all.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -198,6 +199,27 @@ def find_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
         else:
             merged.append((a, b))
     return merged
+
+
+# Private-use characters mark the hits while the text is made safe: the cleaners keep them
+# (bot.plaintext.plain does), and they are taken out of the text first, so none is a hit's.
+_ON, _OFF = "\ue000", "\ue001"
+
+
+def highlight(text: str, spans: list[tuple[int, int]], clean: Callable[[str], str], on: str, off: str) -> str:
+    """``text`` made safe by ``clean`` as a whole (a link split by a hit is still found and
+    defanged; a cut stays within the limit), each span of ``spans`` between ``on`` and ``off``:
+    ``**`` for Discord's /log search, bold on a terminal for ``logs search``."""
+    text = text.replace(_ON, "").replace(_OFF, "")
+    out, at = [], 0
+    for a, b in spans:
+        out += [text[at:a], _ON, text[a:b], _OFF]
+        at = b
+    out.append(text[at:])
+    shown = clean("".join(out))
+    if shown.count(_ON) > shown.count(_OFF):  # cut inside a hit
+        shown += _OFF
+    return shown.replace(_ON, on).replace(_OFF, off)
 
 
 def optimize_index(connection: Connection) -> None:

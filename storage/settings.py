@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 
 from storage.db import Database, rowcount
 from storage.models import CONSENT_CHOICES, CONSENT_MODES, GuildConsent, GuildSettings, UserSettings, utcnow
+from storage.vocab import ConsentChoice, ConsentMode
 
 
 @dataclass(frozen=True)
 class GuildSettingsInfo:
     guild_id: int
-    consent_mode: str  # 'notice' | 'opt_in'
+    consent_mode: ConsentMode
     live_transcript: bool
     manager_role_id: int | None
     transcript_channel_id: int | None
@@ -51,16 +52,17 @@ def _row(s: Session, model: type[Row], **key: str) -> Row:
 
 
 def guild_settings(
-    db: Database, guild_id: int, *, default_mode: str = "notice", default_live: bool = False
+    db: Database, guild_id: int, *, default_mode: str = ConsentMode.NOTICE, default_live: bool = False
 ) -> GuildSettingsInfo:
-    """The guild's settings, with the configured defaults where it has not chosen."""
+    """The guild's settings, with the configured defaults where it has not chosen
+    (``default_mode``: a ``ConsentMode`` value, e.g. ``[discord] consent_mode``)."""
     with db.session() as s:
         row = s.get(GuildSettings, str(guild_id))
     if row is None:
-        return GuildSettingsInfo(guild_id, default_mode, default_live, None, None)
+        return GuildSettingsInfo(guild_id, ConsentMode(default_mode), default_live, None, None)
     return GuildSettingsInfo(
         guild_id,
-        row.consent_mode or default_mode,
+        ConsentMode(row.consent_mode or default_mode),
         default_live if row.live_transcript is None else row.live_transcript,
         None if row.manager_role_id is None else int(row.manager_role_id),
         None if row.transcript_channel_id is None else int(row.transcript_channel_id),
@@ -115,7 +117,7 @@ def hint_recipients(db: Database, user_ids: set[int] | frozenset[int]) -> set[in
         return {int(u) for u in rows}
 
 
-def set_consent(db: Database, guild_id: int, user_id: int, choice: str) -> None:
+def set_consent(db: Database, guild_id: int, user_id: int, choice: ConsentChoice) -> None:
     if choice not in CONSENT_CHOICES:
         raise ValueError(f"choice must be one of {CONSENT_CHOICES}, not {choice!r}")
     with db.write_session() as s, s.begin():
@@ -128,7 +130,8 @@ def consents(db: Database, guild_id: int) -> Consents:
             select(GuildConsent.user_id, GuildConsent.choice).where(GuildConsent.guild_id == str(guild_id))
         ).all()
     return Consents(
-        frozenset(int(u) for u, c in rows if c == "opt_in"), frozenset(int(u) for u, c in rows if c == "opt_out")
+        frozenset(int(u) for u, c in rows if c == ConsentChoice.OPT_IN),
+        frozenset(int(u) for u, c in rows if c == ConsentChoice.OPT_OUT),
     )
 
 
@@ -142,6 +145,6 @@ def forget_user_settings(db: Database, user_id: int, *, keep_opt_outs: bool = Tr
         n = rowcount(s.execute(delete(UserSettings).where(UserSettings.user_id == str(user_id))))
         gone = delete(GuildConsent).where(GuildConsent.user_id == str(user_id))
         if keep_opt_outs:
-            gone = gone.where(GuildConsent.choice != "opt_out")
+            gone = gone.where(GuildConsent.choice != ConsentChoice.OPT_OUT)
         n += rowcount(s.execute(gone))
     return n

@@ -156,7 +156,7 @@ def test_a_worker_that_keeps_failing_on_one_utterance(monkeypatch, capsys, tiny_
     # Not "completed, exit 0" with an utterance silently missing.
     assert code == 1
     line = one_error_line(err)
-    assert "1 utterance(s) could not be transcribed (RuntimeError: CUDA error: an illegal memory access)" in line
+    assert "1 utterance could not be transcribed (RuntimeError: CUDA error: an illegal memory access)" in line
     with sqlite3.connect(db) as con:
         ((status, error),) = con.execute("SELECT status, error FROM sessions").fetchall()
         stored = con.execute("SELECT count(*) FROM utterances").fetchone()[0]
@@ -253,7 +253,7 @@ def test_logs_purge_takes_old_sessions_a_crash_left_active(capsys, left) -> None
         s.execute(update(CallSession).values(started_at=utcnow() - timedelta(days=30)))
     code, out, err = run_cli(capsys, "logs", "purge", "--older-than", "7", "--yes", "--db", str(path))
     assert code == 0 and out.startswith("deleted 1 session started before"), err
-    assert "kept 3 session(s) that are still being recorded" in err
+    assert "kept 3 sessions that are still being recorded" in err
     assert _status(path, ids["dead"]) is None and _status(path, ids["alive"]) == "active"
 
 

@@ -182,7 +182,11 @@ def _compute_types(device: str) -> set[str]:
 def machine_summary() -> str:
     """What CTranslate2 can use here: "no CUDA GPU; CPU: float32, int16, int8, int8_float32"."""
     gpus = _cuda_devices()
-    parts = [f"{gpus} CUDA GPU(s) with {', '.join(sorted(_compute_types('cuda')))}" if gpus else "no CUDA GPU"]
+    parts = [
+        f"{gpus} CUDA GPU{'' if gpus == 1 else 's'} with {', '.join(sorted(_compute_types('cuda')))}"
+        if gpus
+        else "no CUDA GPU"
+    ]
     parts.append("CPU with " + ", ".join(sorted(_compute_types("cpu"))))
     return "; ".join(parts)
 

@@ -8,6 +8,7 @@ queries serve Discord's ``/log`` with a member's viewer.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -30,7 +31,8 @@ from storage.files import write_atomic
 from storage.recorder import CallRecorder
 from storage.recorders import RecorderState, describe, state
 from storage.retention import purge_older_than
-from storage.search import SearchHit, search
+from storage.search import SearchHit, highlight, search
+from storage.vocab import ExportFormat, SessionStatus, noun, plural
 
 OPERATOR = Viewer.cli_operator()
 # Bounds a page's SQL OFFSET (page x limit) stays far inside SQLite's 64-bit integers with.
@@ -41,11 +43,13 @@ T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    logs = subparsers.add_parser("logs", help="review stored calls: list, show, search, export, delete, purge")
+    logs = subparsers.add_parser(
+        "logs", parents=parents, help="review stored calls: list, show, search, export, delete, purge"
+    )
     actions = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
 
-    # The common options (--db, --config) sit on each action: argparse would let an action's
-    # defaults overwrite values given before it on the `logs` parser.
+    # The common options (--db, --config) sit on each action too; they have no defaults there
+    # (bot.cli), so one given before the action is kept.
     listing = actions.add_parser("list", parents=parents, help="most recent calls first")
     listing.add_argument("--limit", type=LIMIT, default=20, metavar="N", help="how many (default 20)")
     listing.set_defaults(func=run_list)
@@ -68,11 +72,17 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         metavar="N",
         help="also show N utterances before and after each hit",
     )
+    find.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="show the words found in bold: auto (default) on a terminal unless NO_COLOR is set",
+    )
     find.set_defaults(func=run_search)
 
     export = actions.add_parser("export", parents=parents, help="one call's transcript as a file")
     export.add_argument("session_id", type=values.session_id, metavar="ID", help="session id, as shown by `logs list`")
-    export.add_argument("--format", choices=FORMATS, default="json", help="output format (default json)")
+    export.add_argument("--format", choices=FORMATS, default=ExportFormat.JSON, help="output format (default json)")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output (UTF-8)")
     export.set_defaults(func=run_export)
 
@@ -141,7 +151,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     with _open(args) as db:
         detail = _session(db, args.session_id)
-    _write_stdout(render(detail, "txt"))
+    _write_stdout(render(detail, ExportFormat.TXT))
     return 0
 
 
@@ -163,21 +173,36 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"no utterance contains {args.query!r}")
         return 0
     lines: list[str] = []
+    bold = _use_color(args.color)
     for hit in result.items:
         if lines and args.context:
             lines.append("")  # hits with their context read as separate passages
-        lines += _hit_lines(hit)
+        lines += _hit_lines(hit, bold)
     shown = f"{result.first}-{result.last} of {result.total}" if result.total > len(result.items) else str(result.total)
     more = f"; --page {result.page + 2} for more" if result.has_next else ""
-    lines.append(f"-- {shown} utterance{'s' if result.total != 1 else ''}{more}")
+    lines.append(f"-- {shown} {noun(result.total, 'utterance')}{more}")
     _write_stdout("\n".join(lines) + "\n")
     return 0
 
 
-def _hit_lines(hit: SearchHit) -> list[str]:
+BOLD, NORMAL = "\x1b[1m", "\x1b[22m"  # SGR bold on, normal intensity
+
+
+def _use_color(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    # https://no-color.org: any non-empty NO_COLOR turns colour off.
+    out = sys.stdout
+    tty = bool(getattr(out, "isatty", None) and out.isatty())
+    return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _hit_lines(hit: SearchHit, bold: bool = False) -> list[str]:
     where = f"#{hit.session_id} {_local(hit.session_started_at)}"
     out = [f"   {where} [{short_clock(c.start)}] {plain(c.speaker)}: {plain(c.text)}" for c in hit.before]
-    line = f"{where} [{short_clock(hit.start)}] {plain(hit.speaker)}: {plain(hit.text)}"
+    # The words found in bold; the text is made plain first, so only S-Talk's own escapes reach the terminal.
+    text = highlight(hit.text, hit.spans, plain, BOLD, NORMAL) if bold else plain(hit.text)
+    line = f"{where} [{short_clock(hit.start)}] {plain(hit.speaker)}: {text}"
     out.append(f">  {line}" if hit.before or hit.after else line)
     out += [f"   {where} [{short_clock(c.start)}] {plain(c.speaker)}: {plain(c.text)}" for c in hit.after]
     return out
@@ -199,7 +224,7 @@ def run_export(args: argparse.Namespace) -> int:
             raise StorageError(
                 f"cannot write {path} ({exc.strerror or exc}){kept}", "free some space, or choose another --output"
             ) from exc
-        print(f"wrote session {detail.id} ({len(detail.utterances)} utterances) to {path}", file=sys.stderr)
+        print(f"wrote session {detail.id} ({plural(len(detail.utterances), 'utterance')}) to {path}", file=sys.stderr)
     else:
         _write_stdout(text)
     return 0
@@ -217,11 +242,13 @@ def _confirm(question: str, args: argparse.Namespace, refusal: str) -> bool:
 def run_delete(args: argparse.Namespace) -> int:
     with _open(args) as db:
         detail = _session(db, args.session_id)
-        if detail.status == "active" and not left_active(detail.recorder, args.force):  # refused before asking
+        if detail.status == SessionStatus.ACTIVE and not left_active(
+            detail.recorder, args.force
+        ):  # refused before asking
             raise _still_recording(detail.id, detail.recorder)
         what = f"session {detail.id} ({plain(detail.title or 'untitled', 80)}, {_local(detail.started_at)})"
-        left = " (left active by a process that stopped)" if detail.status == "active" else ""
-        question = f"Delete {what}{left} with its {len(detail.utterances)} utterances for good?"
+        left = " (left active by a process that stopped)" if detail.status == SessionStatus.ACTIVE else ""
+        question = f"Delete {what}{left} with its {plural(len(detail.utterances), 'utterance')} for good?"
         if not _confirm(question, args, f"refusing to delete session {detail.id}"):
             print("nothing deleted")
             return 1
@@ -230,7 +257,7 @@ def run_delete(args: argparse.Namespace) -> int:
         raise _still_recording(detail.id, detail.recorder)
     if result.status != "deleted":  # deleted by someone else meanwhile
         raise StorageError(f"session {args.session_id} is no longer in {db.label}")
-    print(f"deleted {what}: {result.utterances} utterances, {result.suggestions} suggestions")
+    print(f"deleted {what}: {plural(result.utterances, 'utterance')}, {plural(result.suggestions, 'suggestion')}")
     _warn_unscrubbed(result.cleanup, db.label)
     return 0
 
@@ -291,18 +318,22 @@ def run_purge(args: argparse.Namespace) -> int:
                 "[retention] max_age_days is 0 (keep forever), so there is nothing to purge",
                 "pass --older-than DAYS, or set max_age_days in the configuration",
             )
-    if not _confirm(f"Delete every finished call older than {days:g} days for good?", args, "refusing to purge"):
+    if not _confirm(
+        f"Delete every finished call older than {days:g} {noun(days, 'day')} for good?", args, "refusing to purge"
+    ):
         print("nothing deleted")
         return 1
     with _open(args) as db:
         result = _query(db, lambda: purge_older_than(db, days))
     print(
-        f"deleted {result.sessions} session{'s' if result.sessions != 1 else ''} started before "
-        f"{_local(result.cutoff) if result.cutoff else 'now'}: {result.utterances} utterances, {result.suggestions} suggestions"
+        f"deleted {plural(result.sessions, 'session')} started before "
+        f"{_local(result.cutoff) if result.cutoff else 'now'}: {plural(result.utterances, 'utterance')}, "
+        f"{plural(result.suggestions, 'suggestion')}"
     )
     if result.recording:
         print(
-            f"kept {result.recording} session(s) that are still being recorded (or whose recorder cannot be "
+            f"kept {plural(result.recording, 'session')} that {'is' if result.recording == 1 else 'are'} still being "
+            "recorded (or whose recorder cannot be "
             "checked: `logs close ID --force` closes one a crash left active)",
             file=sys.stderr,
         )

@@ -11,6 +11,7 @@ from bot.config import load_config
 from bot.errors import StalkError
 from bot.replay import parse_track, replay
 from bot.shutdown import StopSignals
+from storage.vocab import SessionStatus
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         summary = replay(
             config, tracks, db_url=db_url, speed=speed, language=config.asr.language, hints=not args.no_hints, stop=stop
         )
-    if summary.status != "completed":
+    if summary.status != SessionStatus.COMPLETED:
         print(f"error: the call was not stored completely: {summary.error}", file=sys.stderr)
         return 1
     if stop.signum is not None:  # it came when the whole call had been heard: nothing was cut

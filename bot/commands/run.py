@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.config import Config, load_config
 from bot.errors import StalkError
 from bot.shutdown import STOP_SIGNALS, StopSignals
+from storage.vocab import plural
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
             db.close()
     if stopped.signum is not None and stopped.interrupted:
         print(
-            f"stopped by {signal.Signals(stopped.signum).name}: {stopped.interrupted} call(s) in progress were "
-            "finished, stored and marked interrupted",
+            f"stopped by {signal.Signals(stopped.signum).name}: {plural(stopped.interrupted, 'call')} in progress "
+            f"{'was' if stopped.interrupted == 1 else 'were'} finished, stored and marked interrupted",
             file=sys.stderr,
         )
         return 128 + stopped.signum

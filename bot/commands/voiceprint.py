@@ -13,6 +13,7 @@ from bot.commands.values import check_name
 from bot.config import Config, load_config
 from bot.errors import StalkError
 from storage.db import Database, describe_error, open_database
+from storage.vocab import plural
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     v.add_argument("file", metavar="FILE")
     v.set_defaults(func=run_verify)
 
-    vp = subparsers.add_parser("voiceprint", help="list or delete enrolled voiceprints")
+    vp = subparsers.add_parser("voiceprint", parents=parents, help="list or delete enrolled voiceprints")
     actions = vp.add_subparsers(dest="voiceprint_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", parents=parents, help="every enrolled voiceprint")
     listing.set_defaults(func=run_list)
@@ -97,7 +98,7 @@ def run_enroll(args: argparse.Namespace) -> int:
         threshold = threshold_for(model.model_id, model.info.name, config.speaker.threshold)
         print(
             f"{'re-enrolled' if old else 'enrolled'} {name}: {result.speech_seconds:.1f} s of speech from "
-            f"{len(args.files)} file(s), model {model.info.name}, consistency {result.consistency:.2f} "
+            f"{plural(len(args.files), 'file')}, model {model.info.name}, consistency {result.consistency:.2f} "
             f"(threshold {threshold:.2f})"
         )
     return 0

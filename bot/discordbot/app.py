@@ -25,6 +25,7 @@ from storage.deletion import forget_user
 from storage.recorder import CallRecorder
 from storage.retention import RetentionWorker
 from storage.settings import forget_user_settings
+from storage.vocab import plural
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class StalkBot(commands.Bot):
 
     async def on_ready(self) -> None:
         # The one line a person running the bot waits for (logging stays at warnings by default).
-        print(f"S-Talk is online as {self.user} in {len(self.guilds)} server(s); Ctrl+C stops it", flush=True)
+        print(f"S-Talk is online as {self.user} in {plural(len(self.guilds), 'server')}; Ctrl+C stops it", flush=True)
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)

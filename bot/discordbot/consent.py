@@ -5,35 +5,33 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from storage.settings import Consents
-
-NOTICE_MODE = "notice"
-OPT_IN_MODE = "opt_in"
+from storage.vocab import ConsentMode
 
 
-def is_processed(user_id: int, mode: str, consents: Consents) -> bool:
+def is_processed(user_id: int, mode: ConsentMode, consents: Consents) -> bool:
     if user_id in consents.opted_out:
         return False
-    if mode == OPT_IN_MODE:
+    if mode == ConsentMode.OPT_IN:
         return user_id in consents.opted_in
     return True
 
 
-def excluded(members: Iterable[int], mode: str, consents: Consents) -> set[int]:
+def excluded(members: Iterable[int], mode: ConsentMode, consents: Consents) -> set[int]:
     """The users whose packets the receiver must drop before decoding.
 
     In notice mode that is whoever opted out; in opt-in mode, also everyone present who
     has not opted in (the receiver only knows a deny list, so it is rebuilt as people join).
     """
     out = set(consents.opted_out)
-    if mode == OPT_IN_MODE:
+    if mode == ConsentMode.OPT_IN:
         out |= {m for m in members if m not in consents.opted_in}
     return out
 
 
-def notice_text(*, started_by: str, mode: str, live_transcript: bool, where: str | None = None) -> str:
+def notice_text(*, started_by: str, mode: ConsentMode, live_transcript: bool, where: str | None = None) -> str:
     who = (
         "everyone in this channel is transcribed unless they use `/optout`"
-        if mode == NOTICE_MODE
+        if mode == ConsentMode.NOTICE
         else "only people who used `/optin` in this server are transcribed; everyone else is ignored"
     )
     lines = [

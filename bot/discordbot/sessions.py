@@ -40,6 +40,7 @@ from storage.recorder import CallRecorder
 from storage.records import NewSession
 from storage.settings import Consents, GuildSettingsInfo, guild_settings
 from storage.settings import consents as load_consents
+from storage.vocab import SessionSource, SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class SessionManager:
             await asyncio.to_thread(
                 pipeline.open,
                 NewSession(
-                    source="discord",
+                    source=SessionSource.DISCORD,
                     title=f"{guild.name} / {channel.name}"[:200],
                     language=self.config.asr.language,
                     asr_model=transcriber.name,
@@ -247,7 +248,7 @@ class SessionManager:
             session.quiet_task = asyncio.create_task(self._tick_quiet(session), name=f"quiet {guild.id}")
             await self._mark_nick(session)
         except BaseException as exc:
-            await self.stop(guild.id, status="failed", error=f"start failed: {type(exc).__name__}: {exc}")
+            await self.stop(guild.id, status=SessionStatus.FAILED, error=f"start failed: {type(exc).__name__}: {exc}")
             raise
         log.info(
             "session %s started in guild %s channel %s by %s", session.session_id, guild.id, channel.id, started_by.id
@@ -338,7 +339,12 @@ class SessionManager:
             log.warning("could not restore the nickname in guild %s: %s", session.guild.id, exc)
 
     async def stop(
-        self, guild_id: int, *, status: str = "completed", error: str | None = None, reason: str | None = None
+        self,
+        guild_id: int,
+        *,
+        status: SessionStatus = SessionStatus.COMPLETED,
+        error: str | None = None,
+        reason: str | None = None,
     ) -> CallSummary | None:
         session = self.sessions.pop(guild_id, None)
         if session is None:
@@ -392,7 +398,9 @@ class SessionManager:
                 except Exception:
                     log.exception("closing %s of session %s failed", type(listener).__name__, session.session_id)
 
-    async def close_all(self, *, status: str = "interrupted", error: str = "the bot was shut down") -> int:
+    async def close_all(
+        self, *, status: SessionStatus = SessionStatus.INTERRUPTED, error: str = "the bot was shut down"
+    ) -> int:
         """Stop every session; returns how many there were."""
         results = await asyncio.gather(
             *(

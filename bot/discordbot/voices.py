@@ -18,6 +18,7 @@ from bot.speaker.model import SpeakerModel
 from bot.speaker.tracker import Verdict
 from bot.speaker.verifier import CallVerifier, verifier_for_call
 from storage.db import Database
+from storage.vocab import Verification
 from storage.voiceprints import VoiceprintData, list_voiceprints
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ def verdict_note(verdict: Verdict | None) -> str:
 
     if verdict is None:
         return ""
-    if verdict.verification == "mismatch":
+    if verdict.verification == Verification.MISMATCH:
         return f" \u26a0\ufe0f *[not their voice: {for_discord(verdict.label or 'unknown speaker', 64)}]*"
-    if verdict.verification == "unknown" and verdict.label:
+    if verdict.verification == Verification.UNKNOWN and verdict.label:
         return f" *[sounds like {for_discord(verdict.label, 64)}]*"
     return ""

@@ -13,6 +13,7 @@ from bot.hints.engine import HintEngine, default_language
 from bot.hints.types import Hint, Recipient, RecipientResult
 from bot.plaintext import plain
 from storage.export import short_clock
+from storage.vocab import plural
 
 
 class PrintingDelivery:
@@ -30,7 +31,8 @@ class PrintingDelivery:
         ]
         lines += [f"    - {plain(text)}" for text in hint.texts]
         with self.lock:
-            print("\n".join(lines), file=self.out, flush=True)
+            self.out.write("\n".join(lines) + "\n")  # one write: a log line cannot split it
+            self.out.flush()
         return [RecipientResult(r, True) for r in hint.recipients]
 
 
@@ -64,7 +66,7 @@ def print_hints_summary(engine: HintEngine, out: TextIO) -> None:
     if done:
         from_model = sum(1 for d in done for s in d.hint.sources if s != "fallback")
         total = sum(len(d.hint.texts) for d in done)
-        parts.append(f"{from_model}/{total} suggestions from the model {model}, the rest built in")
+        parts.append(f"{from_model}/{plural(total, 'suggestion')} from the model {model}, the rest built in")
         parts.append("lull to delivery max " + f"{max(d.latency for d in done):.2f} s")
     answers = engine.suggester.answers if engine.suggester else 0
     if answers:
@@ -72,5 +74,5 @@ def print_hints_summary(engine: HintEngine, out: TextIO) -> None:
         usable = f", {len(gen)} usable, mean {sum(gen) / len(gen):.1f} s" if gen else ", none usable"
         parts.append(f"model answers: {answers}{usable}")
     if engine.preparer.stats.failures:
-        parts.append(f"{engine.preparer.stats.failures} failed model request(s)")
+        parts.append(plural(engine.preparer.stats.failures, "failed model request"))
     print("; ".join(parts), file=out, flush=True)

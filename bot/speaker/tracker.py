@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from storage.vocab import Verification
+
 # Two utterances (or an utterance and a group's centroid) are taken as one voice from this
 # cosine. From the calibration run on the shared speakers (CAM++): 4 s pieces of one
 # speaker score 0.51 at the least, of different speakers 0.43 at most.
@@ -33,14 +35,14 @@ NEIGHBOUR_WINDOW = 120.0  # seconds; evidence further away says little about thi
 
 @dataclass(frozen=True)
 class Verdict:
-    verification: str  # 'verified', 'mismatch' or 'unknown'
+    verification: Verification
     score: float | None  # this utterance's own cosine score against its participant's voiceprint
     label: str | None = None  # who it sounds like when not the participant
     evidence: float | None = None  # the pooled score the verdict was decided on
 
     @property
     def verified(self) -> bool | None:
-        return {"verified": True, "mismatch": False}.get(self.verification)
+        return {Verification.VERIFIED: True, Verification.MISMATCH: False}.get(self.verification)
 
     def same_as(self, other: Verdict) -> bool:
         return self.verification == other.verification and self.label == other.label
@@ -79,7 +81,12 @@ class StreamTracker:
         judgeable = embedding is not None and end - start >= self.min_seconds
         score = float(embedding @ self.voiceprint) if judgeable and self.voiceprint is not None else None
         item = Judged(
-            next(self._tokens), start, end, embedding if judgeable else None, score, Verdict("unknown", score)
+            next(self._tokens),
+            start,
+            end,
+            embedding if judgeable else None,
+            score,
+            Verdict(Verification.UNKNOWN, score),
         )
         self.items.append(item)
         self.items.sort(key=lambda j: (j.start, j.token))
@@ -114,17 +121,17 @@ class StreamTracker:
     def _decide(self) -> None:
         for item in self.items:
             if item.embedding is None:
-                item.verdict = Verdict("unknown", None)
+                item.verdict = Verdict(Verification.UNKNOWN, None)
         judged = [j for j in self.items if j.embedding is not None]
         for k, item in enumerate(judged):
             if item.score is None:  # no voiceprint for this participant: say who it is if we can
                 assert item.embedding is not None
-                item.verdict = Verdict("unknown", None, self._match_other(item.embedding))
+                item.verdict = Verdict(Verification.UNKNOWN, None, self._match_other(item.embedding))
                 continue
             pool = [(item, 1.0)] + (self._neighbours(judged, k) if self.context else [])
             w = np.array([a * min(j.duration, 10.0) for j, a in pool])
             evidence = float(np.dot(w, [j.score or 0.0 for j, _ in pool]) / w.sum())  # pooled: all scored
-            verification = "verified" if evidence >= self.threshold else "mismatch"
+            verification = Verification.VERIFIED if evidence >= self.threshold else Verification.MISMATCH
             item.verdict = Verdict(verification, item.score, None, round(evidence, 4))
         self._label_mismatches()
 
@@ -140,7 +147,7 @@ class StreamTracker:
         """Online clustering of the failing utterances, in call order."""
         clusters: list[tuple[np.ndarray, list[Judged]]] = []
         for item in self.items:
-            if item.verdict.verification != "mismatch" or item.embedding is None:
+            if item.verdict.verification != Verification.MISMATCH or item.embedding is None:
                 continue
             sims = [float(item.embedding @ (c / np.linalg.norm(c))) for c, _ in clusters]
             if sims and max(sims) >= SAME_VOICE:

@@ -17,6 +17,7 @@ from bot.errors import StalkError
 from bot.speaker.calibration import threshold_for
 from bot.speaker.model import SpeakerModel
 from bot.speaker.tracker import Judged, StreamTracker
+from storage.vocab import Verification
 from storage.voiceprints import VoiceprintData
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class CallVerifier:
             for item in t.items if t else []:
                 v = item.verdict
                 out[v.verification] = out.get(v.verification, 0) + 1
-                if v.verification == "mismatch" and v.label:
+                if v.verification == Verification.MISMATCH and v.label:
                     out[v.label] = out.get(v.label, 0) + 1
             return out
 

@@ -93,7 +93,7 @@ async def test_forget_asks_first_and_then_deletes(make_bot) -> None:
     ack = [r for r in done if r.path.endswith("/callback")][0]
     assert ack.body["type"] == 6  # deferred update: the message is edited once the deletion is done
     update = [r for r in done if r.method == "PATCH" and r.path.endswith("/messages/@original")][-1]
-    assert "Deleted 2 stored item(s)" in update.body["content"] and update.body.get("components") == []
+    assert "Deleted 2 stored items" in update.body["content"] and update.body.get("components") == []
     assert not hints_enabled(h.db, ben)
     assert consents(h.db, h.guild.id).opted_in == frozenset()
     assert consents(h.db, h.guild.id + 1).opted_out == {ben}  # a standing "don't process me" is kept

@@ -94,7 +94,7 @@ async def test_log_list_and_show_with_hostile_names(make_bot, english_call, tmp_
 
     listed = _embed(_reply(await h.command("ben", "log", "list")))
     head, who = listed["description"].split("\n")
-    title = re.match(rf"^\*\*#{sid}\*\* (.*) · [^·]+ · [^·]+ · \d+ utterance\(s\) · \w+$", head)[1]
+    title = re.match(rf"^\*\*#{sid}\*\* (.*) · [^·]+ · [^·]+ · \d+ utterances? · \w+$", head)[1]
     _safe(title)
     _safe(who)
     assert title == "Weekly Ann \\[sync\\]\\(https\\[:\\]//evil\\[.\\]tk\\)"

@@ -364,7 +364,7 @@ async def test_delete_needs_the_starter_or_an_admin_and_a_confirmation(make_bot,
 
     done = await h.click("ben", msg, "log:delete")
     edit = [r for r in done if r.method == "PATCH" and r.path.endswith("/messages/@original")][-1]
-    assert edit.body["content"].startswith(f"Deleted call #{sid} for good: {len(detail.utterances)} utterance(s)")
+    assert edit.body["content"].startswith(f"Deleted call #{sid} for good: {len(detail.utterances)} utterances")
     assert edit.body["components"] == []
     assert get_session(h.db, sid) is None
     assert search(h.db, Viewer.cli_operator(), word).total == 0
@@ -445,7 +445,7 @@ async def test_forget_removes_the_users_utterances_and_search_hits(make_bot, eng
     done = await h.click("cat", _message_id(h, reqs), "forget:yes")
     edit = [r for r in done if r.method == "PATCH" and r.path.endswith("/messages/@original")][-1]
     # utterances + participant row (+ no voiceprints, no suggestions addressed only to cat)
-    assert f"Deleted {len(mine) + 1} stored item(s)" in edit.body["content"]
+    assert f"Deleted {len(mine) + 1} stored items" in edit.body["content"]
     assert "stopped listening" not in edit.body["content"]  # no session was running
 
     after = get_session(h.db, sid)

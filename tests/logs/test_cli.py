@@ -40,7 +40,8 @@ def test_show_prints_the_transcript_with_marks(capsys, library) -> None:
         "[00:20.00] (to alice, bob) Ask bob about the reciter",
         "[00:25.00] (to bob) Tell alice about the eunuch",
     ]
-    assert body[0].split("] ", 1)[1] == f"alice ✗: {detail.utterances[0].text}"
+    # The voice that did not match says whom it sounds like, as replay printed it.
+    assert body[0].split("] ", 1)[1] == f"alice ✗ (sounds like bob): {detail.utterances[0].text}"
     assert body[1].split("] ", 1)[1] == f"bob ✓: {detail.utterances[1].text}"
 
 
@@ -169,3 +170,42 @@ def test_delete_refuses_a_call_in_progress(capsys, lib_path: Path, library) -> N
     )
     with open_database(str(lib_path)) as db:
         assert get_session(db, sid) is not None
+
+
+def test_common_options_before_or_after_the_command(capsys, library, tmp_path: Path) -> None:
+    db = str(library.path)
+    code, after, err = run_cli(capsys, "logs", "list", "--db", db)
+    assert code == 0, err
+    # Before the command, between `logs` and its action, and given twice (the later counts).
+    for argv in (
+        ("--db", db, "logs", "list"),
+        ("logs", "--db", db, "list"),
+        ("--db", str(tmp_path / "missing.db"), "logs", "list", "--db", db),
+    ):
+        assert run_cli(capsys, *argv) == (0, after, ""), argv
+    code, _, err = run_cli(capsys, "--db", str(tmp_path / "missing.db"), "logs", "list")
+    assert code == 2 and one_error_line(err).startswith(f"error: no database at {tmp_path / 'missing.db'}")
+
+
+def test_counts_of_one_read_in_the_singular(capsys, library, tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "logs", "search", "법원", "--db", str(library.path))
+    assert code == 0 and out.splitlines()[-1] == "-- 1 utterance"
+    sid = library.ids["ko_g3"]
+    target = tmp_path / "one.txt"
+    code, _, err = run_cli(capsys, "logs", "export", str(sid), "-o", str(target), "--db", str(library.path))
+    assert code == 0 and err == f"wrote session {sid} ({len(library.korean_script)} utterances) to {target}\n"
+
+
+def test_search_shows_the_words_found_in_bold(capsys, library) -> None:
+    db = str(library.path)
+    code, out, _ = run_cli(capsys, "logs", "search", "reciter", "--color", "always", "--db", db)
+    *hits, _ = out.splitlines()
+    assert code == 0 and len(hits) == 4
+    for line in hits:
+        found = re.findall(r"\x1b\[1m(.*?)\x1b\[22m", line)
+        assert found and all(w.lower() == "reciter" for w in found), line
+        assert re.sub(r"\x1b\[(1|22)m", "", line).count("\x1b") == 0  # no other escape reaches the terminal
+    # Not a terminal (a pipe, a file) or --color never: the same lines without the escapes.
+    plain_out = run_cli(capsys, "logs", "search", "reciter", "--db", db)[1]
+    assert "\x1b" not in plain_out and plain_out == re.sub(r"\x1b\[(1|22)m", "", out)
+    assert run_cli(capsys, "logs", "search", "reciter", "--color", "never", "--db", db)[1] == plain_out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -86,9 +86,12 @@ def parse_vtt(data: bytes) -> tuple[list[str], list[tuple[Cue, str, str]]]:
 
 
 def md_unescape(text: str) -> str:
-    # Every ASCII punctuation character that could be markup must arrive backslash-escaped.
+    # Every character that would be markup inline must arrive backslash-escaped (code, emphasis,
+    # strikethrough, links, HTML, an entity, an underscore not inside a word) ...
     bare = re.sub(r"\\[!-/:-@\[-`{-~]", "", text)
-    assert not re.search(r"[\\`*_\[\]<>|~&#]", bare), text
+    assert not re.search(r"[\\`*\[\]<~]|(?<![^\W_])_|_(?![^\W_])|&#?\w+;", bare), text
+    # ... and nothing else: "(2026-12-01)", "Q&A", "1. #3 | +" read as written.
+    assert not re.search(r"\\[-().#+!|>:]|\\&(?!#?\w+;)", text), text
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
 
 
@@ -129,7 +132,12 @@ def test_json(ro_db, library, key: str) -> None:
         assert [u["verified"] for u in parsed["utterances"]][:2] == [False, True]
 
 
-_TXT_LINE = re.compile(r"^\[(\d\d:\d\d\.\d\d) - (\d\d:\d\d\.\d\d)\] (.+?)( [✓✗?])?: (.*)$")
+_TXT_LINE = re.compile(r"^\[(\d\d:\d\d\.\d\d) - (\d\d:\d\d\.\d\d)\] (.+?)( [✓✗?])?(?: \(sounds like (.+?)\))?: (.*)$")
+
+
+def label(u) -> str | None:
+    """Who an utterance's voice sounds like, as the text formats show it beside the mark."""
+    return u.speaker_label if u.verification in ("mismatch", "unknown") else None
 
 
 def clock(seconds: float) -> str:
@@ -146,17 +154,20 @@ def test_txt(ro_db, library, key: str) -> None:
     assert lines[2] == "participants: " + ", ".join(p.name for p in detail.participants)
     body = [_TXT_LINE.match(line) for line in lines if line.startswith("[") and " - " in line[:20]]
     assert all(body)
-    assert [(m[1], m[2], m[3], (m[4] or "").strip(), m[5]) for m in body] == [
-        (clock(u.start), clock(u.end), u.speaker, MARKS.get(u.verification or "", ""), one_line(u.text))
+    assert [(m[1], m[2], m[3], (m[4] or "").strip(), m[5], m[6]) for m in body] == [
+        (clock(u.start), clock(u.end), u.speaker, MARKS.get(u.verification or "", ""), label(u), one_line(u.text))
         for u in detail.utterances
     ]
+    # The legend where a mark shows, and only there.
+    marked = any(u.verification for u in detail.utterances)
+    assert any(line.startswith("verification: ✓ voice matches") for line in lines) == marked
     if detail.suggestions:
-        assert lines[lines.index("Suggestions:") + 1 :] == [
+        assert lines[lines.index("Hints:") + 1 :] == [
             f"[{clock(g.at)}] (to {', '.join(g.recipients)}) {g.text}" for g in detail.suggestions
         ]
 
 
-_MD_LINE = re.compile(r"^- `(\d\d:\d\d\.\d\d)` \*\*(.+?)\*\*( [✓✗?])?: (.*)$")
+_MD_LINE = re.compile(r"^- `(\d\d:\d\d\.\d\d)` \*\*(.+?)\*\*( [✓✗?])?(?: \(sounds like (.+?)\))?: (.*)$")
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -169,9 +180,22 @@ def test_md(ro_db, library, key: str) -> None:
     body = lines[start : start + len(detail.utterances)]
     matches = [_MD_LINE.match(line) for line in body]
     assert all(matches), body
-    assert [(m[1], md_unescape(m[2]), (m[3] or "").strip(), md_unescape(m[4])) for m in matches] == [
-        (clock(u.start), u.speaker, MARKS.get(u.verification or "", ""), one_line(u.text)) for u in detail.utterances
+    assert [
+        (m[1], md_unescape(m[2]), (m[3] or "").strip(), m[4] and md_unescape(m[4]), md_unescape(m[5])) for m in matches
+    ] == [
+        (clock(u.start), u.speaker, MARKS.get(u.verification or "", ""), label(u), one_line(u.text))
+        for u in detail.utterances
     ]
+    assert ("✓ voice matches the account · ✗ it does not · ? undecided" in lines) == any(
+        u.verification for u in detail.utterances
+    )
+    if detail.suggestions:
+        hints = lines[lines.index("## Hints") + 2 :]
+        found = [re.match(r"^- `(\d\d:\d\d\.\d\d)` \(to (.+?)\): (.*)$", h) for h in hints[: len(detail.suggestions)]]
+        assert all(found), hints
+        assert [(m[1], md_unescape(m[2]), md_unescape(m[3])) for m in found] == [
+            (clock(g.at), ", ".join(g.recipients), g.text) for g in detail.suggestions
+        ]
 
 
 NASTY = "a < b && c > d --> e\n\nnext <i>line</i> *not bold* [link](x) `code` | pipe # &amp; 1. \\ 회의 北京"
@@ -183,9 +207,17 @@ def test_markup_in_speech_and_names_is_escaped_everywhere(lib, library) -> None:
     pid = rec.add_participant(sid, "Tom & <Jerry>", user_id="u1")
     rec.add_utterance(UtteranceRecord(sid, pid, 3599.9996, 3725.5, 3726.0, NASTY, verification="unknown"))
     rec.add_utterance(UtteranceRecord(sid, pid, 0.0, 0.0, 0.5, "zero length"))
+    rec.add_utterance(
+        UtteranceRecord(sid, pid, 10.0, 11.0, 11.5, "maybe", verification="unknown", speaker_label="*Zoë_2*")
+    )
     rec.finish_session(sid, "completed", duration=3726.0)
     detail = get_session(lib, sid)
     flat = one_line(NASTY)
+
+    # An undecided voice that sounds like someone enrolled says so, the label escaped like a name.
+    assert "[00:10.00 - 00:11.00] Tom & <Jerry> ? (sounds like *Zoë_2*): maybe" in render(detail, "txt")
+    assert "**Tom & \\<Jerry>** ? (sounds like \\*Zoë_2\\*): maybe" in render(detail, "md")
+    detail = replace(detail, utterances=[u for u in detail.utterances if u.text != "maybe"])
 
     cues = parse_srt(render(detail, "srt").encode())
     assert [(c.start_ms, c.end_ms) for c in cues] == [(0, 0), (3_600_000, 3_725_500)]

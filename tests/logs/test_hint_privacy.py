@@ -50,5 +50,5 @@ def test_each_viewer_reads_only_their_own_hints(ro_db, library, viewer: Viewer, 
 
 def test_a_member_learns_no_other_recipient(ro_db, library) -> None:
     text = export_session(ro_db, Viewer.member("u1", "G1"), library.ids["en_g1"], "txt").text
-    hints = text.split("Suggestions:")[1]
+    hints = text.split("Hints:")[1]
     assert "bob" not in hints.split(")")[0]  # "(to alice)", not "(to alice, bob)"
