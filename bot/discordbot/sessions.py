@@ -113,11 +113,11 @@ class LiveSession:
     def add_listener(self, listener: PipelineListener) -> None:
         """Attach a listener to the running pipeline (e.g. /enroll collecting a user's speech).
 
-        Copy-on-write: worker threads iterating the old list are not disturbed."""
-        self.pipeline.listeners = [*self.pipeline.listeners, listener]
+        The pipeline owns its listeners; worker threads delivering an event are not disturbed."""
+        self.pipeline.add_listener(listener)
 
     def remove_listener(self, listener: PipelineListener) -> None:
-        self.pipeline.listeners = [x for x in self.pipeline.listeners if x is not listener]
+        self.pipeline.remove_listener(listener)
 
 
 class SessionManager:
