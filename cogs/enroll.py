@@ -17,9 +17,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import consent
-from bot.discordbot.app import CommandRefused, StalkBot
+from bot.discordbot.app import StalkBot
+from bot.discordbot.kit import CommandRefused, ConfirmView, guild_member
 from bot.discordbot.sessions import LiveSession
-from bot.discordbot.views import OwnerOnlyView
 from bot.discordbot.voices import start_verifying
 from bot.errors import StalkError
 from bot.plaintext import for_discord, plain
@@ -101,29 +101,6 @@ def failure_text(exc: EnrollmentError, *, timed_out: bool, seconds: float, neede
     return f"{head}{GATE_HELP.get(exc.gate, str(exc))}\nNothing was stored. (Details: {exc.what}.)"
 
 
-class DeleteConfirm(OwnerOnlyView):
-    def __init__(self, cog: EnrollCog, user_id: int) -> None:
-        super().__init__(user_id, timeout=CONFIRM_TIMEOUT)
-        self.cog = cog
-
-    @discord.ui.button(label="Delete my voiceprint", style=discord.ButtonStyle.danger, custom_id="voiceprint:delete")
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        names = await self.cog.delete(self.owner_id)
-        text = (
-            "Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
-            "/enroll makes a new one."
-            if names
-            else "You had no voiceprint; nothing was deleted."
-        )
-        await interaction.response.edit_message(content=text, view=None)
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="voiceprint:keep")
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
-
-
 class EnrollCog(commands.Cog):
     voiceprint = app_commands.Group(name="voiceprint", description="Your voiceprint: see it or delete it")
 
@@ -134,10 +111,10 @@ class EnrollCog(commands.Cog):
     # -- /enroll ---------------------------------------------------------------------------
 
     def _session_for(self, interaction: discord.Interaction) -> LiveSession:
-        user = interaction.user
-        if interaction.guild is None or not isinstance(user, discord.Member):
-            raise CommandRefused("Use /enroll in a server, while you are in the call S-Talk is transcribing.")
-        session = self.bot.sessions.get(interaction.guild.id)
+        guild, user = guild_member(
+            interaction, "Use /enroll in a server, while you are in the call S-Talk is transcribing."
+        )
+        session = self.bot.sessions.get(guild.id)
         if session is None:
             raise CommandRefused(
                 "S-Talk is not in a call in this server. Start one with /join, then use /enroll while you are in it."
@@ -303,8 +280,25 @@ class EnrollCog(commands.Cog):
         await interaction.response.send_message(
             "This deletes your voiceprint: S-Talk will stop checking that speech from your account is your voice. "
             "Your transcripts are kept. It cannot be undone (but /enroll makes a new one).",
-            view=DeleteConfirm(self, interaction.user.id),
+            view=ConfirmView(
+                interaction.user.id,
+                self._delete_confirmed,
+                label="Delete my voiceprint",
+                prefix="voiceprint",
+                confirm_id="delete",
+                cancel_id="keep",
+                timeout=CONFIRM_TIMEOUT,
+                defer=False,
+            ),
             ephemeral=True,
+        )
+
+    async def _delete_confirmed(self, interaction: discord.Interaction) -> str:
+        if not await self.delete(interaction.user.id):
+            return "You had no voiceprint; nothing was deleted."
+        return (
+            "Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
+            "/enroll makes a new one."
         )
 
     async def delete(self, user_id: int) -> list[str]:

@@ -17,6 +17,7 @@ from bot.asr.transcriber import WhisperTranscriber
 from bot.config import Config
 from bot.discordbot.dm import DirectMessenger
 from bot.discordbot.hintdms import attach_hints
+from bot.discordbot.kit import CommandRefused
 from bot.discordbot.sessions import SessionManager
 from bot.errors import StalkError
 from bot.speaker.model import SpeakerModel
@@ -41,10 +42,6 @@ def forget_transcripts(db: Database, user_id: int) -> int:
     """``storage.deletion.forget_user`` as a Forgetter: the rows that were about the user."""
     done = forget_user(db, user_id)
     return done.utterances + done.participants + done.voiceprints + done.suggestions_deleted
-
-
-class CommandRefused(app_commands.AppCommandError):
-    """A command that cannot be done as asked; the message is said to the user as is."""
 
 
 def intents() -> discord.Intents:

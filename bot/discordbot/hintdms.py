@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.discordbot import consent
 from bot.discordbot.dm import DirectMessenger
+from bot.discordbot.kit import MESSAGE_LIMIT
 from bot.hints import Hint, HintEngine, Recipient, RecipientResult
 from bot.hints.engine import default_language
 from bot.plaintext import for_discord
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DM_LIMIT = 2000  # Discord's message length
+DM_LIMIT = MESSAGE_LIMIT
 
 
 def hint_text(hint: Hint, *, guild: str, channel: str) -> str:
