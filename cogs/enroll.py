@@ -16,23 +16,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discordbot import consent
 from bot.discordbot.app import StalkBot
 from bot.discordbot.kit import CommandRefused, ConfirmView, guild_member
-from bot.discordbot.sessions import LiveSession
-from bot.discordbot.voices import start_verifying
+from bot.discordbot.sessions import LiveSession, SessionState
 from bot.errors import StalkError
 from bot.plaintext import for_discord, plain
 from bot.speaker.enrollment import EnrollmentError, EnrollmentResult
 from bot.speaker.live import LiveEnrollment
 from storage.db import Database
-from storage.voiceprints import (
-    VoiceprintData,
-    delete_user_voiceprints,
-    get_voiceprint,
-    get_voiceprint_by_user,
-    save_voiceprint,
-)
+from storage.voiceprints import VoiceprintData, get_voiceprint, get_voiceprint_by_user, save_voiceprint
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +115,13 @@ class EnrollCog(commands.Cog):
             raise CommandRefused(
                 f"Join {session.channel.mention} first: /enroll records your voice in the call S-Talk is transcribing."
             )
-        if not consent.is_processed(user.id, session.settings.consent_mode, session.consents):
-            if user.id in session.consents.opted_out:
+        if not session.is_processed(user.id):
+            if user.id in session.presence.forgotten:
+                raise CommandRefused(
+                    "You used /forget, so S-Talk does not listen to you for the rest of this session. "
+                    "Use /enroll in a later session if you want a voiceprint."
+                )
+            if user.id in session.presence.consents.opted_out:
                 raise CommandRefused(
                     "You opted out, so S-Talk does not hear your voice in this server. Use /optin "
                     "first if you want to enrol."
@@ -176,7 +173,7 @@ class EnrollCog(commands.Cog):
         )
         deadline = loop.time() + s.enroll_timeout_s
         shown = 0.0
-        session.add_listener(listener)
+        session.pipeline.add_listener(listener)
         try:
             while not enough.is_set() and (left := deadline - loop.time()) > 0:
                 gone = self._gone(session, user.id)
@@ -191,7 +188,7 @@ class EnrollCog(commands.Cog):
                     shown = heard
                     await self._show(interaction, progress_text(heard, s.min_enroll_speech_s, deadline - loop.time()))
         finally:
-            session.remove_listener(listener)
+            session.pipeline.remove_listener(listener)
         try:
             result = await asyncio.to_thread(listener.finish)
         except EnrollmentError as exc:
@@ -200,7 +197,7 @@ class EnrollCog(commands.Cog):
             )
         name = user.display_name
         vp, replaced = await asyncio.to_thread(store_enrolment, self.bot.db, str(user.id), name, result)
-        self._verify_from_now(vp, session, model)
+        self.bot.sessions.voiceprint_added(vp, model, enrolled_in=session)
         log.info(
             "user %s enrolled in guild %s (%.1f s of speech, model %s)",
             user.id,
@@ -217,25 +214,13 @@ class EnrollCog(commands.Cog):
         )
 
     def _gone(self, session: LiveSession, user_id: int) -> str | None:
-        if self.bot.sessions.get(session.guild.id) is not session:
+        if session.state is not SessionState.RUNNING:
             return "the session ended"
         if user_id not in session.present():
             return "you left the call"
-        if not consent.is_processed(user_id, session.settings.consent_mode, session.consents):
+        if not session.is_processed(user_id):
             return "S-Talk no longer processes your voice here"
         return None
-
-    def _verify_from_now(self, vp: VoiceprintData, session: LiveSession, model) -> None:
-        # The enrolling call verifies them at once; other running calls learn the voiceprint too
-        # (to name them when they speak on someone else's mic).
-        for other in list(self.bot.sessions.sessions.values()):
-            try:
-                if other is session:
-                    start_verifying(other.pipeline, model, vp, self.bot.config)
-                elif other.pipeline.verifier is not None:
-                    other.pipeline.verifier.add_voiceprint(vp)
-            except StalkError as exc:
-                log.warning("session %s cannot use the new voiceprint: %s", other.session_id, exc)
 
     # -- /voiceprint -----------------------------------------------------------------------
 
@@ -294,22 +279,13 @@ class EnrollCog(commands.Cog):
         )
 
     async def _delete_confirmed(self, interaction: discord.Interaction) -> str:
-        if not await self.delete(interaction.user.id):
+        names = await self.bot.sessions.delete_voiceprints(interaction.user.id)
+        if not names:
             return "You had no voiceprint; nothing was deleted."
         return (
             "Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
             "/enroll makes a new one."
         )
-
-    async def delete(self, user_id: int) -> list[str]:
-        names = await asyncio.to_thread(delete_user_voiceprints, self.bot.db, str(user_id))
-        for session in list(self.bot.sessions.sessions.values()):
-            verifier = session.pipeline.verifier
-            if verifier is not None:
-                for name in names:
-                    verifier.remove_voiceprint(name)
-        log.info("deleted the voiceprint of user %s (%s)", user_id, ", ".join(names) or "none")
-        return names
 
 
 async def setup(bot: StalkBot) -> None:

@@ -41,12 +41,6 @@ class PrivacyCog(commands.Cog):
             "started, or earlier when they are deleted."
         )
 
-    async def stop_listening(self, user_id: int) -> list[str]:
-        """Before deleting: running sessions ignore the user from now on, so nothing of theirs
-        is stored after the deletion. Returns the voice channels they were being heard in."""
-        sessions = await self.bot.sessions.forget_user(user_id)
-        return [s.channel.mention for s in sessions]
-
     @app_commands.command(name="privacy", description="What S-Talk stores about you and for how long")
     async def privacy(self, interaction: discord.Interaction) -> None:
         text = PRIVACY_TEXT.format(forget=self.forget_scope(), retention=self.retention_text())
@@ -81,18 +75,7 @@ class PrivacyCog(commands.Cog):
         user_id = interaction.user.id
 
         async def confirmed(_: discord.Interaction) -> str:
-            stopped = await self.stop_listening(user_id)
-            deleted = await self.forget(user_id)
-            text = (
-                f"Deleted {deleted} stored item(s) about you. Your /optout choices are kept so that "
-                "S-Talk keeps ignoring your voice where you asked it to."
-            )
-            if stopped:
-                text += (
-                    f" S-Talk has also stopped listening to you in {', '.join(stopped)} for the rest of the "
-                    "session running there."
-                )
-            return text
+            return await self.forget(user_id)
 
         view = ConfirmView(user_id, confirmed, label="Delete", prefix="forget", timeout=FORGET_TIMEOUT)
         await interaction.response.send_message(
@@ -100,18 +83,20 @@ class PrivacyCog(commands.Cog):
         )
         view.message_of = interaction
 
-    async def forget(self, user_id: int) -> int:
-        """Run every registered deleter (``bot.forgetters``) in a worker thread; returns rows deleted."""
-        total = 0
-        # The voiceprint goes through /voiceprint delete's path: running sessions' verifiers
-        # hold a loaded copy of it, which must go too.
-        enroll = self.bot.get_cog("EnrollCog")
-        if enroll is not None:
-            total += len(await enroll.delete(user_id))  # type: ignore[attr-defined]
-        for forgetter in self.bot.forgetters:
-            total += await asyncio.to_thread(forgetter.delete, self.bot.db, user_id)
-        log.info("forgot user %s (%d rows)", user_id, total)
-        return total
+    async def forget(self, user_id: int) -> str:
+        """The whole sequence is the session manager's (running sessions stop listening first,
+        so nothing of the user's is stored after the deletion); this says what was done."""
+        done = await self.bot.sessions.forget(user_id, self.bot.forgetters)
+        text = (
+            f"Deleted {done.deleted} stored item(s) about you. Your /optout choices are kept so that "
+            "S-Talk keeps ignoring your voice where you asked it to."
+        )
+        if done.sessions:
+            text += (
+                f" S-Talk has also stopped listening to you in {', '.join(s.channel.mention for s in done.sessions)} "
+                "for the rest of the session running there."
+            )
+        return text
 
 
 async def setup(bot: StalkBot) -> None:

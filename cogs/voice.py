@@ -74,10 +74,8 @@ class VoiceCog(commands.Cog):
             if after.channel is None:
                 await manager.stop(member.guild.id, reason="the bot was disconnected from voice")
                 return
-            if after.channel != session.channel and isinstance(
-                after.channel, discord.VoiceChannel | discord.StageChannel
-            ):
-                session.channel = after.channel  # moved by a moderator: follow who is in the new channel
+            if isinstance(after.channel, discord.VoiceChannel | discord.StageChannel):
+                manager.channel_moved(member.guild.id, after.channel)  # by a moderator: follow it
         manager.update_presence(member.guild.id)
 
 

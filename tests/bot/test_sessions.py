@@ -249,3 +249,29 @@ async def test_an_utterance_is_posted_while_the_speaker_stays_quiet(make_bot) ->
     assert h.bot.sessions.get(h.guild.id) is session  # still running
     stored = get_session(h.db, session.session_id).utterances
     assert stored and stored[0].speaker == "Ann" and stored[0].end <= session.pipeline.clock.now()
+
+
+async def test_a_stopping_session_is_still_reached_by_forget(make_bot) -> None:
+    """Between /leave and the session's close (seconds, finishing what was heard) the session is
+    STOPPING: no command acts on it and a new /join waits, but /forget still reaches it."""
+    from bot.discordbot.sessions import SessionError, SessionState
+
+    h = await make_bot(voice=True)
+    manager = h.bot.sessions
+    await h.command("ann", "join")
+    await h.server.wait_session()
+    session = manager.get(h.guild.id)
+    assert session.state is SessionState.RUNNING
+    ben = h.users["ben"]
+
+    stopping = asyncio.create_task(manager.stop(h.guild.id))
+    await asyncio.sleep(0)  # stop() runs up to its first wait (closing the listeners in a thread)
+    assert session.state is SessionState.STOPPING and manager.get(h.guild.id) is None
+    with pytest.raises(SessionError, match="still finishing"):
+        await manager.start(session.channel, h.guild.me)
+    assert session in await manager.forget_user(ben)
+    assert ben in session.presence.forgotten and not session.is_processed(ben)
+
+    summary = await stopping
+    assert summary is not None and summary.status == "completed"
+    assert session.state is SessionState.CLOSED and manager.reachable() == []
