@@ -286,17 +286,15 @@ class SessionManager:
 
     async def start(self, channel: Channel, started_by: discord.Member) -> LiveSession:
         guild = channel.guild
+        settings = await self.settings_for(guild.id)
+        # Checked and registered with no wait in between: a second /join sees this one at once.
         old = self._sessions.get(guild.id)
         if old is not None:
             if old.state is SessionState.STOPPING:
                 raise SessionError("the last session here is still finishing", "try again in a few seconds")
             where = old.channel.mention if old.state is SessionState.RUNNING else "this server"
             raise SessionError(f"a session is already running in {where}", "use /leave first")
-        session = LiveSession(
-            guild=guild, channel=channel, started_by=started_by.id, settings=await self.settings_for(guild.id)
-        )
-        if guild.id in self._sessions:  # another /join registered while the settings were read
-            raise SessionError("a session is already starting in this server", "use /leave once it runs")
+        session = LiveSession(guild=guild, channel=channel, started_by=started_by.id, settings=settings)
         self._sessions[guild.id] = session
         log.info("session in guild %s: starting in channel %s by %s", guild.id, channel.id, started_by.id)
         try:
