@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
+# The base class and storage's error live in storage (the bottom layer), so storage imports nothing of bot.
+from storage.errors import StalkError, StorageError
 
-class StalkError(Exception):
-    """An error the user can act on. ``str()`` is the line printed to them."""
-
-    def __init__(self, what: str, fix: str | None = None) -> None:
-        self.what = what
-        self.fix = fix
-        super().__init__(f"{what}: {fix}" if fix else what)
+__all__ = ["AudioInputError", "ConfigError", "ModelError", "StalkError", "StorageError", "network_reason"]
 
 
 class ConfigError(StalkError):
@@ -21,10 +17,6 @@ class AudioInputError(StalkError):
 
 
 class ModelError(StalkError):
-    pass
-
-
-class StorageError(StalkError):
     pass
 
 

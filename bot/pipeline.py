@@ -163,7 +163,10 @@ class CallPipeline:
         self.config = config
         self.recorder = recorder
         self.clock = clock or WallClock()
-        self.listeners = list(listeners)
+        # Read by every pipeline thread at each event, changed by the event loop (a listener for
+        # one /enroll): a tuple swapped whole under a lock, so a reader never sees it half-changed.
+        self._listeners: tuple[PipelineListener, ...] = tuple(listeners)
+        self._listeners_lock = threading.Lock()
         self.vad = vad or SileroModel()
         self.segmenter_options = SegmenterOptions.from_config(config.vad)
         lang = language if language is not None else config.asr.language
@@ -212,9 +215,31 @@ class CallPipeline:
     # -- session and participants -------------------------------------------------------
 
     def open(self, new: NewSession) -> int | None:
+        """Start the session row. If that fails, the transcription threads are stopped before
+        the error goes on: a pipeline that never opened holds nothing."""
         if self.recorder is not None:
-            self.session_id = self.recorder.start_session(new)
+            try:
+                self.session_id = self.recorder.start_session(new)
+            except BaseException:
+                self.pool.close()
+                raise
         return self.session_id
+
+    # -- listeners -----------------------------------------------------------------------
+
+    @property
+    def listeners(self) -> tuple[PipelineListener, ...]:
+        return self._listeners
+
+    def add_listener(self, listener: PipelineListener) -> None:
+        """Attach a listener to the running call (thread-safe; events already being delivered
+        go to the listeners as they were)."""
+        with self._listeners_lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: PipelineListener) -> None:
+        with self._listeners_lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     def add_speaker(self, key: str, name: str, user_id: str | None = None, joined_at: float = 0.0) -> Speaker:
         with self._lock:
@@ -359,7 +384,7 @@ class CallPipeline:
         return tuple(dict.fromkeys(([stream.language_hint] if stream.language_hint else []) + call))
 
     def _notify(self, method: str, *args) -> None:
-        for listener in self.listeners:
+        for listener in self._listeners:
             try:
                 getattr(listener, method)(*args)
             except Exception:

@@ -16,23 +16,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discordbot import consent
-from bot.discordbot.app import CommandRefused, StalkBot
-from bot.discordbot.sessions import LiveSession
-from bot.discordbot.views import OwnerOnlyView
-from bot.discordbot.voices import start_verifying
+from bot.discordbot.app import StalkBot
+from bot.discordbot.kit import CommandRefused, ConfirmView, guild_member
+from bot.discordbot.sessions import LiveSession, SessionState
 from bot.errors import StalkError
 from bot.plaintext import for_discord, plain
 from bot.speaker.enrollment import EnrollmentError, EnrollmentResult
 from bot.speaker.live import LiveEnrollment
 from storage.db import Database
-from storage.voiceprints import (
-    VoiceprintData,
-    delete_user_voiceprints,
-    get_voiceprint,
-    get_voiceprint_by_user,
-    save_voiceprint,
-)
+from storage.voiceprints import VoiceprintData, get_voiceprint, get_voiceprint_by_user, save_voiceprint
 
 log = logging.getLogger(__name__)
 
@@ -101,29 +93,6 @@ def failure_text(exc: EnrollmentError, *, timed_out: bool, seconds: float, neede
     return f"{head}{GATE_HELP.get(exc.gate, str(exc))}\nNothing was stored. (Details: {exc.what}.)"
 
 
-class DeleteConfirm(OwnerOnlyView):
-    def __init__(self, cog: EnrollCog, user_id: int) -> None:
-        super().__init__(user_id, timeout=CONFIRM_TIMEOUT)
-        self.cog = cog
-
-    @discord.ui.button(label="Delete my voiceprint", style=discord.ButtonStyle.danger, custom_id="voiceprint:delete")
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        names = await self.cog.delete(self.owner_id)
-        text = (
-            "Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
-            "/enroll makes a new one."
-            if names
-            else "You had no voiceprint; nothing was deleted."
-        )
-        await interaction.response.edit_message(content=text, view=None)
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="voiceprint:keep")
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
-
-
 class EnrollCog(commands.Cog):
     voiceprint = app_commands.Group(name="voiceprint", description="Your voiceprint: see it or delete it")
 
@@ -134,10 +103,10 @@ class EnrollCog(commands.Cog):
     # -- /enroll ---------------------------------------------------------------------------
 
     def _session_for(self, interaction: discord.Interaction) -> LiveSession:
-        user = interaction.user
-        if interaction.guild is None or not isinstance(user, discord.Member):
-            raise CommandRefused("Use /enroll in a server, while you are in the call S-Talk is transcribing.")
-        session = self.bot.sessions.get(interaction.guild.id)
+        guild, user = guild_member(
+            interaction, "Use /enroll in a server, while you are in the call S-Talk is transcribing."
+        )
+        session = self.bot.sessions.get(guild.id)
         if session is None:
             raise CommandRefused(
                 "S-Talk is not in a call in this server. Start one with /join, then use /enroll while you are in it."
@@ -146,8 +115,13 @@ class EnrollCog(commands.Cog):
             raise CommandRefused(
                 f"Join {session.channel.mention} first: /enroll records your voice in the call S-Talk is transcribing."
             )
-        if not consent.is_processed(user.id, session.settings.consent_mode, session.consents):
-            if user.id in session.consents.opted_out:
+        if not session.is_processed(user.id):
+            if user.id in session.presence.forgotten:
+                raise CommandRefused(
+                    "You used /forget, so S-Talk does not listen to you for the rest of this session. "
+                    "Use /enroll in a later session if you want a voiceprint."
+                )
+            if user.id in session.presence.consents.opted_out:
                 raise CommandRefused(
                     "You opted out, so S-Talk does not hear your voice in this server. Use /optin "
                     "first if you want to enrol."
@@ -199,7 +173,7 @@ class EnrollCog(commands.Cog):
         )
         deadline = loop.time() + s.enroll_timeout_s
         shown = 0.0
-        session.add_listener(listener)
+        session.pipeline.add_listener(listener)
         try:
             while not enough.is_set() and (left := deadline - loop.time()) > 0:
                 gone = self._gone(session, user.id)
@@ -214,7 +188,7 @@ class EnrollCog(commands.Cog):
                     shown = heard
                     await self._show(interaction, progress_text(heard, s.min_enroll_speech_s, deadline - loop.time()))
         finally:
-            session.remove_listener(listener)
+            session.pipeline.remove_listener(listener)
         try:
             result = await asyncio.to_thread(listener.finish)
         except EnrollmentError as exc:
@@ -223,7 +197,7 @@ class EnrollCog(commands.Cog):
             )
         name = user.display_name
         vp, replaced = await asyncio.to_thread(store_enrolment, self.bot.db, str(user.id), name, result)
-        self._verify_from_now(vp, session, model)
+        self.bot.sessions.voiceprint_added(vp, model, enrolled_in=session)
         log.info(
             "user %s enrolled in guild %s (%.1f s of speech, model %s)",
             user.id,
@@ -240,25 +214,13 @@ class EnrollCog(commands.Cog):
         )
 
     def _gone(self, session: LiveSession, user_id: int) -> str | None:
-        if self.bot.sessions.get(session.guild.id) is not session:
+        if session.state is not SessionState.RUNNING:
             return "the session ended"
         if user_id not in session.present():
             return "you left the call"
-        if not consent.is_processed(user_id, session.settings.consent_mode, session.consents):
+        if not session.is_processed(user_id):
             return "S-Talk no longer processes your voice here"
         return None
-
-    def _verify_from_now(self, vp: VoiceprintData, session: LiveSession, model) -> None:
-        # The enrolling call verifies them at once; other running calls learn the voiceprint too
-        # (to name them when they speak on someone else's mic).
-        for other in list(self.bot.sessions.sessions.values()):
-            try:
-                if other is session:
-                    start_verifying(other.pipeline, model, vp, self.bot.config)
-                elif other.pipeline.verifier is not None:
-                    other.pipeline.verifier.add_voiceprint(vp)
-            except StalkError as exc:
-                log.warning("session %s cannot use the new voiceprint: %s", other.session_id, exc)
 
     # -- /voiceprint -----------------------------------------------------------------------
 
@@ -303,19 +265,27 @@ class EnrollCog(commands.Cog):
         await interaction.response.send_message(
             "This deletes your voiceprint: S-Talk will stop checking that speech from your account is your voice. "
             "Your transcripts are kept. It cannot be undone (but /enroll makes a new one).",
-            view=DeleteConfirm(self, interaction.user.id),
+            view=ConfirmView(
+                interaction.user.id,
+                self._delete_confirmed,
+                label="Delete my voiceprint",
+                prefix="voiceprint",
+                confirm_id="delete",
+                cancel_id="keep",
+                timeout=CONFIRM_TIMEOUT,
+                defer=False,
+            ),
             ephemeral=True,
         )
 
-    async def delete(self, user_id: int) -> list[str]:
-        names = await asyncio.to_thread(delete_user_voiceprints, self.bot.db, str(user_id))
-        for session in list(self.bot.sessions.sessions.values()):
-            verifier = session.pipeline.verifier
-            if verifier is not None:
-                for name in names:
-                    verifier.remove_voiceprint(name)
-        log.info("deleted the voiceprint of user %s (%s)", user_id, ", ".join(names) or "none")
-        return names
+    async def _delete_confirmed(self, interaction: discord.Interaction) -> str:
+        names = await self.bot.sessions.delete_voiceprints(interaction.user.id)
+        if not names:
+            return "You had no voiceprint; nothing was deleted."
+        return (
+            "Your voiceprint is deleted. S-Talk no longer checks whose voice speaks from your account; "
+            "/enroll makes a new one."
+        )
 
 
 async def setup(bot: StalkBot) -> None:

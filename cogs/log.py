@@ -18,9 +18,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discordbot.app import CommandRefused, StalkBot
-from bot.discordbot.transcript import NAME_CHARS, TEXT_CHARS, escape, fmt_call_time
-from bot.discordbot.views import OwnerOnlyView
+from bot.discordbot.app import StalkBot
+from bot.discordbot.kit import CommandRefused, ConfirmView, OwnerOnlyView, call_clock, escape, guild_member
+from bot.discordbot.transcript import NAME_CHARS, TEXT_CHARS
 from bot.plaintext import for_discord_plain
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
@@ -47,10 +47,8 @@ Render = Callable[[int], Awaitable[tuple[discord.Embed, Page]]]
 
 
 def viewer_of(interaction: discord.Interaction) -> Viewer:
-    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
-        raise CommandRefused("Use /log in the server whose calls you want to see.")
-    admin = interaction.user.guild_permissions.administrator
-    return Viewer.member(interaction.user.id, interaction.guild_id, is_admin=admin)
+    guild, member = guild_member(interaction, "Use /log in the server whose calls you want to see.")
+    return Viewer.member(member.id, guild.id, is_admin=member.guild_permissions.administrator)
 
 
 def parse_session(value: str) -> int:
@@ -65,7 +63,7 @@ def _when(s: SessionSummary) -> str:
 
 
 def _length(seconds: float | None) -> str:
-    return fmt_call_time(seconds) if seconds is not None else "-"
+    return call_clock(seconds) if seconds is not None else "-"
 
 
 def _cut(text: str, limit: int = EMBED_LIMIT) -> str:
@@ -143,33 +141,7 @@ def search_embed(query: str, page: Page[SearchHit]) -> discord.Embed:
     return embed
 
 
-class Owned(OwnerOnlyView):
-    """The /log views: buttons disabled when they expire, errors answered like a command's."""
-
-    def __init__(self, owner_id: int, timeout: float) -> None:
-        super().__init__(owner_id, timeout)
-        self.message_of: discord.Interaction | None = None  # whose original response holds this view
-
-    async def on_timeout(self) -> None:
-        for item in self.children:
-            if isinstance(item, (discord.ui.Button, discord.ui.Select)):
-                item.disabled = True
-        if self.message_of is not None:
-            try:
-                await self.message_of.edit_original_response(view=self)
-            except discord.HTTPException as exc:
-                log.info("could not disable the buttons of an expired /log message: %s", exc)
-
-    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
-        # Same polite answer (and logged context) as a failing command.
-        bot = interaction.client
-        if isinstance(bot, StalkBot):
-            await bot.on_app_command_error(interaction, error)  # type: ignore[arg-type]
-        else:
-            await super().on_error(interaction, error, item)
-
-
-class Pager(Owned):
+class Pager(OwnerOnlyView):
     """Previous / next buttons over ``render(page)``; the ends disable the way past them."""
 
     def __init__(self, owner_id: int, render: Render, page: Page, *, timeout: float = VIEW_TIMEOUT) -> None:
@@ -242,39 +214,17 @@ class SearchPager(Pager):
         await self.cog.open_transcript(interaction, self.viewer, session_id, at_utterance=utterance_id)
 
 
-class DeleteConfirm(Owned):
-    def __init__(self, cog: LogCog, viewer: Viewer, owner_id: int, session_id: int) -> None:
-        super().__init__(owner_id, CONFIRM_TIMEOUT)
-        self.cog = cog
-        self.viewer = viewer
-        self.session_id = session_id
-
-    @discord.ui.button(label="Delete for everyone", style=discord.ButtonStyle.danger, custom_id="log:delete")
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        await interaction.response.defer()  # deleting for good (index, file scrub) can take a moment
-        done: Deleted = await asyncio.to_thread(delete_session, self.cog.bot.db, self.viewer, self.session_id)
-        log.info(
-            "call %s deletion by user %s in guild %s: %s",
-            self.session_id,
-            self.owner_id,
-            self.viewer.guild_id,
-            done.status,
+async def _delete_call(db, viewer: Viewer, owner_id: int, session_id: int) -> str:
+    """Delete the call (confirmed); what to tell whoever asked."""
+    done: Deleted = await asyncio.to_thread(delete_session, db, viewer, session_id)
+    log.info("call %s deletion by user %s in guild %s: %s", session_id, owner_id, viewer.guild_id, done.status)
+    if done.status == "deleted":
+        return (
+            f"Deleted call #{session_id} for good: {plural(done.utterances, 'utterance')}, "
+            f"{plural(done.suggestions, 'suggestion')} and {plural(done.participants, 'participant')}; "
+            "it is no longer searchable."
         )
-        if done.status == "deleted":
-            text = (
-                f"Deleted call #{self.session_id} for good: {plural(done.utterances, 'utterance')}, "
-                f"{plural(done.suggestions, 'suggestion')} and {plural(done.participants, 'participant')}; it is no longer "
-                "searchable."
-            )
-        else:
-            text = f"Call #{self.session_id} was not deleted: {refusal(done.status, self.session_id)}"
-        await interaction.edit_original_response(content=text, embed=None, view=None)
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="log:keep")
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
+    return f"Call #{session_id} was not deleted: {refusal(done.status, session_id)}"
 
 
 def refusal(status: str, session_id: int) -> str:
@@ -394,7 +344,20 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
         permission = await asyncio.to_thread(may_delete, self.bot.db, viewer, session_id)
         if permission != "allowed":
             raise CommandRefused(refusal(permission, session_id).capitalize())
-        view = DeleteConfirm(self, viewer, interaction.user.id, session_id)
+        owner = interaction.user.id
+
+        async def confirmed(_: discord.Interaction) -> str:
+            return await _delete_call(self.bot.db, viewer, owner, session_id)
+
+        view = ConfirmView(
+            owner,
+            confirmed,
+            label="Delete for everyone",
+            prefix="log",
+            confirm_id="delete",
+            cancel_id="keep",
+            timeout=CONFIRM_TIMEOUT,
+        )
         await interaction.response.send_message(
             f"Delete call #{session_id} for everyone in it? Its transcript, suggestions and search entries are "
             "removed for good; this cannot be undone.",

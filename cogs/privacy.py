@@ -9,8 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discordbot.app import CommandRefused, StalkBot
-from bot.discordbot.views import OwnerOnlyView
+from bot.discordbot.app import StalkBot
+from bot.discordbot.kit import ConfirmView, guild_member
 from storage.settings import set_consent
 from storage.vocab import ConsentChoice, plural
 
@@ -24,35 +24,6 @@ PRIVACY_TEXT = """**What S-Talk stores, and for how long**
 - `/optout` stops processing your voice in this server at once (your voice packets are dropped before they are decoded); `/optin` resumes it."""
 
 FORGET_TIMEOUT = 60.0
-
-
-class ForgetConfirm(OwnerOnlyView):
-    def __init__(self, cog: PrivacyCog, user_id: int) -> None:
-        super().__init__(user_id, timeout=FORGET_TIMEOUT)
-        self.cog = cog
-
-    @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger, custom_id="forget:yes")
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        # Answer within Discord's 3 s: deleting (index optimize, file scrub) can take longer.
-        await interaction.response.defer()
-        stopped = await self.cog.stop_listening(self.owner_id)
-        deleted = await self.cog.forget(self.owner_id)
-        text = (
-            f"Deleted {plural(deleted, 'stored item')} about you. Your /optout choices are kept so that "
-            "S-Talk keeps ignoring your voice where you asked it to."
-        )
-        if stopped:
-            text += (
-                f" S-Talk has also stopped listening to you in {', '.join(stopped)} for the rest of the "
-                "session running there."
-            )
-        await interaction.edit_original_response(content=text, view=None)
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="forget:no")
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
 
 
 class PrivacyCog(commands.Cog):
@@ -71,22 +42,15 @@ class PrivacyCog(commands.Cog):
             "started, or earlier when they are deleted."
         )
 
-    async def stop_listening(self, user_id: int) -> list[str]:
-        """Before deleting: running sessions ignore the user from now on, so nothing of theirs
-        is stored after the deletion. Returns the voice channels they were being heard in."""
-        sessions = await self.bot.sessions.forget_user(user_id)
-        return [s.channel.mention for s in sessions]
-
     @app_commands.command(name="privacy", description="What S-Talk stores about you and for how long")
     async def privacy(self, interaction: discord.Interaction) -> None:
         text = PRIVACY_TEXT.format(forget=self.forget_scope(), retention=self.retention_text())
         await interaction.response.send_message(text, ephemeral=True)
 
     async def _consent(self, interaction: discord.Interaction, choice: ConsentChoice) -> None:
-        if interaction.guild_id is None:
-            raise CommandRefused("Use this in the server where you want it to apply.")
-        await asyncio.to_thread(set_consent, self.bot.db, interaction.guild_id, interaction.user.id, choice)
-        await self.bot.sessions.consent_changed(interaction.guild_id)
+        guild, member = guild_member(interaction, "Use this in the server where you want it to apply.")
+        await asyncio.to_thread(set_consent, self.bot.db, guild.id, member.id, choice)
+        await self.bot.sessions.consent_changed(guild.id)
 
     @app_commands.command(name="optout", description="Stop S-Talk from processing your voice in this server")
     @app_commands.guild_only()
@@ -109,23 +73,31 @@ class PrivacyCog(commands.Cog):
 
     @app_commands.command(name="forget", description="Delete what S-Talk stores about you")
     async def forget_command(self, interaction: discord.Interaction) -> None:
-        view = ForgetConfirm(self, interaction.user.id)
+        user_id = interaction.user.id
+
+        async def confirmed(_: discord.Interaction) -> str:
+            return await self.forget(user_id)
+
+        view = ConfirmView(user_id, confirmed, label="Delete", prefix="forget", timeout=FORGET_TIMEOUT)
         await interaction.response.send_message(
             f"This deletes {self.forget_scope()}. It cannot be undone.", view=view, ephemeral=True
         )
+        view.message_of = interaction
 
-    async def forget(self, user_id: int) -> int:
-        """Run every registered deleter (``bot.forgetters``) in a worker thread; returns rows deleted."""
-        total = 0
-        # The voiceprint goes through /voiceprint delete's path: running sessions' verifiers
-        # hold a loaded copy of it, which must go too.
-        enroll = self.bot.get_cog("EnrollCog")
-        if enroll is not None:
-            total += len(await enroll.delete(user_id))  # type: ignore[attr-defined]
-        for forgetter in self.bot.forgetters:
-            total += await asyncio.to_thread(forgetter.delete, self.bot.db, user_id)
-        log.info("forgot user %s (%d rows)", user_id, total)
-        return total
+    async def forget(self, user_id: int) -> str:
+        """The whole sequence is the session manager's (running sessions stop listening first,
+        so nothing of the user's is stored after the deletion); this says what was done."""
+        done = await self.bot.sessions.forget(user_id, self.bot.forgetters)
+        text = (
+            f"Deleted {plural(done.deleted, 'stored item')} about you. Your /optout choices are kept so that "
+            "S-Talk keeps ignoring your voice where you asked it to."
+        )
+        if done.sessions:
+            text += (
+                f" S-Talk has also stopped listening to you in {', '.join(s.channel.mention for s in done.sessions)} "
+                "for the rest of the session running there."
+            )
+        return text
 
 
 async def setup(bot: StalkBot) -> None:

@@ -9,7 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discordbot.app import CommandRefused, StalkBot
+from bot.discordbot.app import StalkBot
+from bot.discordbot.kit import CommandRefused, guild_member
 from bot.discordbot.permissions import may_configure, requirement
 from storage.settings import GuildSettingsInfo, update_guild_settings
 from storage.vocab import ConsentMode
@@ -36,10 +37,9 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="S
         super().__init__()
 
     async def _check(self, interaction: discord.Interaction) -> GuildSettingsInfo:
-        if interaction.guild is None or not isinstance(interaction.user, discord.Member):
-            raise CommandRefused("This command works in a server.")
-        settings = await self.bot.sessions.settings_for(interaction.guild.id)
-        if not may_configure(interaction.user, settings):
+        guild, member = guild_member(interaction, "This command works in a server.")
+        settings = await self.bot.sessions.settings_for(guild.id)
+        if not may_configure(member, settings):
             raise CommandRefused(f"Changing S-Talk's settings needs {requirement(settings, configure=True)}.")
         return settings
 

@@ -6,7 +6,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discordbot.app import CommandRefused, StalkBot
+from bot.discordbot.app import StalkBot
+from bot.discordbot.kit import CommandRefused, guild_member
 from bot.discordbot.permissions import may_run_sessions, requirement
 from bot.discordbot.sessions import SessionError
 from storage.vocab import plural
@@ -16,19 +17,17 @@ class VoiceCog(commands.Cog):
     def __init__(self, bot: StalkBot) -> None:
         self.bot = bot
 
-    async def _check_may_run(self, interaction: discord.Interaction) -> None:
-        if interaction.guild is None or not isinstance(interaction.user, discord.Member):
-            raise CommandRefused("This command works in a server, not in direct messages.")
-        settings = await self.bot.sessions.settings_for(interaction.guild.id)
-        if not may_run_sessions(interaction.user, settings):
+    async def _check_may_run(self, interaction: discord.Interaction) -> tuple[discord.Guild, discord.Member]:
+        guild, member = guild_member(interaction, "This command works in a server, not in direct messages.")
+        settings = await self.bot.sessions.settings_for(guild.id)
+        if not may_run_sessions(member, settings):
             raise CommandRefused(f"Starting and stopping S-Talk here needs {requirement(settings, configure=False)}.")
+        return guild, member
 
     @app_commands.command(name="join", description="Join your voice channel and start transcribing it")
     @app_commands.guild_only()
     async def join(self, interaction: discord.Interaction) -> None:
-        await self._check_may_run(interaction)
-        member = interaction.user
-        assert isinstance(member, discord.Member)
+        _, member = await self._check_may_run(interaction)
         channel = member.voice.channel if member.voice else None
         if channel is None:
             raise CommandRefused("Join a voice channel first, then use /join.")
@@ -51,12 +50,11 @@ class VoiceCog(commands.Cog):
     @app_commands.command(name="leave", description="Stop transcribing and leave the voice channel")
     @app_commands.guild_only()
     async def leave(self, interaction: discord.Interaction) -> None:
-        await self._check_may_run(interaction)
-        assert interaction.guild is not None
-        if self.bot.sessions.get(interaction.guild.id) is None:
+        guild, member = await self._check_may_run(interaction)
+        if self.bot.sessions.get(guild.id) is None:
             raise CommandRefused("S-Talk is not in a voice channel in this server.")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        summary = await self.bot.sessions.stop(interaction.guild.id, reason=f"/leave by {interaction.user.mention}")
+        summary = await self.bot.sessions.stop(guild.id, reason=f"/leave by {member.mention}")
         if summary is None:
             await interaction.followup.send("The session had already ended.", ephemeral=True)
             return
@@ -77,10 +75,8 @@ class VoiceCog(commands.Cog):
             if after.channel is None:
                 await manager.stop(member.guild.id, reason="the bot was disconnected from voice")
                 return
-            if after.channel != session.channel and isinstance(
-                after.channel, discord.VoiceChannel | discord.StageChannel
-            ):
-                session.channel = after.channel  # moved by a moderator: follow who is in the new channel
+            if isinstance(after.channel, discord.VoiceChannel | discord.StageChannel):
+                manager.channel_moved(member.guild.id, after.channel)  # by a moderator: follow it
         manager.update_presence(member.guild.id)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from bot.errors import StorageError
+from storage.errors import StorageError
 from storage.migrate import needs_upgrade, upgrade_to_head
 
 log = logging.getLogger(__name__)

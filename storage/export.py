@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.errors import StalkError
 from bot.plaintext import plain
 from storage.access import Viewer
 from storage.db import Database
+from storage.errors import StalkError
 from storage.queries import SessionDetail, UtteranceInfo, dump_session_json, get_session
 from storage.vocab import ExportFormat, Verification
 

@@ -26,8 +26,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from bot.errors import StorageError
 from storage.db import Database, is_locked_error, rowcount
+from storage.errors import StorageError
 from storage.models import (
     FINAL_STATUSES,
     SESSION_SOURCES,

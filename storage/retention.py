@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from bot.errors import StalkError
 from storage.db import Database
 from storage.deletion import FileCleanup, delete_sessions, left_active, scrub_file
+from storage.errors import StalkError
 from storage.models import CallSession, utcnow
 from storage.vocab import SessionStatus
 

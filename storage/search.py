@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, select, table
 from sqlalchemy.orm import Session
 
-from bot.errors import StalkError
 from storage.access import Viewer, visible
 from storage.db import Database
+from storage.errors import StalkError
 from storage.models import CallSession, Participant, Utterance
 from storage.paging import Page, check_page, clamp, fixed_bounds, make_page
 from storage.queries import like_escape

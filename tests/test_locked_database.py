@@ -12,6 +12,7 @@ import pytest
 
 from bot.audio.frames import PcmFrame
 from bot.clock import VirtualClock
+from bot.errors import StorageError
 from bot.pipeline import CallPipeline, PipelineListener
 from storage import open_database
 from storage.recorder import CallRecorder
@@ -96,3 +97,22 @@ def test_a_database_that_never_comes_back_leaves_a_recovery_file(tmp_path, confi
     # The session row could not be closed; the next start closes it (see storage tests).
     assert con.execute("select status from sessions where id = ?", (sid,)).fetchone()[0] == "active"
     db.close()
+
+
+def test_a_pipeline_that_cannot_open_its_session_stops_its_threads(tmp_path, config, tiny_en):
+    """A failed start releases what it took: the transcription pool's threads are gone."""
+    path = tmp_path / "locked.db"
+    db = open_database(str(path))
+    other = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock all along
+    try:
+        pipeline = CallPipeline(config, tiny_en, recorder=CallRecorder(db, lock_timeout=0.3), clock=VirtualClock())
+        workers = list(pipeline.pool._threads)
+        assert workers and all(t.is_alive() for t in workers)
+        with pytest.raises(StorageError):
+            pipeline.open(NewSession(source="replay", title="never opened"))
+        assert not any(t.is_alive() for t in workers)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        db.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import aiohttp
 import discord
@@ -16,36 +14,20 @@ from discord.ext import commands
 from bot.asr.transcriber import WhisperTranscriber
 from bot.config import Config
 from bot.discordbot.dm import DirectMessenger
+from bot.discordbot.forget import Forgetter, default_forgetters
 from bot.discordbot.hintdms import attach_hints
+from bot.discordbot.kit import CommandRefused
 from bot.discordbot.sessions import SessionManager
 from bot.errors import StalkError
 from bot.speaker.model import SpeakerModel
 from storage.db import Database
-from storage.deletion import forget_user
 from storage.recorder import CallRecorder
 from storage.retention import RetentionWorker
-from storage.settings import forget_user_settings
 from storage.vocab import plural
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings", "cogs.enroll", "cogs.log")
-
-
-@dataclass(frozen=True)
-class Forgetter:
-    what: str  # said to the user: "This deletes <what>, ..."
-    delete: Callable[[Database, int], int]
-
-
-def forget_transcripts(db: Database, user_id: int) -> int:
-    """``storage.deletion.forget_user`` as a Forgetter: the rows that were about the user."""
-    done = forget_user(db, user_id)
-    return done.utterances + done.participants + done.voiceprints + done.suggestions_deleted
-
-
-class CommandRefused(app_commands.AppCommandError):
-    """A command that cannot be done as asked; the message is said to the user as is."""
 
 
 def intents() -> discord.Intents:
@@ -85,17 +67,9 @@ class StalkBot(commands.Bot):
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self._closing = False
         self.interrupted = 0  # calls in progress that close() stopped
-        # /forget runs each of these in a worker thread: (what it deletes, (db, user_id) -> rows
-        # deleted). /forget and /privacy name exactly what is listed here. Phase 2 appends the
-        # log-review issue's deletion of the user's transcripts and the voiceprint issue's.
-        self.forgetters: list[Forgetter] = [
-            Forgetter("your settings and /optin choices", forget_user_settings),
-            Forgetter(
-                "what you said in every stored call (and calls nobody else was in), your name on hints "
-                "and voice labels, and your voiceprints",
-                forget_transcripts,
-            ),
-        ]
+        # /forget runs each of these in a worker thread (SessionManager.forget): what it deletes,
+        # and (db, user_id) -> rows deleted. /forget and /privacy name exactly what is listed here.
+        self.forgetters: list[Forgetter] = default_forgetters()
         self.retention: RetentionWorker | None = None
 
     async def setup_hook(self) -> None:

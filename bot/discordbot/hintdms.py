@@ -13,8 +13,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from bot.discordbot import consent
 from bot.discordbot.dm import DirectMessenger
+from bot.discordbot.kit import MESSAGE_LIMIT
 from bot.hints import Hint, HintEngine, Recipient, RecipientResult
 from bot.hints.engine import default_language
 from bot.plaintext import for_discord
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DM_LIMIT = 2000  # Discord's message length
+DM_LIMIT = MESSAGE_LIMIT
 
 
 def hint_text(hint: Hint, *, guild: str, channel: str) -> str:
@@ -76,24 +76,19 @@ class DmDelivery:
 
 
 def recipients_for(session: LiveSession, engine: HintEngine, db) -> list[Recipient]:
-    """Those present (in the pipeline and the voice channel), processed in this guild, human,
-    and opted in to hints. Runs on the engine's thread."""
-    try:
-        in_channel = set(session.present())
-    except RuntimeError:  # the member cache changed under us: the event loop is updating it
-        in_channel = set(session.present())
+    """Those present (in the pipeline and the voice channel), processed in this call (the
+    session's one rule: consent, not a bot, not forgotten), and opted in to hints.
+
+    Runs on the engine's thread: it reads the presence snapshot the event loop published, never
+    discord.py's member cache."""
+    presence = session.presence  # one read: every check below sees the same moment
     candidates = {}
     for r in engine.present():
         try:
             uid = int(r.user_id or r.key)
         except ValueError:
             continue
-        if (
-            uid in in_channel
-            and uid not in session.bots
-            and uid not in session.forgotten
-            and consent.is_processed(uid, session.settings.consent_mode, session.consents)
-        ):
+        if uid in presence.humans and presence.is_processed(uid):
             candidates[uid] = r
     wanted = hint_recipients(db, set(candidates))
     return [r for uid, r in candidates.items() if uid in wanted]

@@ -1,14 +1,31 @@
 """Live sessions: one per guild, each owning a voice connection, a speech pipeline and its listeners.
 
-``SessionManager.start`` joins a voice channel and wires receiver -> LiveFeeder -> CallPipeline
--> storage (and the live transcript); ``stop`` takes it apart in the order that loses nothing:
-stop receiving (buffered audio is flushed), feed what is queued, let the pipeline finish the
-utterances in flight, close the session row, then leave voice.
+A session moves through ``SessionState``: STARTING (registered at once, so a second /join is
+refused; settings, models and the voice connection are gathered), RUNNING (audio flows),
+STOPPING (being taken apart: still reachable for /forget, consent and voiceprint changes, so
+nothing of a user who asked to be forgotten is stored late), CLOSED (unregistered). Each
+transition is logged. A start that fails releases what it took (the voice connection, the
+transcription threads, the session row) and ends CLOSED.
 
-Phase-2 features attach through ``SessionManager.listener_factories``: each factory is called
-with the new ``LiveSession`` before audio flows and may return a PipelineListener (hint DMs,
-speaker verification) or None; a listener with a ``close()`` is closed when the session ends
-(leave, auto-leave, kick, shutdown).
+``SessionManager.start`` joins a voice channel and wires receiver -> QuietFiller -> LiveFeeder
+-> CallPipeline -> storage (and the live transcript); ``stop`` takes it apart in the order that
+loses nothing: stop receiving (buffered audio goes to the feeder), stop the quiet ticks, close
+the attached listeners (no hint goes out once the call ends), leave voice, feed what is queued,
+let the pipeline finish the utterances in flight and close the session row, post the last
+transcript lines, restore the nickname.
+
+Threads. Everything here runs on the event loop except what the pipeline calls (listeners on
+its feeder and ASR threads) and the hint engine's threads. Those read only
+``LiveSession.presence``: a frozen ``Presence`` the loop rebuilds from discord.py's member cache
+at every voice-state, consent or settings change and publishes by one assignment. They reach the
+loop only through ``run_coroutine_threadsafe`` / ``call_soon_threadsafe`` (DMs, /enroll's progress).
+
+Cross-session operations are the manager's: ``forget`` (the whole /forget sequence),
+``voiceprint_added`` / ``delete_voiceprints``, ``channel_moved``, ``consent_changed``,
+``settings_changed``. Phase-2 features attach through ``SessionManager.listener_factories``:
+each factory is called with the new ``LiveSession`` before audio flows and may return a
+PipelineListener (hint DMs, speaker verification) or None; a listener with a ``close()`` is
+closed when the session ends (leave, auto-leave, kick, shutdown).
 """
 
 from __future__ import annotations
@@ -16,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 
 import discord
 
@@ -26,9 +45,10 @@ from bot.audio.frames import PcmFrame
 from bot.clock import WallClock
 from bot.config import Config
 from bot.discordbot import consent
+from bot.discordbot.forget import Forgetter
 from bot.discordbot.quiet import QuietFiller
 from bot.discordbot.transcript import TranscriptPoster
-from bot.discordbot.voices import SpeakerModelSlot, verifier_for_session
+from bot.discordbot.voices import SpeakerModelSlot, start_verifying, verifier_for_session
 from bot.errors import StalkError
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener
@@ -40,11 +60,13 @@ from storage.recorder import CallRecorder
 from storage.records import NewSession
 from storage.settings import Consents, GuildSettingsInfo, guild_settings
 from storage.settings import consents as load_consents
-from storage.vocab import SessionSource, SessionStatus
+from storage.vocab import ConsentMode, SessionSource, SessionStatus
+from storage.voiceprints import VoiceprintData, delete_user_voiceprints
 
 log = logging.getLogger(__name__)
 
 ListenerFactory = Callable[["LiveSession"], "PipelineListener | None"]
+Channel = discord.VoiceChannel | discord.StageChannel
 
 
 def member_name(member: discord.abc.User) -> str:
@@ -57,18 +79,62 @@ class SessionError(StalkError):
     """A session cannot start or stop; ``str()`` is said to the user."""
 
 
-@dataclass
-class LiveSession:
-    guild: discord.Guild
-    channel: discord.VoiceChannel | discord.StageChannel
+class SessionState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSED = "closed"
+
+
+NO_CONSENTS = Consents(opted_in=frozenset(), opted_out=frozenset())
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Who is in the call and who of them is processed, as the event loop last saw it.
+
+    Built on the loop from discord.py's member cache and the session's consent state, then
+    published whole (``LiveSession.presence = ...``): worker threads (hints, the feeder) read
+    this, never the member cache, which the loop changes under them."""
+
+    humans: frozenset[int] = frozenset()  # in the voice channel, not bots
+    bots: frozenset[int] = frozenset()  # other bots (music, soundboards) are never transcribed
+    forgotten: frozenset[int] = frozenset()  # used /forget: ignored for the rest of the session
+    mode: ConsentMode = ConsentMode.NOTICE
+    consents: Consents = NO_CONSENTS
+    names: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))  # everyone seen so far
+
+    def is_processed(self, user_id: int) -> bool:
+        """The one rule for whether a user's speech is processed in this call."""
+        return (
+            user_id not in self.bots
+            and user_id not in self.forgotten
+            and consent.is_processed(user_id, self.mode, self.consents)
+        )
+
+    def excluded(self) -> set[int]:
+        """The receiver's deny list: whose packets are dropped before decoding."""
+        return consent.excluded(self.humans, self.mode, self.consents) | self.bots | self.forgotten
+
+    def name_of(self, user_id: int) -> str:
+        return self.names.get(user_id, str(user_id))
+
+
+@dataclass(frozen=True)
+class CallParts:
+    """What carries the call's audio, set once when the start has them all."""
+
     vc: ReceivingVoiceClient
     pipeline: CallPipeline
     feeder: LiveFeeder
-    settings: GuildSettingsInfo
-    consents: Consents
-    started_by: int
-    epoch: float
-    names: dict[int, str] = field(default_factory=dict)
+    epoch: float  # time.monotonic() at call time 0
+
+
+@dataclass
+class Attachments:
+    """What is attached to a running call and taken off when it stops (all loop-owned)."""
+
+    listeners: list[PipelineListener] = field(default_factory=list)  # from listener_factories; closed at stop
     poster: TranscriptPoster | None = None
     poster_task: asyncio.Task[None] | None = None
     quiet: QuietFiller | None = None
@@ -76,49 +142,97 @@ class LiveSession:
     empty_timer: asyncio.Task[None] | None = None
     previous_nick: str | None = None
     nick_changed: bool = False
-    bots: set[int] = field(default_factory=set)
-    forgotten: set[int] = field(default_factory=set)  # used /forget: ignored for the rest of the session
+
+
+@dataclass
+class LiveSession:
+    """One guild's call: its core (guild, channel, consent state, state, the audio parts) and
+    its ``attachments``. Every field is the event loop's; threads read ``presence`` only."""
+
+    guild: discord.Guild
+    channel: Channel
+    started_by: int
+    settings: GuildSettingsInfo
+    consents: Consents = NO_CONSENTS
+    state: SessionState = SessionState.STARTING
+    presence: Presence = field(default_factory=Presence)
+    forgotten: set[int] = field(default_factory=set)
+    attachments: Attachments = field(default_factory=Attachments)
     summary: CallSummary | None = None
-    attached: list[PipelineListener] = field(default_factory=list)  # from listener_factories; closed at stop
+    parts: CallParts | None = None
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _parts(self) -> CallParts:
+        if self.parts is None:
+            raise RuntimeError(f"the session in guild {self.guild.id} is still starting")
+        return self.parts
+
+    @property
+    def vc(self) -> ReceivingVoiceClient:
+        return self._parts().vc
+
+    @property
+    def pipeline(self) -> CallPipeline:
+        return self._parts().pipeline
+
+    @property
+    def feeder(self) -> LiveFeeder:
+        return self._parts().feeder
+
+    @property
+    def epoch(self) -> float:
+        return self._parts().epoch
 
     @property
     def session_id(self) -> int | None:
-        return self.pipeline.session_id
+        return None if self.parts is None else self.parts.pipeline.session_id
 
-    def present(self) -> list[int]:
-        """Users (not bots) now in the voice channel."""
-        return [m.id for m in self.channel.members if not m.bot]
+    def move_to(self, state: SessionState) -> None:
+        log.info("session %s in guild %s: %s -> %s", self.session_id, self.guild.id, self.state, state)
+        self.state = state
+        if state is SessionState.CLOSED:
+            self.closed.set()
+
+    # -- who is processed ----------------------------------------------------------------
+
+    def present(self) -> frozenset[int]:
+        """Users (not bots) in the voice channel, as last published."""
+        return self.presence.humans
+
+    def is_processed(self, user_id: int) -> bool:
+        return self.presence.is_processed(user_id)
 
     def excluded(self) -> set[int]:
-        # Other bots (music, soundboards) are never transcribed: they are not people in the call.
-        self.bots = {m.id for m in self.channel.members if m.bot}
-        return consent.excluded(self.present(), self.settings.consent_mode, self.consents) | self.bots | self.forgotten
+        return self.presence.excluded()
+
+    def publish(self) -> None:
+        """Rebuild the presence snapshot from the member cache and this session's consent state,
+        swap it in, and give the receiver the new deny list. Event loop only."""
+        members = list(self.channel.members)
+        names = {**self.presence.names, **{m.id: member_name(m) for m in members}}
+        self.presence = Presence(
+            humans=frozenset(m.id for m in members if not m.bot),
+            bots=frozenset(m.id for m in members if m.bot),
+            forgotten=frozenset(self.forgotten),
+            mode=self.settings.consent_mode,
+            consents=self.consents,
+            names=MappingProxyType(names),
+        )
+        if self.parts is not None:
+            self.parts.vc.set_opted_out(self.presence.excluded())
 
     def sink(self, user_id: int, frame: PcmFrame) -> None:
         # The receiver already drops excluded users before decoding; this catches anyone whose
         # consent state changed between two updates of its list, so nothing unconsented is stored.
-        if (
-            user_id in self.bots
-            or user_id in self.forgotten
-            or not consent.is_processed(user_id, self.settings.consent_mode, self.consents)
-        ):
+        if not self.presence.is_processed(user_id):
             return
-        (self.quiet or self.feeder)(user_id, frame)
+        (self.attachments.quiet or self.feeder)(user_id, frame)
 
-    def refresh_consent(self, consents: Consents | None = None) -> None:
-        """Apply new consent choices (or a changed member list) to the running receiver."""
-        if consents is not None:
-            self.consents = consents
-        self.vc.set_opted_out(self.excluded())
 
-    def add_listener(self, listener: PipelineListener) -> None:
-        """Attach a listener to the running pipeline (e.g. /enroll collecting a user's speech).
-
-        Copy-on-write: worker threads iterating the old list are not disturbed."""
-        self.pipeline.listeners = [*self.pipeline.listeners, listener]
-
-    def remove_listener(self, listener: PipelineListener) -> None:
-        self.pipeline.listeners = [x for x in self.pipeline.listeners if x is not listener]
+@dataclass(frozen=True)
+class Forgotten:
+    sessions: list[LiveSession]  # the sessions they were heard in (stopped listening to them there)
+    deleted: int  # stored items deleted
 
 
 class SessionManager:
@@ -135,8 +249,8 @@ class SessionManager:
         self._transcriber = transcriber
         self.speaker_model = SpeakerModelSlot(config, speaker_model)  # shared by every guild's session
         self._model_lock = asyncio.Lock()
-        self.sessions: dict[int, LiveSession] = {}
-        self._starting: set[int] = set()
+        # Every session not yet CLOSED, whatever its state: one per guild.
+        self._sessions: dict[int, LiveSession] = {}
         self.listener_factories: list[ListenerFactory] = []
 
     # -- model ---------------------------------------------------------------------------
@@ -159,27 +273,44 @@ class SessionManager:
     # -- start / stop --------------------------------------------------------------------
 
     def get(self, guild_id: int) -> LiveSession | None:
-        return self.sessions.get(guild_id)
+        """The guild's running session (the one commands act on); None while none runs."""
+        session = self._sessions.get(guild_id)
+        return session if session is not None and session.state is SessionState.RUNNING else None
 
-    async def start(
-        self, channel: discord.VoiceChannel | discord.StageChannel, started_by: discord.Member
-    ) -> LiveSession:
-        guild = channel.guild
-        if guild.id in self.sessions or guild.id in self._starting:
-            where = self.sessions[guild.id].channel.mention if guild.id in self.sessions else "this server"
-            raise SessionError(f"a session is already running in {where}", "use /leave first")
-        self._starting.add(guild.id)
-        try:
-            return await self._start(channel, started_by)
-        finally:
-            self._starting.discard(guild.id)
+    def reachable(self) -> list[LiveSession]:
+        """Every session whose audio parts exist and that is not closed: running or stopping
+        ones (what /forget, consent and voiceprint changes must reach)."""
+        return [s for s in self._sessions.values() if s.parts is not None and s.state is not SessionState.CLOSED]
 
-    async def _start(
-        self, channel: discord.VoiceChannel | discord.StageChannel, started_by: discord.Member
-    ) -> LiveSession:
+    def running(self) -> list[LiveSession]:
+        return [s for s in self._sessions.values() if s.state is SessionState.RUNNING]
+
+    async def start(self, channel: Channel, started_by: discord.Member) -> LiveSession:
         guild = channel.guild
         settings = await self.settings_for(guild.id)
-        consents = await asyncio.to_thread(load_consents, self.db, guild.id)
+        # Checked and registered with no wait in between: a second /join sees this one at once.
+        old = self._sessions.get(guild.id)
+        if old is not None:
+            if old.state is SessionState.STOPPING:
+                raise SessionError("the last session here is still finishing", "try again in a few seconds")
+            where = old.channel.mention if old.state is SessionState.RUNNING else "this server"
+            raise SessionError(f"a session is already running in {where}", "use /leave first")
+        session = LiveSession(guild=guild, channel=channel, started_by=started_by.id, settings=settings)
+        self._sessions[guild.id] = session
+        log.info("session in guild %s: starting in channel %s by %s", guild.id, channel.id, started_by.id)
+        try:
+            await self._open(session, started_by)
+        except BaseException:
+            if session.parts is None:  # nothing carries audio yet: what was taken is released
+                self._sessions.pop(guild.id, None)
+                session.move_to(SessionState.CLOSED)
+            raise
+        return session
+
+    async def _open(self, session: LiveSession, started_by: discord.Member) -> None:
+        guild, channel = session.guild, session.channel
+        session.consents = await asyncio.to_thread(load_consents, self.db, guild.id)
+        session.publish()
         transcriber = await self.transcriber()
         verifier = await verifier_for_session(self.config, self.db, self.speaker_model)
         try:
@@ -192,6 +323,7 @@ class SessionManager:
             ) from None
         epoch = time.monotonic()
         try:
+            # A pipeline whose open() fails stops its transcription threads itself.
             pipeline = CallPipeline(
                 self.config,
                 transcriber,
@@ -214,39 +346,30 @@ class SessionManager:
         except BaseException:
             await vc.disconnect(force=True)
             raise
-        names = {m.id: member_name(m) for m in channel.members}
-        # The feeder thread reads names as participants first speak; the event loop keeps them current.
-        feeder = LiveFeeder(pipeline, lambda uid: names.get(uid, str(uid)))
-        session = LiveSession(
-            guild=guild,
-            channel=channel,
-            vc=vc,
-            pipeline=pipeline,
-            feeder=feeder,
-            settings=settings,
-            consents=consents,
-            started_by=started_by.id,
-            epoch=epoch,
-            names=names,
-        )
-        for factory in self.listener_factories:
-            try:
-                listener = factory(session)
-            except Exception:  # an extra (hints) that cannot start must not stop transcription
-                log.exception("a session listener could not start in guild %s", guild.id)
-                continue
-            if listener is not None:
-                session.add_listener(listener)
-                session.attached.append(listener)
-        vad = self.config.vad
-        session.quiet = QuietFiller(feeder, tail=(vad.min_silence_ms + vad.speech_pad_ms + 100) / 1000)
-        self.sessions[guild.id] = session
+        # The feeder thread names participants as they first speak, from the published snapshot.
+        feeder = LiveFeeder(pipeline, lambda uid: session.presence.name_of(uid))
+        session.parts = CallParts(vc=vc, pipeline=pipeline, feeder=feeder, epoch=epoch)
         try:
+            for factory in self.listener_factories:
+                try:
+                    listener = factory(session)
+                except Exception:  # an extra (hints) that cannot start must not stop transcription
+                    log.exception("a session listener could not start in guild %s", guild.id)
+                    continue
+                if listener is not None:
+                    pipeline.add_listener(listener)
+                    session.attachments.listeners.append(listener)
+            vad = self.config.vad
+            quiet = QuietFiller(feeder, tail=(vad.min_silence_ms + vad.speech_pad_ms + 100) / 1000)
+            session.attachments.quiet = quiet
             # The notice goes out before the first packet is listened to.
             await self._announce(session, started_by)
             vc.listen(session.sink, opted_out=session.excluded(), epoch=epoch)
-            session.quiet_task = asyncio.create_task(self._tick_quiet(session), name=f"quiet {guild.id}")
+            session.attachments.quiet_task = asyncio.create_task(
+                self._tick_quiet(quiet, epoch), name=f"quiet {guild.id}"
+            )
             await self._mark_nick(session)
+            session.move_to(SessionState.RUNNING)
         except BaseException as exc:
             await self.stop(guild.id, status=SessionStatus.FAILED, error=f"start failed: {type(exc).__name__}: {exc}")
             raise
@@ -254,13 +377,12 @@ class SessionManager:
             "session %s started in guild %s channel %s by %s", session.session_id, guild.id, channel.id, started_by.id
         )
         self.update_presence(guild.id)
-        return session
 
-    async def _tick_quiet(self, session: LiveSession) -> None:
-        assert session.quiet is not None
+    @staticmethod
+    async def _tick_quiet(quiet: QuietFiller, epoch: float) -> None:
         while True:
             await asyncio.sleep(0.1)
-            session.quiet.tick(time.monotonic() - session.epoch)
+            quiet.tick(time.monotonic() - epoch)
 
     async def _start_transcript(self, session: LiveSession) -> str | None:
         """Start posting the live transcript; returns where (None: the voice channel's chat)."""
@@ -269,29 +391,28 @@ class SessionManager:
         async def post(text: str) -> object:
             return await target.send(text, allowed_mentions=discord.AllowedMentions.none())
 
-        session.poster = TranscriptPoster(
-            post,
-            interval=self.config.discord.transcript_interval,
-        )
-        session.add_listener(session.poster)
-        session.poster_task = asyncio.create_task(session.poster.run(), name="live transcript")
+        extras = session.attachments
+        extras.poster = TranscriptPoster(post, interval=self.config.discord.transcript_interval)
+        session.pipeline.add_listener(extras.poster)
+        extras.poster_task = asyncio.create_task(extras.poster.run(), name="live transcript")
         return None if target is session.channel else target.mention
 
     async def _stop_transcript(self, session: LiveSession) -> None:
-        if session.poster_task is not None:
-            session.poster_task.cancel()
-            session.poster_task = None
-        if session.poster is not None:
-            session.remove_listener(session.poster)
-            await session.poster.flush(None)
-            session.poster = None
+        extras = session.attachments
+        if extras.poster_task is not None:
+            extras.poster_task.cancel()
+            extras.poster_task = None
+        if extras.poster is not None:
+            session.pipeline.remove_listener(extras.poster)
+            await extras.poster.flush(None)
+            extras.poster = None
 
     async def _announce(self, session: LiveSession, started_by: discord.Member) -> None:
         where = await self._start_transcript(session) if session.settings.live_transcript else None
         text = consent.notice_text(
             started_by=started_by.mention,
             mode=session.settings.consent_mode,
-            live_transcript=session.poster is not None,
+            live_transcript=session.attachments.poster is not None,
             where=where,
         )
         try:
@@ -299,9 +420,7 @@ class SessionManager:
         except discord.HTTPException as exc:
             log.warning("could not post the consent notice in %s: %s", session.channel.id, exc)
 
-    async def _transcript_target(
-        self, session: LiveSession
-    ) -> discord.Thread | discord.VoiceChannel | discord.StageChannel:
+    async def _transcript_target(self, session: LiveSession) -> discord.Thread | Channel:
         """A new public thread in the guild's transcript channel if one is set (voice channels'
         own text chats cannot hold threads), else the voice channel's text chat."""
         channel_id = session.settings.transcript_channel_id
@@ -321,20 +440,20 @@ class SessionManager:
         me = session.guild.me
         if not suffix or me is None:
             return
-        session.previous_nick = me.nick
+        session.attachments.previous_nick = me.nick
         base = me.nick or me.name
         try:
             await me.edit(nick=(base[: 32 - len(suffix)] + suffix))
-            session.nick_changed = True
+            session.attachments.nick_changed = True
         except discord.HTTPException as exc:
             log.warning("could not mark the nickname in guild %s: %s", session.guild.id, exc)
 
     async def _restore_nick(self, session: LiveSession) -> None:
         me = session.guild.me
-        if not session.nick_changed or me is None:
+        if not session.attachments.nick_changed or me is None:
             return
         try:
-            await me.edit(nick=session.previous_nick)
+            await me.edit(nick=session.attachments.previous_nick)
         except discord.HTTPException as exc:
             log.warning("could not restore the nickname in guild %s: %s", session.guild.id, exc)
 
@@ -346,30 +465,19 @@ class SessionManager:
         error: str | None = None,
         reason: str | None = None,
     ) -> CallSummary | None:
-        session = self.sessions.pop(guild_id, None)
-        if session is None:
+        """Take the guild's session apart (the order in the module docstring). It stays
+        registered, STOPPING, until it is CLOSED: /forget and consent changes still reach it.
+        None when no session is running there (or another stop is already taking it apart)."""
+        session = self._sessions.get(guild_id)
+        if session is None or session.parts is None or session.state in (SessionState.STOPPING, SessionState.CLOSED):
             return None
-        if session.empty_timer is not None:
-            session.empty_timer.cancel()
-        session.vc.stop_listening()  # buffered audio goes to the feeder first
-        if session.quiet_task is not None:
-            session.quiet_task.cancel()
-        # No hint goes out once the session is ending. In a thread: a listener's worker may be
-        # waiting on this event loop (a DM being sent) while it is joined.
-        await asyncio.to_thread(self._close_attached, session)
-        # Leave at once; the utterances already heard are finished below, off the call.
+        session.move_to(SessionState.STOPPING)
         try:
-            if session.vc.is_connected():
-                await session.vc.disconnect(force=True)
-        except Exception:
-            log.exception("leaving voice in guild %s failed", guild_id)
-        try:
-            await asyncio.to_thread(session.feeder.close)
-            # Waits for the utterances in flight: they are transcribed and stored before the row closes.
-            session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
+            await self._take_apart(session, status, error)
         finally:
-            await self._stop_transcript(session)
-            await self._restore_nick(session)
+            if self._sessions.get(guild_id) is session:
+                del self._sessions[guild_id]
+            session.move_to(SessionState.CLOSED)
         log.info(
             "session %s in guild %s ended (%s%s)", session.session_id, guild_id, status, f": {reason}" if reason else ""
         )
@@ -386,11 +494,37 @@ class SessionManager:
                 )
             except discord.HTTPException:
                 pass
-        return session.summary
+        return summary
+
+    async def _take_apart(self, session: LiveSession, status: SessionStatus, error: str | None) -> None:
+        extras, guild_id = session.attachments, session.guild.id
+        if extras.empty_timer is not None:
+            extras.empty_timer.cancel()
+            extras.empty_timer = None
+        session.vc.stop_listening()  # buffered audio goes to the feeder first
+        if extras.quiet_task is not None:
+            extras.quiet_task.cancel()
+            extras.quiet_task = None
+        # No hint goes out once the session is ending. In a thread: a listener's worker may be
+        # waiting on this event loop (a DM being sent) while it is joined.
+        await asyncio.to_thread(self._close_listeners, session)
+        # Leave at once; the utterances already heard are finished below, off the call.
+        try:
+            if session.vc.is_connected():
+                await session.vc.disconnect(force=True)
+        except Exception:
+            log.exception("leaving voice in guild %s failed", guild_id)
+        try:
+            await asyncio.to_thread(session.feeder.close)
+            # Waits for the utterances in flight: they are transcribed and stored before the row closes.
+            session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
+        finally:
+            await self._stop_transcript(session)
+            await self._restore_nick(session)
 
     @staticmethod
-    def _close_attached(session: LiveSession) -> None:
-        for listener in session.attached:
+    def _close_listeners(session: LiveSession) -> None:
+        for listener in session.attachments.listeners:
             close = getattr(listener, "close", None)
             if close is not None:
                 try:
@@ -401,79 +535,129 @@ class SessionManager:
     async def close_all(
         self, *, status: SessionStatus = SessionStatus.INTERRUPTED, error: str = "the bot was shut down"
     ) -> int:
-        """Stop every session; returns how many there were."""
+        """Stop every running session and wait for those already stopping; returns how many
+        were running."""
+        running = self.running()
+        stopping = [s for s in self._sessions.values() if s.state is SessionState.STOPPING]
         results = await asyncio.gather(
-            *(
-                self.stop(gid, status=status, error=error, reason="the bot is shutting down")
-                for gid in list(self.sessions)
-            ),
+            *(self.stop(s.guild.id, status=status, error=error, reason="the bot is shutting down") for s in running),
+            *(s.closed.wait() for s in stopping),
             return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
                 log.error("stopping a session at shutdown failed: %r", result)
-        return len(results)
+        return len(running)
 
-    # -- consent and presence ------------------------------------------------------------
+    # -- cross-session operations --------------------------------------------------------
 
     async def forget_user(self, user_id: int) -> list[LiveSession]:
-        """Stop listening to ``user_id`` in every running session, for the rest of each, and
-        discard what of theirs is still being transcribed: their stored rows can then be
-        deleted without a late utterance failing on them. Returns the sessions they were in."""
+        """Stop listening to ``user_id`` in every session (running or stopping), for the rest of
+        each, and discard what of theirs is still being transcribed: their stored rows can then
+        be deleted without a late utterance failing on them. Returns the sessions they were in."""
         touched = []
-        for session in list(self.sessions.values()):
-            session.forgotten.add(user_id)
-            session.refresh_consent()
-            if session.quiet is not None:
-                session.quiet.forget(user_id)
+        for session in self._sessions.values():
+            session.forgotten.add(user_id)  # a session still starting ignores them from its first packet
+        for session in self.reachable():
+            session.publish()
+            if session.attachments.quiet is not None:
+                session.attachments.quiet.forget(user_id)
             if str(user_id) in {s.key for s in session.pipeline.speakers} or user_id in session.present():
                 touched.append(session)
             await asyncio.to_thread(session.pipeline.forget_speaker, str(user_id))
         return touched
 
+    async def forget(self, user_id: int, forgetters: Sequence[Forgetter]) -> Forgotten:
+        """The whole /forget: stop listening to the user everywhere, delete their voiceprint
+        (and the copies running verifiers hold), then run every ``Forgetter`` in a worker thread."""
+        sessions = await self.forget_user(user_id)
+        total = len(await self.delete_voiceprints(user_id))
+        for forgetter in forgetters:
+            total += await asyncio.to_thread(forgetter.delete, self.db, user_id)
+        log.info("forgot user %s (%d rows)", user_id, total)
+        return Forgotten(sessions, total)
+
+    def voiceprint_added(self, vp: VoiceprintData, model: SpeakerModel, enrolled_in: LiveSession | None) -> None:
+        """A voiceprint was stored: the call it was enrolled in verifies its owner at once;
+        other calls that verify learn it too (to name them when they speak on someone else's mic)."""
+        for session in self.reachable():
+            try:
+                if session is enrolled_in:
+                    start_verifying(session.pipeline, model, vp, self.config)
+                elif session.pipeline.verifier is not None:
+                    session.pipeline.verifier.add_voiceprint(vp)
+            except StalkError as exc:
+                log.warning("session %s cannot use the new voiceprint: %s", session.session_id, exc)
+
+    async def delete_voiceprints(self, user_id: int) -> list[str]:
+        """Delete the user's stored voiceprints and the copies running verifiers hold; their names."""
+        names = await asyncio.to_thread(delete_user_voiceprints, self.db, str(user_id))
+        for session in self.reachable():
+            verifier = session.pipeline.verifier
+            if verifier is not None:
+                for name in names:
+                    verifier.remove_voiceprint(name)
+        log.info("deleted the voiceprint of user %s (%s)", user_id, ", ".join(names) or "none")
+        return names
+
+    def channel_moved(self, guild_id: int, channel: Channel) -> None:
+        """The bot was moved to another voice channel (by a moderator): follow who is in it."""
+        session = self._sessions.get(guild_id)
+        if session is not None and session.channel != channel:
+            log.info("session %s in guild %s moved to channel %s", session.session_id, guild_id, channel.id)
+            session.channel = channel
+            self.update_presence(guild_id)
+
     async def consent_changed(self, guild_id: int) -> None:
-        session = self.sessions.get(guild_id)
+        session = self._sessions.get(guild_id)
         if session is not None:
-            session.refresh_consent(await asyncio.to_thread(load_consents, self.db, guild_id))
+            session.consents = await asyncio.to_thread(load_consents, self.db, guild_id)
+            session.publish()
 
     async def settings_changed(self, guild_id: int) -> None:
-        session = self.sessions.get(guild_id)
-        if session is not None:
-            session.settings = await self.settings_for(guild_id)
-            session.refresh_consent()
-            # The live transcript follows the setting at once, in the running session too.
-            if session.settings.live_transcript and session.poster is None:
-                where = await self._start_transcript(session)
-                try:
-                    here = f"in {where}" if where else "here"
-                    await session.channel.send(
-                        f"A live transcript of this session is now posted {here}.",
-                        allowed_mentions=discord.AllowedMentions.none(),
-                    )
-                except discord.HTTPException as exc:
-                    log.warning("could not announce the live transcript in %s: %s", session.channel.id, exc)
-            elif not session.settings.live_transcript and session.poster is not None:
-                await self._stop_transcript(session)
-
-    def update_presence(self, guild_id: int) -> None:
-        """Someone joined or left voice in the guild: refresh names, the opt-in deny list and
-        the empty-channel timer."""
-        session = self.sessions.get(guild_id)
+        session = self._sessions.get(guild_id)
         if session is None:
             return
-        session.names.update({m.id: member_name(m) for m in session.channel.members})
-        session.refresh_consent()
+        session.settings = await self.settings_for(guild_id)
+        session.publish()
+        if session.state is not SessionState.RUNNING:
+            return
+        # The live transcript follows the setting at once, in the running session too.
+        poster = session.attachments.poster
+        if session.settings.live_transcript and poster is None:
+            where = await self._start_transcript(session)
+            try:
+                here = f"in {where}" if where else "here"
+                await session.channel.send(
+                    f"A live transcript of this session is now posted {here}.",
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+            except discord.HTTPException as exc:
+                log.warning("could not announce the live transcript in %s: %s", session.channel.id, exc)
+        elif not session.settings.live_transcript and poster is not None:
+            await self._stop_transcript(session)
+
+    def update_presence(self, guild_id: int) -> None:
+        """Someone joined or left voice in the guild: publish who is there (names, the deny
+        list) and run the empty-channel timer."""
+        session = self._sessions.get(guild_id)
+        if session is None:
+            return
+        session.publish()
+        if session.state is not SessionState.RUNNING:
+            return
+        extras = session.attachments
         if session.present():
-            if session.empty_timer is not None:
-                session.empty_timer.cancel()
-                session.empty_timer = None
-        elif session.empty_timer is None:
-            session.empty_timer = asyncio.create_task(
+            if extras.empty_timer is not None:
+                extras.empty_timer.cancel()
+                extras.empty_timer = None
+        elif extras.empty_timer is None:
+            extras.empty_timer = asyncio.create_task(
                 self._leave_when_empty(guild_id, session), name=f"auto-leave {guild_id}"
             )
 
     async def _leave_when_empty(self, guild_id: int, session: LiveSession) -> None:
         await asyncio.sleep(self.config.discord.auto_leave_seconds)
-        if self.sessions.get(guild_id) is session and not session.present():
-            session.empty_timer = None  # stop() must not cancel the task running it
+        if session.state is SessionState.RUNNING and not session.present():
+            session.attachments.empty_timer = None  # stop() must not cancel the task running it
             await self.stop(guild_id, reason="the channel was empty")

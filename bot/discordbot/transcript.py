@@ -12,63 +12,38 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
-from bot.discordbot.voices import verdict_note
+from bot.discordbot.kit import MESSAGE_LIMIT, call_clock, chunk, escape
 from bot.pipeline import PipelineListener, Speaker, UtteranceEvent
-from bot.plaintext import for_discord
 from bot.speaker.tracker import Verdict
+from storage.vocab import Verification
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 2000  # Discord's limit on a message's content, in characters
 MAX_MESSAGES_PER_FLUSH = 3
 NAME_CHARS = 64  # a name as shown (Discord's own limit is 32)
 # An utterance is at most 15 s (~300 characters); escaping can double it: a line (name, text,
-# verdict note, all escaped) stays below MESSAGE_LIMIT, so pack_lines never has to cut one
+# verdict note, all escaped) stays below MESSAGE_LIMIT, so chunk never has to cut one
 # (and split an escape).
 TEXT_CHARS = 800
 
 
-def fmt_call_time(seconds: float) -> str:
-    minutes, sec = divmod(int(max(seconds, 0.0)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes:02d}:{sec:02d}"
-
-
 def transcript_line(event: UtteranceEvent) -> str:
     return (
-        f"`{fmt_call_time(event.start)}` **{escape(event.speaker.name, NAME_CHARS)}**: {escape(event.text, TEXT_CHARS)}"
+        f"`{call_clock(event.start)}` **{escape(event.speaker.name, NAME_CHARS)}**: {escape(event.text, TEXT_CHARS)}"
         f"{verdict_note(event.verdict)}"
     )
 
 
-def escape(text: str, limit: int | None = None) -> str:
-    """A name or transcript text as it must appear in a message: shown as typed, restyling,
-    linking and mentioning nothing (``bot.plaintext.for_discord``)."""
-    return for_discord(text, limit)
-
-
-def pack_lines(lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Join lines into as few messages as possible, each at most ``limit`` characters; a line
-    longer than that is cut into pieces."""
-    messages: list[str] = []
-    current = ""
-    for line in lines:
-        while len(line) > limit:
-            if current:
-                messages.append(current)
-                current = ""
-            messages.append(line[:limit])
-            line = line[limit:]
-        if not current:
-            current = line
-        elif len(current) + 1 + len(line) <= limit:
-            current += "\n" + line
-        else:
-            messages.append(current)
-            current = line
-    if current:
-        messages.append(current)
-    return messages
+def verdict_note(verdict: Verdict | None) -> str:
+    """A verdict in the live transcript, worded as ``replay`` prints it; only what needs
+    attention shows (a verified line reads like an unverified one)."""
+    if verdict is None:
+        return ""
+    if verdict.verification == Verification.MISMATCH:
+        return f" \u26a0\ufe0f *[not their voice: {escape(verdict.label or 'unknown speaker', 64)}]*"
+    if verdict.verification == Verification.UNKNOWN and verdict.label:
+        return f" *[sounds like {escape(verdict.label, 64)}]*"
+    return ""
 
 
 Send = Callable[[str], Awaitable[object]]
@@ -98,7 +73,7 @@ class TranscriptPoster(PipelineListener):
             return
         with self._lock:
             self._lines.append(
-                f"`{fmt_call_time(start)}` **{escape(speaker.name, NAME_CHARS)}**: voice check revised:{note}"
+                f"`{call_clock(start)}` **{escape(speaker.name, NAME_CHARS)}**: voice check revised:{note}"
             )
 
     def pending(self) -> int:
@@ -108,7 +83,7 @@ class TranscriptPoster(PipelineListener):
     async def flush(self, max_messages: int | None = MAX_MESSAGES_PER_FLUSH) -> None:
         with self._lock:
             lines, self._lines = self._lines, []
-        messages = pack_lines(lines)
+        messages = chunk(lines, MESSAGE_LIMIT)
         if max_messages is not None and len(messages) > max_messages:
             # A backlog is spread over the next intervals instead of bursting.
             keep, rest = messages[:max_messages], messages[max_messages:]

@@ -1,5 +1,5 @@
 """Voiceprints in live sessions: the speaker model shared by every guild, each session's
-verifier, and how a verdict reads in what the bot posts.
+verifier, and adding a voiceprint to a running call.
 
 A session builds its ``CallVerifier`` when it starts (none when nobody is enrolled, so a bot
 without voiceprints never loads the speaker model); participants are bound by Discord user id.
@@ -15,10 +15,8 @@ import logging
 from bot.config import Config
 from bot.pipeline import CallPipeline
 from bot.speaker.model import SpeakerModel
-from bot.speaker.tracker import Verdict
 from bot.speaker.verifier import CallVerifier, verifier_for_call
 from storage.db import Database
-from storage.vocab import Verification
 from storage.voiceprints import VoiceprintData, list_voiceprints
 
 log = logging.getLogger(__name__)
@@ -66,17 +64,3 @@ def start_verifying(pipeline: CallPipeline, model: SpeakerModel, vp: VoiceprintD
     else:
         verifier.add_voiceprint(vp)
     return verifier
-
-
-def verdict_note(verdict: Verdict | None) -> str:
-    """A verdict in the live transcript, worded as ``replay`` prints it; only what needs
-    attention shows (a verified line reads like an unverified one)."""
-    from bot.plaintext import for_discord
-
-    if verdict is None:
-        return ""
-    if verdict.verification == Verification.MISMATCH:
-        return f" \u26a0\ufe0f *[not their voice: {for_discord(verdict.label or 'unknown speaker', 64)}]*"
-    if verdict.verification == Verification.UNKNOWN and verdict.label:
-        return f" *[sounds like {for_discord(verdict.label, 64)}]*"
-    return ""

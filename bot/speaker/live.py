@@ -1,6 +1,6 @@
 """Enrolment from live speech in a call: collect one participant's segments, then enrol.
 
-Add a ``LiveEnrollment`` to the pipeline's listeners (``pipeline.listeners.append``); it
+Add a ``LiveEnrollment`` to the pipeline (``pipeline.add_listener``); it
 keeps the accepted speech segments of one participant (``on_audio_segment``), reports net
 speech so far through ``on_progress(seconds, needed)``, and ``finish()`` runs the same
 gates as ``python -m bot enroll``.

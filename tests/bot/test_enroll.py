@@ -220,3 +220,26 @@ def test_every_gate_has_advice(gate) -> None:
 
     text = failure_text(EnrollmentError(gate, "what the gate found"), timed_out=False, seconds=3.0, needed=10.0)
     assert GATE_HELP[gate] in text and text.endswith("Nothing was stored. (Details: what the gate found.)")
+
+
+async def test_enroll_after_forget_is_refused_at_once(make_bot) -> None:
+    """/forget in a call means S-Talk ignores you for the rest of it. /enroll uses the session's
+    one "is this user processed?" rule, so it says so at once instead of listening until its
+    timeout and then saying it did not hear you."""
+    from bot.speaker.live import LiveEnrollment
+
+    h = await make_bot(voice=True)
+    await h.command("ann", "join")
+    await h.server.wait_session()
+    await h.command("ben", "forget")
+    callback = [r for r in h.rest.requests if r.path.endswith("/callback")][-1]
+    await h.click("ben", h.rest.last_callback_message_id[callback.path], "forget:yes")
+    session = h.bot.sessions.get(h.guild.id)
+    assert not session.is_processed(h.users["ben"]) and session.is_processed(h.users["ann"])
+
+    reply = _reply(await h.command("ben", "enroll"))
+    content = reply.message_data["content"]
+    assert reply.ephemeral and "You used /forget" in content and "Read this aloud" not in content
+    assert h.bot.get_cog("EnrollCog").enrolling == set()
+    assert not any(isinstance(x, LiveEnrollment) for x in session.pipeline.listeners)
+    await h.command("ann", "leave")

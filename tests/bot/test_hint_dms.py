@@ -56,7 +56,7 @@ def _dms(h, user: str) -> list:
 
 
 def _engine(session) -> HintEngine:
-    (engine,) = [x for x in session.attached if isinstance(x, HintEngine)]
+    (engine,) = [x for x in session.attachments.listeners if isinstance(x, HintEngine)]
     return engine
 
 

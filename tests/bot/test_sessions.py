@@ -249,3 +249,61 @@ async def test_an_utterance_is_posted_while_the_speaker_stays_quiet(make_bot) ->
     assert h.bot.sessions.get(h.guild.id) is session  # still running
     stored = get_session(h.db, session.session_id).utterances
     assert stored and stored[0].speaker == "Ann" and stored[0].end <= session.pipeline.clock.now()
+
+
+async def test_a_stopping_session_is_still_reached_by_forget(make_bot) -> None:
+    """Between /leave and the session's close (seconds, finishing what was heard) the session is
+    STOPPING: no command acts on it and a new /join waits, but /forget still reaches it."""
+    from bot.discordbot.sessions import SessionError, SessionState
+
+    h = await make_bot(voice=True)
+    manager = h.bot.sessions
+    await h.command("ann", "join")
+    await h.server.wait_session()
+    session = manager.get(h.guild.id)
+    assert session.state is SessionState.RUNNING
+    ben = h.users["ben"]
+
+    stopping = asyncio.create_task(manager.stop(h.guild.id))
+    await asyncio.sleep(0)  # stop() runs up to its first wait (closing the listeners in a thread)
+    assert session.state is SessionState.STOPPING and manager.get(h.guild.id) is None
+    with pytest.raises(SessionError, match="still finishing"):
+        await manager.start(session.channel, h.guild.me)
+    assert session in await manager.forget_user(ben)
+    assert ben in session.presence.forgotten and not session.is_processed(ben)
+
+    summary = await stopping
+    assert summary is not None and summary.status == "completed"
+    assert session.state is SessionState.CLOSED and manager.reachable() == []
+
+
+async def test_a_start_that_cannot_open_its_session_releases_everything(make_bot, tmp_path, monkeypatch) -> None:
+    """The database refuses the session row (another process holds the write lock): /join says
+    so, leaves voice, stops the call's transcription threads and registers nothing, so the
+    next /join works."""
+    import sqlite3
+    import threading
+
+    import bot.discordbot.sessions as sessions
+
+    path = tmp_path / "locked.db"
+    h = await make_bot(voice=True, db_path=path)
+    # A real recorder, waiting only a moment for the lock instead of its 30 s.
+    monkeypatch.setattr(sessions, "CallRecorder", lambda db: CallRecorder(db, lock_timeout=0.3))
+    asr_before = {t for t in threading.enumerate() if t.name.startswith("asr-")}
+    other = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        reply = _followup(await h.command("ann", "join"))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "stayed locked" in reply.body["content"]
+    assert h.bot.sessions.get(h.guild.id) is None and h.bot.sessions.reachable() == []
+    assert h.guild.voice_client is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("asr-") and t not in asr_before]
+
+    again = _followup(await h.command("ann", "join"))
+    assert again.body["content"].startswith("Transcribing ")
+    await h.server.wait_session()
+    await h.command("ann", "leave")

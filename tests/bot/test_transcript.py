@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.asr.transcriber import Transcript
-from bot.discordbot.transcript import MAX_MESSAGES_PER_FLUSH, TranscriptPoster, pack_lines, transcript_line
+from bot.discordbot.kit import chunk
+from bot.discordbot.transcript import MAX_MESSAGES_PER_FLUSH, TranscriptPoster, transcript_line
 from bot.pipeline import Speaker, UtteranceEvent
 
 
@@ -14,13 +15,13 @@ def _event(name: str, text: str, start: float = 61.0) -> UtteranceEvent:
     return UtteranceEvent(Speaker("1", name), start, start + 1, start + 1.5, start + 2, transcript, 1)
 
 
-def test_pack_lines_fills_messages_and_cuts_overlong_lines() -> None:
+def test_chunk_fills_messages_and_cuts_overlong_lines() -> None:
     lines = [f"line {i} " + "x" * 90 for i in range(50)]  # ~98 chars each
-    messages = pack_lines(lines)
+    messages = chunk(lines)
     assert all(len(m) <= 2000 for m in messages)
     assert len(messages) == 3  # 20 lines fit in one message
     assert "\n".join(messages).split("\n") == lines  # nothing lost, order kept
-    long = pack_lines(["a" * 4500, "b"])
+    long = chunk(["a" * 4500, "b"])
     assert [len(m) for m in long] == [2000, 2000, 502] and long[-1].endswith("\nb")
 
 
