@@ -2,7 +2,7 @@
 
 Linear work costs about 4x for 4x the input; the old hint sanitizer's URL pattern (kept here
 as ``OLD_URL`` for the comparison) cost 16x, 1.4 s of CPU for 8 kB of "a." on a shared 2-core
-machine. bot.plaintext looks at most at ``MAX_INPUT`` characters (16 kB), so the default sizes
+machine. storage.plaintext looks at most at ``MAX_INPUT`` characters (16 kB), so the default sizes
 stay below it: beyond it the cost stops growing. Each figure is the best of a few runs of
 ``time.process_time``.
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.hints.llm import validate  # noqa: E402
 from bot.hints.terms import Line  # noqa: E402
-from bot.plaintext import MAX_INPUT, for_discord, for_prompt, has_link  # noqa: E402
+from storage.plaintext import MAX_INPUT, for_discord, for_prompt, has_link  # noqa: E402
 
 # bot/hints/sanitize.py before issue 13, for the "before" column.
 OLD_URL = re.compile(

@@ -18,14 +18,14 @@ from bot.audio.files import probe_audio, read_frames
 from bot.audio.frames import PcmFrame
 from bot.audio.segmenter import Segment
 from bot.clock import VirtualClock, WallClock
-from bot.commands.values import check_name
 from bot.config import Config
 from bot.errors import AudioInputError, StalkError
+from bot.names import check_name
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener, Speaker, UtteranceEvent
-from bot.plaintext import plain
 from bot.shutdown import StopSignals
 from storage.db import Database, describe_error, open_database
 from storage.export import short_clock
+from storage.plaintext import plain
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 from storage.vocab import SessionSource, SessionStatus, Verification, noun, plural

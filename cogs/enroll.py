@@ -20,10 +20,10 @@ from bot.discordbot.app import StalkBot
 from bot.discordbot.kit import CommandRefused, ConfirmView, guild_member
 from bot.discordbot.sessions import LiveSession, SessionState
 from bot.errors import StalkError
-from bot.plaintext import for_discord, plain
+from bot.live_enrollment import LiveEnrollment
 from bot.speaker.enrollment import EnrollmentError, EnrollmentResult
-from bot.speaker.live import LiveEnrollment
 from storage.db import Database
+from storage.plaintext import for_discord, plain
 from storage.voiceprints import VoiceprintData, get_voiceprint, get_voiceprint_by_user, save_voiceprint
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ from discord.ext import commands
 from bot.discordbot.app import StalkBot
 from bot.discordbot.kit import CommandRefused, ConfirmView, OwnerOnlyView, call_clock, escape, guild_member
 from bot.discordbot.transcript import NAME_CHARS, TEXT_CHARS
-from bot.plaintext import for_discord_plain
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
 from storage.export import FORMATS, LEGEND, export_session, short_clock, verdict_mark
 from storage.paging import Page
+from storage.plaintext import for_discord_plain
 from storage.queries import SessionSummary, TranscriptPage, find_sessions, list_page, show_page
 from storage.search import ContextLine, SearchHit, highlight, search
 from storage.vocab import ExportFormat, plural

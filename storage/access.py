@@ -10,16 +10,25 @@ reading a call (an export, a JSON dump) only the hints that were sent to them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import Field, dataclass, replace
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
 from sqlalchemy.orm import aliased
 
 from storage.models import CallSession, Participant
 
-if TYPE_CHECKING:
-    from storage.queries import SuggestionInfo
+
+class _Hint(Protocol):
+    """A stored hint as the query layer gives it (a dataclass naming its recipients)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    @property
+    def recipients(self) -> list[str]: ...
+
+
+H = TypeVar("H", bound=_Hint)
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,7 @@ def visible(viewer: Viewer) -> ColumnElement[bool]:
     return and_(in_guild, attended(viewer.user_id))
 
 
-def own_hints(
-    viewer: Viewer | None, participants: list[tuple[str, str | None]], suggestions: list[SuggestionInfo]
-) -> list[SuggestionInfo]:
+def own_hints(viewer: Viewer | None, participants: list[tuple[str, str | None]], suggestions: list[H]) -> list[H]:
     """The hints of a call ``viewer`` may read, and to whom: a hint DM says "Only you see
     this", so a member (administrators too) sees only the hints sent to them, with only
     themselves as recipient; the operator (or ``viewer`` None) sees them all.

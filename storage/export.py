@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.plaintext import plain
 from storage.access import Viewer
 from storage.db import Database
 from storage.errors import StalkError
+from storage.plaintext import plain
 from storage.queries import SessionDetail, UtteranceInfo, dump_session_json, get_session
 from storage.vocab import ExportFormat, Verification
 
@@ -82,7 +82,7 @@ def short_clock(seconds: float) -> str:
 
 def one_line(text: str | None) -> str:
     """Names, titles and texts in the text formats: one line of visible characters
-    (``bot.plaintext.plain``). A blank line would end a subtitle cue or break the txt header,
+    (``storage.plaintext.plain``). A blank line would end a subtitle cue or break the txt header,
     and an escape sequence would reach the terminal of whoever reads the file."""
     return plain(text or "")
 

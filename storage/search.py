@@ -202,7 +202,7 @@ def find_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
 
 
 # Private-use characters mark the hits while the text is made safe: the cleaners keep them
-# (bot.plaintext.plain does), and they are taken out of the text first, so none is a hit's.
+# (storage.plaintext.plain does), and they are taken out of the text first, so none is a hit's.
 _ON, _OFF = "\ue000", "\ue001"
 
 

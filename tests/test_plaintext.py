@@ -1,4 +1,4 @@
-"""bot.plaintext: the one place that makes others' text plain for Discord, the LLM prompt,
+"""storage.plaintext: the one place that makes others' text plain for Discord, the LLM prompt,
 terminals and exports. The hostile strings are those an adversarial pass got through the old
 hint sanitizer and the old ``transcript.escape`` (issue 13), and their variants."""
 
@@ -12,7 +12,7 @@ import pytest
 from bot.hints.llm import validate
 from bot.hints.sanitize import clean, rejection
 from bot.hints.terms import Line
-from bot.plaintext import defang, for_discord, for_prompt, has_link, has_mention, is_plain, plain
+from storage.plaintext import defang, for_discord, for_prompt, has_link, has_mention, is_plain, plain
 from tests.hints.servers import GOOD
 
 LINKS = [

@@ -21,13 +21,13 @@ from sqlalchemy.exc import DBAPIError
 from bot.commands import values
 from bot.config import load_config
 from bot.errors import StorageError
-from bot.plaintext import plain
 from storage import Database, SessionDetail, SessionSummary, get_session, list_sessions, open_database
 from storage.access import Viewer
 from storage.db import describe_error
 from storage.deletion import FileCleanup, delete_session, left_active
 from storage.export import FORMATS, render, short_clock
 from storage.files import write_atomic
+from storage.plaintext import plain
 from storage.recorder import CallRecorder
 from storage.recorders import RecorderState, describe, state
 from storage.retention import purge_older_than

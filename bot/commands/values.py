@@ -2,7 +2,7 @@
 
 Numbers are refused when they are not finite (nan, inf), out of range, or beyond what the
 database can hold (SQLite integers are signed 64-bit); names when they hold control or
-invisible characters (``bot.plaintext`` would show them differently from what was typed, and
+invisible characters (``storage.plaintext`` would show them differently from what was typed, and
 they would reach terminals and Discord), an '=' or are too long. The argparse ``type=``
 functions raise ``argparse.ArgumentTypeError``, which ``bot.cli`` prints as one ``error:`` line.
 """
@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-
-from bot.errors import StalkError
-from bot.plaintext import is_plain
 
 INT64_MAX = 2**63 - 1
 MAX_SPEED = 1000.0  # as [replay] speed allows
@@ -76,22 +73,4 @@ def user_id(text: str) -> str:
     value = text.strip()
     if not value.isascii() or not value.isdigit() or len(value) > 20 or int(value) > 2**64 - 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a Discord user id (up to 20 digits)")
-    return value
-
-
-def check_name(name: str, what: str, limit: int) -> str:
-    """A person's name (replay NAME, voiceprint NAME): printable, no '=', 1-``limit`` characters."""
-    value = name.strip()
-    rule = f"use 1-{limit} characters: letters, digits, single spaces and punctuation, no '='"
-    if not value:
-        raise StalkError(f"bad {what} {name!r}: it is empty", rule)
-    if not is_plain(value):
-        raise StalkError(
-            f"bad {what} {name!r}: it holds control or invisible characters, line breaks or runs of spaces",
-            rule,
-        )
-    if "=" in value:
-        raise StalkError(f"bad {what} {name!r}: it holds '='", rule)
-    if len(value) > limit:
-        raise StalkError(f"bad {what} {name[:20]!r}...: {len(value)} characters", rule)
     return value

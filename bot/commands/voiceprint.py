@@ -9,9 +9,9 @@ import numpy as np
 from sqlalchemy.exc import DBAPIError
 
 from bot.commands import values
-from bot.commands.values import check_name
 from bot.config import Config, load_config
 from bot.errors import StalkError
+from bot.names import check_name
 from storage.db import Database, describe_error, open_database
 from storage.vocab import plural
 

@@ -17,7 +17,7 @@ from bot.discordbot.dm import DirectMessenger
 from bot.discordbot.kit import MESSAGE_LIMIT
 from bot.hints import Hint, HintEngine, Recipient, RecipientResult
 from bot.hints.engine import default_language
-from bot.plaintext import for_discord
+from storage.plaintext import for_discord
 from storage.settings import hint_recipients
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ DM_LIMIT = MESSAGE_LIMIT
 def hint_text(hint: Hint, *, guild: str, channel: str) -> str:
     """The DM: where it is from, the suggestions as a short list, and how to stop them.
 
-    Names and suggestions go through ``bot.plaintext.for_discord`` like every text others chose
+    Names and suggestions go through ``storage.plaintext.for_discord`` like every text others chose
     (the suggestions were checked already; this is the one rule for what reaches Discord)."""
     where = f"**{for_discord(channel, 100)}** in {for_discord(guild, 100)}"
     head = f"Your call in {where} has gone quiet. A few things you could bring up:"

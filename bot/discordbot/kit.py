@@ -1,7 +1,7 @@
 """Small helpers every cog and Discord-facing module shares: written once, here.
 
 * ``escape``: text others chose (names, transcripts, titles) as it must appear in a message:
-  shown as typed, restyling, linking and mentioning nothing (``bot.plaintext.for_discord``).
+  shown as typed, restyling, linking and mentioning nothing (``storage.plaintext.for_discord``).
 * ``call_clock``: a call time as the live transcript and ``/log`` show it (``MM:SS``, ``H:MM:SS``).
 * ``chunk``: lines packed into messages within Discord's 2000-character limit.
 * ``OwnerOnlyView`` and ``ConfirmView``: buttons only their owner may press; the one
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import discord
 from discord import app_commands
 
-from bot.plaintext import for_discord
+from storage.plaintext import for_discord
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class CommandRefused(app_commands.AppCommandError):
 
 
 def escape(text: object, limit: int | None = None) -> str:
-    """A name or text others chose, as it must appear in a message (``bot.plaintext.for_discord``)."""
+    """A name or text others chose, as it must appear in a message (``storage.plaintext.for_discord``)."""
     return for_discord(text, limit)
 
 

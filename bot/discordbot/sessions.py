@@ -52,10 +52,10 @@ from bot.discordbot.voices import SpeakerModelSlot, start_verifying, verifier_fo
 from bot.errors import StalkError
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener
-from bot.plaintext import for_discord_plain, plain
 from bot.speaker.model import SpeakerModel
 from bot.voice.client import ReceivingVoiceClient
 from storage.db import Database
+from storage.plaintext import for_discord_plain, plain
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 from storage.settings import Consents, GuildSettingsInfo, guild_settings

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bot.hints.sanitize import clean, rejection, same
 from bot.hints.terms import Line, about, salient_terms
-from bot.plaintext import for_prompt
+from storage.plaintext import for_prompt
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from bot.clock import CallClock
 from bot.config import Config
 from bot.hints.engine import HintEngine, default_language
 from bot.hints.types import Hint, Recipient, RecipientResult
-from bot.plaintext import plain
 from storage.export import short_clock
+from storage.plaintext import plain
 from storage.vocab import plural
 
 

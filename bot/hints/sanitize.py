@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bot.plaintext import has_link, has_mention, plain, shorten
+from storage.plaintext import has_link, has_mention, plain, shorten
 
 # Removed from what is kept (replaced by a space, never joined up: joining is how
 # "h@ttps://" became a link): mentions and markdown. Links are not removed but refused.
@@ -32,7 +32,7 @@ def _words(text: str) -> set[str]:
 
 
 def clean(text: str, max_chars: int) -> str:
-    """One plain line (``bot.plaintext.plain``): mentions and markdown replaced by spaces,
+    """One plain line (``storage.plaintext.plain``): mentions and markdown replaced by spaces,
     whitespace collapsed, bounded. Links are not cleaned away: ``rejection`` refuses them."""
     text = plain(text, 4 * max_chars)
     text = _MENTION.sub(" ", text)

@@ -226,7 +226,7 @@ async def test_enroll_after_forget_is_refused_at_once(make_bot) -> None:
     """/forget in a call means S-Talk ignores you for the rest of it. /enroll uses the session's
     one "is this user processed?" rule, so it says so at once instead of listening until its
     timeout and then saying it did not hear you."""
-    from bot.speaker.live import LiveEnrollment
+    from bot.live_enrollment import LiveEnrollment
 
     h = await make_bot(voice=True)
     await h.command("ann", "join")

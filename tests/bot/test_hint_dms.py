@@ -15,8 +15,8 @@ import pytest
 from bot.discordbot.dm import DirectMessenger
 from bot.discordbot.hintdms import DmDelivery, hint_text
 from bot.hints import Hint, HintEngine, Recipient
-from bot.plaintext import has_link, has_mention
 from storage import get_session
+from storage.plaintext import has_link, has_mention
 from tests.hints.servers import ScriptedServer
 from tests.voice.double import encode, librispeech, load_speech
 

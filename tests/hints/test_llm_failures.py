@@ -9,7 +9,7 @@ import pytest
 
 from bot.hints.llm import LlmError, LlmSettings, LlmSuggester, build_prompt, with_retries
 from bot.hints.terms import Line
-from bot.plaintext import has_link, has_mention
+from storage.plaintext import has_link, has_mention
 from tests.hints.servers import GOOD
 
 SAILING = [

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bot.hints.terms import content_words
-from bot.plaintext import has_link, has_mention
+from storage.plaintext import has_link, has_mention
 from tests.hints.conftest import english_script, hints_config, place, replay_call
 
 THRESHOLD = 5.0

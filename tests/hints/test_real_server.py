@@ -8,7 +8,7 @@ import pytest
 
 from bot.hints.llm import LlmError, LlmSettings, LlmSuggester
 from bot.hints.terms import Line
-from bot.plaintext import has_link, has_mention
+from storage.plaintext import has_link, has_mention
 from tests.hints.conftest import hints_config, replay_call
 from tests.hints.servers import LlamaServer
 

@@ -191,8 +191,8 @@ def test_a_later_utterance_revises_a_stored_verdict(tmp_path, tiny_en, speaker_m
 def test_enrolment_from_live_speech(tmp_path, tiny_en, speaker_model):
     """/enroll in a call: bob's segments are collected as the pipeline accepts them; the voiceprint
     made from them verifies bob's other recordings and not alice's."""
+    from bot.live_enrollment import LiveEnrollment
     from bot.speaker.enrollment import EnrollmentError
-    from bot.speaker.live import LiveEnrollment
     from tests.calls import load16k
 
     B, A = librispeech_files("1998"), librispeech_files("1688")

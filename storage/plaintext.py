@@ -17,6 +17,9 @@ operator's terminal, a text export) or hands them to the language model, they go
 * ``for_prompt``: plain and defanged, with ``<``/``>`` replaced, so nothing closes the
   prompt's ``<transcript>`` block: names are data exactly like transcript lines.
 
+It lives in ``storage``, the lowest layer, because the exports need it as much as the bot's
+messages and prompts do, and nothing in ``storage`` may import ``bot``.
+
 Everything here runs in time linear in the input: single passes of ``str.translate``-like
 substitutions and regular expressions without nested or adjacent unbounded repetition
 (``benchmarks/bench_plaintext.py`` compares CPU for n and 4n characters).
