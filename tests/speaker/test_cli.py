@@ -32,7 +32,7 @@ def _enrol(capsys, db, name, files):
 def test_enrol_verify_list_delete(tmp_path, capsys):
     db = str(tmp_path / "v.db")
     out = _enrol(capsys, db, "alice", _files("1688", 0, 1))
-    assert out.startswith("enrolled alice: ") and "s of speech from 2 file(s)" in out
+    assert out.startswith("enrolled alice: ") and "s of speech from 2 files" in out
 
     code, out, _ = run_cli(capsys, "verify", "--db", db, "alice", _files("1688", 7)[0])
     line = json.loads(out)
