@@ -305,6 +305,27 @@ class CallPipeline:
             self.clock.advance(frame.start + frame.duration)
         self._notify("on_time", frame.start + frame.duration)
 
+    def silent_until(self, key: str, at: float) -> None:
+        """The participant's source sent nothing, and will send nothing, before call time ``at``
+        (live: Discord stops sending in silence, and the receiver has played out everything up
+        to ``at``). Their open utterance ends as soon as the end-of-utterance silence has
+        passed in call time: no silence is fed or scored, no wall-clock wait. If they speak
+        again sooner, their next frame continues the same utterance, as it would have without
+        this call. Called from the thread that feeds this participant, in order with frames."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        with stream.lock:
+            if stream.closed or stream.segmenter is None or stream.next_in is None:
+                return
+            if at <= stream.next_in + GAP_TOLERANCE:
+                return  # within a frame of what was fed: not a gap
+            # A gap is certain, so the next frame would flush the resampler anyway: its tail
+            # is the last of the real audio.
+            self._flush_resampler(stream)
+            self._handle(stream, stream.segmenter.silent_until(round(at * SAMPLE_RATE)))
+        self._notify("on_time", at)
+
     def end_speaker(self, key: str, at: float | None = None) -> None:
         """The participant left or their source ended: close their open utterance."""
         stream = self._streams.get(key)

@@ -144,6 +144,26 @@ class Segmenter:
                 self._pending = filler[: gap % WINDOW]
         self._pos = resume
 
+    def silent_until(self, index: int) -> Iterator[Event]:
+        """The source is known to be silent up to ``index`` (it sent nothing, and anything it
+        sends later starts after that): end an open utterance once ``min_silence`` of that
+        silence has passed, without scoring the silence or moving ``position``. The gap is
+        left for the next ``push`` after ``skip_to``, so what follows is exactly what
+        ``skip_to`` alone would have done; speech that resumes sooner continues the same
+        utterance."""
+        if not self._speaking or index <= self._pos:
+            return
+        if len(self._pending):
+            # The partial window, followed by silence: what skip_to would score it as.
+            yield from self.push(np.zeros(WINDOW - len(self._pending), np.float32))
+            if not self._speaking:
+                return
+        if self._silence_start is None:
+            self._silence_start = self._pos
+        if index - self._silence_start >= self._min_silence:
+            pad_to = self._last_speech_end + self._pad
+            yield from self._finish(ready=self._silence_start + self._min_silence, pad_to=pad_to)
+
     def finish(self, at_index: int | None = None) -> Iterator[Event]:
         """End of stream: close an open utterance."""
         if len(self._pending):
@@ -194,11 +214,15 @@ class Segmenter:
         lo = max(lo, first)
         return joined[lo - first : hi - first].copy(), lo
 
-    def _finish(self, ready: int) -> Iterator[Event]:
+    def _finish(self, ready: int, pad_to: int | None = None) -> Iterator[Event]:
+        """``pad_to``: the stream is known silent up to there, so the audio ends in silence up
+        to it even where nothing was received (the padding Whisper gets after the last word)."""
         start, end = self._speech_start, self._last_speech_end
         self._speaking = False
         if end - start >= self._min_speech:
             audio, audio_start = self._audio(start - self._pad, end + self._pad)
+            if pad_to is not None and audio_start + len(audio) < pad_to:
+                audio = np.concatenate([audio, np.zeros(pad_to - audio_start - len(audio), np.float32)])
             yield Segment(_t(start), _t(end), audio, _t(audio_start), _t(ready))
             yield SpeechEnded(_t(end))
         elif self._announced:
