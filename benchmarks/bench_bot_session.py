@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-async def main(turns: int, model: str, early_ms: int) -> None:
+async def main(turns: int, model: str, early_ms: int | None) -> None:
     import aiohttp
 
     from bot.asr.model import load_whisper
@@ -46,7 +46,7 @@ async def main(turns: int, model: str, early_ms: int) -> None:
     tmp = tempfile.TemporaryDirectory()
     db = open_database(str(Path(tmp.name) / "bench.db"))
     bot = StalkBot(
-        load_config(None, env={**models_env(), "STALK_VAD_EARLY_MS": str(early_ms)}),
+        load_config(None, env={**models_env(), **({} if early_ms is None else {"STALK_VAD_EARLY_MS": str(early_ms)})}),
         db,
         transcriber=transcriber,
         connector=aiohttp.TCPConnector(ssl=tls.client, limit=0),
@@ -94,9 +94,9 @@ async def main(turns: int, model: str, early_ms: int) -> None:
             ("end of speech -> stored", total),
         ):
             print(f"{label}: p50 {percentile(values, 50):.2f} s, p95 {percentile(values, 95):.2f} s")
-        if early_ms:
+        if bot.config.vad.early_ms:
             print(
-                f"early transcription after {early_ms} ms of silence: {early.kept} kept, {early.discarded} discarded "
+                f"early transcription after {bot.config.vad.early_ms} ms of silence: {early.kept} kept, {early.discarded} discarded "
                 f"({early.discarded_seconds:.1f} s of model time repeated)"
             )
         print(
@@ -114,6 +114,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=8)
     ap.add_argument("--model", choices=("base", "tiny.en"), default="base")
-    ap.add_argument("--early-ms", type=int, default=0, help="[vad] early_ms: early transcription (0: off)")
+    ap.add_argument(
+        "--early-ms", type=int, help="[vad] early_ms, the early transcription (0: off; default: the config's)"
+    )
     args = ap.parse_args()
     asyncio.run(main(args.turns, args.model, args.early_ms))
