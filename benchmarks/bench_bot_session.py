@@ -8,7 +8,7 @@ stored, how long after the last audio each utterance was stored (call time is wa
 live session), and the process CPU time per second of call (the double's encoding and
 encryption included, so an upper bound for the bot).
 
-    python benchmarks/bench_bot_session.py [--turns 8] [--model base|tiny.en]
+    python benchmarks/bench_bot_session.py [--turns 8] [--model base|tiny.en] [--early-ms MS]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-async def main(turns: int, model: str) -> None:
+async def main(turns: int, model: str, early_ms: int | None) -> None:
     import aiohttp
 
     from bot.asr.model import load_whisper
@@ -46,7 +46,7 @@ async def main(turns: int, model: str) -> None:
     tmp = tempfile.TemporaryDirectory()
     db = open_database(str(Path(tmp.name) / "bench.db"))
     bot = StalkBot(
-        load_config(None, env=models_env()),
+        load_config(None, env={**models_env(), **({} if early_ms is None else {"STALK_VAD_EARLY_MS": str(early_ms)})}),
         db,
         transcriber=transcriber,
         connector=aiohttp.TCPConnector(ssl=tls.client, limit=0),
@@ -78,6 +78,7 @@ async def main(turns: int, model: str) -> None:
             await asyncio.sleep(1.5)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         sid = session.session_id
+        early = session.pipeline.early
         await h.command("ann", "leave")
         detail = get_session(db, sid)
         detect = [e.ready_at - e.end for e in events]
@@ -89,10 +90,15 @@ async def main(turns: int, model: str) -> None:
         )
         for label, values in (
             ("end of speech -> utterance end (silence, audio time)", detect),
-            ("utterance end -> stored (quiet margin <= 0.3 s, queue, transcription)", process),
+            ("utterance end -> stored (queue, transcription)", process),
             ("end of speech -> stored", total),
         ):
             print(f"{label}: p50 {percentile(values, 50):.2f} s, p95 {percentile(values, 95):.2f} s")
+        if bot.config.vad.early_ms:
+            print(
+                f"early transcription after {bot.config.vad.early_ms} ms of silence: {early.kept} kept, {early.discarded} discarded "
+                f"({early.discarded_seconds:.1f} s of model time repeated)"
+            )
         print(
             f"process CPU {cpu:.1f} s over {wall:.1f} s of call ({100 * cpu / wall:.0f}% of one core, double included)"
         )
@@ -108,5 +114,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=8)
     ap.add_argument("--model", choices=("base", "tiny.en"), default="base")
+    ap.add_argument(
+        "--early-ms", type=int, help="[vad] early_ms, the early transcription (0: off; default: the config's)"
+    )
     args = ap.parse_args()
-    asyncio.run(main(args.turns, args.model))
+    asyncio.run(main(args.turns, args.model, args.early_ms))

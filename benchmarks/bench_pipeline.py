@@ -12,6 +12,9 @@ Prints, for the machine it runs on:
 
     python benchmarks/bench_pipeline.py [--model PATH_OR_SIZE] [--speakers 1 2 4 8] [--realtime]
 
+Configuration comes from STALK_* variables as for the bot, e.g. STALK_VAD_EARLY_MS=200 for the
+early transcription.
+
 Each measurement runs in its own process so that peak memory is the pipeline's alone.
 """
 
@@ -117,6 +120,10 @@ def run_pipeline(model: str, n: int, realtime: bool) -> dict:
         "word_p50": percentile(summary.latencies, 50),
         "word_p95": percentile(summary.latencies, 95),
         "wer": wer([p.text for p in placed], hyps),
+        "early_ms": config.vad.early_ms,
+        "early_kept": summary.early.kept,
+        "early_discarded": summary.early.discarded,
+        "early_discarded_seconds": summary.early.discarded_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # Plain faster-whisper gets the very same utterance audio, re-cut from the tracks.
         "segments": [(u.speaker, u.start, u.end) for u in detail.utterances],
@@ -194,6 +201,11 @@ def main() -> None:
         f"plain {two['plain_seconds'] / two['call_seconds']:.3f}"
     )
     print(f"  WER: pipeline {two['wer']:.1%}, plain faster-whisper {two['plain_wer']:.1%}")
+    if two["early_ms"]:
+        print(
+            f"  early transcription after {two['early_ms']} ms of silence: {two['early_kept']} kept, "
+            f"{two['early_discarded']} discarded ({two['early_discarded_seconds']:.1f} s of model time repeated)"
+        )
     print(f"  peak memory (pipeline process) {two['peak_rss_mb']:.0f} MB")
     if args.realtime:
         live = measure(2, realtime=True)

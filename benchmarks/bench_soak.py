@@ -1,7 +1,7 @@
 """Soak: a long call with four speakers through the whole bot, at real time.
 
 The bot is the real one (StalkBot, /join through the app-command tree, ReceivingVoiceClient,
-QuietFiller, LiveFeeder, the speech pipeline with faster-whisper, SQLite), against the
+SilenceWatch, LiveFeeder, the speech pipeline with faster-whisper, SQLite), against the
 Discord REST stand-in (tests/bot) in this process and the voice double (tests/voice/double)
 in a child process, so the double's encoding and encryption do not share the bot's CPU or
 event loop. The double behaves as Discord does where a long call meets it: it stops

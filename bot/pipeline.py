@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from bot.asr.hallucination import FilterOptions
 from bot.asr.pool import Job, JobResult, TranscriptionPool
 from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
 from bot.audio.frames import PcmFrame
 from bot.audio.resample import StreamResampler
-from bot.audio.segmenter import Segment, Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted
+from bot.audio.segmenter import Segment, Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, Tentative
 from bot.audio.vad import SAMPLE_RATE, SileroModel
 from bot.clock import CallClock, WallClock
 from bot.config import Config
@@ -34,8 +36,6 @@ from storage.records import NewSession, UtteranceRecord
 from storage.vocab import SessionStatus, plural
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from bot.speaker.verifier import CallVerifier
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,28 @@ class CallSummary:
     # speaker name -> verdict counts (each Verification, and each mismatch label)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
     error: str | None = None  # why the call failed or was interrupted, as stored with the session
+    early: EarlyStats = field(default_factory=lambda: EarlyStats())
+
+
+@dataclass
+class EarlyStats:
+    """Early transcriptions (``[vad] early_ms``): kept when the utterance did end there,
+    discarded when speech went on (their model time repeated work)."""
+
+    kept: int = 0
+    discarded: int = 0
+    discarded_seconds: float = 0.0  # model time of the discarded ones (their share of a batch)
+
+
+@dataclass
+class _Early:
+    """An early transcription in flight, and what became of the utterance it guessed."""
+
+    segment: Segment
+    job: Job
+    result: JobResult | None = None
+    final: Segment | None = None  # the utterance did end as guessed (waiting for the result)
+    discarded: bool = False
 
 
 class _Stream:
@@ -145,6 +167,7 @@ class _Stream:
         # Verdicts of one participant are decided and stored in order, one at a time.
         self.verify_lock = threading.Lock()
         self.discarded = False  # forgotten mid-call (/forget): nothing more of theirs is stored
+        self.early: _Early | None = None  # the current silence's early transcription
 
 
 class CallPipeline:
@@ -210,6 +233,10 @@ class CallPipeline:
         # Held from the "forgotten?" check to the commit, so forget_speaker returns only once
         # no utterance of that participant can still be written.
         self._store_lock = threading.Lock()
+        # Early transcriptions by id(job). Order: a stream's lock -> _early_lock -> _lock.
+        self._early: dict[int, _Early] = {}
+        self._early_lock = threading.Lock()
+        self.early = EarlyStats()
         self._started = time.perf_counter()
 
     # -- session and participants -------------------------------------------------------
@@ -305,6 +332,27 @@ class CallPipeline:
             self.clock.advance(frame.start + frame.duration)
         self._notify("on_time", frame.start + frame.duration)
 
+    def silent_until(self, key: str, at: float) -> None:
+        """The participant's source sent nothing, and will send nothing, before call time ``at``
+        (live: Discord stops sending in silence, and the receiver has played out everything up
+        to ``at``). Their open utterance ends as soon as the end-of-utterance silence has
+        passed in call time: no silence is fed or scored, no wall-clock wait. If they speak
+        again sooner, their next frame continues the same utterance, as it would have without
+        this call. Called from the thread that feeds this participant, in order with frames."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        with stream.lock:
+            if stream.closed or stream.segmenter is None or stream.next_in is None:
+                return
+            if at <= stream.next_in + GAP_TOLERANCE:
+                return  # within a frame of what was fed: not a gap
+            # A gap is certain, so the next frame would flush the resampler anyway: its tail
+            # is the last of the real audio.
+            self._flush_resampler(stream)
+            self._handle(stream, stream.segmenter.silent_until(round(at * SAMPLE_RATE)))
+        self._notify("on_time", at)
+
     def end_speaker(self, key: str, at: float | None = None) -> None:
         """The participant left or their source ended: close their open utterance."""
         stream = self._streams.get(key)
@@ -349,19 +397,79 @@ class CallPipeline:
 
     def _handle(self, stream: _Stream, events) -> None:
         for event in events:
-            if isinstance(event, Segment):
+            if isinstance(event, Tentative):
+                self._settle_early(stream, None)  # speech went on after an earlier guess
+                job = Job(
+                    Request(audio=event.segment.audio), ready_at=event.segment.ready_at, context=(stream, event.segment)
+                )
+                early = _Early(event.segment, job)
+                with self._early_lock:
+                    stream.early = early
+                    self._early[id(job)] = early
+                self.pool.submit(job)
+            elif isinstance(event, Segment):
                 stream.stats.talk_time += event.duration
                 lo = round((event.start - event.audio_start) * SAMPLE_RATE)
                 hi = round((event.end - event.audio_start) * SAMPLE_RATE)
                 self._notify(
                     "on_audio_segment", stream.speaker, event.start, event.end, event.audio[max(lo, 0) : max(hi, 0)]
                 )  # a view, not a copy
-                request = Request(audio=event.audio)
-                self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
+                if not self._settle_early(stream, event):
+                    request = Request(audio=event.audio)
+                    self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
             elif isinstance(event, SpeechStarted):
                 self._notify("on_speech_start", stream.speaker, event.at)
             elif isinstance(event, SpeechEnded):
                 self._notify("on_speech_end", stream.speaker, event.at)
+
+    def _settle_early(self, stream: _Stream, segment: Segment | None) -> bool:
+        """The utterance ended as ``segment`` (None: speech went on). True if the early
+        transcription was of exactly this utterance: it becomes its transcript, now or when it
+        is done, and the utterance is not transcribed again."""
+        with self._early_lock:
+            early, stream.early = stream.early, None
+            if early is None:
+                return False
+            same = (
+                segment is not None
+                and not segment.split
+                and (segment.start, segment.end, segment.audio_start)
+                == (early.segment.start, early.segment.end, early.segment.audio_start)
+                and np.array_equal(segment.audio, early.segment.audio)
+            )
+            if not same:
+                early.discarded = True
+                self.early.discarded += 1
+                if early.result is not None:
+                    self._early.pop(id(early.job), None)
+                    self._count_discarded(early.result)
+                return False
+            self.early.kept += 1
+            if early.result is None:
+                early.final = segment  # adopted when its result comes
+                return True
+            self._early.pop(id(early.job), None)
+            result = early.result
+        assert segment is not None
+        self._adopt(early, result, segment)
+        return True
+
+    def _count_discarded(self, result: JobResult) -> None:
+        self.early.discarded_seconds += result.compute_seconds / max(result.batch, 1)
+        with self._lock:
+            self._embeddings.pop(id(result.job), None)
+
+    def _adopt(self, early: _Early, result: JobResult, segment: Segment) -> None:
+        """The early transcript is the utterance's: stored once the utterance is known to have
+        ended (its end of silence in call time), or when it is done, if later."""
+        done_at = max(result.done_at, segment.ready_at)
+        if not self.clock.virtual:
+            done_at = max(done_at, self.clock.now())
+        job = Job(result.job.request, ready_at=segment.ready_at, context=(early.job.context[0], segment))
+        with self._lock:
+            if id(early.job) in self._embeddings:
+                self._embeddings[id(job)] = self._embeddings.pop(id(early.job))
+        self._on_result(replace(result, job=job, done_at=done_at))
 
     def _prepare(self, job: Job) -> Request:
         stream, segment = job.context
@@ -392,7 +500,28 @@ class CallPipeline:
 
     # -- transcripts ---------------------------------------------------------------------
 
+    def _on_early_result(self, result: JobResult) -> bool:
+        """An early transcription's result: held until the utterance ends, adopted if it already
+        ended as guessed, dropped if speech went on. True if ``result`` was one."""
+        with self._early_lock:
+            early = self._early.get(id(result.job))
+            if early is None:
+                return False
+            if early.final is None and not early.discarded:
+                early.result = result  # the utterance has not ended yet
+                return True
+            del self._early[id(result.job)]
+            if early.discarded:
+                self._count_discarded(result)
+                return True
+            final = early.final
+        assert final is not None
+        self._adopt(early, result, final)
+        return True
+
     def _on_result(self, result: JobResult) -> None:
+        if self._on_early_result(result):
+            return
         stream, segment = result.job.context
         transcript = result.transcript
         with self._lock:
@@ -563,6 +692,7 @@ class CallPipeline:
             if self.verifier is None
             else {s.speaker.name: self.verifier.counts(k) for k, s in self._streams.items()},
             error=error,
+            early=replace(self.early),
         )
 
     def _write_unsaved(self, records: list[UtteranceRecord]) -> str | None:

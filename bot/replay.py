@@ -156,6 +156,13 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
             f"p50 {percentile(summary.latencies, 50):.2f} s, p95 {percentile(summary.latencies, 95):.2f} s",
             file=out,
         )
+    early = summary.early
+    if early.kept or early.discarded:
+        print(
+            f"early transcription: {early.kept} kept, {early.discarded} discarded as speech went on "
+            f"({early.discarded_seconds:.1f} s of model time repeated)",
+            file=out,
+        )
     speed = summary.duration / summary.wall_seconds if summary.wall_seconds > 0 else float("inf")
     print(
         f"processed {short_clock(summary.duration)} of audio in {summary.wall_seconds:.1f} s "

@@ -189,3 +189,93 @@ def test_pipeline_accepts_discord_frames_and_file_frames_alike(vad, config, tiny
     files = run(PcmFrame(i / RATE, audio[i : i + 8000], RATE) for i in range(0, len(audio), 8000))
     assert [round(e.start, 2) for e in discord] == pytest.approx([round(e.start, 2) for e in files], abs=0.07)
     assert " ".join(e.text for e in discord).lower()[:40] == " ".join(e.text for e in files).lower()[:40]
+
+
+class CountingVad:
+    """A VAD stream that counts the windows it scores."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.scored = stream, 0
+
+    def probabilities(self, windows):
+        self.scored += len(windows) // WINDOW
+        return self.stream.probabilities(windows)
+
+    def reset(self) -> None:
+        self.stream.reset()
+
+
+def loudest_cut(audio: np.ndarray, lo: float, hi: float) -> int:
+    """A sample index just after the loudest 20 ms between ``lo`` and ``hi`` s: inside a word,
+    as when a client's voice detection cuts a speaker off mid-speech."""
+    hop = RATE // 50
+    frames = audio[int(lo * RATE) : int(hi * RATE)]
+    frames = frames[: len(frames) // hop * hop].reshape(-1, hop)
+    return int(lo * RATE) + (int(np.argmax((frames**2).mean(axis=1))) + 1) * hop
+
+
+def test_silent_until_ends_the_utterance_as_skipping_the_silence_would(vad):
+    """Told that the source is silent, the segmenter ends the utterance once the end-of-utterance
+    silence has passed in call time, with the segment skipping that silence gives (same times,
+    the same audio padded with the silence), and scores none of that silence."""
+    clip = load16k(librispeech_files("1688")[2])
+    cut = loudest_cut(clip, 1.5, 2.5)
+    start = 2 * RATE  # the speaker's first frame, in call time
+    later = clip[cut:]  # the rest of the sentence, 3 s later
+
+    ref = Segmenter(vad.new_stream(), start_index=start)
+    ref_events = list(ref.push(clip[:cut])) + list(ref.skip_to(start + cut + 3 * RATE)) + list(ref.push(later))
+
+    counting = CountingVad(vad.new_stream())
+    seg = Segmenter(counting, start_index=start)  # type: ignore[arg-type]
+    assert not segments(seg.push(clip[:cut]))  # cut off mid-speech: still speaking
+    scored = counting.scored
+    told = []
+    for step in range(1, 40):  # told every 20 ms, as the bot's ticks do
+        at = start + cut + step * RATE // 50
+        got = list(seg.silent_until(at))
+        told.append((at, got))
+        if segments(got):
+            break
+    assert counting.scored - scored <= 1  # at most the partial window, completed with silence
+    ended_at, ended = told[-1]
+    mine, theirs = segments(ended), segments(ref_events)[0]
+    assert (mine[0].start, mine[0].end, mine[0].ready_at) == (theirs.start, theirs.end, theirs.ready_at)
+    assert not any(segments(g) for _, g in told[:-1]) and ended_at / RATE >= theirs.ready_at
+    assert ended_at / RATE - theirs.ready_at < 0.02 + 1e-9  # the first tick past it
+    # The same audio, then the silence it is known to be followed by, up to the usual padding.
+    n = len(theirs.audio)
+    assert mine[0].audio_start == theirs.audio_start
+    assert len(mine[0].audio) == round((theirs.end + 0.2 - theirs.audio_start) * RATE) > n
+    np.testing.assert_array_equal(mine[0].audio[:n], theirs.audio)
+    assert not mine[0].audio[n:].any()
+    assert any(isinstance(e, SpeechEnded) for e in ended)
+
+    # What follows is what skipping alone gives.
+    rest = list(seg.skip_to(start + cut + 3 * RATE)) + list(seg.push(later)) + list(seg.finish())
+    ref_rest = list(ref.finish())
+    after = [(s.start, s.end, s.ready_at) for s in segments(ref_events)[1:] + segments(ref_rest)]
+    assert [(s.start, s.end, s.ready_at) for s in segments(rest)] == after and after
+
+
+def test_speech_resuming_within_the_silence_continues_the_utterance(vad):
+    """Told silent for less than the end-of-utterance silence, then speech again: one utterance,
+    exactly the one the same audio gives without being told."""
+    clip = load16k(librispeech_files("1688")[2])
+    cut = loudest_cut(clip, 1.0, 2.0)
+    gap = RATE * 3 // 10  # 0.3 s with nothing sent
+
+    def run(tell: bool):
+        seg = Segmenter(vad.new_stream())
+        events = list(seg.push(clip[:cut]))
+        if tell:
+            for at in range(cut + 320, cut + gap, 320):
+                events += seg.silent_until(at)
+        events += seg.skip_to(cut + gap)
+        events += seg.push(clip[cut:])
+        return segments(events + list(seg.finish()))
+
+    told, plain = run(True), run(False)
+    assert len(told) == 1 and told[0].start < cut / RATE - 0.5 and told[0].end > (cut + gap) / RATE + 0.3
+    assert [(s.start, s.end, s.ready_at) for s in told] == [(s.start, s.end, s.ready_at) for s in plain]
+    np.testing.assert_array_equal(told[0].audio, plain[0].audio)

@@ -91,3 +91,43 @@ def test_batching_transcribes_waiting_utterances_together(config, tiny_en):
 
     assert len(by_start(events)) == len(by_start(single))
     assert wer([" ".join(by_start(single))], [" ".join(by_start(events))]) < 0.1
+
+
+def run_early(config, transcriber, audio: np.ndarray, early_ms: int):
+    config = dataclasses.replace(config, vad=dataclasses.replace(config.vad, early_ms=early_ms))
+    clock = VirtualClock()
+    sink = Collect()
+    p = CallPipeline(config, transcriber, clock=clock, listeners=[sink])
+    p.add_speaker("s", "s")
+    for i in range(0, len(audio), 320):  # 20 ms frames, as Discord's
+        p.feed("s", PcmFrame(i / RATE, audio[i : i + 320], RATE))
+    summary = p.close()
+    return sorted(sink.events, key=lambda e: e.start), summary.early
+
+
+@pytest.mark.slow
+def test_an_early_transcript_is_kept_only_when_the_utterance_ended_there(config, tiny_en):
+    """With ``[vad] early_ms``, the utterance is transcribed after a shorter silence; that
+    transcript is the utterance's when it did end there (stored no sooner than the end was
+    known), and is discarded when speech went on: the same utterances, times and text as
+    without it, and every early transcription accounted for."""
+    clips = [load16k(f) for f in librispeech_files("2609")[:2]]
+    lo, hi = speech_bounds(clips[1])
+    # Paused inside a word (the loudest 20 ms around the middle), so only the pause is silence.
+    hop, around = RATE // 50, int((lo + hi) / 2 * RATE) - RATE // 2
+    frames = clips[1][around : around + RATE].reshape(-1, hop)
+    mid = around + (int(np.argmax((frames**2).mean(axis=1))) + 1) * hop
+    silence = np.zeros(2 * RATE, np.float32)
+    pause = np.zeros(int(0.35 * RATE), np.float32)  # longer than early_ms, shorter than min_silence_ms
+    audio = np.concatenate([silence, clips[0], silence, clips[1][:mid], pause, clips[1][mid:], silence])
+
+    plain, none = run_early(config, tiny_en, audio, 0)
+    early, stats = run_early(config, tiny_en, audio, 200)
+    assert none.kept == none.discarded == 0
+    assert [(e.start, e.end, e.text) for e in early] == [(e.start, e.end, e.text) for e in plain]
+    assert stats.kept == len(early) >= 2  # every utterance ended where it was guessed
+    assert stats.discarded >= 1  # the pause inside the second sentence
+    for e in early:
+        assert e.transcribed_at >= e.ready_at  # never stored before the end was known
+    spanning = [e for e in early if e.start < (4 + len(clips[0]) / RATE + mid / RATE) < e.end]
+    assert len(spanning) == 1  # the paused sentence is one utterance

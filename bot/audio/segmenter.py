@@ -23,6 +23,9 @@ class SegmenterOptions:
     min_speech_ms: int = 250
     max_utterance_s: float = 15.0
     speech_pad_ms: int = 200
+    # After this much silence (less than min_silence_ms; 0: never) the utterance so far is
+    # offered for an early transcription (``Tentative``), kept if the utterance does end there.
+    early_ms: int = 0
 
     @classmethod
     def from_config(cls, vad) -> SegmenterOptions:
@@ -32,6 +35,7 @@ class SegmenterOptions:
             min_speech_ms=vad.min_speech_ms,
             max_utterance_s=vad.max_utterance_s,
             speech_pad_ms=vad.speech_pad_ms,
+            early_ms=vad.early_ms,
         )
 
 
@@ -61,7 +65,17 @@ class Segment:
         return self.end - self.start
 
 
-Event = SpeechStarted | SpeechEnded | Segment
+@dataclass(frozen=True)
+class Tentative:
+    """The utterance as it will be if it ends in the silence that has begun: the ``Segment`` it
+    would become (with the ``ready_at`` of this offer), before ``min_silence`` has passed. A
+    later ``Segment`` with the same times and audio is that utterance; one that differs
+    (speech resumed) means this one never happened."""
+
+    segment: Segment
+
+
+Event = SpeechStarted | SpeechEnded | Segment | Tentative
 
 
 def _t(index: int) -> float:
@@ -95,6 +109,8 @@ class Segmenter:
         self._speech_start = 0
         self._last_speech_end = 0
         self._silence_start: int | None = None
+        self._early = options.early_ms * SAMPLE_RATE // 1000
+        self._offered = False  # a Tentative for the current silence has been yielded
 
     @property
     def position(self) -> float:
@@ -144,6 +160,28 @@ class Segmenter:
                 self._pending = filler[: gap % WINDOW]
         self._pos = resume
 
+    def silent_until(self, index: int) -> Iterator[Event]:
+        """The source is known to be silent up to ``index`` (it sent nothing, and anything it
+        sends later starts after that): end an open utterance once ``min_silence`` of that
+        silence has passed, without scoring the silence or moving ``position``. The gap is
+        left for the next ``push`` after ``skip_to``, so what follows is exactly what
+        ``skip_to`` alone would have done; speech that resumes sooner continues the same
+        utterance."""
+        if not self._speaking or index <= self._pos:
+            return
+        if len(self._pending):
+            # The partial window, followed by silence: what skip_to would score it as.
+            yield from self.push(np.zeros(WINDOW - len(self._pending), np.float32))
+            if not self._speaking:
+                return
+        if self._silence_start is None:
+            self._silence_start = self._pos
+        pad_to = self._last_speech_end + self._pad
+        if index - self._silence_start >= self._min_silence:
+            yield from self._finish(ready=self._silence_start + self._min_silence, pad_to=pad_to)
+        elif index - self._silence_start >= self._early:
+            yield from self._offer(ready=self._silence_start + self._early, pad_to=pad_to)
+
     def finish(self, at_index: int | None = None) -> Iterator[Event]:
         """End of stream: close an open utterance."""
         if len(self._pending):
@@ -180,10 +218,14 @@ class Segmenter:
         if not self._announced and self._last_speech_end - self._speech_start >= self._min_speech:
             self._announced = True
             yield SpeechStarted(_t(self._speech_start))
+        if p >= self.opt.threshold:
+            self._offered = False  # speech again: a new silence may be offered
         if self._silence_start is not None and end - self._silence_start >= self._min_silence:
             yield from self._finish(ready=end)
         elif end - self._speech_start >= self._max_len:
             yield from self._split(ready=end)
+        elif self._silence_start is not None and end - self._silence_start >= self._early:
+            yield from self._offer(ready=end)
 
     def _audio(self, lo: int, hi: int) -> tuple[np.ndarray, int]:
         parts = [(s, a) for s, a, _ in self._windows if s + WINDOW > lo and s < hi]
@@ -194,11 +236,34 @@ class Segmenter:
         lo = max(lo, first)
         return joined[lo - first : hi - first].copy(), lo
 
-    def _finish(self, ready: int) -> Iterator[Event]:
+    def _offer(self, ready: int, pad_to: int | None = None) -> Iterator[Event]:
+        """A Tentative, once per silence, when all the audio the segment will hold is here (the
+        padding after the last word included) and the utterance is long enough to be kept."""
+        if not self._early or self._offered:
+            return
+        start, end = self._speech_start, self._last_speech_end
+        # ``ready`` is how far audio has come in (unless the rest is known silence, ``pad_to``).
+        if end - start < self._min_speech or (pad_to is None and ready < end + self._pad):
+            return
+        self._offered = True
+        audio, audio_start = self._segment_audio(pad_to)
+        yield Tentative(Segment(_t(start), _t(end), audio, _t(audio_start), _t(ready)))
+
+    def _segment_audio(self, pad_to: int | None) -> tuple[np.ndarray, int]:
+        start, end = self._speech_start, self._last_speech_end
+        audio, audio_start = self._audio(start - self._pad, end + self._pad)
+        if pad_to is not None and audio_start + len(audio) < pad_to:
+            audio = np.concatenate([audio, np.zeros(pad_to - audio_start - len(audio), np.float32)])
+        return audio, audio_start
+
+    def _finish(self, ready: int, pad_to: int | None = None) -> Iterator[Event]:
+        """``pad_to``: the stream is known silent up to there, so the audio ends in silence up
+        to it even where nothing was received (the padding Whisper gets after the last word)."""
         start, end = self._speech_start, self._last_speech_end
         self._speaking = False
+        self._offered = False
         if end - start >= self._min_speech:
-            audio, audio_start = self._audio(start - self._pad, end + self._pad)
+            audio, audio_start = self._segment_audio(pad_to)
             yield Segment(_t(start), _t(end), audio, _t(audio_start), _t(ready))
             yield SpeechEnded(_t(end))
         elif self._announced:
@@ -218,6 +283,7 @@ class Segmenter:
         cut = candidates[int(np.argmin(smooth))][0]
         audio, audio_start = self._audio(self._speech_start - self._pad, cut)
         yield Segment(_t(self._speech_start), _t(cut), audio, _t(audio_start), _t(ready), split=True)
+        self._offered = False
         self._speech_start = cut
         self._last_speech_end = max(self._last_speech_end, cut)
         while self._windows and self._windows[0][0] < cut:

@@ -7,7 +7,7 @@ nothing of a user who asked to be forgotten is stored late), CLOSED (unregistere
 transition is logged. A start that fails releases what it took (the voice connection, the
 transcription threads, the session row) and ends CLOSED.
 
-``SessionManager.start`` joins a voice channel and wires receiver -> QuietFiller -> LiveFeeder
+``SessionManager.start`` joins a voice channel and wires receiver -> SilenceWatch -> LiveFeeder
 -> CallPipeline -> storage (and the live transcript); ``stop`` takes it apart in the order that
 loses nothing: stop receiving (buffered audio goes to the feeder), stop the quiet ticks, close
 the attached listeners (no hint goes out once the call ends), leave voice, feed what is queued,
@@ -46,7 +46,7 @@ from bot.clock import WallClock
 from bot.config import Config
 from bot.discordbot import consent
 from bot.discordbot.forget import Forgetter
-from bot.discordbot.quiet import QuietFiller
+from bot.discordbot.quiet import SilenceWatch
 from bot.discordbot.transcript import TranscriptPoster
 from bot.discordbot.voices import SpeakerModelSlot, start_verifying, verifier_for_session
 from bot.errors import StalkError
@@ -137,7 +137,7 @@ class Attachments:
     listeners: list[PipelineListener] = field(default_factory=list)  # from listener_factories; closed at stop
     poster: TranscriptPoster | None = None
     poster_task: asyncio.Task[None] | None = None
-    quiet: QuietFiller | None = None
+    quiet: SilenceWatch | None = None
     quiet_task: asyncio.Task[None] | None = None
     empty_timer: asyncio.Task[None] | None = None
     previous_nick: str | None = None
@@ -360,7 +360,8 @@ class SessionManager:
                     pipeline.add_listener(listener)
                     session.attachments.listeners.append(listener)
             vad = self.config.vad
-            quiet = QuietFiller(feeder, tail=(vad.min_silence_ms + vad.speech_pad_ms + 100) / 1000)
+            # Told until a little past the end-of-utterance silence (window rounding).
+            quiet = SilenceWatch(feeder, feeder.silent_until, tail=(vad.min_silence_ms + 100) / 1000)
             session.attachments.quiet = quiet
             # The notice goes out before the first packet is listened to.
             await self._announce(session, started_by)
@@ -379,9 +380,11 @@ class SessionManager:
         self.update_presence(guild.id)
 
     @staticmethod
-    async def _tick_quiet(quiet: QuietFiller, epoch: float) -> None:
+    async def _tick_quiet(quiet: SilenceWatch, epoch: float) -> None:
         while True:
-            await asyncio.sleep(0.1)
+            # As often as the receiver polls: each tick is a few dict reads, and the end of an
+            # utterance waits for the next one.
+            await asyncio.sleep(0.02)
             quiet.tick(time.monotonic() - epoch)
 
     async def _start_transcript(self, session: LiveSession) -> str | None:

@@ -1,4 +1,5 @@
-"""QuietFiller: silence fed after a participant stops, only as much as ends an utterance."""
+"""SilenceWatch: after a participant stops, the pipeline is told how far they are silent, only
+as far as ends an utterance, and in order with their frames."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from bot.audio.frames import PcmFrame
-from bot.discordbot.quiet import QuietFiller
+from bot.discordbot.quiet import SilenceWatch
 
 
 def _frames(start: float, seconds: float) -> list[PcmFrame]:
@@ -14,40 +15,47 @@ def _frames(start: float, seconds: float) -> list[PcmFrame]:
     return [PcmFrame(start + i * 0.02, np.full((960, 2), 1000, dtype=np.int16), 48_000) for i in range(n)]
 
 
-def test_silence_follows_the_last_frame_and_stops_after_the_tail() -> None:
-    got: list[tuple[int, PcmFrame]] = []
-    quiet = QuietFiller(lambda uid, f: got.append((uid, f)), tail=0.8, margin=0.2)
+def _watch(tail: float, margin: float) -> tuple[SilenceWatch, list[tuple[int, object]]]:
+    got: list[tuple[int, object]] = []  # frames and silences, in the order the feeder would get them
+    watch = SilenceWatch(
+        lambda uid, f: got.append((uid, f)), lambda uid, t: got.append((uid, t)), tail=tail, margin=margin
+    )
+    return watch, got
+
+
+def test_silence_is_told_after_the_last_frame_and_stops_after_the_tail() -> None:
+    watch, got = _watch(tail=0.6, margin=0.1)
     for f in _frames(0.0, 1.0):
-        quiet(7, f)
-    assert len(got) == 50 and all(f.pcm.any() for _, f in got)  # real audio passes untouched
+        watch(7, f)
+    assert len(got) == 50 and all(isinstance(f, PcmFrame) for _, f in got)  # real audio passes untouched
 
-    quiet.tick(1.1)  # within the margin: a late packet may still come
+    watch.tick(1.05)  # within the margin: a late packet may still come
     assert len(got) == 50
-    quiet.tick(1.5)
-    ((uid, silence),) = got[50:]
-    assert uid == 7 and silence.start == pytest.approx(1.0) and silence.duration == pytest.approx(0.3)
-    assert not silence.pcm.any() and silence.pcm.shape[1] == 2 and silence.sample_rate == 48_000
-    quiet.tick(9.0)
-    assert got[-1][1].start == pytest.approx(1.3) and got[-1][1].start + got[-1][1].duration == pytest.approx(1.8)
-    count = len(got)
-    quiet.tick(20.0)  # quiet for long: nothing more is fed
-    assert len(got) == count and quiet.silence_seconds == pytest.approx(0.8)
+    watch.tick(1.3)
+    assert got[50:] == [(7, pytest.approx(1.2))]
+    watch.tick(1.3)  # nothing new is certain: nothing is said
+    assert len(got) == 51
+    watch.tick(1.5)
+    watch.tick(9.0)
+    assert got[51:] == [(7, pytest.approx(1.4)), (7, pytest.approx(1.6))]  # up to the tail, no further
+    watch.tick(20.0)  # quiet for long: nothing more
+    assert len(got) == 53
 
-    # Speech again: it passes through with its own time (the pipeline skips the gap), and
-    # its own silence follows later.
+    # Speech again: it passes through with its own time, and its own silence follows later.
     for f in _frames(30.0, 0.2):
-        quiet(7, f)
-    quiet.tick(32.0)
-    assert got[-1][1].start == pytest.approx(30.2) and got[-1][1].duration == pytest.approx(0.8)
+        watch(7, f)
+    watch.tick(32.0)
+    assert got[-1] == (7, pytest.approx(30.8))
 
 
 def test_participants_are_independent() -> None:
-    got: list[tuple[int, PcmFrame]] = []
-    quiet = QuietFiller(lambda uid, f: got.append((uid, f)), tail=0.5, margin=0.1)
+    watch, got = _watch(tail=0.5, margin=0.1)
     for f in _frames(0.0, 0.4):
-        quiet(1, f)
+        watch(1, f)
     for f in _frames(0.0, 2.0):
-        quiet(2, f)
-    quiet.tick(2.0)
-    silences = [(uid, f.start) for uid, f in got if not f.pcm.any()]
-    assert silences == [(1, pytest.approx(0.4))]  # 2 is still talking
+        watch(2, f)
+    watch.tick(2.0)
+    assert [(uid, t) for uid, t in got if not isinstance(t, PcmFrame)] == [(1, pytest.approx(0.9))]  # 2 still talks
+    watch.forget(1)
+    watch.tick(5.0)
+    assert [uid for uid, t in got if not isinstance(t, PcmFrame)] == [1, 2]
