@@ -15,8 +15,10 @@ from storage.access import Viewer
 from storage.db import Database
 from storage.errors import StalkError
 from storage.plaintext import plain
-from storage.queries import SessionDetail, UtteranceInfo, dump_session_json, get_session
-from storage.vocab import ExportFormat, Verification
+from storage.queries import SessionDetail, UtteranceInfo, detail_shape, dump_session_json, get_session
+from storage.shape import Shape
+from storage.summaries import SummaryInfo
+from storage.vocab import ExportFormat, PointKind, Verification
 
 FORMATS = tuple(ExportFormat)
 MEDIA_TYPES = {
@@ -154,6 +156,110 @@ def _duration(detail: SessionDetail) -> str:
     return short_clock(detail.duration) if detail.duration is not None else "-"
 
 
+# A summary's headings in the call's language (others: English).
+LABELS = {
+    "en": {
+        "summary": "Summary",
+        PointKind.TOPIC: "Topics",
+        PointKind.DECISION: "Decisions",
+        PointKind.TODO: "To-dos",
+        PointKind.QUESTION: "Open questions",
+        "shape": "Shape of the conversation",
+        "source": "source:",
+    },
+    "ko": {
+        "summary": "요약",
+        PointKind.TOPIC: "주제",
+        PointKind.DECISION: "결정",
+        PointKind.TODO: "할 일",
+        PointKind.QUESTION: "남은 질문",
+        "shape": "대화의 모습",
+        "source": "출처:",
+    },
+}
+
+
+def labels(language: str | None) -> dict:
+    return LABELS.get(language or "en", LABELS["en"])
+
+
+def point_refs(detail: SessionDetail, refs: list[int], limit: int = 3) -> str:
+    """Where a point came from, as the transcript shows it: the call times of its lines."""
+    at = {u.id: u.start for u in detail.utterances}
+    times = [short_clock(at[r]) for r in refs if r in at]
+    more = f" +{len(times) - limit}" if len(times) > limit else ""
+    return ", ".join(times[:limit]) + more
+
+
+def summary_points(detail: SessionDetail, summary: SummaryInfo, escape: Callable[[str], str] = one_line) -> list[str]:
+    """The summary as list items under headings of its language: ``- text (alice) [00:12.00]``."""
+    words = labels(summary.language)
+    out: list[str] = []
+    for kind in PointKind:
+        points = summary.of(kind)
+        if not points:
+            continue
+        out.append(f"{words[kind]}:")
+        for p in points:
+            who = f" ({', '.join(escape(n) for n in p.speakers)})" if p.speakers and kind != PointKind.TOPIC else ""
+            where = point_refs(detail, p.refs)
+            out.append(f"- {escape(p.text)}{who}" + (f" [{where}]" if where else ""))
+    return out
+
+
+def percent(share: float) -> str:
+    return f"{round(share * 100):d}%"
+
+
+def shape_lines(shape: Shape, escape: Callable[[str], str] = one_line) -> list[str]:
+    """The conversation's shape in a few lines (English: figures and names read the same)."""
+    out = []
+    for p in shape.participants:
+        out.append(
+            f"- {escape(p.name)}: {percent(p.share)} of the talk ({short_clock(p.talk_seconds)}), "
+            f"{p.turns} {'turn' if p.turns == 1 else 'turns'}, longest {p.longest_turn_seconds:.1f} s"
+        )
+    if shape.longest is not None:
+        out.append(
+            f"- longest stretch: {escape(shape.longest.speaker)}, {shape.longest.seconds:.1f} s "
+            f"from {short_clock(shape.longest.start)}"
+        )
+    if shape.answers:
+        top = shape.answers[0]
+        out.append(f"- answered most: {escape(top.speaker)} after {escape(top.other)} ({top.count}x)")
+    quiet = shape.longest_silence
+    silences = f"- silences of {shape.silence_seconds:g} s or more: {len(shape.silences)}"
+    if quiet is not None:
+        silences += f", longest {quiet.seconds:.1f} s at {short_clock(quiet.start)}"
+    out.append(silences)
+    interruptions = ", ".join(f"{escape(a.speaker)} over {escape(a.other)} {a.count}x" for a in shape.interrupters[:3])
+    out.append(
+        f"- overlaps: {len(shape.overlaps)}, interruptions: {len(shape.interruptions)}"
+        + (f" ({interruptions})" if interruptions else "")
+    )
+    for h in shape.hints:
+        after = (
+            f"talk resumed after {h.resumed_after:.1f} s ({escape(h.by or '')})"
+            if h.resumed and h.resumed_after is not None
+            else f"no talk within {shape.resume_seconds:g} s"
+        )
+        out.append(f"- hint at {short_clock(h.at)}: {after}")
+    return out
+
+
+def summary_text(detail: SessionDetail) -> str:
+    """The summary and the shape as plain text (``logs summary``, the txt export's top)."""
+    lines = []
+    if detail.summary is not None:
+        words = labels(detail.summary.language)
+        lines += [f"{words['summary']} ({words['source']} {one_line(detail.summary.source)})"]
+        lines += summary_points(detail, detail.summary) or ["-"]
+        lines.append("")
+    lines.append(f"{labels(detail.summary.language if detail.summary else None)['shape']}:")
+    lines += shape_lines(detail_shape(detail))
+    return "\n".join(lines) + "\n"
+
+
 def to_txt(detail: SessionDetail) -> str:
     names = ", ".join(one_line(p.name) for p in detail.participants) or "-"
     lines = [
@@ -163,6 +269,8 @@ def to_txt(detail: SessionDetail) -> str:
         *([f"verification: {LEGEND}"] if any_marks(detail) else []),
         "",
     ]
+    if detail.summary is not None:
+        lines += [summary_text(detail)]
     for u in detail.utterances:
         when = f"[{short_clock(u.start)} - {short_clock(u.end)}]"
         lines.append(f"{when} {one_line(u.speaker)}{verdict_mark(u)}: {one_line(u.text)}")
@@ -194,6 +302,13 @@ def to_md(detail: SessionDetail) -> str:
     lines = [f"# {md_escape(_heading(detail), heading=True)}", ""]
     lines.append(f"- Session: {detail.id} ({detail.status}), length {_duration(detail)}")
     lines.append("- Participants: " + (", ".join(md_escape(p.name) for p in detail.participants) or "-"))
+    if detail.summary is not None:
+        words = labels(detail.summary.language)
+        lines += ["", f"## {words['summary']}", "", f"_{words['source']} {md_escape(detail.summary.source)}_", ""]
+        for item in summary_points(detail, detail.summary, md_escape):
+            lines += [item] if item.startswith("- ") else ["", f"**{item[:-1]}**", ""]
+        lines += ["", f"## {words['shape']}", ""]
+        lines += shape_lines(detail_shape(detail), md_escape)
     lines += ["", "## Transcript", ""]
     for u in detail.utterances:
         mark = verdict_mark(u, md_escape)
