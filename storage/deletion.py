@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from storage.access import Viewer, deletable, visible
 from storage.db import Database, rowcount
-from storage.models import CallSession, CallSummary, Participant, Suggestion, Utterance, Voiceprint
+from storage.models import CallSession, Participant, Suggestion, SummaryRow, Utterance, Voiceprint
 from storage.recorder import drop_reserve
 from storage.recorders import RecorderState, state
 from storage.search import optimize_index
@@ -204,8 +204,8 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
                 deleted_sugg += 1
         # A summary quotes and names people: one made while they were in the call goes, to be
         # made again (bot.summary) from what the others said.
-        dropped = list(s.scalars(select(CallSummary.session_id).where(CallSummary.session_id.in_(session_ids))))
-        s.execute(delete(CallSummary).where(CallSummary.session_id.in_(dropped)))
+        dropped = list(s.scalars(select(SummaryRow.session_id).where(SummaryRow.session_id.in_(session_ids))))
+        s.execute(delete(SummaryRow).where(SummaryRow.session_id.in_(dropped)))
         s.flush()
         # Their utterances go with their participant rows (ON DELETE CASCADE, index trigger).
         s.execute(delete(Participant).where(Participant.id.in_(part_ids)))

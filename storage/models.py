@@ -152,7 +152,7 @@ class CallSession(Base):
         passive_deletes=True,
         order_by="(Suggestion.at, Suggestion.id)",
     )
-    summary: Mapped[CallSummary | None] = relationship(
+    summary: Mapped[SummaryRow | None] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -253,7 +253,7 @@ class Suggestion(Base):
     session: Mapped[CallSession] = relationship(back_populates="suggestions")
 
 
-class CallSummary(Base):
+class SummaryRow(Base):
     """A call's summary: a few points (topics, decisions, to-dos, open questions), each with
     the utterances it came from. One per call; made again (replaced) on demand."""
 

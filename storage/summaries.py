@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from storage.access import Viewer, visible
 from storage.db import Database, rowcount
-from storage.models import CallSession, CallSummary, utcnow
+from storage.models import CallSession, SummaryRow, utcnow
 from storage.vocab import PointKind
 
 
@@ -70,7 +70,7 @@ def _point(data: dict[str, Any]) -> SummaryPoint | None:
     )
 
 
-def summary_info(row: CallSummary) -> SummaryInfo:
+def summary_info(row: SummaryRow) -> SummaryInfo:
     return SummaryInfo(
         session_id=row.session_id,
         source=row.source,
@@ -85,9 +85,9 @@ def summary_info(row: CallSummary) -> SummaryInfo:
 def save_summary(db: Database, record: SummaryRecord) -> SummaryInfo:
     """Store ``record`` as its call's summary, replacing any earlier one."""
     with db.write_session() as s, s.begin():
-        row = s.get(CallSummary, record.session_id)
+        row = s.get(SummaryRow, record.session_id)
         if row is None:
-            row = CallSummary(session_id=record.session_id)
+            row = SummaryRow(session_id=record.session_id)
             s.add(row)
         row.source = record.source
         row.language = record.language
@@ -102,8 +102,8 @@ def save_summary(db: Database, record: SummaryRecord) -> SummaryInfo:
 def get_summary(db: Database, session_id: int, viewer: Viewer | None = None) -> SummaryInfo | None:
     """The call's summary; None when there is none, or no such call, or ``viewer`` may not
     see it (not told apart, as for the transcript). ``viewer`` None: the operator."""
-    query = select(CallSummary).join(CallSession, CallSession.id == CallSummary.session_id)
-    query = query.where(CallSummary.session_id == session_id)
+    query = select(SummaryRow).join(CallSession, CallSession.id == SummaryRow.session_id)
+    query = query.where(SummaryRow.session_id == session_id)
     if viewer is not None:
         query = query.where(visible(viewer))
     with db.session() as s:
@@ -114,5 +114,5 @@ def get_summary(db: Database, session_id: int, viewer: Viewer | None = None) -> 
 def delete_summary(db: Database, session_id: int) -> bool:
     """Drop the call's summary; whether there was one."""
     with db.write_session() as s, s.begin():
-        gone = s.execute(delete(CallSummary).where(CallSummary.session_id == session_id))
+        gone = s.execute(delete(SummaryRow).where(SummaryRow.session_id == session_id))
         return rowcount(gone) > 0

@@ -21,8 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.commands import values
 from bot.config import load_config
 from bot.errors import StorageError
-from bot.hints.engine import llm_settings
-from bot.summary.make import make_summary
+from bot.summary.make import make_summary, summary_settings
 from storage import Database, SessionDetail, SessionSummary, get_session, list_sessions, open_database
 from storage.access import Viewer
 from storage.db import describe_error
@@ -169,7 +168,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_summary(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    settings = None if args.fallback or not config.llm.enabled else llm_settings(config)
+    settings = None if args.fallback else summary_settings(config)
     with _open(args) as db:
         detail = _session(db, args.session_id)
         if detail.summary is None or args.remake or args.fallback:

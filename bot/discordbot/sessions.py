@@ -53,6 +53,7 @@ from bot.errors import StalkError
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener
 from bot.speaker.model import SpeakerModel
+from bot.summary.make import summarize_at_end, summary_settings
 from bot.voice.client import ReceivingVoiceClient
 from storage.db import Database
 from storage.plaintext import for_discord_plain, plain
@@ -518,6 +519,9 @@ class SessionManager:
             await asyncio.to_thread(session.feeder.close)
             # Waits for the utterances in flight: they are transcribed and stored before the row closes.
             session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
+            if self.config.summary.at_end and session.session_id is not None:
+                # The extractive summary now (milliseconds), the model's in a daemon thread after.
+                await asyncio.to_thread(summarize_at_end, self.db, session.session_id, summary_settings(self.config))
         finally:
             await self._stop_transcript(session)
             await self._restore_nick(session)

@@ -28,7 +28,18 @@ from storage.vocab import PointKind
 
 log = logging.getLogger(__name__)
 
-CHUNK_CHARS = 6000  # one piece of transcript in one prompt
+# One piece of transcript in one prompt, in characters: about 800 tokens of English, and as
+# much of Korean, Japanese or Chinese text (a token per one or two characters there), so that
+# a piece, the instructions and the answer fit the 2048-token context Ollama gives by default.
+CHUNK_CHARS = 3000
+DENSE_CHUNK_CHARS = 1200
+DENSE = ("ko", "ja", "zh")
+
+
+def chunk_chars_for(language: str) -> int:
+    return DENSE_CHUNK_CHARS if language in DENSE else CHUNK_CHARS
+
+
 NAME_CHARS = 64
 LINE_CHARS = 600  # one utterance in the prompt
 LIMITS = {PointKind.TOPIC: 5, PointKind.DECISION: 5, PointKind.TODO: 5, PointKind.QUESTION: 3}
@@ -212,7 +223,7 @@ class LlmSummarizer:
     """One instance per worker thread (the ``openai`` client is not shared)."""
 
     def __init__(
-        self, settings: LlmSettings, *, chunk_chars: int = CHUNK_CHARS, retries: int = 1, backoff: float = 1.0
+        self, settings: LlmSettings, *, chunk_chars: int | None = None, retries: int = 1, backoff: float = 1.0
     ) -> None:
         self.settings = settings
         self.chunk_chars = chunk_chars
@@ -234,7 +245,7 @@ class LlmSummarizer:
         """Every piece asked once (with retries); a piece that fails is reported in ``errors``.
         Raises LlmError when the server is down (the first piece cannot be had at all), so a
         dead server costs one timeout, not one per piece."""
-        pieces = chunks(said, self.chunk_chars)
+        pieces = chunks(said, self.chunk_chars or chunk_chars_for(language))
         speakers = {s.speaker for s in said}
         result = ModelSummary([], 0, len(pieces), 0)
         for part, piece in enumerate(pieces, 1):

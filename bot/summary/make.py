@@ -3,14 +3,18 @@ answers (or it gives nothing usable), in the call's language."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
+from bot.config import Config
+from bot.hints.engine import llm_settings
 from bot.hints.llm import LlmError, LlmSettings
 from bot.summary.extractive import extractive_points
 from bot.summary.lines import call_language, transcript
-from bot.summary.llm import CHUNK_CHARS, LlmSummarizer
+from bot.summary.llm import LlmSummarizer
 from storage.access import Viewer
 from storage.db import Database
 from storage.queries import SessionDetail, get_session
@@ -19,6 +23,20 @@ from storage.summaries import SummaryInfo, SummaryRecord, get_summary, save_summ
 log = logging.getLogger(__name__)
 
 EXTRACTIVE = "extractive"
+# A summary is no lull: the model may take its time, and says more than three hints.
+SUMMARY_TIMEOUT = 180.0
+SUMMARY_TOKENS = 800
+
+
+def summary_settings(config: Config) -> LlmSettings | None:
+    """The model to summarise with ([llm], with a longer wait and answer), or None for the
+    extractive summary alone ([llm] enabled = false or [summary] use_model = false)."""
+    if not config.llm.enabled or not config.summary.use_model:
+        return None
+    s = llm_settings(config)
+    return dataclasses.replace(
+        s, timeout=max(s.timeout, SUMMARY_TIMEOUT), max_tokens=max(s.max_tokens, SUMMARY_TOKENS), temperature=0.2
+    )
 
 
 @dataclass(frozen=True)
@@ -30,7 +48,7 @@ class Made:
 
 
 def summarize(
-    detail: SessionDetail, settings: LlmSettings | None, *, chunk_chars: int = CHUNK_CHARS, retries: int = 1
+    detail: SessionDetail, settings: LlmSettings | None, *, chunk_chars: int | None = None, retries: int = 1
 ) -> tuple[SummaryRecord, str | None, int, int]:
     """(the summary, why the model's was not used, pieces, answers) for ``detail``; nothing stored."""
     started = time.perf_counter()
@@ -71,7 +89,7 @@ def make_summary(
     settings: LlmSettings | None,
     *,
     viewer: Viewer | None = None,
-    chunk_chars: int = CHUNK_CHARS,
+    chunk_chars: int | None = None,
     retries: int = 1,
 ) -> Made | None:
     """Make and store the call's summary (replacing any); None when there is no such call or
@@ -92,3 +110,33 @@ def summary_for(
     if stored is not None:
         return Made(stored)
     return make_summary(db, session_id, settings, viewer=viewer)
+
+
+def summarize_at_end(db: Database, session_id: int, settings: LlmSettings | None) -> threading.Thread | None:
+    """At a call's end (called from a worker thread, never the event loop): the extractive
+    summary at once, so there is one whatever the model does; then, with a model, a daemon
+    thread that asks it and replaces the summary if it answers with usable points. The
+    thread (returned, None without a model) never raises: a call that is deleted, or a
+    database closed meanwhile, only costs the model's summary (made on demand later)."""
+    try:
+        make_summary(db, session_id, None)
+    except Exception:
+        log.exception("the summary of session %s could not be made", session_id)
+        return None
+    if settings is None:
+        return None
+
+    def ask() -> None:
+        try:
+            detail = get_session(db, session_id)
+            if detail is None:
+                return
+            record, note, _, _ = summarize(detail, settings)
+            if note is None:
+                save_summary(db, record)
+        except Exception:
+            log.warning("the model's summary of session %s was not stored", session_id, exc_info=True)
+
+    thread = threading.Thread(target=ask, name=f"summary-{session_id}", daemon=True)
+    thread.start()
+    return thread

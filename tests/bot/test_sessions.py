@@ -12,6 +12,7 @@ from storage import get_session
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 from storage.settings import update_guild_settings
+from storage.summaries import get_summary
 from tests.bounds import at_most
 from tests.calls import librispeech_refs, wer
 from tests.processes import dead_recorder, set_recorder
@@ -89,6 +90,12 @@ async def test_join_notice_transcript_and_a_live_optout(make_bot) -> None:
     assert all(len(r.content) <= 2000 for r in lines)
     assert detail.utterances[0].text.split()[0].strip(",.") in " ".join(r.content for r in lines)
     assert not any("Ben" in (r.content or "") for r in h.rest.posted())
+
+    # The call's summary was made as it ended, from what was stored (Ann's words only).
+    summary = get_summary(h.db, sid)
+    assert summary is not None and summary.language == "en"
+    assert {r for p in summary.points for r in p.refs} <= {u.id for u in detail.utterances}
+    assert all(p.speakers in ([], ["Ann"]) for p in summary.points)
 
 
 @pytest.mark.slow

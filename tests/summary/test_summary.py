@@ -242,3 +242,28 @@ def test_exports_carry_the_summary(calls) -> None:
     # A call without a summary exports as before.
     other = detail_of(db, ids["ko"])
     assert "요약" not in render(other, "txt") and json.loads(render(other, "json"))["summary"] is None
+
+
+def test_at_the_end_of_a_call_the_extractive_summary_then_the_models(calls, scripted) -> None:
+    from bot.summary.make import summarize_at_end
+
+    db, ids = calls
+    thread = summarize_at_end(db, ids["en"], settings(scripted.url("summary-slow-0.5")))
+    assert thread is not None
+    # There is one at once, whatever the model does ...
+    first = get_summary(db, ids["en"])
+    assert first is not None and first.source == EXTRACTIVE
+    thread.join(30)
+    assert not thread.is_alive()
+    # ... and the model's replaces it once it answers.
+    later = get_summary(db, ids["en"])
+    assert later is not None and later.source == "scripted"
+    assert_grounded(detail_of(db, ids["en"]), later)
+
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    thread = summarize_at_end(db, ids["ko"], settings(down))
+    assert thread is not None
+    thread.join(30)
+    kept = get_summary(db, ids["ko"])
+    assert kept is not None and kept.source == EXTRACTIVE
+    assert summarize_at_end(db, ids["ko"], None) is None  # no model: the extractive one only
