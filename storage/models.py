@@ -294,6 +294,8 @@ class UserSettings(Base):
 
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     hints: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The call's summary by DM when a call they were in ends (/summary on|off); NULL: off.
+    summary_dm: Mapped[bool | None] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

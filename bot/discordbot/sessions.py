@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -253,6 +253,8 @@ class SessionManager:
         # Every session not yet CLOSED, whatever its state: one per guild.
         self._sessions: dict[int, LiveSession] = {}
         self.listener_factories: list[ListenerFactory] = []
+        # Awaited on the loop once a session has closed (the summary DMs); each one's failure is logged.
+        self.ended_hooks: list[Callable[[LiveSession], Awaitable[None]]] = []
 
     # -- model ---------------------------------------------------------------------------
 
@@ -495,6 +497,11 @@ class SessionManager:
                 )
             except discord.HTTPException:
                 pass
+        for hook in self.ended_hooks:
+            try:
+                await hook(session)
+            except Exception:
+                log.exception("after session %s ended: %s failed", session.session_id, getattr(hook, "__name__", hook))
         return summary
 
     async def _take_apart(self, session: LiveSession, status: SessionStatus, error: str | None) -> None:

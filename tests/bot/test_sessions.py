@@ -34,6 +34,21 @@ async def _speak(h, who: str, path) -> None:
     await asyncio.sleep(0.8)  # a pause between turns, long enough to end the utterance
 
 
+def _followup_or_callback(reqs):
+    posted = [r for r in reqs if r.path.startswith("/webhooks/") or r.path.endswith("/callback")]
+    return posted[-1]
+
+
+def _dms(h, user: str) -> list:
+    """Messages the bot posted into ``user``'s DM channel."""
+    uid = h.users[user]
+    return [
+        r
+        for r in h.rest.where("POST", "/messages")
+        if r.path.startswith("/channels/") and h.rest.dm_channels.get(r.path.split("/")[2]) == uid
+    ]
+
+
 def _text(detail, name: str) -> str:
     return " ".join(u.text for u in detail.utterances if u.speaker == name)
 
@@ -67,6 +82,9 @@ async def test_join_notice_transcript_and_a_live_optout(make_bot) -> None:
     await _speak(h, "ben", BEN_FILE)
     stats = session.vc.receive_stats()
     sid = session.session_id
+    # Both ask for the call's summary by DM; Ben, opted out, was never in it and gets none.
+    for who in ("ann", "ben"):
+        assert "Summaries are on" in _followup_or_callback(await h.command(who, "summary", state="on")).content
 
     left = _followup(await h.command("ann", "leave"))
     assert left.ephemeral and "Stopped" in left.content
@@ -96,6 +114,11 @@ async def test_join_notice_transcript_and_a_live_optout(make_bot) -> None:
     assert summary is not None and summary.language == "en"
     assert {r for p in summary.points for r in p.refs} <= {u.id for u in detail.utterances}
     assert all(p.speakers in ([], ["Ann"]) for p in summary.points)
+    ann_dms, ben_dms = _dms(h, "ann"), _dms(h, "ben")
+    assert not ben_dms
+    assert ann_dms and ann_dms[0].content.startswith(f"Your call in **{h.voice.name}**")
+    assert f"(#{sid}) has ended" in ann_dms[0].content and "/summary off" in ann_dms[-1].content
+    assert all(len(r.content) <= 2000 and r.body["allowed_mentions"] == {"parse": []} for r in ann_dms)
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Call summaries: one per call, its points with the utterances they came from.
+"""Call summaries: one per call, its points with the utterances they came from; and whether a
+user wants theirs by DM at the end of a call (user_settings.summary_dm, NULL: not chosen, off).
 
 Revision ID: 0006_summaries
 Revises: 0005_recorder
@@ -35,7 +36,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("session_id", name="pk_summaries"),
     )
+    # A plain ADD COLUMN (nullable, no default): SQLite does it in place, no table copy.
+    op.add_column("user_settings", sa.Column("summary_dm", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("user_settings") as batch:
+        batch.drop_column("summary_dm")
     op.drop_table("summaries")
