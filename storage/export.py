@@ -304,7 +304,7 @@ def to_md(detail: SessionDetail) -> str:
     lines.append("- Participants: " + (", ".join(md_escape(p.name) for p in detail.participants) or "-"))
     if detail.summary is not None:
         words = labels(detail.summary.language)
-        lines += ["", f"## {words['summary']}", "", f"_{words['source']} {md_escape(detail.summary.source)}_", ""]
+        lines += ["", f"## {words['summary']}", "", f"_{words['source']} {md_escape(detail.summary.source)}_"]
         for item in summary_points(detail, detail.summary, md_escape):
             lines += [item] if item.startswith("- ") else ["", f"**{item[:-1]}**", ""]
         lines += ["", f"## {words['shape']}", ""]
