@@ -71,7 +71,8 @@ def settings(base_url: str, model: str) -> LlmSettings:
     )
 
 
-def run(db_path: Path, language: str, minutes: float, llm: LlmSettings | None) -> str:
+def run(db_path: Path, language: str, minutes: float, llm: LlmSettings | None) -> tuple[str, str]:
+    """(the figures' line, why the model's summary was not used: '' if it was or none asked)"""
     lines = call(language, minutes)
     sid = store_call(db_path, lines, language)
     with open_database(str(db_path)) as db:
@@ -83,11 +84,13 @@ def run(db_path: Path, language: str, minutes: float, llm: LlmSettings | None) -
     kinds = {k: len(s.of(k)) for k in ("topic", "decision", "todo", "question")}  # type: ignore[arg-type]
     who = "fallback" if llm is None else llm.model
     got = s.source if s.source == EXTRACTIVE else "model"
-    return (
+    why = f"    ({made.model_note[:300]})" if made.model_note else ""
+    line = (
         f"{language}  {minutes:>4g} min  {len(lines):>4} utt  {who:<14} {seconds:8.2f} s  "
         f"pieces {made.pieces:>3}  answered {made.answers:>3}  prompt {s.prompt_chars or 0:>6} chars  "
         f"points {len(s.points):>2} from {got:<10} {kinds}"
     )
+    return line, why
 
 
 def main() -> int:
@@ -103,7 +106,7 @@ def main() -> int:
         db_path = Path(tmp) / "bench.db"
         for language in ("en", "ko"):
             for minutes in args.minutes:
-                print(run(db_path, language, minutes, None), flush=True)
+                print(run(db_path, language, minutes, None)[0], flush=True)
         if args.no_model:
             return 0
         server = LlamaServer(args.threads, model_path=args.gguf, alias=args.alias if args.gguf else None, n_ctx=4096)
@@ -112,8 +115,10 @@ def main() -> int:
             for language in ("en", "ko"):
                 for minutes in args.model_minutes:
                     cpu = server.cpu_seconds()
-                    line = run(db_path, language, minutes, llm)
+                    line, why = run(db_path, language, minutes, llm)
                     print(f"{line}  server CPU {server.cpu_seconds() - cpu:.1f} s", flush=True)
+                    if why:
+                        print(why, flush=True)
         finally:
             server.close()
     return 0

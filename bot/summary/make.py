@@ -56,6 +56,7 @@ def summarize(
     language = call_language(detail, said)
     note: str | None = None
     pieces = answers = 0
+    prompt_chars: int | None = None
     if settings is not None and said:
         summarizer = LlmSummarizer(settings, chunk_chars=chunk_chars, retries=retries)
         try:
@@ -63,7 +64,7 @@ def summarize(
         except LlmError as exc:
             note = f"the model did not answer ({exc})"
         else:
-            pieces, answers = got.pieces, got.answers
+            pieces, answers, prompt_chars = got.pieces, got.answers, got.prompt_chars
             if got.points:
                 record = SummaryRecord(
                     detail.id,
@@ -80,7 +81,8 @@ def summarize(
         log.info("summary of session %s: %s; the extractive summary is used", detail.id, note)
     points = extractive_points(said, language)
     seconds = round(time.perf_counter() - started, 3)
-    return SummaryRecord(detail.id, EXTRACTIVE, language, points, seconds=seconds), note, pieces, answers
+    record = SummaryRecord(detail.id, EXTRACTIVE, language, points, prompt_chars=prompt_chars, seconds=seconds)
+    return record, note, pieces, answers
 
 
 def make_summary(
