@@ -27,6 +27,7 @@ from storage.deletion import Deleted, delete_session, may_delete
 from storage.export import (
     FORMATS,
     LEGEND,
+    call_picture,
     export_session,
     labels,
     shape_lines,
@@ -140,8 +141,13 @@ def summary_lines(detail: SessionDetail) -> list[str]:
         for item in summary_points(detail, detail.summary, esc):
             lines.append(item if item.startswith("- ") else f"**{item[:-1]}**")
     lines.append(f"__**{words['shape']}**__")
+    lines.append(f"Picture: {esc(call_picture(detail).legend())}")
     lines += shape_lines(detail_shape(detail), esc)
     return lines
+
+
+def picture_name(session_id: int) -> str:
+    return f"s-talk-{session_id}-shape.png"
 
 
 def summary_embed(detail: SessionDetail, page: Page[str]) -> discord.Embed:
@@ -154,6 +160,8 @@ def summary_embed(detail: SessionDetail, page: Page[str]) -> discord.Embed:
         text=f"{detail.started_at.strftime('%Y-%m-%d %H:%M')} UTC · page {page.page + 1}/{page.pages}"
         " · the times are where the transcript (/log show) says it"
     )
+    # The talk share and who spoke when, attached to the reply (the colours are named in the lines).
+    embed.set_image(url=f"attachment://{picture_name(detail.id)}")
     return embed
 
 
@@ -372,7 +380,14 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
             return summary_embed(*got), got[1]
 
         embed, page = await render(0)
-        await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page, timeout=self.view_timeout))
+        view = Pager(interaction.user.id, render, page, timeout=self.view_timeout)
+        detail = await asyncio.to_thread(get_session, self.bot.db, session_id, viewer)
+        if detail is None:
+            raise CommandRefused(f"There is no call #{session_id} that you can see in this server.")
+        picture = await asyncio.to_thread(call_picture, detail)
+        file = discord.File(io.BytesIO(picture.png), filename=picture_name(session_id))
+        await interaction.response.send_message(embed=embed, view=view, file=file, ephemeral=True)
+        view.message_of = interaction
 
     # -- search --------------------------------------------------------------------------
 

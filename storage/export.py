@@ -7,6 +7,7 @@ which both formats allow.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from storage.access import Viewer
 from storage.db import Database
 from storage.errors import StalkError
+from storage.picture import Picture, draw
 from storage.plaintext import plain
 from storage.queries import SessionDetail, UtteranceInfo, detail_shape, dump_session_json, get_session
-from storage.shape import Shape
+from storage.shape import Shape, Spoken
 from storage.summaries import SummaryInfo
 from storage.vocab import ExportFormat, PointKind, Verification
 
@@ -247,6 +249,11 @@ def shape_lines(shape: Shape, escape: Callable[[str], str] = one_line) -> list[s
     return out
 
 
+def call_picture(detail: SessionDetail) -> Picture:
+    """The talk-share bar and the timeline of who spoke when (``storage.picture``)."""
+    return draw(detail_shape(detail), [Spoken(u.id, u.speaker, u.start, u.end) for u in detail.utterances])
+
+
 def summary_text(detail: SessionDetail) -> str:
     """The summary and the shape as plain text (``logs summary``, the txt export's top)."""
     lines = []
@@ -308,6 +315,11 @@ def to_md(detail: SessionDetail) -> str:
         for item in summary_points(detail, detail.summary, md_escape):
             lines += [item] if item.startswith("- ") else ["", f"**{item[:-1]}**", ""]
         lines += ["", f"## {words['shape']}", ""]
+        picture = call_picture(detail)
+        # Embedded, so the file stays one file; the colours named, since the picture has no text.
+        data = base64.b64encode(picture.png).decode("ascii")
+        lines += [f"![talk share and who spoke when](data:image/png;base64,{data})", ""]
+        lines += [f"Colours: {md_escape(picture.legend())}", ""]
         lines += shape_lines(detail_shape(detail), md_escape)
     lines += ["", "## Transcript", ""]
     for u in detail.utterances:

@@ -239,6 +239,10 @@ async def test_summary_pages_the_summary_and_the_shape_for_those_who_may_see(mak
     embed = _embed(first)
     assert embed["title"] == f"#{sid} Weekly sync"
     assert embed["description"].startswith("__**Summary**__ (source: extractive)")
+    # The talk share and who spoke when, as a PNG attached to the reply and shown in the embed.
+    picture = first.files[f"s-talk-{sid}-shape.png"]
+    assert picture.startswith(b"\x89PNG\r\n\x1a\n")
+    assert embed["image"]["url"] == f"attachment://s-talk-{sid}-shape.png"
     msg = _message_id(h, reqs)
     text = [embed["description"]]
     page = first
