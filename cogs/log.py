@@ -142,7 +142,7 @@ def summary_lines(detail: SessionDetail) -> list[str]:
             lines.append(item if item.startswith("- ") else f"**{item[:-1]}**")
     lines.append(f"__**{words['shape']}**__")
     lines.append(f"Picture: {esc(call_picture(detail).legend())}")
-    lines += shape_lines(detail_shape(detail), esc)
+    lines += shape_lines(detail_shape(detail), esc, detail.summary.language if detail.summary else None)
     return lines
 
 

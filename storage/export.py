@@ -213,39 +213,81 @@ def percent(share: float) -> str:
     return f"{round(share * 100):d}%"
 
 
-def shape_lines(shape: Shape, escape: Callable[[str], str] = one_line) -> list[str]:
-    """The conversation's shape in a few lines (English: figures and names read the same)."""
+# The shape's lines in the call's language (others: English); names and figures filled in.
+SHAPE_WORDS = {
+    "en": {
+        "person": "- {name}: {share} of the talk ({time}), {turns} {turn_word}, longest {longest:.1f} s",
+        "turn": "turn",
+        "turns": "turns",
+        "longest": "- longest stretch: {name}, {seconds:.1f} s from {at}",
+        "answered": "- answered most: {name} after {other} ({count}x)",
+        "silences": "- silences of {threshold:g} s or more: {count}",
+        "quietest": ", longest {seconds:.1f} s at {at}",
+        "overlaps": "- overlaps: {overlaps}, interruptions: {interruptions}",
+        "over": "{name} over {other} {count}x",
+        "resumed": "talk resumed after {seconds:.1f} s ({name})",
+        "silent": "no talk within {seconds:g} s",
+        "hint": "- hint at {at}: {after}",
+    },
+    "ko": {
+        "person": "- {name}: 발화의 {share} ({time}), 차례 {turns}{turn_word}, 가장 긴 차례 {longest:.1f}초",
+        "turn": "번",
+        "turns": "번",
+        "longest": "- 가장 길게 말한 사람: {name}, {at}부터 {seconds:.1f}초",
+        "answered": "- 가장 자주 이어 말함: {other} 다음에 {name} ({count}번)",
+        "silences": "- {threshold:g}초 이상의 침묵: {count}번",
+        "quietest": ", 가장 긴 침묵 {at}에 {seconds:.1f}초",
+        "overlaps": "- 겹친 말: {overlaps}번, 끼어들기: {interruptions}번",
+        "over": "{name} → {other} {count}번",
+        "resumed": "{seconds:.1f}초 뒤 대화 재개 ({name})",
+        "silent": "{seconds:g}초 안에 아무도 말하지 않음",
+        "hint": "- {at}의 힌트: {after}",
+    },
+}
+
+
+def shape_lines(shape: Shape, escape: Callable[[str], str] = one_line, language: str | None = None) -> list[str]:
+    """The conversation's shape in a few lines, in ``language`` (Korean or English)."""
+    w = SHAPE_WORDS.get(language or "en", SHAPE_WORDS["en"])
     out = []
     for p in shape.participants:
         out.append(
-            f"- {escape(p.name)}: {percent(p.share)} of the talk ({short_clock(p.talk_seconds)}), "
-            f"{p.turns} {'turn' if p.turns == 1 else 'turns'}, longest {p.longest_turn_seconds:.1f} s"
+            w["person"].format(
+                name=escape(p.name),
+                share=percent(p.share),
+                time=short_clock(p.talk_seconds),
+                turns=p.turns,
+                turn_word=w["turn"] if p.turns == 1 else w["turns"],
+                longest=p.longest_turn_seconds,
+            )
         )
     if shape.longest is not None:
+        longest = shape.longest
         out.append(
-            f"- longest stretch: {escape(shape.longest.speaker)}, {shape.longest.seconds:.1f} s "
-            f"from {short_clock(shape.longest.start)}"
+            w["longest"].format(name=escape(longest.speaker), seconds=longest.seconds, at=short_clock(longest.start))
         )
     if shape.answers:
         top = shape.answers[0]
-        out.append(f"- answered most: {escape(top.speaker)} after {escape(top.other)} ({top.count}x)")
+        out.append(w["answered"].format(name=escape(top.speaker), other=escape(top.other), count=top.count))
     quiet = shape.longest_silence
-    silences = f"- silences of {shape.silence_seconds:g} s or more: {len(shape.silences)}"
+    silences = w["silences"].format(threshold=shape.silence_seconds, count=len(shape.silences))
     if quiet is not None:
-        silences += f", longest {quiet.seconds:.1f} s at {short_clock(quiet.start)}"
+        silences += w["quietest"].format(seconds=quiet.seconds, at=short_clock(quiet.start))
     out.append(silences)
-    interruptions = ", ".join(f"{escape(a.speaker)} over {escape(a.other)} {a.count}x" for a in shape.interrupters[:3])
+    interruptions = ", ".join(
+        w["over"].format(name=escape(a.speaker), other=escape(a.other), count=a.count) for a in shape.interrupters[:3]
+    )
     out.append(
-        f"- overlaps: {len(shape.overlaps)}, interruptions: {len(shape.interruptions)}"
+        w["overlaps"].format(overlaps=len(shape.overlaps), interruptions=len(shape.interruptions))
         + (f" ({interruptions})" if interruptions else "")
     )
     for h in shape.hints:
         after = (
-            f"talk resumed after {h.resumed_after:.1f} s ({escape(h.by or '')})"
+            w["resumed"].format(seconds=h.resumed_after, name=escape(h.by or ""))
             if h.resumed and h.resumed_after is not None
-            else f"no talk within {shape.resume_seconds:g} s"
+            else w["silent"].format(seconds=shape.resume_seconds)
         )
-        out.append(f"- hint at {short_clock(h.at)}: {after}")
+        out.append(w["hint"].format(at=short_clock(h.at), after=after))
     return out
 
 
@@ -263,7 +305,7 @@ def summary_text(detail: SessionDetail) -> str:
         lines += summary_points(detail, detail.summary) or ["-"]
         lines.append("")
     lines.append(f"{labels(detail.summary.language if detail.summary else None)['shape']}:")
-    lines += shape_lines(detail_shape(detail))
+    lines += shape_lines(detail_shape(detail), language=detail.summary.language if detail.summary else None)
     return "\n".join(lines) + "\n"
 
 
@@ -319,8 +361,8 @@ def to_md(detail: SessionDetail) -> str:
         # Embedded, so the file stays one file; the colours named, since the picture has no text.
         data = base64.b64encode(picture.png).decode("ascii")
         lines += [f"![talk share and who spoke when](data:image/png;base64,{data})", ""]
-        lines += [f"Colours: {md_escape(picture.legend())}", ""]
-        lines += shape_lines(detail_shape(detail), md_escape)
+        lines += [f"Colours: {md_escape(picture.legend())}", ""]  # colour names stay English
+        lines += shape_lines(detail_shape(detail), md_escape, detail.summary.language)
     lines += ["", "## Transcript", ""]
     for u in detail.utterances:
         mark = verdict_mark(u, md_escape)
