@@ -84,7 +84,8 @@ async def test_join_notice_transcript_and_a_live_optout(make_bot) -> None:
     sid = session.session_id
     # Both ask for the call's summary by DM; Ben, opted out, was never in it and gets none.
     for who in ("ann", "ben"):
-        assert "Summaries are on" in _followup_or_callback(await h.command(who, "summary", state="on")).content
+        reply = _followup_or_callback(await h.command(who, "summary", state="on"))
+        assert "Summaries are on" in reply.message_data["content"]
 
     left = _followup(await h.command("ann", "leave"))
     assert left.ephemeral and "Stopped" in left.content
