@@ -302,6 +302,16 @@ class LlmConfig:
 
 
 @dataclass(frozen=True)
+class SummaryConfig:
+    at_end: bool = _opt(
+        True, "make the call's summary when it ends (in the background, after the transcript is stored)"
+    )
+    use_model: bool = _opt(
+        True, "ask the [llm] model for summaries; false, or no model answering, makes the extractive one"
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -313,6 +323,7 @@ class Config:
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
     hints: HintsConfig = field(default_factory=HintsConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (command-line options), validated."""

@@ -1,4 +1,4 @@
-"""/log list|show|search|export|delete: reviewing the calls S-Talk stored, from Discord.
+"""/log list|show|summary|search|export|delete: reviewing the calls S-Talk stored, from Discord.
 
 Everything goes through the log-review queries in ``storage`` with a ``Viewer`` built from the
 invoker (a member sees the calls of this server they attended; administrators all of this
@@ -21,12 +21,32 @@ from discord.ext import commands
 from bot.discordbot.app import StalkBot
 from bot.discordbot.kit import CommandRefused, ConfirmView, OwnerOnlyView, call_clock, escape, guild_member
 from bot.discordbot.transcript import NAME_CHARS, TEXT_CHARS
+from bot.summary.make import summary_for
 from storage.access import Viewer
 from storage.deletion import Deleted, delete_session, may_delete
-from storage.export import FORMATS, LEGEND, export_session, short_clock, verdict_mark
-from storage.paging import Page
+from storage.export import (
+    FORMATS,
+    LEGEND,
+    call_picture,
+    export_session,
+    labels,
+    shape_lines,
+    short_clock,
+    summary_points,
+    verdict_mark,
+)
+from storage.paging import Page, budget_bounds, clamp, make_page
 from storage.plaintext import for_discord_plain
-from storage.queries import SessionSummary, TranscriptPage, find_sessions, list_page, show_page
+from storage.queries import (
+    SessionDetail,
+    SessionSummary,
+    TranscriptPage,
+    detail_shape,
+    find_sessions,
+    get_session,
+    list_page,
+    show_page,
+)
 from storage.search import ContextLine, SearchHit, highlight, search
 from storage.vocab import ExportFormat, plural
 
@@ -39,6 +59,7 @@ PAGE_CHARS = 3600
 LIST_PAGE = 10
 SHOW_PAGE = 15  # utterances at most; fewer when they are long (PAGE_CHARS)
 SEARCH_PAGE = 5
+SUMMARY_PAGE = 30  # lines at most; fewer when they are long (PAGE_CHARS)
 VIEW_TIMEOUT = 600.0  # buttons stay usable 10 minutes (an interaction token lives 15)
 CONFIRM_TIMEOUT = 60.0
 COLOUR = discord.Colour.blurple()
@@ -103,6 +124,44 @@ def transcript_embed(tp: TranscriptPage, highlight: int | None = None) -> discor
     # The legend only where this page shows a mark.
     legend = f" · {LEGEND}" if any(u.verification is not None for u in page.items) else ""
     embed.set_footer(text=f"{_when(s)} · {s.status} · page {page.page + 1}/{page.pages}, {where}{legend}")
+    return embed
+
+
+def summary_lines(detail: SessionDetail) -> list[str]:
+    """The summary and the shape as embed lines: headings in bold, each point and figure a
+    list item, every name and word said escaped (``kit.escape``)."""
+
+    def esc(text: str) -> str:
+        return escape(text, 300)
+
+    words = labels(detail.summary.language if detail.summary else None)
+    lines: list[str] = []
+    if detail.summary is not None:
+        lines.append(f"__**{words['summary']}**__ ({words['source']} {esc(detail.summary.source)})")
+        for item in summary_points(detail, detail.summary, esc):
+            lines.append(item if item.startswith("- ") else f"**{item[:-1]}**")
+    lines.append(f"__**{words['shape']}**__")
+    lines.append(f"Picture: {esc(call_picture(detail).legend())}")
+    lines += shape_lines(detail_shape(detail), esc, detail.summary.language if detail.summary else None)
+    return lines
+
+
+def picture_name(session_id: int) -> str:
+    return f"s-talk-{session_id}-shape.png"
+
+
+def summary_embed(detail: SessionDetail, page: Page[str]) -> discord.Embed:
+    embed = discord.Embed(
+        title=_cut(f"#{detail.id} {escape(detail.title or 'untitled', 200)}", 256),
+        description=_cut("\n".join(page.items)),
+        colour=COLOUR,
+    )
+    embed.set_footer(
+        text=f"{detail.started_at.strftime('%Y-%m-%d %H:%M')} UTC · page {page.page + 1}/{page.pages}"
+        " · the times are where the transcript (/log show) says it"
+    )
+    # The talk share and who spoke when, attached to the reply (the colours are named in the lines).
+    embed.set_image(url=f"attachment://{picture_name(detail.id)}")
     return embed
 
 
@@ -243,6 +302,7 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
         self.list_size = LIST_PAGE
         self.show_size = SHOW_PAGE
         self.search_size = SEARCH_PAGE
+        self.summary_size = SUMMARY_PAGE
         super().__init__()
 
     # -- list ----------------------------------------------------------------------------
@@ -289,6 +349,45 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
 
         embed, page = await render(0, at_utterance)
         await self._send_paged(interaction, embed, Pager(interaction.user.id, render, page, timeout=self.view_timeout))
+
+    # -- summary -------------------------------------------------------------------------
+
+    @app_commands.command(name="summary", description="A call's summary and the shape of its conversation")
+    @app_commands.describe(session="the call (type to search by number, title or name)")
+    async def summary(self, interaction: discord.Interaction, session: str) -> None:
+        viewer, session_id = viewer_of(interaction), parse_session(session)
+
+        def load(n: int) -> tuple[SessionDetail, Page[str]] | None:
+            # A call from before summaries (or whose summary /forget dropped) gets the
+            # extractive one here: quick enough for an interaction; the model's is made at a call's end.
+            if summary_for(self.bot.db, session_id, None, viewer=viewer) is None:
+                return None
+            detail = get_session(self.bot.db, session_id, viewer)
+            if detail is None:
+                return None
+            lines = summary_lines(detail)
+            bounds = budget_bounds([len(line) + 1 for line in lines], self.summary_size, PAGE_CHARS)
+            n = clamp(n, bounds)
+            start, end = bounds[n] if bounds else (0, 0)
+            return detail, make_page(lines[start:end], n, bounds, len(lines))
+
+        async def render(n: int) -> tuple[discord.Embed, Page]:
+            got = await asyncio.to_thread(load, n)
+            if got is None:
+                raise CommandRefused(
+                    f"There is no call #{session_id} that you can see in this server (it may have been deleted)."
+                )
+            return summary_embed(*got), got[1]
+
+        embed, page = await render(0)
+        view = Pager(interaction.user.id, render, page, timeout=self.view_timeout)
+        detail = await asyncio.to_thread(get_session, self.bot.db, session_id, viewer)
+        if detail is None:
+            raise CommandRefused(f"There is no call #{session_id} that you can see in this server.")
+        picture = await asyncio.to_thread(call_picture, detail)
+        file = discord.File(io.BytesIO(picture.png), filename=picture_name(session_id))
+        await interaction.response.send_message(embed=embed, view=view, file=file, ephemeral=True)
+        view.message_of = interaction
 
     # -- search --------------------------------------------------------------------------
 
@@ -369,6 +468,7 @@ class LogCog(commands.GroupCog, group_name="log", group_description="Review the 
     # -- autocomplete --------------------------------------------------------------------
 
     @show.autocomplete("session")
+    @summary.autocomplete("session")
     @export.autocomplete("session")
     @delete.autocomplete("session")
     async def session_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -12,7 +12,7 @@ SQLite runs on its own as the WAL grows. ``FileCleanup.complete`` says which hap
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy import Connection, delete, func, select, update
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from storage.access import Viewer, deletable, visible
 from storage.db import Database, rowcount
-from storage.models import CallSession, Participant, Suggestion, Utterance, Voiceprint
+from storage.models import CallSession, Participant, Suggestion, SummaryRow, Utterance, Voiceprint
 from storage.recorder import drop_reserve
 from storage.recorders import RecorderState, state
 from storage.search import optimize_index
@@ -149,6 +149,7 @@ class Forgotten:
     sessions_deleted: int  # calls that had nobody else in them
     sessions_unowned: int  # calls they started, kept for the others, starter cleared
     cleanup: FileCleanup
+    summaries_dropped: list[int] = field(default_factory=list)  # calls whose summary held their words
 
 
 def forget_user(db: Database, user_id: str | int) -> Forgotten:
@@ -160,6 +161,8 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
     calls they started (they belong to the others too; the starter is cleared, so
     administrators alone may then delete them); a finished call with nobody else in it is
     deleted (one still being recorded is kept for whoever speaks next).
+    The summaries of their calls are dropped (``summaries_dropped``: those whose calls remain,
+    for the caller to make again from the others' words).
     Titles and other people's words are not rewritten even if they mention the user.
     """
     uid = str(user_id)
@@ -199,6 +202,10 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
             else:
                 s.delete(g)
                 deleted_sugg += 1
+        # A summary quotes and names people: one made while they were in the call goes, to be
+        # made again (bot.summary) from what the others said.
+        dropped = list(s.scalars(select(SummaryRow.session_id).where(SummaryRow.session_id.in_(session_ids))))
+        s.execute(delete(SummaryRow).where(SummaryRow.session_id.in_(dropped)))
         s.flush()
         # Their utterances go with their participant rows (ON DELETE CASCADE, index trigger).
         s.execute(delete(Participant).where(Participant.id.in_(part_ids)))
@@ -233,4 +240,5 @@ def forget_user(db: Database, user_id: str | int) -> Forgotten:
         sessions_deleted=len(empty),
         sessions_unowned=unowned,
         cleanup=scrub_file(db),
+        summaries_dropped=[sid for sid in dropped if sid not in empty],
     )

@@ -152,6 +152,9 @@ class CallSession(Base):
         passive_deletes=True,
         order_by="(Suggestion.at, Suggestion.id)",
     )
+    summary: Mapped[SummaryRow | None] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Participant(Base):
@@ -250,6 +253,24 @@ class Suggestion(Base):
     session: Mapped[CallSession] = relationship(back_populates="suggestions")
 
 
+class SummaryRow(Base):
+    """A call's summary: a few points (topics, decisions, to-dos, open questions), each with
+    the utterances it came from. One per call; made again (replaced) on demand."""
+
+    __tablename__ = "summaries"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))  # model name, or 'extractive'
+    language: Mapped[str | None] = mapped_column(String(16))
+    # [{"kind": PointKind, "text": str, "speakers": [name], "refs": [utterance id]}]
+    points: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    prompt_chars: Mapped[int | None] = mapped_column(Integer)  # largest prompt sent (None: no model)
+    seconds: Mapped[float | None] = mapped_column(Float)  # how long making it took
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    session: Mapped[CallSession] = relationship(back_populates="summary")
+
+
 class GuildSettings(Base):
     """A Discord guild's choices for the bot; NULL means "not chosen": the config default applies."""
 
@@ -273,6 +294,8 @@ class UserSettings(Base):
 
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     hints: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The call's summary by DM when a call they were in ends (/summary on|off); NULL: off.
+    summary_dm: Mapped[bool | None] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

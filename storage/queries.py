@@ -19,6 +19,8 @@ from storage.access import Viewer, own_hints, visible
 from storage.db import Database
 from storage.models import CallSession, Participant, Suggestion, Utterance
 from storage.paging import Page, budget_bounds, check_page, clamp, fixed_bounds, make_page
+from storage.shape import HintAt, Shape, Spoken, conversation_shape
+from storage.summaries import SummaryInfo, summary_info
 from storage.vocab import SessionSource, SessionStatus, Verification
 
 
@@ -96,6 +98,7 @@ class SessionDetail:
     suggestions: list[SuggestionInfo]
     started_by: str | None = None
     recorder: str | None = None  # the process recording it (storage.recorders)
+    summary: SummaryInfo | None = None  # storage.summaries; None: not made (yet)
 
 
 def list_sessions(
@@ -163,6 +166,7 @@ def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> 
                 selectinload(CallSession.participants),
                 selectinload(CallSession.utterances),
                 selectinload(CallSession.suggestions),
+                selectinload(CallSession.summary),
             )
         )
         if row is None:
@@ -189,7 +193,18 @@ def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> 
             ),
             started_by=row.started_by,
             recorder=row.recorder,
+            summary=None if row.summary is None else summary_info(row.summary),
         )
+
+
+def detail_shape(detail: SessionDetail) -> Shape:
+    """The conversation's shape (``storage.shape``) from the call's rows; its hints are the
+    ones ``detail`` holds, i.e. those its viewer may read."""
+    return conversation_shape(
+        [Spoken(u.id, u.speaker, u.start, u.end) for u in detail.utterances],
+        [HintAt(g.at, g.text) for g in detail.suggestions],
+        names=[p.name for p in detail.participants],
+    )
 
 
 # What a transcript line costs besides its text and speaker name when rendered
@@ -394,6 +409,58 @@ def session_to_json(detail: SessionDetail) -> dict[str, Any]:
         "suggestions": [
             {"at": _ms(g.at), "text": g.text, "source": g.source, "recipients": list(g.recipients)}
             for g in detail.suggestions
+        ],
+        "summary": summary_to_json(detail.summary),
+        "shape": shape_to_json(detail_shape(detail)),
+    }
+
+
+def summary_to_json(summary: SummaryInfo | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "source": summary.source,
+        "language": summary.language,
+        "created_at": _iso(summary.created_at),
+        "points": [
+            {"kind": p.kind.value, "text": p.text, "speakers": list(p.speakers), "utterances": list(p.refs)}
+            for p in summary.points
+        ],
+    }
+
+
+def shape_to_json(shape: Shape) -> dict[str, Any]:
+    longest = shape.longest
+    quiet = shape.longest_silence
+    return {
+        "duration": _ms(shape.duration),
+        "speech_seconds": _ms(shape.speech_seconds),
+        "participants": [
+            {
+                "name": p.name,
+                "talk_seconds": _ms(p.talk_seconds),
+                "share": round(p.share, 4),
+                "turns": p.turns,
+                "utterances": p.utterances,
+                "longest_turn_seconds": _ms(p.longest_turn_seconds),
+            }
+            for p in shape.participants
+        ],
+        "turns": shape.turns,
+        "longest_stretch": None
+        if longest is None
+        else {"speaker": longest.speaker, "start": _ms(longest.start), "seconds": _ms(longest.seconds)},
+        "answered": [{"speaker": a.speaker, "answered": a.other, "count": a.count} for a in shape.answers],
+        "silences": {
+            "threshold_seconds": shape.silence_seconds,
+            "count": len(shape.silences),
+            "longest": None if quiet is None else {"start": _ms(quiet.start), "seconds": _ms(quiet.seconds)},
+        },
+        "overlaps": len(shape.overlaps),
+        "interruptions": [{"speaker": a.speaker, "interrupted": a.other, "count": a.count} for a in shape.interrupters],
+        "hints": [
+            {"at": _ms(h.at), "suggestions": list(h.texts), "resumed": h.resumed, "resumed_after": _ms(h.resumed_after)}
+            for h in shape.hints
         ],
     }
 

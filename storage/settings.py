@@ -15,7 +15,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from storage.db import Database, rowcount
-from storage.models import CONSENT_CHOICES, CONSENT_MODES, GuildConsent, GuildSettings, UserSettings, utcnow
+from storage.models import (
+    CONSENT_CHOICES,
+    CONSENT_MODES,
+    GuildConsent,
+    GuildSettings,
+    Participant,
+    UserSettings,
+    utcnow,
+)
 from storage.vocab import ConsentChoice, ConsentMode
 
 
@@ -115,6 +123,23 @@ def hint_recipients(db: Database, user_ids: set[int] | frozenset[int]) -> set[in
             )
         )
         return {int(u) for u in rows}
+
+
+def set_summary_dm(db: Database, user_id: int, on: bool) -> None:
+    with db.write_session() as s, s.begin():
+        _row(s, UserSettings, user_id=str(user_id)).summary_dm = on
+
+
+def summary_dm_recipients(db: Database, session_id: int) -> set[int]:
+    """The Discord users of this call (a participant row carries their id: they were
+    processed) who asked for its summary by DM (``/summary on``)."""
+    with db.session() as s:
+        rows = s.scalars(
+            select(Participant.user_id)
+            .join(UserSettings, UserSettings.user_id == Participant.user_id)
+            .where(Participant.session_id == session_id, UserSettings.summary_dm.is_(True))
+        )
+        return {int(u) for u in rows if u is not None and u.isdigit()}
 
 
 def set_consent(db: Database, guild_id: int, user_id: int, choice: ConsentChoice) -> None:

@@ -66,6 +66,15 @@ class ExportFormat(StrEnum):
     VTT = "vtt"
 
 
+class PointKind(StrEnum):
+    """What one line of a call summary is."""
+
+    TOPIC = "topic"  # what was talked about
+    DECISION = "decision"  # something agreed on
+    TODO = "todo"  # something someone will do
+    QUESTION = "question"  # a question left open
+
+
 def values(vocab: type[StrEnum]) -> tuple[str, ...]:
     """A vocabulary's stored strings, plain ``str`` (for SQL text and error messages)."""
     return tuple(m.value for m in vocab)

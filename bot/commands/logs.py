@@ -21,11 +21,12 @@ from sqlalchemy.exc import DBAPIError
 from bot.commands import values
 from bot.config import load_config
 from bot.errors import StorageError
+from bot.summary.make import make_summary, summary_settings
 from storage import Database, SessionDetail, SessionSummary, get_session, list_sessions, open_database
 from storage.access import Viewer
 from storage.db import describe_error
 from storage.deletion import FileCleanup, delete_session, left_active
-from storage.export import FORMATS, render, short_clock
+from storage.export import FORMATS, render, short_clock, summary_text
 from storage.files import write_atomic
 from storage.plaintext import plain
 from storage.recorder import CallRecorder
@@ -44,7 +45,7 @@ T = TypeVar("T")
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     logs = subparsers.add_parser(
-        "logs", parents=parents, help="review stored calls: list, show, search, export, delete, purge"
+        "logs", parents=parents, help="review stored calls: list, show, summary, search, export, delete, purge"
     )
     actions = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
 
@@ -79,6 +80,16 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         help="show the words found in bold: auto (default) on a terminal unless NO_COLOR is set",
     )
     find.set_defaults(func=run_search)
+
+    summary = actions.add_parser(
+        "summary", parents=parents, help="one call's summary and the shape of its conversation (made if missing)"
+    )
+    summary.add_argument("session_id", type=values.session_id, metavar="ID", help="session id, as shown by `logs list`")
+    summary.add_argument("--remake", action="store_true", help="make the summary again, replacing the stored one")
+    summary.add_argument(
+        "--fallback", action="store_true", help="make it without the model: the extractive summary ([llm] unused)"
+    )
+    summary.set_defaults(func=run_summary)
 
     export = actions.add_parser("export", parents=parents, help="one call's transcript as a file")
     export.add_argument("session_id", type=values.session_id, metavar="ID", help="session id, as shown by `logs list`")
@@ -152,6 +163,20 @@ def run_show(args: argparse.Namespace) -> int:
     with _open(args) as db:
         detail = _session(db, args.session_id)
     _write_stdout(render(detail, ExportFormat.TXT))
+    return 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    settings = None if args.fallback else summary_settings(config)
+    with _open(args) as db:
+        detail = _session(db, args.session_id)
+        if detail.summary is None or args.remake or args.fallback:
+            made = _query(db, lambda: make_summary(db, args.session_id, settings))
+            if made is not None and made.model_note:
+                print(f"warning: {plain(made.model_note)}; the summary is extractive", file=sys.stderr)
+            detail = _session(db, args.session_id)
+    _write_stdout(summary_text(detail))
     return 0
 
 

@@ -18,6 +18,7 @@ from bot.discordbot.forget import Forgetter, default_forgetters
 from bot.discordbot.hintdms import attach_hints
 from bot.discordbot.kit import CommandRefused
 from bot.discordbot.sessions import SessionManager
+from bot.discordbot.summarydms import attach_summary_dms
 from bot.errors import StalkError
 from bot.speaker.model import SpeakerModel
 from storage.db import Database
@@ -27,7 +28,7 @@ from storage.vocab import plural
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings", "cogs.enroll", "cogs.log")
+EXTENSIONS = ("cogs.voice", "cogs.privacy", "cogs.hints", "cogs.settings", "cogs.enroll", "cogs.log", "cogs.summary")
 
 
 def intents() -> discord.Intents:
@@ -63,6 +64,7 @@ class StalkBot(commands.Bot):
         self.sync_commands = sync_commands
         self.messenger = DirectMessenger(self)
         attach_hints(self.sessions, self.messenger)  # private topic hints at lulls, by DM
+        attach_summary_dms(self.sessions, self.messenger)  # the call's summary by DM at its end (/summary on)
         self.synced: list[app_commands.AppCommand] = []
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self._closing = False

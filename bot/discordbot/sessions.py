@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -53,6 +53,7 @@ from bot.errors import StalkError
 from bot.live import LiveFeeder
 from bot.pipeline import CallPipeline, CallSummary, PipelineListener
 from bot.speaker.model import SpeakerModel
+from bot.summary.make import summarize_at_end, summary_settings
 from bot.voice.client import ReceivingVoiceClient
 from storage.db import Database
 from storage.plaintext import for_discord_plain, plain
@@ -252,6 +253,8 @@ class SessionManager:
         # Every session not yet CLOSED, whatever its state: one per guild.
         self._sessions: dict[int, LiveSession] = {}
         self.listener_factories: list[ListenerFactory] = []
+        # Awaited on the loop once a session has closed (the summary DMs); each one's failure is logged.
+        self.ended_hooks: list[Callable[[LiveSession], Awaitable[None]]] = []
 
     # -- model ---------------------------------------------------------------------------
 
@@ -497,6 +500,11 @@ class SessionManager:
                 )
             except discord.HTTPException:
                 pass
+        for hook in self.ended_hooks:
+            try:
+                await hook(session)
+            except Exception:
+                log.exception("after session %s ended: %s failed", session.session_id, getattr(hook, "__name__", hook))
         return summary
 
     async def _take_apart(self, session: LiveSession, status: SessionStatus, error: str | None) -> None:
@@ -521,6 +529,9 @@ class SessionManager:
             await asyncio.to_thread(session.feeder.close)
             # Waits for the utterances in flight: they are transcribed and stored before the row closes.
             session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
+            if self.config.summary.at_end and session.session_id is not None:
+                # The extractive summary now (milliseconds), the model's in a daemon thread after.
+                await asyncio.to_thread(summarize_at_end, self.db, session.session_id, summary_settings(self.config))
         finally:
             await self._stop_transcript(session)
             await self._restore_nick(session)

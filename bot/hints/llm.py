@@ -231,57 +231,21 @@ class LlmSuggester:
 
     def client(self):
         if self._client is None:
-            from openai import OpenAI, Timeout
-
-            s = self.settings
-            self._client = OpenAI(
-                base_url=s.base_url,
-                api_key=s.api_key or "no-key",
-                max_retries=0,
-                timeout=Timeout(s.timeout, connect=s.connect_timeout),
-            )
+            self._client = open_client(self.settings)
         return self._client
 
     def suggest(self, lines: list[Line], language: str, avoid: list[str]) -> tuple[list[str], list[str]]:
         """(suggestions kept, reasons for those dropped). Raises LlmError when the request fails."""
-        import openai
-
         prompt = build_prompt(lines, language, self.count, avoid)
-        while True:
-            mode = self._modes[0]
-            extra = self._format(mode)
-            try:
-                reply = self.client().chat.completions.create(
-                    model=self.settings.model,
-                    messages=prompt.messages,
-                    temperature=self.settings.temperature,
-                    max_tokens=self.settings.max_tokens,
-                    **extra,
-                )
-            except openai.APITimeoutError:
-                raise LlmError(f"no answer within {self.settings.timeout:g} s") from None
-            except openai.APIConnectionError as exc:
-                raise LlmError(f"cannot reach {self.settings.base_url} ({exc.__cause__ or exc})") from None
-            except openai.APIStatusError as exc:
-                body = str(exc)[:300]
-                if exc.status_code in (400, 422, 500) and "response_format" in body and len(self._modes) > 1:
-                    # The server does not know this way of asking for JSON: use a plainer one from now on.
-                    log.info("LLM server refused response_format mode %s; trying %s", mode, self._modes[1])
-                    self._modes.pop(0)
-                    continue
-                raise LlmError(
-                    f"server answered HTTP {exc.status_code}: {body}",
-                    retryable=exc.status_code >= 500 or exc.status_code == 429,
-                ) from None
-            except (openai.APIError, ValueError) as exc:
-                raise LlmError(f"bad answer from the server ({type(exc).__name__}: {str(exc)[:120]})") from None
-            break
+        content = chat(
+            self.client(),
+            self.settings,
+            self._modes,
+            prompt.messages,
+            "suggestions",
+            schema(self.count, self.max_chars),
+        )
         self.answers += 1  # the model answered; whether usefully is decided below
-        try:
-            content = reply.choices[0].message.content or ""
-        except (AttributeError, IndexError, TypeError):
-            # The client hands back a non-JSON body (an HTML error page from a proxy) as text.
-            raise LlmError(f"bad answer from the server: not a chat completion ({str(reply)[:60]!r})") from None
         items = parse_items(content)
         kept, dropped = validate(
             items, transcript=lines, language=language, count=self.count, max_chars=self.max_chars, avoid=avoid
@@ -296,15 +260,70 @@ class LlmSuggester:
             )
         return kept, dropped
 
-    def _format(self, mode: str) -> dict:
-        sch = schema(self.count, self.max_chars)
-        if mode == "json_object_schema":  # llama.cpp (both servers) compile the schema into a grammar
-            return {"response_format": {"type": "json_object", "schema": sch}}
-        if mode == "json_schema":  # OpenAI, vLLM, recent Ollama
-            return {"response_format": {"type": "json_schema", "json_schema": {"name": "suggestions", "schema": sch}}}
-        if mode == "json_object":
-            return {"response_format": {"type": "json_object"}}
-        return {}
+
+def open_client(settings: LlmSettings):
+    """The ``openai`` client for ``settings``: no retries of its own (ours pause and give up),
+    the answer and connect timeouts as configured."""
+    from openai import OpenAI, Timeout
+
+    return OpenAI(
+        base_url=settings.base_url,
+        api_key=settings.api_key or "no-key",
+        max_retries=0,
+        timeout=Timeout(settings.timeout, connect=settings.connect_timeout),
+    )
+
+
+def response_format(mode: str, name: str, sch: dict) -> dict:
+    """The request's extra arguments asking for JSON in ``mode`` (one of STRUCTURED_MODES)."""
+    if mode == "json_object_schema":  # llama.cpp (both servers) compile the schema into a grammar
+        return {"response_format": {"type": "json_object", "schema": sch}}
+    if mode == "json_schema":  # OpenAI, vLLM, recent Ollama
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": sch}}}
+    if mode == "json_object":
+        return {"response_format": {"type": "json_object"}}
+    return {}
+
+
+def chat(client, settings: LlmSettings, modes: list[str], messages: list[dict], name: str, sch: dict) -> str:
+    """One chat completion's text, JSON asked for in the first of ``modes`` the server accepts
+    (``modes`` is shortened in place when one is refused, so the caller remembers). Raises
+    LlmError for every way the request can fail."""
+    import openai
+
+    while True:
+        mode = modes[0]
+        try:
+            reply = client.chat.completions.create(
+                model=settings.model,
+                messages=messages,
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                **response_format(mode, name, sch),
+            )
+        except openai.APITimeoutError:
+            raise LlmError(f"no answer within {settings.timeout:g} s") from None
+        except openai.APIConnectionError as exc:
+            raise LlmError(f"cannot reach {settings.base_url} ({exc.__cause__ or exc})") from None
+        except openai.APIStatusError as exc:
+            body = str(exc)[:300]
+            if exc.status_code in (400, 422, 500) and "response_format" in body and len(modes) > 1:
+                # The server does not know this way of asking for JSON: use a plainer one from now on.
+                log.info("LLM server refused response_format mode %s; trying %s", mode, modes[1])
+                modes.pop(0)
+                continue
+            raise LlmError(
+                f"server answered HTTP {exc.status_code}: {body}",
+                retryable=exc.status_code >= 500 or exc.status_code == 429,
+            ) from None
+        except (openai.APIError, ValueError) as exc:
+            raise LlmError(f"bad answer from the server ({type(exc).__name__}: {str(exc)[:120]})") from None
+        break
+    try:
+        return reply.choices[0].message.content or ""
+    except (AttributeError, IndexError, TypeError):
+        # The client hands back a non-JSON body (an HTML error page from a proxy) as text.
+        raise LlmError(f"bad answer from the server: not a chat completion ({str(reply)[:60]!r})") from None
 
 
 def with_retries(

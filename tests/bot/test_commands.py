@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from storage.settings import consents, guild_settings, hints_enabled, set_consent, set_hints
+from storage.recorder import CallRecorder
+from storage.records import NewSession
+from storage.settings import consents, guild_settings, hints_enabled, set_consent, set_hints, summary_dm_recipients
 from tests.bot.conftest import ChannelRef, RoleRef
 
 
@@ -20,9 +22,9 @@ async def test_commands_are_synced_on_start(make_bot) -> None:
     (put,) = h.rest.where("PUT", "/commands")
     assert put.path == f"/applications/{h.rest.application_id}/commands"  # globally: no test guild configured
     names = {c["name"] for c in put.body}
-    assert {"join", "leave", "privacy", "optout", "optin", "forget", "hints", "settings", "log"} <= names
+    assert {"join", "leave", "privacy", "optout", "optin", "forget", "hints", "summary", "settings", "log"} <= names
     (log_group,) = [c for c in put.body if c["name"] == "log"]
-    assert {o["name"] for o in log_group["options"]} == {"list", "show", "search", "export", "delete"}
+    assert {o["name"] for o in log_group["options"]} == {"list", "show", "summary", "search", "export", "delete"}
 
 
 async def test_test_guild_sync(make_bot) -> None:
@@ -54,6 +56,23 @@ async def test_hints_on_and_off_are_stored_per_user(make_bot) -> None:
     assert hints_enabled(h.db, h.users["ben"]) and not hints_enabled(h.db, h.users["cat"])
     await h.command("ben", "hints", state="off")
     assert not hints_enabled(h.db, h.users["ben"])
+
+
+async def test_summary_dms_on_and_off_reach_only_the_calls_own_people(make_bot) -> None:
+    h = await make_bot()
+    ben, cat = h.users["ben"], h.users["cat"]
+    rec = CallRecorder(h.db)
+    sid = rec.start_session(NewSession(source="discord", guild_id=str(h.guild.id)))
+    for name, uid in (("Ben", ben), ("Cat", cat)):
+        rec.add_participant(sid, name, user_id=str(uid))
+    assert summary_dm_recipients(h.db, sid) == set()  # off until turned on
+    for who in ("ben", "cat", "dan"):
+        reply = _reply(await h.command(who, "summary", state="on"))
+        assert reply.ephemeral and "Summaries are on" in reply.message_data["content"]
+    assert summary_dm_recipients(h.db, sid) == {ben, cat}  # dan was not in the call
+    reply = _reply(await h.command("cat", "summary", state="off"))
+    assert "off" in reply.message_data["content"]
+    assert summary_dm_recipients(h.db, sid) == {ben}
 
 
 async def test_optout_and_optin_are_per_guild_choices(make_bot) -> None:

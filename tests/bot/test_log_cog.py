@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from bot.discordbot.kit import escape
 from storage import get_session
 from storage.access import Viewer
 from storage.models import CallSession, Utterance, utcnow
 from storage.search import search
+from storage.summaries import get_summary
 from tests.bot.conftest import Harness
 from tests.bot.discord_rest import snowflake
 from tests.bounds import at_most
@@ -221,6 +223,48 @@ async def test_show_of_a_call_one_may_not_see_is_refused_politely(make_bot, engl
     assert reply.message_data["content"].startswith("Pick a call from the list")
     missing = _reply(await h.command("ben", "log", "show", session=str(sid + 1000)))
     assert f"no call #{sid + 1000}" in missing.message_data["content"]
+
+
+# -- summary ----------------------------------------------------------------------------
+
+
+async def test_summary_pages_the_summary_and_the_shape_for_those_who_may_see(make_bot, english_call, tmp_path) -> None:
+    h, sid = await _bot(make_bot, english_call, tmp_path)
+    detail = get_session(h.db, sid)
+    h.bot.get_cog("LogCog").summary_size = 4
+
+    reqs = await h.command("cat", "log", "summary", session=str(sid))  # cat was in the call
+    first = _callback(reqs)
+    assert first.ephemeral and first.message_data["allowed_mentions"] == {"parse": []}
+    embed = _embed(first)
+    assert embed["title"] == f"#{sid} Weekly sync"
+    assert embed["description"].startswith("__**Summary**__ (source: extractive)")
+    # The talk share and who spoke when, as a PNG attached to the reply and shown in the embed.
+    picture = first.files[f"s-talk-{sid}-shape.png"]
+    assert picture.startswith(b"\x89PNG\r\n\x1a\n")
+    assert embed["image"]["url"] == f"attachment://s-talk-{sid}-shape.png"
+    msg = _message_id(h, reqs)
+    text = [embed["description"]]
+    page = first
+    while not _buttons(page)["log:next"]["disabled"]:
+        page = _callback(await h.click("cat", msg, "log:next"))
+        text.append(page.body["data"]["embeds"][0]["description"])
+    whole = "\n".join(text)
+    # Made on demand (the call is from before summaries), stored, and shown with the shape.
+    stored = get_summary(h.db, sid)
+    assert stored is not None and stored.points
+    assert all(escape(p.text, 300) in whole for p in stored.points)
+    assert "__**Shape of the conversation**__" in whole
+    for name in ("alice", "bob"):
+        assert f"- {name}: " in whole and "of the talk" in whole
+    assert len(text) > 1 and f"page {len(text)}/{len(text)}" in page.body["data"]["embeds"][0]["footer"]["text"]
+    assert detail is not None
+
+    # Someone who was not in the call, and another guild's view, are refused like /log show.
+    reply = _reply(await h.command("dan", "log", "summary", session=str(sid)))
+    assert reply.message_data["content"] == (
+        f"There is no call #{sid} that you can see in this server (it may have been deleted)."
+    )
 
 
 # -- search -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from storage import get_session
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 from storage.settings import update_guild_settings
+from storage.summaries import get_summary
 from tests.bounds import at_most
 from tests.calls import librispeech_refs, wer
 from tests.processes import dead_recorder, set_recorder
@@ -31,6 +32,21 @@ def _followup(reqs):
 async def _speak(h, who: str, path) -> None:
     await h.server.stream(h.users[who], encode(load_speech(path)))
     await asyncio.sleep(0.8)  # a pause between turns, long enough to end the utterance
+
+
+def _followup_or_callback(reqs):
+    posted = [r for r in reqs if r.path.startswith("/webhooks/") or r.path.endswith("/callback")]
+    return posted[-1]
+
+
+def _dms(h, user: str) -> list:
+    """Messages the bot posted into ``user``'s DM channel."""
+    uid = h.users[user]
+    return [
+        r
+        for r in h.rest.where("POST", "/messages")
+        if r.path.startswith("/channels/") and h.rest.dm_channels.get(r.path.split("/")[2]) == uid
+    ]
 
 
 def _text(detail, name: str) -> str:
@@ -66,6 +82,10 @@ async def test_join_notice_transcript_and_a_live_optout(make_bot) -> None:
     await _speak(h, "ben", BEN_FILE)
     stats = session.vc.receive_stats()
     sid = session.session_id
+    # Both ask for the call's summary by DM; Ben, opted out, was never in it and gets none.
+    for who in ("ann", "ben"):
+        reply = _followup_or_callback(await h.command(who, "summary", state="on"))
+        assert "Summaries are on" in reply.message_data["content"]
 
     left = _followup(await h.command("ann", "leave"))
     assert left.ephemeral and "Stopped" in left.content
@@ -89,6 +109,17 @@ async def test_join_notice_transcript_and_a_live_optout(make_bot) -> None:
     assert all(len(r.content) <= 2000 for r in lines)
     assert detail.utterances[0].text.split()[0].strip(",.") in " ".join(r.content for r in lines)
     assert not any("Ben" in (r.content or "") for r in h.rest.posted())
+
+    # The call's summary was made as it ended, from what was stored (Ann's words only).
+    summary = get_summary(h.db, sid)
+    assert summary is not None and summary.language == "en"
+    assert {r for p in summary.points for r in p.refs} <= {u.id for u in detail.utterances}
+    assert all(p.speakers in ([], ["Ann"]) for p in summary.points)
+    ann_dms, ben_dms = _dms(h, "ann"), _dms(h, "ben")
+    assert not ben_dms
+    assert ann_dms and ann_dms[0].content.startswith(f"Your call in **{h.voice.name}**")
+    assert f"(#{sid}) has ended" in ann_dms[0].content and "/summary off" in ann_dms[-1].content
+    assert all(len(r.content) <= 2000 and r.body["allowed_mentions"] == {"parse": []} for r in ann_dms)
 
 
 @pytest.mark.slow

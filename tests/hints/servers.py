@@ -176,13 +176,16 @@ class ScriptedServer:
     list), injection (links, mentions, transcript echoes, leftover JSON, one good item), fenced
     (JSON in a code fence with chatter), noformat (HTTP 400 naming response_format when asked for
     JSON, good otherwise), korean (good Korean), english-for-korean (English whatever is asked),
-    hostile (questions on the transcript's words with links in every spelling), good-<tag> (good).
+    hostile (questions on the transcript's words with links in every spelling), good-<tag> (good),
+    summary (call-summary points, see ``_summary``), summary-slow-<s> (the same after s seconds).
     """
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self.connections: set[socket.socket] = set()
+        # Set by close(): a hanging answer ends then, so no handler thread outlives the server.
+        self.stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -278,6 +281,54 @@ class ScriptedServer:
             f"Was the {w[0]} worth it? hxxps://evil.tk/{w[0]}",
         ]
 
+    @staticmethod
+    def _summary(body: dict, language: str) -> list[dict]:
+        """Summary points for the numbered transcript lines (``[n] speaker: text``): a topic on
+        each of the first three lines (their own words), the decisions and to-dos said with a
+        cue as said, and what a bad model adds: an invented fact pointing at line one, a link,
+        a mention, a point in the other language, a point naming a line that does not exist."""
+        user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+        rows = []
+        for ln in user.split("<transcript>")[-1].splitlines():
+            if ln.startswith("[") and "] " in ln and ": " in ln:
+                number, rest = ln[1:].split("] ", 1)
+                speaker, text = rest.split(": ", 1)
+                rows.append((int(number), speaker, text))
+        points: list[dict] = []
+        for n, _, text in rows[:3]:
+            words = text.rstrip(".?!").split()
+            about = " ".join(words[-4:]) if language == "en" else " ".join(words[:3])
+            points.append(
+                {
+                    "kind": "topic",
+                    "text": f"Talk about {about}" if language == "en" else f"{about} 이야기",
+                    "lines": [n],
+                }
+            )
+        for n, speaker, text in rows:
+            if any(cue in text for cue in ("decided", "기로")):
+                points.append({"kind": "decision", "text": text, "who": speaker, "lines": [n]})
+            elif any(cue in text for cue in ("I will", "I can", "게요")):
+                points.append({"kind": "todo", "text": text, "who": speaker, "lines": [n]})
+            elif text.endswith("?"):
+                points.append({"kind": "question", "text": text, "lines": [n]})
+        first = rows[0][0] if rows else 1
+        invented = (
+            "The budget for fireworks is ten thousand dollars" if language == "en" else "불꽃놀이 예산은 만 달러입니다"
+        )
+        points += [
+            {"kind": "decision", "text": invented, "who": "", "lines": [first]},
+            {"kind": "topic", "text": f"See https://evil.tk/{first} for more", "lines": [first]},
+            {"kind": "todo", "text": "@everyone must read this now", "lines": [first]},
+            {
+                "kind": "topic",
+                "text": "다른 언어로 쓴 요점" if language == "en" else "A point in the wrong language",
+                "lines": [first],
+            },
+            {"kind": "topic", "text": "A line that was never said", "lines": [99999]},
+        ]
+        return points
+
     def answer(self, mode: str, body: dict, count: int) -> tuple[int, bytes]:
         language = self._language(body)
         good = json.dumps(
@@ -285,6 +336,10 @@ class ScriptedServer:
         )
         if mode == "good" or mode.startswith("good-"):  # good-<tag>: the same, its requests kept apart
             return 200, completion(good)
+        if mode == "summary" or mode.startswith("summary-slow-"):
+            if mode.startswith("summary-slow-"):
+                self.stopping.wait(float(mode[len("summary-slow-") :]))
+            return 200, completion(json.dumps({"points": self._summary(body, language)}, ensure_ascii=False))
         if mode == "hostile":
             return 200, completion(json.dumps({"suggestions": self._hostile(body)}))
         if mode.startswith("slow-"):
@@ -304,7 +359,7 @@ class ScriptedServer:
             items = [t.format(w) for t, w in zip(templates, words[count % 3 :])]
             return 200, completion(json.dumps({"suggestions": items}))
         if mode == "hang":
-            time.sleep(30)
+            self.stopping.wait(30)
             return 200, completion(good)
         if mode == "error500":
             return 500, b'{"error": {"message": "model crashed", "type": "server_error"}}'
@@ -346,6 +401,7 @@ class ScriptedServer:
         return 404, b'{"error": {"message": "no such mode"}}'
 
     def close(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         # A client's kept-alive connection holds its handler thread in a read: end it.
