@@ -78,7 +78,19 @@ class AsrConfig:
     batch_size: int = _opt(
         1, "utterances transcribed together when several are waiting; 1 turns batching off", low=1, high=16
     )
-    hotwords: bool = _opt(True, "pass participant names to Whisper as vocabulary hints")
+    hotwords: bool = _opt(True, "pass participant names (and vocabulary) to Whisper as vocabulary hints")
+    vocabulary: list[str] = _opt(
+        [], "words Whisper should know (names, jargon), passed with the participant names as hints"
+    )
+    context: bool = _opt(
+        True, "condition Whisper on the call's recent transcript (the speaker's and the others' last lines)"
+    )
+    context_lines: int = _opt(4, "how many recent lines of the call condition each utterance", low=1, high=20)
+    chinese_script: str = _opt(
+        "simplified",
+        "the script Chinese transcripts are stored in (converted with OpenCC); as_written keeps Whisper's",
+        choices=("simplified", "traditional", "taiwan", "hongkong", "as_written"),
+    )
     no_speech_threshold: float = _opt(
         0.6,
         "drop a transcript whose no-speech probability is above this "
