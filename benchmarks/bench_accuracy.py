@@ -52,6 +52,15 @@ ENGLISH_FIRST_FILE = 4
 KOREAN_SPEAKERS = 4
 TURNS = 3
 MAX_SECONDS = 20.0
+# Pipeline variants: settings over the defaults ("asr.key" or "vad.key").
+VARIANTS: dict[str, dict[str, object]] = {
+    "off": {"asr.context": False},
+    "on": {"asr.context": True, "asr.context_others": True},
+    "own": {"asr.context": True, "asr.context_others": False},
+    "2 lines": {"asr.context": True, "asr.context_others": True, "asr.context_lines": 2},
+    "off, 28 s": {"asr.context": False, "vad.max_utterance_s": 28.0},
+    "own, 28 s": {"asr.context": True, "asr.context_others": False, "vad.max_utterance_s": 28.0},
+}
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ def run_plain(model, call: Call) -> Result:
     return Result(turns, by_speaker, time.perf_counter() - t0)
 
 
-def run_pipeline(transcriber, call: Call, context: bool) -> Result:
+def run_pipeline(transcriber, call: Call, settings: dict[str, object]) -> Result:
     from bot.pipeline import PipelineListener
     from bot.replay import Track, replay
     from storage import get_session, open_database
@@ -128,7 +137,10 @@ def run_pipeline(transcriber, call: Call, context: bool) -> Result:
             Count.prompted += event.transcript.prompted
             Count.echoes += event.transcript.echo
 
-    config = offline_config().replace("asr", language=call.language, context=context)
+    config = offline_config().replace("asr", language=call.language)
+    for key, value in settings.items():
+        section, _, name = key.partition(".")
+        config = config.replace(section, **{name: value})
     tmp = Path(tempfile.mkdtemp())
     t0 = time.perf_counter()
     summary = replay(
@@ -170,7 +182,7 @@ def scores(call: Call, result: Result) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=base_dir(), help="Whisper model (default: ../shared/models/whisper-base)")
-    ap.add_argument("--variants", nargs="+", choices=("off", "on"), default=["off", "on"], help="utterance context")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="pipeline settings")
     ap.add_argument("--show", action="store_true", help="print every turn's reference and hypotheses")
     args = ap.parse_args()
 
@@ -191,7 +203,7 @@ def main() -> None:
         print(f"\n{call.name}, {len(call.placed)} turns, {speech:.0f} s of speech, language {call.language}:")
         results = {"plain whole-track": run_plain(model, call)}
         for variant in args.variants:
-            results[f"pipeline, context {variant}"] = run_pipeline(transcriber, call, variant == "on")
+            results[f"pipeline, context {variant}"] = run_pipeline(transcriber, call, VARIANTS[variant])
         width = max(map(len, results))
         for label, result in results.items():
             extra = f"  ({result.prompted} prompted, {result.echoes} echoes)" if label.startswith("pipeline") else ""

@@ -82,10 +82,15 @@ class AsrConfig:
     vocabulary: list[str] = _opt(
         [], "words Whisper should know (names, jargon), passed with the participant names as hints"
     )
+    # Off by default: measured by benchmarks/bench_accuracy.py, base int8, it cost English 2.5-3.6
+    # points of WER and gained Korean 1.2-1.6 points of CER (docs/benchmarks.md#accuracy).
     context: bool = _opt(
-        True, "condition Whisper on the call's recent transcript (the speaker's and the others' last lines)"
+        False, "condition Whisper on the call's recent transcript (the speaker's and the others' last lines)"
     )
     context_lines: int = _opt(4, "how many recent lines of the call condition each utterance", low=1, high=20)
+    context_others: bool = _opt(
+        True, "the context holds the other participants' lines too (false: the speaker's own lines only)"
+    )
     chinese_script: str = _opt(
         "simplified",
         "the script Chinese transcripts are stored in (converted with OpenCC); as_written keeps Whisper's",

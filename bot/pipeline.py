@@ -183,7 +183,9 @@ class CallPipeline:
             ),
             chinese_script=ChineseScript(asr.chinese_script),
         )
-        self.context = CallContext(ContextOptions(enabled=asr.context, lines=asr.context_lines))
+        self.context = CallContext(
+            ContextOptions(enabled=asr.context, lines=asr.context_lines, others=asr.context_others)
+        )
         self.pool = TranscriptionPool(
             transcriber,
             self.decode,

@@ -75,3 +75,12 @@ def test_echo_of_the_prompt() -> None:
     assert not is_echo("甚至出现交易几乎停滞", "广州市房地产中介协会分析")
     assert is_echo("广州市，房地产中介协会。", "甚至出现交易几乎停滞的情况 广州市房地产中介协会分析")
     assert not is_echo("广州市", "广州市房地产中介协会分析")
+
+
+def test_own_lines_only() -> None:
+    ctx = CallContext(ContextOptions(lines=2, others=False))
+    ctx.add(line("alice", 0.0, A))
+    ctx.add(line("bob", 3.0, B))
+    ctx.add(line("alice", 6.0, C))
+    assert [x.text for x in ctx.before("alice", 9.0)] == [A, C]
+    assert [x.text for x in ctx.before("bob", 9.0)] == [B]

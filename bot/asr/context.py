@@ -36,9 +36,10 @@ _ECHO_MIN_CHARS = 6  # written without (Chinese, Japanese)
 
 @dataclass(frozen=True)
 class ContextOptions:
-    enabled: bool = True
+    enabled: bool = True  # asr.context is off by default; the options, when asked for, are these
     lines: int = 4  # recent lines of the call, any speaker
     own_lines: int = 1  # the speaker's own last lines, kept even when others spoke since
+    others: bool = True  # False: the speaker's own lines only, as Whisper conditions a track on itself
     memory: int = 32  # lines remembered per call
 
 
@@ -87,7 +88,7 @@ class CallContext:
         if not self.options.enabled:
             return ()
         with self._lock:
-            earlier = [x for x in self._lines if x.start < start]
+            earlier = [x for x in self._lines if x.start < start and (self.options.others or x.speaker == speaker)]
         chosen = earlier[-self.options.lines :]
         own = [x for x in earlier if x.speaker == speaker][-self.options.own_lines :] if self.options.own_lines else []
         missing = [x for x in own if x not in chosen]
