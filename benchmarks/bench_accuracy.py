@@ -14,7 +14,7 @@ Printed per call and variant: WER (English) or CER plain and space-insensitive (
 punctuation removed, digits read as Korean words), the same over each speaker's whole text
 (no turn matching: what the words alone score), turns lost (no text at all), and seconds.
 
-    flock /tmp/stalk-cpu.lock python benchmarks/bench_accuracy.py [--model PATH] [--variants off on]
+    flock /tmp/stalk-cpu.lock python benchmarks/bench_accuracy.py [--model PATH] [--variants off on own ...] [--show]
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ VARIANTS: dict[str, dict[str, object]] = {
     "off": {"asr.context": False},
     "on": {"asr.context": True, "asr.context_others": True},
     "own": {"asr.context": True, "asr.context_others": False},
-    "2 lines": {"asr.context": True, "asr.context_others": True, "asr.context_lines": 2},
-    "off, 28 s": {"asr.context": False, "vad.max_utterance_s": 28.0},
-    "own, 28 s": {"asr.context": True, "asr.context_others": False, "vad.max_utterance_s": 28.0},
+    "on-2lines": {"asr.context": True, "asr.context_others": True, "asr.context_lines": 2},
+    "off-28s": {"asr.context": False, "vad.max_utterance_s": 28.0},
+    "own-28s": {"asr.context": True, "asr.context_others": False, "vad.max_utterance_s": 28.0},
+    "off-pad400": {"asr.context": False, "vad.speech_pad_ms": 400},
 }
 
 

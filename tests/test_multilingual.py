@@ -120,9 +120,9 @@ def test_mandarin_is_stored_in_the_configured_script(tmp_path, config, base_mode
     other = TRADITIONAL_ONLY if script == "simplified" else SIMPLIFIED_ONLY
     assert not set(chinese) & set(other), chinese
     assert to_script(chinese, script) == chinese
-    if script == "simplified":  # the references are Simplified
+    if script == "simplified":  # the references are Simplified; measured 0.11 (55 characters)
         at_most(
             "multilingual.zh_simplified.cer",
             cer([p.text for p in placed], texts_by_turn(detail.utterances, placed)),
-            0.5,
+            0.3,
         )

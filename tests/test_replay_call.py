@@ -233,4 +233,5 @@ def test_context_of_the_call_conditions_later_utterances(three_person_call, tmp_
             at_least("replay.context.conditioned", len(conditioned), len(seen.events) - 2)
         else:
             assert conditioned == []
-    at_most("replay.context.wer_above_without", rates[True] - rates[False], 0.03, rates)
+    # Measured 0.0 (tiny.en, 73 words): 0.05 leaves about four words of room.
+    at_most("replay.context.wer_above_without", rates[True] - rates[False], 0.05, rates)
