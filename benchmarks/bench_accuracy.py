@@ -204,7 +204,7 @@ def main() -> None:
         print(f"\n{call.name}, {len(call.placed)} turns, {speech:.0f} s of speech, language {call.language}:")
         results = {"plain whole-track": run_plain(model, call)}
         for variant in args.variants:
-            results[f"pipeline, context {variant}"] = run_pipeline(transcriber, call, VARIANTS[variant])
+            results[f"pipeline, {variant}"] = run_pipeline(transcriber, call, VARIANTS[variant])
         width = max(map(len, results))
         for label, result in results.items():
             extra = f"  ({result.prompted} prompted, {result.echoes} echoes)" if label.startswith("pipeline") else ""

@@ -82,8 +82,8 @@ class AsrConfig:
     vocabulary: list[str] = _opt(
         [], "words Whisper should know (names, jargon), passed with the participant names as hints"
     )
-    # Off by default: measured by benchmarks/bench_accuracy.py, base int8, it cost English 2.5-3.6
-    # points of WER and gained Korean 1.2-1.6 points of CER (docs/benchmarks.md#accuracy).
+    # Off by default: measured by benchmarks/bench_accuracy.py, base int8, it cost English 2.2-3.6
+    # points of WER and gained Korean 0.8-1.6 points of CER (docs/benchmarks.md#accuracy).
     context: bool = _opt(
         False, "condition Whisper on the call's recent transcript (the speaker's and the others' last lines)"
     )
