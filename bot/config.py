@@ -79,7 +79,24 @@ class AsrConfig:
     batch_size: int = _opt(
         1, "utterances transcribed together when several are waiting; 1 turns batching off", low=1, high=16
     )
-    hotwords: bool = _opt(True, "pass participant names to Whisper as vocabulary hints")
+    hotwords: bool = _opt(True, "pass participant names (and vocabulary) to Whisper as vocabulary hints")
+    vocabulary: list[str] = _opt(
+        [], "words Whisper should know (names, jargon), passed with the participant names as hints"
+    )
+    # Off by default: measured by benchmarks/bench_accuracy.py, base int8, it cost English 2.2-3.6
+    # points of WER and gained Korean 0.8-1.6 points of CER (docs/benchmarks.md#accuracy).
+    context: bool = _opt(
+        False, "condition Whisper on the call's recent transcript (the speaker's and the others' last lines)"
+    )
+    context_lines: int = _opt(4, "how many recent lines of the call condition each utterance", low=1, high=20)
+    context_others: bool = _opt(
+        True, "the context holds the other participants' lines too (false: the speaker's own lines only)"
+    )
+    chinese_script: str = _opt(
+        "simplified",
+        "the script Chinese transcripts are stored in (converted with OpenCC); as_written keeps Whisper's",
+        choices=("simplified", "traditional", "taiwan", "hongkong", "as_written"),
+    )
     no_speech_threshold: float = _opt(
         0.6,
         "drop a transcript whose no-speech probability is above this "

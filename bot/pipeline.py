@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.asr.context import CallContext, ContextOptions, Line
 from bot.asr.hallucination import FilterOptions
 from bot.asr.pool import Job, JobResult, TranscriptionPool
 from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
@@ -33,6 +34,7 @@ from bot.errors import StorageError
 from bot.speaker.tracker import Verdict
 from storage.recorder import CallRecorder
 from storage.records import NewSession, UtteranceRecord
+from storage.script import ChineseScript
 from storage.vocab import SessionStatus, plural
 
 if TYPE_CHECKING:
@@ -206,6 +208,10 @@ class CallPipeline:
                 compression_ratio_threshold=asr.compression_ratio_threshold,
                 known_phrases=asr.hallucination_filter,
             ),
+            chinese_script=ChineseScript(asr.chinese_script),
+        )
+        self.context = CallContext(
+            ContextOptions(enabled=asr.context, lines=asr.context_lines, others=asr.context_others)
         )
         self.pool = TranscriptionPool(
             transcriber,
@@ -300,7 +306,8 @@ class CallPipeline:
             return None
         with self._lock:  # worker threads ask while participants may be joining
             names = sorted({s.speaker.name for s in self._streams.values()})
-        return ", ".join(names) or None
+        words = list(dict.fromkeys([*names, *self.config.asr.vocabulary]))
+        return ", ".join(words) or None
 
     # -- audio ---------------------------------------------------------------------------
 
@@ -384,6 +391,7 @@ class CallPipeline:
         with stream.lock:
             stream.closed = True
             stream.discarded = True
+        self.context.forget(key)
         with self._store_lock:  # a store already past its check finishes first
             pid = stream.speaker.participant_id
             with self._lock:
@@ -484,7 +492,12 @@ class CallPipeline:
                     log.exception("speaker embedding failed for %s", stream.speaker.name)
             with self._lock:
                 self._embeddings[id(job)] = embedding
-        return replace(job.request, hotwords=self._hotwords(), language_hints=self._language_hints(stream))
+        return replace(
+            job.request,
+            hotwords=self._hotwords(),
+            language_hints=self._language_hints(stream),
+            previous=self.context.before(stream.speaker.key, segment.start),
+        )
 
     def _language_hints(self, stream: _Stream) -> tuple[str, ...]:
         with self._lock:
@@ -539,6 +552,10 @@ class CallPipeline:
                 self._languages[transcript.language] += 1
         if stream.discarded:
             return
+        self.context.add(
+            Line(stream.speaker.key, segment.start, segment.end, transcript.language, transcript.text),
+            transcript.compression_ratio,
+        )
         with stream.verify_lock:
             judgement = None
             if self.verifier is not None:

@@ -12,6 +12,10 @@ words (회의를, 회의에서) and Chinese has no spaces at all.
 * PostgreSQL: ILIKE for every term, which the migration's pg_trgm GIN index speeds up for
   3+ character terms (tests/logs/test_postgres.py runs it on a throwaway local server).
 * Any other database: LIKE.
+
+Chinese terms match in either script: a term is looked for as written, in Simplified and in
+Traditional (OpenCC, storage/script.py), so ``广州`` finds ``廣州`` stored before transcripts
+were converted, or by a server that stores Traditional.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, select, table
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, or_, select, table
 from sqlalchemy.orm import Session
 
 from storage.access import Viewer, visible
@@ -31,6 +35,7 @@ from storage.errors import StalkError
 from storage.models import CallSession, Participant, Utterance
 from storage.paging import Page, check_page, clamp, fixed_bounds, make_page
 from storage.queries import like_escape
+from storage.script import script_variants
 
 FTS_TABLE = "utterances_fts"
 TRIGRAM = 3
@@ -88,30 +93,37 @@ def parse_query(query: str) -> list[str]:
     return terms
 
 
-def _fts_match(terms: list[str]) -> str:
+def _fts_match(groups: list[list[str]]) -> str:
     # Each term as an FTS5 string (quotes doubled): a trigram "phrase" is a substring match,
-    # and no character of user input is read as FTS5 query syntax.
-    return " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    # and no character of user input is read as FTS5 query syntax. A term's script variants
+    # are alternatives: ("廣州" OR "广州") AND ...
+    def phrase(t: str) -> str:
+        return '"' + t.replace('"', '""') + '"'
+
+    return " AND ".join("(" + " OR ".join(map(phrase, g)) + ")" for g in groups)
+
+
+def _any(variants: list[str], like) -> ColumnElement[bool]:
+    conditions = [like("%" + like_escape(v) + "%", escape="\\") for v in variants]
+    return conditions[0] if len(conditions) == 1 else or_(*conditions)
 
 
 def _conditions(dialect: str, terms: list[str]) -> list[ColumnElement[bool]]:
+    groups = [script_variants(t) for t in terms]
     if dialect == "postgresql":
-        return [Utterance.text.ilike("%" + like_escape(t) + "%", escape="\\") for t in terms]
-    like: list[ColumnElement[bool]] = [
-        Utterance.text.like("%" + like_escape(t) + "%", escape="\\")
-        for t in terms
-        if dialect != "sqlite" or len(t) < TRIGRAM
-    ]
+        return [_any(g, Utterance.text.ilike) for g in groups]
     if dialect != "sqlite":
-        return like
-    long_terms = [t for t in terms if len(t) >= TRIGRAM]
-    if not long_terms:
+        return [_any(g, Utterance.text.like) for g in groups]
+    # A term goes through the trigram index only when every variant of it can.
+    like = [_any(g, Utterance.text.like) for g in groups if min(map(len, g)) < TRIGRAM]
+    long_groups = [g for g in groups if min(map(len, g)) >= TRIGRAM]
+    if not long_groups:
         return like
     fts = table(FTS_TABLE, literal_column("rowid"))
     matched: Select[Any] = (
         select(literal_column("rowid"))
         .select_from(fts)
-        .where(literal_column(FTS_TABLE).op("MATCH")(_fts_match(long_terms)))
+        .where(literal_column(FTS_TABLE).op("MATCH")(_fts_match(long_groups)))
     )
     return [Utterance.id.in_(matched), *like]
 
@@ -166,7 +178,7 @@ def search(
                         end=u.end,
                         text=u.text,
                         verification=u.verification,
-                        spans=find_spans(u.text, terms),
+                        spans=find_spans(u.text, [v for t in terms for v in script_variants(t)]),
                         before=before,
                         after=after,
                     )

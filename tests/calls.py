@@ -172,11 +172,69 @@ def wer(refs: list[str], hyps: list[str]) -> float:
     return jiwer.wer([r for r, _ in pairs], [h if h else "<empty>" for _, h in pairs])
 
 
-def cer(refs: list[str], hyps: list[str]) -> float:
-    """Character error rate without spaces or punctuation (for Korean and Chinese)."""
+def _spoken_digits_ko(text: str) -> str:
+    """Arabic numerals read as Sino-Korean words (8월 -> 팔월, 2011 -> 이천십일): Common Voice
+    references spell numbers out, Whisper writes digits, and neither is wrong."""
+    names = "영일이삼사오육칠팔구"
+
+    def below_10000(n: int) -> str:
+        out = ""
+        for unit, value in (("천", 1000), ("백", 100), ("십", 10)):
+            d, n = divmod(n, value)
+            if d:
+                out += ("" if d == 1 else names[d]) + unit
+        return out + (names[n] if n else "")
+
+    def read(match: re.Match[str]) -> str:
+        n = int(match.group())
+        if n == 0:
+            return names[0]
+        out = ""
+        for unit, value in (("조", 10**12), ("억", 10**8), ("만", 10**4)):
+            d, n = divmod(n, value)
+            if d:
+                out += ("" if d == 1 and unit == "만" else below_10000(d)) + unit
+        return out + below_10000(n)
+
+    return re.sub(r"\d+", read, text)
+
+
+def _clean_chars(text: str, language: str, spaces: bool) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    if language == "ko":
+        text = _spoken_digits_ko(text)
+    text = re.sub(r"[^\w\s]|_", " ", text)
+    return re.sub(r"\s+", " " if spaces else "", text).strip()
+
+
+def cer(refs: list[str], hyps: list[str], *, spaces: bool = False, language: str = "") -> float:
+    """Character error rate (for Korean and Chinese), punctuation removed. ``spaces=False``
+    (space-insensitive) scores without any spaces, so word spacing, which Korean writers and
+    Whisper both vary, costs nothing; ``spaces=True`` keeps single spaces between words and
+    counts a spacing difference as an error. ``language="ko"`` reads digits as Korean words."""
     import jiwer
 
-    def clean(s: str) -> str:
-        return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", s).lower())
+    ref = [_clean_chars(r, language, spaces) for r in refs]
+    return jiwer.cer(ref, [_clean_chars(h, language, spaces) or "_" for h in hyps])
 
-    return jiwer.cer([clean(r) for r in refs], [clean(h) or "_" for h in hyps])
+
+def korean_refs() -> list[tuple[str, str, str]]:
+    """(file, Common Voice speaker id, reference text) for every Korean clip, in file order."""
+    rows = []
+    for line in shared("data", "korean", "trans.tsv").read_text(encoding="utf-8").splitlines():
+        file, speaker, text = line.split("\t")
+        rows.append((file, speaker, text))
+    return rows
+
+
+def texts_by_turn(utterances, placed: list[Placed], before: float = 0.4, after: float = 0.2) -> list[str]:
+    """Each placed turn's hypothesis: the stored utterances of its speaker that start inside it
+    (``before`` s early for a soft first word); empty when the turn was lost."""
+    return [
+        " ".join(
+            u.text
+            for u in utterances
+            if u.speaker == p.speaker and p.speech_start - before <= u.start <= p.speech_end + after
+        )
+        for p in placed
+    ]

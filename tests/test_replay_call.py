@@ -11,8 +11,16 @@ import pytest
 from bot.cli import main
 from bot.replay import Track, replay
 from storage import get_session, open_database, session_to_json
-from tests.bounds import at_most
-from tests.calls import build_call, librispeech_files, librispeech_refs, pyannote_call, tiny_en_dir, wer
+from tests.bounds import at_least, at_most
+from tests.calls import (
+    build_call,
+    librispeech_files,
+    librispeech_refs,
+    pyannote_call,
+    texts_by_turn,
+    tiny_en_dir,
+    wer,
+)
 
 
 def run(config, tracks, tmp_path, transcriber, **kw):
@@ -181,15 +189,49 @@ def test_replay_command_line(tmp_path, monkeypatch, capsys):
     assert str(sid) in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("hotwords", [True, False])
-def test_participant_names_are_vocabulary_hints(tmp_path, config, tiny_en, hotwords):
-    """Bob says "... quoth Zau al Makan"; with the names as hotwords Whisper hears the name
-    (tiny.en alone writes "what's out of my car")."""
+@pytest.mark.parametrize("hints", ["names", "vocabulary", "off"])
+def test_participant_names_and_vocabulary_are_hints(tmp_path, config, tiny_en, hints):
+    """Bob says "... quoth Zau al Makan"; with the name as a hotword, a participant's name or a
+    word of ``asr.vocabulary``, Whisper hears the name (tiny.en alone writes "what's out of my car")."""
     refs = librispeech_refs()
     said = next(f for f in librispeech_files("2033") if f.stem.endswith("0005"))
     other = librispeech_files("1998")[7]
-    tracks, _ = build_call(tmp_path, [("Zau al Makan", other, refs[other.stem]), ("bob", said, refs[said.stem])])
-    config = config.replace("asr", hotwords=hotwords)
+    name = "Zau al Makan" if hints != "vocabulary" else "carol"
+    tracks, _ = build_call(tmp_path, [(name, other, refs[other.stem]), ("bob", said, refs[said.stem])])
+    config = config.replace(
+        "asr", hotwords=hints != "off", vocabulary=["Zau al Makan"] if hints == "vocabulary" else []
+    )
     _, detail, _ = run(config, tracks, tmp_path, tiny_en)
     bob = " ".join(u.text for u in detail.utterances if u.speaker == "bob")
-    assert ("Makan" in bob) is hotwords, bob
+    assert ("Makan" in bob) is (hints != "off"), bob
+
+
+@pytest.mark.slow
+def test_context_of_the_call_conditions_later_utterances(three_person_call, tmp_path, config, tiny_en):
+    """With the call's recent lines as previous text the transcript is no worse than without,
+    and every utterance after the first is conditioned on something (or decoded again after
+    an echo)."""
+    from bot.pipeline import PipelineListener
+
+    class Seen(PipelineListener):
+        def __init__(self) -> None:
+            self.events: list = []
+
+        def on_utterance(self, event) -> None:
+            self.events.append(event)
+
+    tracks, placed = three_person_call
+    refs = [p.text for p in placed]
+    rates = {}
+    for on in (False, True):
+        seen = Seen()
+        (tmp_path / str(on)).mkdir()
+        _, detail, _ = run(config.replace("asr", context=on), tracks, tmp_path / str(on), tiny_en, listeners=[seen])
+        rates[on] = wer(refs, texts_by_turn(detail.utterances, placed, before=0.35, after=0.0))
+        conditioned = [e for e in seen.events if e.transcript.prompted or e.transcript.echo]
+        if on:
+            at_least("replay.context.conditioned", len(conditioned), len(seen.events) - 2)
+        else:
+            assert conditioned == []
+    # Measured 0.0 (tiny.en, 73 words): 0.05 leaves about four words of room.
+    at_most("replay.context.wer_above_without", rates[True] - rates[False], 0.05, rates)

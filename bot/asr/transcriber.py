@@ -4,20 +4,23 @@ faster-whisper's ``transcribe`` is built for long files: it encodes once to dete
 language and again to decode, one file at a time. A call's utterances are short (under
 30 s, one Whisper window each), so here each batch of utterances, from any participants,
 is encoded once; language detection and greedy decoding both read that encoder output.
-Greedy decoding matches ``WhisperModel.transcribe(..., without_timestamps=True,
-condition_on_previous_text=False)``, so the text is what plain faster-whisper produces; an
-utterance that fails Whisper's quality checks gets Whisper's remedies (see ``_fallback``),
-bounded so that one bad utterance cannot hold a worker for seconds.
+Greedy decoding matches ``WhisperModel.transcribe(..., without_timestamps=True)``, each
+utterance conditioned on the call's recent lines (``Request.previous``, see bot/asr/context.py)
+as Whisper conditions a window on the one before; an utterance that fails Whisper's quality
+checks gets Whisper's remedies (see ``_fallback``), bounded so that one bad utterance cannot
+hold a worker for seconds. Chinese comes out in one script (storage/script.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.asr.context import Line, is_echo, prompt_text
 from bot.asr.hallucination import FilterOptions, rejection_reason
+from storage.script import ChineseScript, to_script
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -39,6 +42,10 @@ class DecodeOptions:
     candidates: tuple[str, ...] = ()  # when detecting, choose among these only (e.g. ("ko", "en"))
     beam_size: int = 1
     filter: FilterOptions | None = FilterOptions()
+    # Tokens of previous text at most: enough for a few lines, far below Whisper's 223, so that
+    # an old topic fades and the decoder's prefix stays cheap.
+    previous_tokens: int = 96
+    chinese_script: ChineseScript = ChineseScript.SIMPLIFIED
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Request:
 
     audio: np.ndarray  # 16 kHz mono float32, at most 30 s
     hotwords: str | None = None
+    previous: tuple[Line, ...] = ()  # the call's recent lines (those in the decoded language are used)
     language_hints: tuple[str, ...] = ()  # the speaker's language, then the call's, most likely first
 
 
@@ -59,6 +67,8 @@ class Transcript:
     no_speech_prob: float
     compression_ratio: float
     rejected: str | None = None  # why the hallucination filter dropped it
+    prompted: bool = False  # decoded with previous text
+    echo: bool = False  # the first decode repeated the previous text: decoded again without it
 
     @property
     def kept(self) -> bool:
@@ -124,7 +134,10 @@ class WhisperTranscriber:
         features = np.stack([self._features(r.audio) for r in requests])
         encoded = self.model.encode(features)
         languages = self._languages(encoded, requests, options)
-        prompts = [self._prompt(lang, r.hotwords) for r, (lang, _) in zip(requests, languages)]
+        previous = [prompt_text(r.previous, lang) for r, (lang, _) in zip(requests, languages)]
+        prompts = [
+            self._prompt(lang, r.hotwords, prev, options) for r, (lang, _), prev in zip(requests, languages, previous)
+        ]
         max_length = max(self._max_length(p, r) for p, r in zip(prompts, requests))
         results = self.model.model.generate(
             encoded,
@@ -141,8 +154,13 @@ class WhisperTranscriber:
         out = []
         for i, (request, (lang, lang_p), result) in enumerate(zip(requests, languages, results)):
             decoded = self._read(result, lang)
+            echo = bool(previous[i]) and is_echo(decoded.text, previous[i])
+            if echo:
+                decoded = self._without_previous(features[i], request, lang, options)
             if decoded.needs_fallback:
                 decoded = self._fallback(features[i], request, lang, options, decoded)
+            if lang == "zh":
+                decoded = replace(decoded, text=to_script(decoded.text, options.chinese_script))
             rejected = None
             if options.filter is not None:
                 rejected = rejection_reason(
@@ -161,12 +179,39 @@ class WhisperTranscriber:
                     no_speech_prob=decoded.no_speech_prob,
                     compression_ratio=decoded.compression_ratio,
                     rejected=rejected,
+                    prompted=bool(previous[i]) and not echo,
+                    echo=echo,
                 )
             )
         return out
 
-    def _prompt(self, language: str, hotwords: str | None) -> list[int]:
-        return self.model.get_prompt(self._tokenizer(language), [], without_timestamps=True, hotwords=hotwords)
+    def _prompt(
+        self, language: str, hotwords: str | None, previous: str = "", options: DecodeOptions | None = None
+    ) -> list[int]:
+        tokenizer = self._tokenizer(language)
+        tokens: list[int] = []
+        if previous:
+            limit = options.previous_tokens if options is not None else DecodeOptions.previous_tokens
+            tokens = tokenizer.encode(" " + previous.strip())[-limit:] if limit > 0 else []
+        return self.model.get_prompt(tokenizer, tokens, without_timestamps=True, hotwords=hotwords)
+
+    def _without_previous(
+        self, features: np.ndarray, request: Request, language: str, options: DecodeOptions
+    ) -> _Decoded:
+        """The utterance decoded again with the hotwords only (after an echo of the previous text)."""
+        encoded = self.model.encode(features[None])
+        prompt = self._prompt(language, request.hotwords)
+        result = self.model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=options.beam_size,
+            max_length=self._max_length(prompt, request),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        return self._read(result, language)
 
     def _max_length(self, prompt: list[int], request: Request) -> int:
         # Nobody says more than ~20 tokens a second (Korean, Chinese included); without a
@@ -191,8 +236,9 @@ class WhisperTranscriber:
     ) -> _Decoded:
         """Whisper's remedies for a decode that looped or lost confidence, with bounded cost.
 
-        First without the hotwords: a list of names in the prompt can itself start a loop
-        (Whisper goes on with the list). Then sampling at rising temperatures, as Whisper's
+        First without the hotwords and the previous text: a list of names or a line of the
+        call in the prompt can itself start a loop (Whisper goes on with the list or repeats
+        the line; Whisper's own fallback likewise drops the prompt). Then sampling at rising temperatures, as Whisper's
         own fallback does, two hypotheses each instead of five.
         """
         encoded = self.model.encode(features[None])
@@ -206,7 +252,9 @@ class WhisperTranscriber:
             suppress_tokens=self._suppress,
         )
         tried = [greedy]
-        attempts: list[dict[str, float]] = [dict(beam_size=options.beam_size)] if request.hotwords else []
+        attempts: list[dict[str, float]] = (
+            [dict(beam_size=options.beam_size)] if request.hotwords or request.previous else []
+        )
         attempts += [
             dict(beam_size=1, num_hypotheses=2, sampling_topk=0, sampling_temperature=t) for t in (0.2, 0.5, 0.8)
         ]

@@ -185,3 +185,15 @@ def test_downgrade_and_upgrade(pg_url, pg) -> None:
     engine.dispose()
     with open_database(pg_url) as again:
         assert search(again, OPERATOR, "법원").total == 1
+
+
+def test_a_traditional_query_finds_simplified_text(pg) -> None:
+    """The library's Mandarin is stored in Simplified (AISHELL's references); the same words
+    typed in Traditional find it, short (ILIKE) and long (trigram index) alike."""
+    db, ids = pg
+    zh = {ids["zh_g1"], ids["zh_g2"]}
+    for simplified, traditional in (("协会", "協會"), ("广州市房地产", "廣州市房地產")):
+        expected = {h.utterance_id for h in search(db, OPERATOR, simplified, page_size=100).items}
+        hits = search(db, OPERATOR, traditional, page_size=100).items
+        assert expected and {h.utterance_id for h in hits} == expected
+        assert {h.session_id for h in hits} == zh
