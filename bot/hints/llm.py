@@ -12,8 +12,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from bot.hints.sanitize import clean, rejection, same
 from bot.hints.terms import Line, about, salient_terms
@@ -136,9 +137,9 @@ def schema(count: int, max_chars: int) -> dict:
     }
 
 
-def parse_items(content: str) -> list[str]:
-    """The suggestion strings in a model's answer, however it was wrapped. Raises LlmError if none."""
-    text = (content or "").strip()
+def json_values(text: str) -> Iterator[Any]:
+    """The JSON values a model's answer may hold, most likely first: the whole text, a code
+    fence's content, the outermost {...} and [...] (small models wrap JSON in chatter)."""
     fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
     candidates = [text] + ([fence.group(1)] if fence else [])
     for start, end in (("{", "}"), ("[", "]")):
@@ -147,9 +148,15 @@ def parse_items(content: str) -> list[str]:
             candidates.append(text[i : j + 1])
     for cand in candidates:
         try:
-            data = json.loads(cand)
+            yield json.loads(cand)
         except (json.JSONDecodeError, ValueError):
             continue
+
+
+def parse_items(content: str) -> list[str]:
+    """The suggestion strings in a model's answer, however it was wrapped. Raises LlmError if none."""
+    text = (content or "").strip()
+    for data in json_values(text):
         if isinstance(data, dict):
             data = data.get(
                 "suggestions", data.get("topics", next((v for v in data.values() if isinstance(v, list)), None))

@@ -12,13 +12,12 @@ from; ``bot.summary.grounding`` keeps a point only where those lines hold its ke
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from dataclasses import dataclass, field
 
-from bot.hints.llm import STRUCTURED_MODES, LlmError, LlmSettings, chat, open_client
+from bot.hints.llm import STRUCTURED_MODES, LlmError, LlmSettings, chat, json_values, open_client
 from bot.hints.sanitize import clean, same
 from bot.summary.grounding import MAX_CHARS, grounded_refs, rejection
 from bot.summary.lines import Said
@@ -123,19 +122,7 @@ def build_messages(piece: list[tuple[int, Said]], language: str, part: int, part
 def parse_points(content: str) -> list[dict]:
     """The point objects in a model's answer, however wrapped. Raises LlmError if none."""
     text = (content or "").strip()
-    candidates = [text]
-    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    if fence:
-        candidates.append(fence.group(1))
-    for start, end in (("{", "}"), ("[", "]")):
-        i, j = text.find(start), text.rfind(end)
-        if 0 <= i < j:
-            candidates.append(text[i : j + 1])
-    for cand in candidates:
-        try:
-            data = json.loads(cand)
-        except (json.JSONDecodeError, ValueError):
-            continue
+    for data in json_values(text):
         if isinstance(data, dict):
             data = data.get("points", next((v for v in data.values() if isinstance(v, list)), None))
         if isinstance(data, list):
