@@ -26,6 +26,9 @@ from tests.bot.discord_rest import DiscordRest
 from tests.calls import tiny_en_dir
 from tests.processes import dead_recorder, set_recorder
 
+# Each test here takes seconds (real handshakes, real time, or a replay): not in the fast subset.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 

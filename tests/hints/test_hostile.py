@@ -18,6 +18,9 @@ from bot.hints.sanitize import clean, rejection
 from bot.hints.terms import Line
 from tests.hints.conftest import LullCall, hints_config, replay_call
 
+# Each test here takes seconds (real handshakes, real time, or a replay): not in the fast subset.
+pytestmark = pytest.mark.slow
+
 # Each was sent to every participant by the old sanitizer, or would have been.
 SPLIT_LINKS = [
     "What else happened with the inquiries? h@ttps://evil.tk/inquiries",  # the replay the issue saw

@@ -13,12 +13,16 @@ import asyncio
 import time
 
 import numpy as np
+import pytest
 from discord import opus
 
 from bot.voice.client import ReceivingVoiceClient
 from bot.voice.e2ee import MediaProtocol
 from tests.voice.conftest import clean_min, on_time, similarity
 from tests.voice.double import encode, librispeech, load_speech, snowflake
+
+# Each test here takes seconds (real handshakes, real time, or a replay): not in the fast subset.
+pytestmark = pytest.mark.slow
 
 TIMING_TOLERANCE = 0.06
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.voice.client import ReceivingVoiceClient
 from tests.voice.conftest import clean_min
+
+# Each test here takes seconds (real handshakes, real time, or a replay): not in the fast subset.
+pytestmark = pytest.mark.slow
 
 IDLE = 1.5  # the double's cutoff, scaled down from Discord's minutes; the mechanism is the same
 TIMING_TOLERANCE = 0.06

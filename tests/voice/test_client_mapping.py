@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.voice.client import ReceivingVoiceClient
 from tests.voice.conftest import clean_min, on_time, similarity
 from tests.voice.double import Impairment, encode, librispeech, load_speech, snowflake
+
+# Each test here takes seconds (real handshakes, real time, or a replay): not in the fast subset.
+pytestmark = pytest.mark.slow
 
 TIMING_TOLERANCE = 0.06
 
