@@ -221,15 +221,13 @@ def validate(
     return kept, dropped
 
 
-class LlmSuggester:
-    """One request = one suggestion set. Thread-compatible: one instance per worker thread."""
+class ModelCaller:
+    """What every caller of the configured model holds: its settings, the structured-output
+    modes still worth trying, and an ``openai`` client opened on first use (one per thread)."""
 
-    def __init__(self, settings: LlmSettings, *, count: int = 3, max_chars: int = 120) -> None:
+    def __init__(self, settings: LlmSettings) -> None:
         self.settings = settings
-        self.count = count
-        self.max_chars = max_chars
         self._modes = list(STRUCTURED_MODES) if settings.structured == "auto" else [settings.structured]
-        self.answers = 0  # chat completions the server returned, usable or not
         self._client = None
 
     @property
@@ -240,6 +238,16 @@ class LlmSuggester:
         if self._client is None:
             self._client = open_client(self.settings)
         return self._client
+
+
+class LlmSuggester(ModelCaller):
+    """One request = one suggestion set. Thread-compatible: one instance per worker thread."""
+
+    def __init__(self, settings: LlmSettings, *, count: int = 3, max_chars: int = 120) -> None:
+        super().__init__(settings)
+        self.count = count
+        self.max_chars = max_chars
+        self.answers = 0  # chat completions the server returned, usable or not
 
     def suggest(self, lines: list[Line], language: str, avoid: list[str]) -> tuple[list[str], list[str]]:
         """(suggestions kept, reasons for those dropped). Raises LlmError when the request fails."""

@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from bot.hints.llm import STRUCTURED_MODES, LlmError, LlmSettings, chat, json_values, open_client
+from bot.hints.llm import LlmError, LlmSettings, ModelCaller, chat, json_values
 from bot.hints.sanitize import clean, same
 from bot.summary.grounding import MAX_CHARS, grounded_refs, rejection
 from bot.summary.lines import Said
@@ -206,27 +206,16 @@ class ModelSummary:
     errors: list[str] = field(default_factory=list)
 
 
-class LlmSummarizer:
+class LlmSummarizer(ModelCaller):
     """One instance per worker thread (the ``openai`` client is not shared)."""
 
     def __init__(
         self, settings: LlmSettings, *, chunk_chars: int | None = None, retries: int = 1, backoff: float = 1.0
     ) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.chunk_chars = chunk_chars
         self.retries = retries
         self.backoff = backoff
-        self._modes = list(STRUCTURED_MODES) if settings.structured == "auto" else [settings.structured]
-        self._client = None
-
-    @property
-    def name(self) -> str:
-        return self.settings.model
-
-    def client(self):
-        if self._client is None:
-            self._client = open_client(self.settings)
-        return self._client
 
     def summarize(self, said: list[Said], language: str) -> ModelSummary:
         """Every piece asked once (with retries); a piece that fails is reported in ``errors``.
