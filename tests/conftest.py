@@ -46,6 +46,13 @@ def _no_stray_heartbeat_threads():
         pytest.fail(f"{len(left)} discord.py heartbeat thread(s) still running after the test: a websocket left open")
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker more than the cores, since most tests wait rather than compute
+    (audio streamed in real time, servers starting, retries); at most four, so that the tests
+    that do compute (Whisper over real speech) do not crowd out the ones keeping real time."""
+    return max(2, min(4, len(os.sched_getaffinity(0)) + 1))
+
+
 def _transcriber(path: str, name: str, workers: int = 2):
     from bot.asr.model import load_whisper
     from bot.asr.transcriber import WhisperTranscriber
@@ -112,25 +119,39 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     tqdm.tqdm.monitor_interval = 0
 
 
+def _left_behind(session: pytest.Session, *, files: bool) -> list[str]:
+    """What this process's tests left running (and, with ``files``, in the checkout)."""
+    threads = [
+        f"thread {t.name} ({'daemon' if t.daemon else 'non-daemon'})"
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.name.startswith("execnet")
+    ]
+    children = [f"process {c}" for c in _children() if "execnet" not in c and "xdist" not in c]
+    found = sorted(_untracked() - session.stash.get(_UNTRACKED, set())) if files else []
+    return threads + children + [f"file {f}" for f in found]
+
+
+_FROM_WORKERS = pytest.StashKey[list[str]]()
+
+
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist, in the controlling process: collect what each worker's tests left behind."""
+    left = getattr(node, "workeroutput", {}).get("left_behind", [])
+    node.config.stash.setdefault(_FROM_WORKERS, []).extend(f"{line} [{node.gateway.id}]" for line in left)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A run leaves nothing behind: no thread of the code under test, no server process, no file
-    in the checkout."""
-    files = sorted(_untracked() - session.stash.get(_UNTRACKED, set()))
-    threads = [
-        f"{t.name} ({'daemon' if t.daemon else 'non-daemon'})"
-        for t in threading.enumerate()
-        if t is not threading.main_thread() and t.is_alive()
-    ]
-    children = _children()
-    if threads or children or files:
+    in the checkout. Under pytest-xdist each worker checks its own threads and processes and
+    hands them to the controlling process, which checks the files and fails the run."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["left_behind"] = _left_behind(session, files=False)
+        return
+    lines = _left_behind(session, files=True) + session.config.stash.get(_FROM_WORKERS, [])
+    if lines:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        lines = (
-            ["tests left these behind:"]
-            + [f"  thread {t}" for t in threads]
-            + [f"  process {c}" for c in children]
-            + [f"  file {f}" for f in files]
-        )
         if reporter is not None:
-            reporter.write_line("\n".join(lines), red=True)
+            reporter.write_line("\n".join(["tests left these behind:"] + [f"  {line}" for line in lines]), red=True)
         if session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -55,7 +55,9 @@ class Locker(PipelineListener):
 
 def call(tmp_path, config, tiny_en, release_after):
     path = tmp_path / "locked.db"
-    db = open_database(str(path))
+    # SQLite's own wait per statement, short here: each write against the held lock would
+    # otherwise wait the default before the recorder's retries even begin.
+    db = open_database(str(path), busy_timeout=0.3)
     recorder = CallRecorder(db, lock_timeout=0.3)
     locker = Locker(path, release_after)
     pipeline = CallPipeline(config, tiny_en, recorder=recorder, clock=VirtualClock(), listeners=[locker])

@@ -101,6 +101,7 @@ def test_guest_flagged_owners_verified(guest_call):
     assert re.search(r"voice check bob: \d+ verified, ([1-9]) not their voice \(\1 dave\)", printed)
 
 
+@pytest.mark.slow  # shares the module's replay of a real call through the real models
 def test_short_utterances_are_unknown(guest_call):
     _, export, _, _ = guest_call
     for u in export["utterances"]:
@@ -108,6 +109,7 @@ def test_short_utterances_are_unknown(guest_call):
             assert u["verification"] == "unknown" and u["verified"] is None and u["speaker_score"] is None
 
 
+@pytest.mark.slow  # shares the module's replay of a real call through the real models
 def test_every_accepted_segment_reaches_listeners(guest_call):
     _, export, _, segs = guest_call
     assert len(segs.got) >= len(export["utterances"])
