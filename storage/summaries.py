@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from storage.access import Viewer, visible
 from storage.db import Database, rowcount
 from storage.models import CallSession, SummaryRow, utcnow
-from storage.vocab import PointKind
+from storage.vocab import PointKind, SessionStatus
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,20 @@ def delete_summary(db: Database, session_id: int) -> bool:
     with db.write_session() as s, s.begin():
         gone = s.execute(delete(SummaryRow).where(SummaryRow.session_id == session_id))
         return rowcount(gone) > 0
+
+
+def without_model_summary(db: Database, since: datetime, fallback_source: str, *, limit: int = 20) -> list[int]:
+    """Calls ended since ``since`` whose summary a model never wrote: none stored (a process
+    that died mid-call; its session was closed at the next start) or only the fallback's
+    (``fallback_source``: the model had not answered when the process stopped, or was down).
+    Newest first, at most ``limit``."""
+    query = (
+        select(CallSession.id)
+        .outerjoin(SummaryRow, SummaryRow.session_id == CallSession.id)
+        .where(CallSession.status != SessionStatus.ACTIVE.value, CallSession.ended_at >= since)
+        .where(or_(SummaryRow.session_id.is_(None), SummaryRow.source == fallback_source))
+        .order_by(CallSession.ended_at.desc())
+        .limit(limit)
+    )
+    with db.session() as s:
+        return list(s.scalars(query))

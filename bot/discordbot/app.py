@@ -21,6 +21,7 @@ from bot.discordbot.sessions import SessionManager
 from bot.discordbot.summarydms import attach_summary_dms
 from bot.errors import StalkError
 from bot.speaker.model import SpeakerModel
+from bot.summary.make import CatchUp, summary_settings
 from storage.db import Database
 from storage.recorder import CallRecorder
 from storage.retention import RetentionWorker
@@ -73,6 +74,7 @@ class StalkBot(commands.Bot):
         # and (db, user_id) -> rows deleted. /forget and /privacy name exactly what is listed here.
         self.forgetters: list[Forgetter] = default_forgetters()
         self.retention: RetentionWorker | None = None
+        self.catch_up: CatchUp | None = None
 
     async def setup_hook(self) -> None:
         # One bot per database: any session still 'active' was left by a process that died.
@@ -82,6 +84,15 @@ class StalkBot(commands.Bot):
         if keep.max_age_days > 0:
             self.retention = RetentionWorker(self.db, keep.max_age_days, keep.check_hours * 3600)
             self.retention.start()
+        # Calls whose model summary this process never got to write (it stopped mid-call or
+        # while the model was writing): asked for again in the background, newest first.
+        settings = summary_settings(self.config)
+        if self.config.summary.at_end and settings is not None:
+            self.catch_up = CatchUp(self.db, settings)
+            try:
+                await asyncio.to_thread(self.catch_up.start)
+            except Exception:
+                log.exception("looking for calls without a model summary failed")
         for ext in EXTENSIONS:
             await self.load_extension(ext)
         if self.sync_commands:
@@ -144,4 +155,7 @@ class StalkBot(commands.Bot):
             if self.retention is not None:
                 # A purge in progress finishes its batch (one transaction) first.
                 await asyncio.to_thread(self.retention.stop, 30.0)
+            if self.catch_up is not None:
+                # A model answer in flight is not waited for: the next start asks again.
+                await asyncio.to_thread(self.catch_up.stop, 1.0)
         await super().close()

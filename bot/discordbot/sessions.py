@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ from storage.vocab import ConsentMode, SessionSource, SessionStatus
 from storage.voiceprints import VoiceprintData, delete_user_voiceprints
 
 log = logging.getLogger(__name__)
+
+# How long a shutdown waits for the model's summaries of calls that just ended.
+SUMMARY_GRACE = 5.0
 
 ListenerFactory = Callable[["LiveSession"], "PipelineListener | None"]
 Channel = discord.VoiceChannel | discord.StageChannel
@@ -255,6 +259,8 @@ class SessionManager:
         self.listener_factories: list[ListenerFactory] = []
         # Awaited on the loop once a session has closed (the summary DMs); each one's failure is logged.
         self.ended_hooks: list[Callable[[LiveSession], Awaitable[None]]] = []
+        # The model's summaries being written for calls that ended (daemon threads).
+        self._summaries: list[threading.Thread] = []
 
     # -- model ---------------------------------------------------------------------------
 
@@ -531,7 +537,11 @@ class SessionManager:
             session.summary = await asyncio.to_thread(session.pipeline.close, status, error)
             if self.config.summary.at_end and session.session_id is not None:
                 # The extractive summary now (milliseconds), the model's in a daemon thread after.
-                await asyncio.to_thread(summarize_at_end, self.db, session.session_id, summary_settings(self.config))
+                thread = await asyncio.to_thread(
+                    summarize_at_end, self.db, session.session_id, summary_settings(self.config)
+                )
+                if thread is not None:
+                    self._summaries = [t for t in self._summaries if t.is_alive()] + [thread]
         finally:
             await self._stop_transcript(session)
             await self._restore_nick(session)
@@ -561,7 +571,17 @@ class SessionManager:
         for result in results:
             if isinstance(result, BaseException):
                 log.error("stopping a session at shutdown failed: %r", result)
+        await asyncio.to_thread(self._wait_for_summaries, SUMMARY_GRACE)
         return len(running)
+
+    def _wait_for_summaries(self, seconds: float) -> None:
+        """A model's summary that answers soon is stored; one that does not is left to the
+        next start (``bot.summary.make.CatchUp``), which asks again."""
+        deadline = time.monotonic() + seconds
+        for thread in self._summaries:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._summaries):
+            log.info("a model's summary was still being written at shutdown; the next start asks for it again")
 
     # -- cross-session operations --------------------------------------------------------
 

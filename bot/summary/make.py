@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.config import Config
 from bot.hints.engine import llm_settings
@@ -17,8 +18,9 @@ from bot.summary.lines import call_language, transcript
 from bot.summary.llm import LlmSummarizer
 from storage.access import Viewer
 from storage.db import Database
+from storage.models import utcnow
 from storage.queries import SessionDetail, get_session
-from storage.summaries import SummaryInfo, SummaryRecord, get_summary, save_summary
+from storage.summaries import SummaryInfo, SummaryRecord, get_summary, save_summary, without_model_summary
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +144,63 @@ def summarize_at_end(db: Database, session_id: int, settings: LlmSettings | None
     thread = threading.Thread(target=ask, name=f"summary-{session_id}", daemon=True)
     thread.start()
     return thread
+
+
+class CatchUp:
+    """At the bot's start: the model's summary of recent calls that have none (the process
+    stopped while the model was writing it, or before the call's end, or the model was down),
+    one call after another on a daemon thread of its own; each call keeps its extractive
+    summary until the model's replaces it. ``stop()`` ends it between calls."""
+
+    def __init__(self, db: Database, settings: LlmSettings, *, hours: float = 24.0, limit: int = 20) -> None:
+        self.db = db
+        self.settings = settings
+        self.hours = hours
+        self.limit = limit
+        self.done: list[int] = []  # sessions whose model summary was stored
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Look for such calls (in the caller's thread) and start the thread if there are any."""
+        pending = without_model_summary(self.db, utcnow() - timedelta(hours=self.hours), EXTRACTIVE, limit=self.limit)
+        if not pending:
+            return False
+        log.info("asking the model for the summaries of %d recent call(s) that have none", len(pending))
+        self._thread = threading.Thread(target=self._run, args=(pending,), name="summary-catch-up", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self, pending: list[int]) -> None:
+        for session_id in pending:
+            if self._stop.is_set():
+                return
+            try:
+                detail = get_session(self.db, session_id)
+                if detail is None:  # deleted meanwhile
+                    continue
+                if get_summary(self.db, session_id) is None:  # one to read while the model writes
+                    make_summary(self.db, session_id, None)
+                record, note, _, _ = summarize(detail, self.settings)
+                if note is None and not self._stop.is_set():
+                    save_summary(self.db, record)
+                    self.done.append(session_id)
+                elif note is not None and "did not answer" in note:
+                    return  # the model is down: the next start tries again
+            except Exception:
+                log.warning("the model's summary of session %s was not stored", session_id, exc_info=True)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every call to be asked about; whether it finished."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

@@ -5,6 +5,7 @@ English and Korean, long calls in pieces; every point grounded in the lines it n
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,59 @@ def test_at_the_end_of_a_call_the_extractive_summary_then_the_models(calls, scri
     kept = get_summary(db, ids["ko"])
     assert kept is not None and kept.source == EXTRACTIVE
     assert summarize_at_end(db, ids["ko"], None) is None  # no model: the extractive one only
+
+
+def test_the_next_start_asks_the_model_for_the_summaries_a_stopped_process_never_got(tmp_path: Path, scripted) -> None:
+    """A process that stopped while the model was writing (the extractive summary stored, the
+    model's not), or in the middle of a call (no summary at all, the session closed as stale
+    at the next start): the next start gets the model's summary of both, and leaves a call
+    the model already summarised alone."""
+    from bot.summary.make import CatchUp
+    from storage.recorder import CallRecorder
+    from storage.records import NewSession, UtteranceRecord
+
+    path = tmp_path / "catch-up.db"
+    stopped_writing = store_call(path, MEETING_EN, "en")
+    summarised = store_call(path, MEETING_KO, "ko")
+    db = open_database(str(path))
+    try:
+        make_summary(db, stopped_writing, None)
+        make_summary(db, summarised, settings(scripted.url("summary")))
+        rec = CallRecorder(db)
+        mid_call = rec.start_session(NewSession(source="replay", language="en", asr_model="reference"))
+        pid = rec.add_participant(mid_call, "ann", joined_at=0.0)
+        for i, line in enumerate(MEETING_EN[:6]):
+            rec.add_utterance(
+                UtteranceRecord(
+                    session_id=mid_call,
+                    participant_id=pid,
+                    start=i * 5.0,
+                    end=i * 5.0 + 4.0,
+                    transcribed_at=i * 5.0 + 5.0,
+                    text=line.text,
+                )
+            )
+        with sqlite3.connect(path) as con:  # its process died: one that is not running
+            con.execute("update sessions set recorder = 'elsewhere:999999999:0' where id = ?", (mid_call,))
+        assert rec.close_stale_sessions() == 1  # what the bot does first at its start
+
+        down = CatchUp(db, settings(f"http://127.0.0.1:{free_port()}/v1", timeout=2.0))
+        assert down.start()
+        assert down.wait(30)
+        assert down.done == []  # the model is down: the stopped call keeps its extractive summary ...
+        assert get_summary(db, stopped_writing).source == EXTRACTIVE  # type: ignore[union-attr]
+        assert get_summary(db, mid_call).source == EXTRACTIVE  # type: ignore[union-attr]  # ... the other gets one
+
+        # Only recent calls: ones that ended before the window are left as they are.
+        assert not CatchUp(db, settings(scripted.url("summary")), hours=0).start()
+        catch_up = CatchUp(db, settings(scripted.url("summary")))
+        assert catch_up.start()
+        assert catch_up.wait(60)
+        assert sorted(catch_up.done) == sorted([stopped_writing, mid_call])
+        for sid in (stopped_writing, mid_call):
+            got = get_summary(db, sid)
+            assert got is not None and got.source == "scripted"
+            assert_grounded(detail_of(db, sid), got)
+        assert not CatchUp(db, settings(scripted.url("summary"))).start()  # nothing left to ask for
+    finally:
+        db.close()
