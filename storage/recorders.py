@@ -9,15 +9,26 @@ Each session therefore records its recorder: ``host/boot:pid:start``, the machin
 boot id, the process id, and the process's start time (so a reused pid is not mistaken for
 the recorder). ``state`` then says ``alive``, ``gone`` (on this machine and boot, that process
 no longer runs) or ``unknown`` (another machine, or a row from before this was recorded).
+
+Where the pid cannot be checked (another machine, another container), the session's
+heartbeat decides (``liveness``): every live recorder refreshes ``sessions.heartbeat_at`` of its
+active sessions every ``BEAT_S`` seconds (``storage.heartbeat``); one not refreshed for
+``STALE_AFTER_S`` is taken as gone. This compares one machine's clock with another's: they
+must agree to well within that margin (NTP).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+
+
+BEAT_S = 30.0  # how often a live recorder refreshes its sessions' heartbeat
+STALE_AFTER_S = 150.0  # a heartbeat older than this (five missed beats) is a recorder that is gone
 
 
 class RecorderState(StrEnum):
@@ -90,3 +101,20 @@ def state(recorder: str | None) -> RecorderState:
     except PermissionError:
         return RecorderState.ALIVE  # someone else's process with that pid runs
     return RecorderState.ALIVE
+
+
+def liveness(
+    recorder: str | None,
+    heartbeat_at: datetime | None,
+    *,
+    now: datetime | None = None,
+    stale_after_s: float = STALE_AFTER_S,
+) -> RecorderState:
+    """Whether a session's recorder still records it: on this machine its process decides
+    (``state``); elsewhere its heartbeat, fresh (alive) or older than ``stale_after_s`` (gone);
+    with neither (a row from an S-Talk before heartbeats) it cannot be told (unknown)."""
+    st = state(recorder)
+    if st != RecorderState.UNKNOWN or heartbeat_at is None or not recorder:
+        return st
+    age = (now or datetime.now(UTC)) - heartbeat_at
+    return RecorderState.ALIVE if age <= timedelta(seconds=stale_after_s) else RecorderState.GONE
