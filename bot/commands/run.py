@@ -142,9 +142,9 @@ async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Ev
 async def _serve(config: Config, db, token: str, transcriber, stop: asyncio.Event) -> int:
     import discord
 
-    from bot.discordbot.app import StalkBot
+    from bot.discordbot.app import build_bot
 
-    bot = StalkBot(config, db, transcriber=transcriber)
+    bot = build_bot(config, db, transcriber=transcriber)
     async with bot:
         runner = asyncio.create_task(bot.start(token), name="discord client")
         stopper = asyncio.create_task(stop.wait(), name="stop signal")
