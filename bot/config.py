@@ -173,7 +173,7 @@ MAX_SHARDS = 10_000
 
 
 def _shards(value: Any) -> str | None:
-    """"off", "auto" or a shard count (an integer in TOML, or its digits)."""
+    """ "off", "auto" or a shard count (an integer in TOML, or its digits)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
@@ -453,7 +453,9 @@ def _allowed(f: dataclasses.Field, typ: Any) -> str:
         return "true or false"
     if typ is str and not meta.get("empty"):
         return "non-empty text"
-    kind = {int: "an integer", float: "a number", str: "text", list[int]: "a list of integers"}.get(typ, "a list of text")
+    kind = {int: "an integer", float: "a number", str: "text", list[int]: "a list of integers"}.get(
+        typ, "a list of text"
+    )
     low, high = meta.get("low"), meta.get("high")
     if low is not None and high is not None:
         return f"{kind} from {low:g} to {high:g}"

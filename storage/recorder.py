@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from storage import heartbeat
 from storage.db import Database, is_locked_error, rowcount
 from storage.errors import StorageError
 from storage.models import (
@@ -38,7 +39,6 @@ from storage.models import (
     Utterance,
     utcnow,
 )
-from storage import heartbeat
 from storage.recorders import RecorderState, describe, liveness, this_process
 from storage.records import NewSession, SuggestionRecord, UtteranceRecord
 from storage.vocab import SessionStatus, Verification

@@ -26,7 +26,6 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-
 BEAT_S = 30.0  # how often a live recorder refreshes its sessions' heartbeat
 STALE_AFTER_S = 150.0  # a heartbeat older than this (five missed beats) is a recorder that is gone
 

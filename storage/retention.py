@@ -20,9 +20,9 @@ from sqlalchemy.exc import DBAPIError
 
 from storage.db import Database
 from storage.deletion import FileCleanup, delete_sessions_in, left_active, scrub_file
-from storage.recorder import drop_reserve
 from storage.errors import StalkError
 from storage.models import CallSession, utcnow
+from storage.recorder import drop_reserve
 from storage.vocab import SessionStatus
 
 log = logging.getLogger(__name__)

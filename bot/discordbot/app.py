@@ -21,6 +21,7 @@ from bot.discordbot.kit import CommandRefused
 from bot.discordbot.sessions import SessionManager
 from bot.discordbot.summarydms import attach_summary_dms
 from bot.errors import StalkError
+from bot.metricsserver import MetricsServer
 from bot.speaker.model import SpeakerModel
 from storage.db import Database
 from storage.recorder import CallRecorder
@@ -75,9 +76,10 @@ class StalkBot(commands.Bot):
         # and (db, user_id) -> rows deleted. /forget and /privacy name exactly what is listed here.
         self.forgetters: list[Forgetter] = default_forgetters()
         self.retention: RetentionWorker | None = None
+        self.metrics_server: MetricsServer | None = None  # [metrics] enabled: set by start_metrics
 
     @staticmethod
-    def _shard_options(config: Config) -> dict[str, object]:
+    def _shard_options(config: Config) -> dict[str, Any]:
         return {}
 
     async def setup_hook(self) -> None:
@@ -160,7 +162,7 @@ class ShardedStalkBot(StalkBot, commands.AutoShardedBot):
     lives in the process that runs the guild's shard."""
 
     @staticmethod
-    def _shard_options(config: Config) -> dict[str, object]:
+    def _shard_options(config: Config) -> dict[str, Any]:
         d = config.discord
         # shard_count None: discord.py asks Discord for the recommended count (GET /gateway/bot).
         return {"shard_count": d.shard_count, "shard_ids": list(d.shard_ids) or None}
