@@ -24,8 +24,8 @@ from storage import open_database
 from storage.migrate import head_revision
 from storage.models import CallSession, Participant, Utterance, utcnow
 from storage.recorder import CallRecorder
-from storage.records import NewSession
 from storage.recorders import STALE_AFTER_S
+from storage.records import NewSession
 from tests.logs.test_postgres import pg_url  # noqa: F401 (the throwaway server, a fixture)
 from tests.processes import REPO
 
@@ -182,3 +182,68 @@ def test_two_processes_share_one_database(fresh_url) -> None:
     finally:
         a.kill()
         b.kill()
+
+
+async def test_two_bot_processes_start_on_one_database(fresh_url) -> None:
+    """``python -m bot run`` twice at once on the same PostgreSQL database (the REST stand-in
+    for Discord, as in tests/bot/test_run_signals.py): both start (stale clean-up and the first
+    retention purge run in both), reach the gateway, and stop cleanly on SIGTERM."""
+    import asyncio
+    import os
+    import signal
+
+    from tests.bot.discord_rest import DiscordRest
+    from tests.bot.test_run_signals import _wrapper
+    from tests.calls import tiny_en_dir
+
+    with open_database(fresh_url) as db:
+        expired, crashed = _seed(db, 20)
+    rest = DiscordRest(
+        bot_user={"id": "1", "username": "s-talk", "discriminator": "0", "avatar": None, "bot": True}, application_id=2
+    )
+    await rest.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STALK_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        DISCORD_TOKEN="good-token",
+        STALK_ASR_MODEL=tiny_en_dir(),
+        STALK_ASR_WORKERS="1",
+        STALK_HINTS_ENABLED="false",
+        STALK_RETENTION_MAX_AGE_DAYS="30",
+    )
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _wrapper(rest.port),
+            "run",
+            "--db",
+            fresh_url,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        await rest.wait_for(lambda reqs: sum(r.path == "/gateway-ws" for r in reqs) >= 2, timeout=120)
+        with open_database(fresh_url) as db:
+            # The first purge runs on the retention thread; the crashed session was closed in
+            # setup_hook, before either bot connected.
+            with db.session() as s:
+                assert s.get(CallSession, crashed).status == "interrupted"
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        results = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+        await rest.stop()
+    for p, (_, err) in zip(procs, results):
+        text_ = err.decode()
+        assert p.returncode == 0, text_
+        assert "Traceback" not in text_, text_
+    with open_database(fresh_url) as db, db.session() as s:
+        assert s.scalar(select(func.count()).where(CallSession.id.in_(expired))) == 0
