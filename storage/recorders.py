@@ -5,8 +5,8 @@ A session row is 'active' from its start until its pipeline closes it. A process
 for good, and nothing could tell it from a call in progress: the bot closed every 'active'
 session at start (a replay running meanwhile included) and ``logs delete`` refused them all.
 
-Each session therefore records its recorder: ``host/boot:pid:start``, the machine's name and
-boot id, the process id, and the process's start time (so a reused pid is not mistaken for
+Each session therefore records its recorder: ``host/boot/pidns:pid:start``, the machine's name,
+boot id and pid namespace (containers on one host), the process id, and the process's start time (so a reused pid is not mistaken for
 the recorder). ``state`` then says ``alive``, ``gone`` (on this machine and boot, that process
 no longer runs) or ``unknown`` (another machine, or a row from before this was recorded).
 
@@ -53,9 +53,18 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _pid_namespace() -> str:
+    """Which pid namespace this process is in: containers on one host may share its host name
+    (host networking) and boot id, and each have its own pid 1."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
 @cache
 def _machine() -> str:
-    return f"{socket.gethostname()[:120]}/{_boot_id()}"
+    return f"{socket.gethostname()[:100]}/{_boot_id()}/{_pid_namespace()}"
 
 
 def this_process() -> str:
