@@ -26,4 +26,6 @@ def set_recorder(db, session_id: int, recorder: str | None, heartbeat_at=None) -
     from storage.models import CallSession
 
     with db.session() as s, s.begin():
-        s.execute(update(CallSession).where(CallSession.id == session_id).values(recorder=recorder, heartbeat_at=heartbeat_at))
+        s.execute(
+            update(CallSession).where(CallSession.id == session_id).values(recorder=recorder, heartbeat_at=heartbeat_at)
+        )
