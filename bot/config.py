@@ -39,8 +39,20 @@ def _opt(
     high: float | None = None,
     language: bool = False,
     empty: bool = False,
+    norm: Any = None,
+    allowed: str | None = None,
 ) -> Any:
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "language": language, "empty": empty}
+    # norm: value -> the value as stored, or None when it is not allowed (``allowed`` says what is).
+    meta = {
+        "help": help,
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "language": language,
+        "empty": empty,
+        "norm": norm,
+        "allowed": allowed,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -157,6 +169,21 @@ class ReplayConfig:
     )
 
 
+MAX_SHARDS = 10_000
+
+
+def _shards(value: Any) -> str | None:
+    """ "off", "auto" or a shard count (an integer in TOML, or its digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        count = int(value)
+        return str(count) if 1 <= count <= MAX_SHARDS else None
+    if isinstance(value, str) and value.strip().lower() in ("off", "auto"):
+        return value.strip().lower()
+    return None
+
+
 @dataclass(frozen=True)
 class DiscordConfig:
     test_guild: int = _opt(
@@ -189,6 +216,44 @@ class DiscordConfig:
     listening_suffix: str = _opt(
         " [transcribing]", "added to the bot's nickname while it listens in a guild", empty=True
     )
+    shards: str = _opt(
+        "off",
+        "gateway sharding (Discord requires it from 2,500 servers): off is one connection; auto "
+        "runs as many shards as Discord recommends, all in this process; a number N splits the "
+        "servers into N shards (this process runs those in shard_ids, or all of them)",
+        norm=_shards,
+        allowed=f"off, auto, or a shard count from 1 to {MAX_SHARDS}",
+    )
+    shard_ids: list[int] = _opt(
+        [],
+        "with shards = N: the shards (0 to N-1) this process runs, so that several processes "
+        "share the servers (each its own ids, all of them sharing one PostgreSQL database); "
+        "empty runs all N",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.shard_ids:
+            return
+        if self.shard_count is None:
+            raise ConfigError(
+                f"discord.shard_ids {self.shard_ids} needs a shard count, not shards = {self.shards!r}",
+                "set [discord] shards to the total number of shards across all processes",
+            )
+        bad = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if bad or len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ConfigError(
+                f"discord.shard_ids {self.shard_ids} must be distinct ids from 0 to {self.shard_count - 1}",
+                f"with shards = {self.shard_count}, each process names its own shards among 0..{self.shard_count - 1}",
+            )
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards != "off"
+
+    @property
+    def shard_count(self) -> int | None:
+        """The number of shards configured; None when off or left to Discord (auto)."""
+        return int(self.shards) if self.shards.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -329,6 +394,21 @@ class SummaryConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _opt(
+        False,
+        "serve /metrics (Prometheus text format: utterances, latency, queue delay, voice receive, "
+        "LLM failures) and /healthz over HTTP while the bot runs",
+    )
+    host: str = _opt(
+        "127.0.0.1",
+        "address to listen on: the loopback by default (the counters name no one, but need not "
+        "leave the machine); 0.0.0.0 for a scraper on another machine",
+    )
+    port: int = _opt(9464, "port to listen on (0 picks a free one, logged at start)", low=0, high=65535)
+
+
+@dataclass(frozen=True)
 class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -341,6 +421,7 @@ class Config:
     hints: HintsConfig = field(default_factory=HintsConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     summary: SummaryConfig = field(default_factory=SummaryConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (command-line options), validated."""
@@ -362,6 +443,8 @@ def _sections() -> dict[str, type]:
 
 def _allowed(f: dataclasses.Field, typ: Any) -> str:
     meta = f.metadata
+    if meta.get("allowed"):
+        return meta["allowed"]
     if meta.get("choices"):
         return "one of " + ", ".join(meta["choices"])
     if meta.get("language"):
@@ -370,7 +453,9 @@ def _allowed(f: dataclasses.Field, typ: Any) -> str:
         return "true or false"
     if typ is str and not meta.get("empty"):
         return "non-empty text"
-    kind = {int: "an integer", float: "a number", str: "text"}.get(typ, "a list of text")
+    kind = {int: "an integer", float: "a number", str: "text", list[int]: "a list of integers"}.get(
+        typ, "a list of text"
+    )
     low, high = meta.get("low"), meta.get("high")
     if low is not None and high is not None:
         return f"{kind} from {low:g} to {high:g}"
@@ -409,7 +494,13 @@ def _coerce_env(raw: str, typ: Any) -> Any:
                 return json.loads(text)
             except json.JSONDecodeError:
                 return raw
-        return [part for part in (p.strip() for p in text.split(os.pathsep if os.pathsep in text else ",")) if part]
+        parts = [part for part in (p.strip() for p in text.split(os.pathsep if os.pathsep in text else ",")) if part]
+        if get_args(typ) == (int,):
+            try:
+                return [int(p) for p in parts]
+            except ValueError:
+                return raw
+        return parts
     return raw
 
 
@@ -417,6 +508,11 @@ def _validate(f: dataclasses.Field, typ: Any, value: Any, key: str, *, source: s
     def bad() -> ConfigError:
         return ConfigError(f"invalid value {value!r} for {key} (from {source})", f"allowed: {_allowed(f, typ)}")
 
+    if f.metadata.get("norm"):
+        normal = f.metadata["norm"](value)
+        if normal is None:
+            raise bad()
+        return normal
     if typ is bool:
         if not isinstance(value, bool):
             raise bad()
@@ -430,7 +526,7 @@ def _validate(f: dataclasses.Field, typ: Any, value: Any, key: str, *, source: s
         value = float(value)
     elif get_origin(typ) is list:
         (item,) = get_args(typ)
-        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
             raise bad()
     elif typ is str:
         # An empty model or database URL would otherwise fail later, far from its cause

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import URL, CursorResult, Engine, Result, create_engine, event, make_url
+from sqlalchemy import URL, CursorResult, Engine, Result, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -19,6 +20,8 @@ from storage.migrate import needs_upgrade, upgrade_to_head
 log = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT = 5.0
+# PostgreSQL advisory lock keys (64-bit, one namespace per database): "S-Talk" + a purpose.
+MIGRATION_LOCK = 0x53_54_61_6C_6B_00_00_01
 _BEGIN_OPTION = "stalk_sqlite_begin"
 
 
@@ -37,6 +40,9 @@ class Database:
     _sessions: sessionmaker[Session] = field(repr=False)
     _write_sessions: sessionmaker[Session] = field(repr=False)
     _identity: tuple[Path, tuple[int, int]] | None = field(default=None, repr=False)  # SQLite file: (path, dev/inode)
+    # Run by close() before the engine goes: what works on this database in the background
+    # (storage.heartbeat's thread) stops with it.
+    _on_close: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def session(self) -> Session:
         return self._sessions()
@@ -45,7 +51,12 @@ class Database:
         return self._write_sessions()
 
     def close(self) -> None:
+        while self._on_close:
+            self._on_close.pop()()
         self.engine.dispose()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        self._on_close.append(callback)
 
     @property
     def path(self) -> Path | None:
@@ -122,8 +133,13 @@ def _migrate(engine: Engine, label: str) -> None:
         if not needs_upgrade(conn, label):
             return
     # IMMEDIATE takes the write lock up front: two processes migrating the same fresh file
-    # queue behind each other, and the second then sees the work already done.
+    # queue behind each other, and the second then sees the work already done. PostgreSQL
+    # has no such lock: an advisory lock held to the end of the transaction does the same
+    # for processes starting at once (its DDL is transactional, so the second then sees the
+    # first's whole upgrade or none of it).
     with engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         if needs_upgrade(conn, label):
             upgrade_to_head(conn)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import Connection, delete, func, select, update
@@ -22,7 +23,7 @@ from storage.access import Viewer, deletable, visible
 from storage.db import Database, rowcount
 from storage.models import CallSession, Participant, Suggestion, SummaryRow, Utterance, Voiceprint
 from storage.recorder import drop_reserve
-from storage.recorders import RecorderState, state
+from storage.recorders import RecorderState, liveness
 from storage.search import optimize_index
 from storage.vocab import SessionStatus
 
@@ -62,21 +63,23 @@ def may_delete(db: Database, viewer: Viewer, session_id: int, *, force: bool = F
 
 def _permission(s: Session, viewer: Viewer, session_id: int, force: bool = False) -> Permission:
     found = s.execute(
-        select(CallSession.status, CallSession.recorder).where(CallSession.id == session_id, visible(viewer))
+        select(CallSession.status, CallSession.recorder, CallSession.heartbeat_at).where(
+            CallSession.id == session_id, visible(viewer)
+        )
     ).first()
     if found is None:
         return "not_found"
     if s.scalar(select(CallSession.id).where(CallSession.id == session_id, deletable(viewer))) is None:
         return "forbidden"
-    if found.status == SessionStatus.ACTIVE and not left_active(found.recorder, force):
+    if found.status == SessionStatus.ACTIVE and not left_active(found.recorder, force, found.heartbeat_at):
         return "active"
     return "allowed"
 
 
-def left_active(recorder: str | None, force: bool = False) -> bool:
-    """Whether an 'active' call with this recorder was left so by a process that is gone
-    (or, with ``force``, by one that cannot be told to be running)."""
-    st = state(recorder)
+def left_active(recorder: str | None, force: bool = False, heartbeat_at: datetime | None = None) -> bool:
+    """Whether an 'active' call with this recorder (and heartbeat) was left so by a process that
+    is gone (or, with ``force``, by one that cannot be told to be running)."""
+    st = liveness(recorder, heartbeat_at)
     return st == RecorderState.GONE or (force and st == RecorderState.UNKNOWN)
 
 
@@ -100,11 +103,18 @@ def delete_sessions(db: Database, session_ids: list[int]) -> tuple[int, int, int
     if not session_ids:
         return (0, 0, 0)
     with db.write_session() as s, s.begin():
-        counts = _counts(s, session_ids)
-        s.execute(delete(CallSession).where(CallSession.id.in_(session_ids)))
-        _optimize(s)
+        counts = delete_sessions_in(s, session_ids)
     for session_id in session_ids:
         drop_reserve(db, session_id)
+    return counts
+
+
+def delete_sessions_in(s: Session, session_ids: list[int]) -> tuple[int, int, int]:
+    """``delete_sessions`` inside the caller's transaction (which has locked those rows);
+    the caller drops their reserve files once it has committed."""
+    counts = _counts(s, session_ids)
+    s.execute(delete(CallSession).where(CallSession.id.in_(session_ids)))
+    _optimize(s)
     return counts
 
 

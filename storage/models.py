@@ -131,6 +131,9 @@ class CallSession(Base):
     # The process recording the call while it is active (storage.recorders): whether a call
     # left 'active' is still being recorded or was left by a process that died.
     recorder: Mapped[str | None] = mapped_column(String(200))
+    # When the recorder last said it still records (storage.heartbeat): what tells another
+    # machine's live process from one that died, where the pid cannot be checked.
+    heartbeat_at: Mapped[datetime | None]
 
     # passive_deletes: the database's ON DELETE CASCADE does the work instead of the ORM
     # loading every utterance of a long call just to delete it.

@@ -98,6 +98,7 @@ class SessionDetail:
     suggestions: list[SuggestionInfo]
     started_by: str | None = None
     recorder: str | None = None  # the process recording it (storage.recorders)
+    heartbeat_at: datetime | None = None  # when that process last said it still records it
     summary: SummaryInfo | None = None  # storage.summaries; None: not made (yet)
 
 
@@ -193,6 +194,7 @@ def get_session(db: Database, session_id: int, viewer: Viewer | None = None) -> 
             ),
             started_by=row.started_by,
             recorder=row.recorder,
+            heartbeat_at=row.heartbeat_at,
             summary=None if row.summary is None else summary_info(row.summary),
         )
 

@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from storage import heartbeat
 from storage.db import Database, is_locked_error, rowcount
 from storage.errors import StorageError
 from storage.models import (
@@ -38,7 +39,7 @@ from storage.models import (
     Utterance,
     utcnow,
 )
-from storage.recorders import RecorderState, describe, state, this_process
+from storage.recorders import RecorderState, describe, liveness, this_process
 from storage.records import NewSession, SuggestionRecord, UtteranceRecord
 from storage.vocab import SessionStatus, Verification
 
@@ -102,12 +103,14 @@ class CallRecorder:
                 status=SessionStatus.ACTIVE,
                 started_at=utcnow(),
                 recorder=this_process(),
+                heartbeat_at=utcnow(),
             )
             s.add(row)
             s.flush()
             return row.id
 
         session_id = self._write("starting a session", write)
+        heartbeat.hold(self.db, session_id)
         self._make_reserve(session_id)
         return session_id
 
@@ -244,23 +247,47 @@ class CallRecorder:
                 raise
             log.warning("the disk is full: used the space reserved to close session %s", session_id)
             self._write(f"finishing session {session_id}", write)
+        finally:
+            # Even when the close failed: a session this process stopped recording must go
+            # stale, so that another process's clean-up may close it.
+            heartbeat.release(self.db, session_id)
         drop_reserve(self.db, session_id)
 
     def close_stale_sessions(self, status: SessionStatus = SessionStatus.INTERRUPTED) -> int:
         """Close sessions a crash left 'active'; returns how many.
 
         Call at startup, before this process starts sessions of its own. A session whose
-        recorder process still runs (a replay meanwhile) is left alone; one whose recorder is
-        gone, or cannot be told (another machine, an older S-Talk: one bot per database is
-        assumed), is closed. The end is taken from what was stored (last utterance), not from
-        now, which may be days later.
+        recorder still records it (a replay meanwhile, another bot process on this machine or,
+        by its fresh heartbeat, on another) is left alone; one whose recorder is gone, or cannot
+        be told (a row from an S-Talk before heartbeats), is closed. The end is taken from what
+        was stored (last utterance), not from now, which may be days later.
+
+        Several processes may run this at once on one database: each session is closed by one
+        of them (PostgreSQL: the rows are locked, and those another process holds are skipped;
+        SQLite: the write lock is taken when the transaction begins).
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
 
         def write(s: Session) -> list[int]:
-            rows = s.scalars(select(CallSession).where(CallSession.status == SessionStatus.ACTIVE)).all()
-            stale = [row for row in rows if state(row.recorder) != RecorderState.ALIVE]
+            now = utcnow()
+            seen = s.execute(
+                select(CallSession.id, CallSession.recorder, CallSession.heartbeat_at).where(
+                    CallSession.status == SessionStatus.ACTIVE
+                )
+            ).all()
+            maybe = [r.id for r in seen if liveness(r.recorder, r.heartbeat_at, now=now) != RecorderState.ALIVE]
+            if not maybe:
+                return []
+            # Locked, and checked again under the lock: a live recorder's heartbeat may have
+            # landed meanwhile, or another process closed it first.
+            rows = s.scalars(
+                select(CallSession)
+                .where(CallSession.id.in_(maybe), CallSession.status == SessionStatus.ACTIVE)
+                .order_by(CallSession.id)
+                .with_for_update(skip_locked=True)
+            ).all()
+            stale = [row for row in rows if liveness(row.recorder, row.heartbeat_at, now=now) != RecorderState.ALIVE]
             for row in stale:
                 _close_left(s, row, status, row.error or STALE_ERROR)
             return [row.id for row in stale]
@@ -275,8 +302,9 @@ class CallRecorder:
     def close_left_active(self, session_id: int, *, force: bool = False) -> LeftActive:
         """Mark one session a crash left 'active' as interrupted (``logs close``).
 
-        Refused ('recording') while its recorder process runs; ('unknown') when that cannot be
-        told (recorded on another machine, or by an S-Talk that did not record it) unless
+        Refused ('recording') while its recorder process runs (or, on another machine, its
+        heartbeat is fresh); ('unknown') when that cannot be told (an S-Talk that recorded no
+        heartbeat) unless
         ``force``. 'not_active' when it had already ended, 'not_found' when there is none.
         """
 
@@ -287,7 +315,7 @@ class CallRecorder:
             who = describe(row.recorder)
             if row.status != SessionStatus.ACTIVE:
                 return LeftActive("not_active", session_id, row.status, who)
-            st = state(row.recorder)
+            st = liveness(row.recorder, row.heartbeat_at)
             if st == RecorderState.ALIVE or (st == RecorderState.UNKNOWN and not force):
                 return LeftActive("recording" if st == RecorderState.ALIVE else "unknown", session_id, row.status, who)
             _close_left(

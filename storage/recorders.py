@@ -5,19 +5,29 @@ A session row is 'active' from its start until its pipeline closes it. A process
 for good, and nothing could tell it from a call in progress: the bot closed every 'active'
 session at start (a replay running meanwhile included) and ``logs delete`` refused them all.
 
-Each session therefore records its recorder: ``host/boot:pid:start``, the machine's name and
-boot id, the process id, and the process's start time (so a reused pid is not mistaken for
+Each session therefore records its recorder: ``host/boot/pidns:pid:start``, the machine's name,
+boot id and pid namespace (containers on one host), the process id, and the process's start time (so a reused pid is not mistaken for
 the recorder). ``state`` then says ``alive``, ``gone`` (on this machine and boot, that process
 no longer runs) or ``unknown`` (another machine, or a row from before this was recorded).
+
+Where the pid cannot be checked (another machine, another container), the session's
+heartbeat decides (``liveness``): every live recorder refreshes ``sessions.heartbeat_at`` of its
+active sessions every ``BEAT_S`` seconds (``storage.heartbeat``); one not refreshed for
+``STALE_AFTER_S`` is taken as gone. This compares one machine's clock with another's: they
+must agree to well within that margin (NTP).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+
+BEAT_S = 30.0  # how often a live recorder refreshes its sessions' heartbeat
+STALE_AFTER_S = 150.0  # a heartbeat older than this (five missed beats) is a recorder that is gone
 
 
 class RecorderState(StrEnum):
@@ -43,9 +53,18 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _pid_namespace() -> str:
+    """Which pid namespace this process is in: containers on one host may share its host name
+    (host networking) and boot id, and each have its own pid 1."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
 @cache
 def _machine() -> str:
-    return f"{socket.gethostname()[:120]}/{_boot_id()}"
+    return f"{socket.gethostname()[:100]}/{_boot_id()}/{_pid_namespace()}"
 
 
 def this_process() -> str:
@@ -90,3 +109,20 @@ def state(recorder: str | None) -> RecorderState:
     except PermissionError:
         return RecorderState.ALIVE  # someone else's process with that pid runs
     return RecorderState.ALIVE
+
+
+def liveness(
+    recorder: str | None,
+    heartbeat_at: datetime | None,
+    *,
+    now: datetime | None = None,
+    stale_after_s: float = STALE_AFTER_S,
+) -> RecorderState:
+    """Whether a session's recorder still records it: on this machine its process decides
+    (``state``); elsewhere its heartbeat, fresh (alive) or older than ``stale_after_s`` (gone);
+    with neither (a row from an S-Talk before heartbeats) it cannot be told (unknown)."""
+    st = state(recorder)
+    if st != RecorderState.UNKNOWN or heartbeat_at is None or not recorder:
+        return st
+    age = (now or datetime.now(UTC)) - heartbeat_at
+    return RecorderState.ALIVE if age <= timedelta(seconds=stale_after_s) else RecorderState.GONE

@@ -19,9 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from storage.db import Database
-from storage.deletion import FileCleanup, delete_sessions, left_active, scrub_file
+from storage.deletion import FileCleanup, delete_sessions_in, left_active, scrub_file
 from storage.errors import StalkError
 from storage.models import CallSession, utcnow
+from storage.recorder import drop_reserve
 from storage.vocab import SessionStatus
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,32 @@ def purge_older_than(db: Database, days: float, *, now: datetime | None = None) 
     recording = 0
     after = 0
     while True:
-        with db.session() as s:
+        # Chosen, counted and deleted in one transaction. Several processes sharing a database
+        # may purge at once: on PostgreSQL each locks its batch's rows and skips those another
+        # holds (it is deleting them), so each call is deleted and counted by one of them; on
+        # SQLite the transaction holds the write lock from its start.
+        with db.write_session() as s, s.begin():
             rows = s.execute(
-                select(CallSession.id, CallSession.status, CallSession.recorder)
+                select(CallSession.id, CallSession.status, CallSession.recorder, CallSession.heartbeat_at)
                 .where(CallSession.started_at < cutoff, CallSession.id > after)
                 .order_by(CallSession.id)
                 .limit(BATCH)
+                .with_for_update(skip_locked=True)
             ).all()
-        if not rows:
-            break
-        after = rows[-1].id
-        ids = [r.id for r in rows if r.status != SessionStatus.ACTIVE or left_active(r.recorder)]
-        recording += len(rows) - len(ids)
-        if ids:
-            u, g, _ = delete_sessions(db, ids)
-            sessions, utterances, suggestions = sessions + len(ids), utterances + u, suggestions + g
+            if not rows:
+                break
+            after = rows[-1].id
+            ids = [
+                r.id
+                for r in rows
+                if r.status != SessionStatus.ACTIVE or left_active(r.recorder, heartbeat_at=r.heartbeat_at)
+            ]
+            recording += len(rows) - len(ids)
+            if ids:
+                u, g, _ = delete_sessions_in(s, ids)
+                sessions, utterances, suggestions = sessions + len(ids), utterances + u, suggestions + g
+        for session_id in ids:
+            drop_reserve(db, session_id)
     cleanup = scrub_file(db) if sessions else None
     return Purged(cutoff, sessions, utterances, suggestions, cleanup, recording)
 

@@ -17,11 +17,15 @@ def dead_recorder() -> str:
     return out.stdout.strip()
 
 
-def set_recorder(db, session_id: int, recorder: str | None) -> None:
-    """Write a session's recorder as a crashed (or an older) S-Talk would have left it."""
+def set_recorder(db, session_id: int, recorder: str | None, heartbeat_at=None) -> None:
+    """Write a session's recorder as a crashed (or an older) S-Talk would have left it: by
+    default with no heartbeat (an S-Talk before them, or one that never beat); from another
+    machine a fresh ``heartbeat_at`` says its recorder still runs."""
     from sqlalchemy import update
 
     from storage.models import CallSession
 
     with db.session() as s, s.begin():
-        s.execute(update(CallSession).where(CallSession.id == session_id).values(recorder=recorder))
+        s.execute(
+            update(CallSession).where(CallSession.id == session_id).values(recorder=recorder, heartbeat_at=heartbeat_at)
+        )

@@ -221,6 +221,13 @@ def test_logs_close_a_session_a_crash_left_active(capsys, left) -> None:
     assert not Path(f"{path}-reserve-{ids['dead']}").exists()
     code, _, err = run_cli(capsys, "logs", "close", str(ids["alive"]), *db)
     assert code == 2 and f"still being recorded by process {os.getpid()}" in one_error_line(err)
+    with open_database(str(path)) as live_db:
+        # Another machine's recorder that still beats is alive, and its call is left alone.
+        set_recorder(live_db, ids["elsewhere"], "another-host/0123abcd:4242:99", utcnow())
+    code, _, err = run_cli(capsys, "logs", "close", str(ids["elsewhere"]), "--force", *db)
+    assert code == 2 and "still being recorded by process 4242 on another-host" in one_error_line(err)
+    with open_database(str(path)) as live_db:
+        set_recorder(live_db, ids["elsewhere"], "another-host/0123abcd:4242:99")  # from before heartbeats
     for key in ("unknown", "elsewhere"):
         code, _, err = run_cli(capsys, "logs", "close", str(ids[key]), *db)
         assert code == 2 and "cannot tell whether" in one_error_line(err) and "--force" in err

@@ -30,7 +30,7 @@ from storage.export import FORMATS, render, short_clock, summary_text
 from storage.files import write_atomic
 from storage.plaintext import plain
 from storage.recorder import CallRecorder
-from storage.recorders import RecorderState, describe, state
+from storage.recorders import RecorderState, describe, liveness
 from storage.retention import purge_older_than
 from storage.search import SearchHit, highlight, search
 from storage.vocab import ExportFormat, SessionStatus, noun, plural
@@ -268,9 +268,9 @@ def run_delete(args: argparse.Namespace) -> int:
     with _open(args) as db:
         detail = _session(db, args.session_id)
         if detail.status == SessionStatus.ACTIVE and not left_active(
-            detail.recorder, args.force
+            detail.recorder, args.force, detail.heartbeat_at
         ):  # refused before asking
-            raise _still_recording(detail.id, detail.recorder)
+            raise _still_recording(detail.id, detail.recorder, detail.heartbeat_at)
         what = f"session {detail.id} ({plain(detail.title or 'untitled', 80)}, {_local(detail.started_at)})"
         left = " (left active by a process that stopped)" if detail.status == SessionStatus.ACTIVE else ""
         question = f"Delete {what}{left} with its {plural(len(detail.utterances), 'utterance')} for good?"
@@ -279,7 +279,7 @@ def run_delete(args: argparse.Namespace) -> int:
             return 1
         result = _query(db, lambda: delete_session(db, OPERATOR, detail.id, force=args.force))
     if result.status == "active":
-        raise _still_recording(detail.id, detail.recorder)
+        raise _still_recording(detail.id, detail.recorder, detail.heartbeat_at)
     if result.status != "deleted":  # deleted by someone else meanwhile
         raise StorageError(f"session {args.session_id} is no longer in {db.label}")
     print(f"deleted {what}: {plural(result.utterances, 'utterance')}, {plural(result.suggestions, 'suggestion')}")
@@ -297,8 +297,8 @@ def _warn_unscrubbed(cleanup: FileCleanup | None, label: str) -> None:
         )
 
 
-def _still_recording(session_id: int, recorder: str | None) -> StorageError:
-    if state(recorder) == RecorderState.ALIVE:
+def _still_recording(session_id: int, recorder: str | None, heartbeat_at: datetime | None) -> StorageError:
+    if liveness(recorder, heartbeat_at) == RecorderState.ALIVE:
         return StorageError(
             f"session {session_id} is still being recorded by {describe(recorder)} (status active), nothing deleted",
             "end that call first (Ctrl+C, or /leave in Discord), then delete it",

@@ -140,11 +140,21 @@ async def serve(config: Config, db, token: str, transcriber, *, stop: asyncio.Ev
 
 
 async def _serve(config: Config, db, token: str, transcriber, stop: asyncio.Event) -> int:
+    from bot.discordbot.app import build_bot
+    from bot.discordbot.metrics import start_metrics
+
+    bot = build_bot(config, db, transcriber=transcriber)
+    stop_metrics = start_metrics(bot, config)  # before logging in: a port in use is said at once
+    try:
+        return await _run_bot(bot, token, stop)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+
+
+async def _run_bot(bot, token: str, stop: asyncio.Event) -> int:
     import discord
 
-    from bot.discordbot.app import StalkBot
-
-    bot = StalkBot(config, db, transcriber=transcriber)
     async with bot:
         runner = asyncio.create_task(bot.start(token), name="discord client")
         stopper = asyncio.create_task(stop.wait(), name="stop signal")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from typing import Any
 
 import aiohttp
 import discord
@@ -20,6 +21,7 @@ from bot.discordbot.kit import CommandRefused
 from bot.discordbot.sessions import SessionManager
 from bot.discordbot.summarydms import attach_summary_dms
 from bot.errors import StalkError
+from bot.metricsserver import MetricsServer
 from bot.speaker.model import SpeakerModel
 from bot.summary.make import CatchUp, summary_settings
 from storage.db import Database
@@ -58,6 +60,7 @@ class StalkBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             connector=connector,
+            **self._shard_options(config),
         )
         self.config = config
         self.db = db
@@ -75,6 +78,11 @@ class StalkBot(commands.Bot):
         self.forgetters: list[Forgetter] = default_forgetters()
         self.retention: RetentionWorker | None = None
         self.catch_up: CatchUp | None = None
+        self.metrics_server: MetricsServer | None = None  # [metrics] enabled: set by start_metrics
+
+    @staticmethod
+    def _shard_options(config: Config) -> dict[str, Any]:
+        return {}
 
     async def setup_hook(self) -> None:
         # One bot per database: any session still 'active' was left by a process that died.
@@ -159,3 +167,25 @@ class StalkBot(commands.Bot):
                 # A model answer in flight is not waited for: the next start asks again.
                 await asyncio.to_thread(self.catch_up.stop, 1.0)
         await super().close()
+
+
+class ShardedStalkBot(StalkBot, commands.AutoShardedBot):
+    """The same bot on several gateway connections (``[discord] shards``): discord.py's
+    AutoShardedClient, which routes each guild's events and voice connection through its shard.
+    Everything above the client (sessions, cogs, the pipeline) is unchanged: a guild's call
+    lives in the process that runs the guild's shard."""
+
+    @staticmethod
+    def _shard_options(config: Config) -> dict[str, Any]:
+        d = config.discord
+        # shard_count None: discord.py asks Discord for the recommended count (GET /gateway/bot).
+        return {"shard_count": d.shard_count, "shard_ids": list(d.shard_ids) or None}
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("gateway shard %d of %s is ready", shard_id, self.shard_count)
+
+
+def build_bot(config: Config, db: Database, **options: Any) -> StalkBot:
+    """The bot ``[discord] shards`` asks for: one gateway connection (off) or sharded."""
+    cls = ShardedStalkBot if config.discord.sharded else StalkBot
+    return cls(config, db, **options)

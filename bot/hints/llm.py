@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bot import metrics
 from bot.hints.sanitize import clean, rejection, same
 from bot.hints.terms import Line, about, salient_terms
 from storage.plaintext import for_prompt
@@ -303,7 +304,17 @@ def response_format(mode: str, name: str, sch: dict) -> dict:
 def chat(client, settings: LlmSettings, modes: list[str], messages: list[dict], name: str, sch: dict) -> str:
     """One chat completion's text, JSON asked for in the first of ``modes`` the server accepts
     (``modes`` is shortened in place when one is refused, so the caller remembers). Raises
-    LlmError for every way the request can fail."""
+    LlmError for every way the request can fail. Every request and failure is counted
+    (``bot.metrics``: hints and summaries both come through here)."""
+    metrics.LLM_REQUESTS.inc()
+    try:
+        return _chat(client, settings, modes, messages, name, sch)
+    except LlmError:
+        metrics.LLM_FAILURES.inc()
+        raise
+
+
+def _chat(client, settings: LlmSettings, modes: list[str], messages: list[dict], name: str, sch: dict) -> str:
     import openai
 
     while True:

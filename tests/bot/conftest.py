@@ -373,7 +373,7 @@ async def make_bot(tls: TlsPair, tiny_en, tmp_path) -> AsyncIterator[HarnessFact
     """Build and log in the bot with one guild. ``in_voice`` users sit in the voice channel
     (and, with ``voice=True``, in the voice double, where they can speak); ``env`` overrides
     config keys. ``harness.add_guild(...)`` adds another guild to the same bot."""
-    from bot.discordbot.app import StalkBot
+    from bot.discordbot.app import build_bot
 
     made: list[Harness] = []
 
@@ -389,7 +389,8 @@ async def make_bot(tls: TlsPair, tiny_en, tmp_path) -> AsyncIterator[HarnessFact
         await rest.start()
         config = load_config(None, env={**models_env(), "STALK_DISCORD_TRANSCRIPT_INTERVAL": "1", **(env or {})})
         db = open_database(str(db_path or tmp_path / f"bot-{len(made)}.db"))
-        bot = StalkBot(config, db, transcriber=tiny_en, connector=aiohttp.TCPConnector(ssl=tls.client, limit=0))
+        # As `python -m bot run` builds it: [discord] shards chooses the client class.
+        bot = build_bot(config, db, transcriber=tiny_en, connector=aiohttp.TCPConnector(ssl=tls.client, limit=0))
         await bot.login("test-bot-token")  # REST login, application info, setup_hook (cogs, sync)
         h = await _add_guild(bot, rest, db, tls, voice=voice, in_voice=in_voice)
         made.append(h)

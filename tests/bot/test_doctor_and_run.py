@@ -95,6 +95,27 @@ def test_doctor_model_missing(healthy, capsys, monkeypatch, tmp_path) -> None:
     assert code == 1 and "no-such-model" in line and fix
 
 
+def test_doctor_json_for_scripts(healthy, capsys, tmp_path, monkeypatch) -> None:
+    import json
+
+    code, out, _ = run_cli(capsys, "doctor", "--json", "--db", str(healthy))
+    report = json.loads(out)  # the whole output is one JSON object
+    assert code == 0 and report["ok"] is True
+    assert [c["name"] for c in report["checks"]] == NAMES
+    assert {c["status"] for c in report["checks"]} == {"ok"}
+    assert "migrated, written and read back" in report["checks"][NAMES.index("database")]["detail"]
+
+    not_db = tmp_path / "notes.txt"
+    not_db.write_text("hello, this is not a database " * 100)
+    monkeypatch.delenv("DISCORD_TOKEN")
+    code, out, _ = run_cli(capsys, "doctor", "--json", "--db", str(not_db))
+    report = json.loads(out)
+    assert code == 1 and report["ok"] is False
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert by_name["database"]["status"] == "fail" and "--db" in by_name["database"]["fix"]
+    assert by_name["discord token"]["status"] == "fail" and by_name["opus"]["status"] == "ok"
+
+
 def test_doctor_database_unusable(healthy, capsys, tmp_path) -> None:
     not_db = tmp_path / "notes.txt"
     not_db.write_text("hello, this is not a database " * 100)

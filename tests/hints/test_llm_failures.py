@@ -119,6 +119,17 @@ def test_nothing_listening():
         suggester(f"http://127.0.0.1:{free_port()}/v1").suggest(SAILING, "en", [])
 
 
+def test_requests_and_failures_are_counted_for_metrics(scripted):
+    from bot import metrics
+
+    requests, failures = metrics.LLM_REQUESTS.value(), metrics.LLM_FAILURES.value()
+    suggester(scripted.url("good")).suggest(SAILING, "en", [])
+    assert (metrics.LLM_REQUESTS.value(), metrics.LLM_FAILURES.value()) == (requests + 1, failures)
+    with pytest.raises(LlmError):
+        suggester(scripted.url("error500")).suggest(SAILING, "en", [])
+    assert (metrics.LLM_REQUESTS.value(), metrics.LLM_FAILURES.value()) == (requests + 2, failures + 1)
+
+
 def test_retries_with_backoff_then_success(scripted):
     s = suggester(scripted.url("flaky-2"))
     pauses: list[float] = []
