@@ -5,7 +5,6 @@ English and Korean, long calls in pieces; every point grounded in the lines it n
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,13 @@ from bot.hints.terms import content_words
 from bot.summary.lines import transcript
 from bot.summary.llm import chunks
 from bot.summary.make import EXTRACTIVE, make_summary
-from storage import get_session, open_database
+from storage import get_session, heartbeat, open_database
 from storage.export import render, summary_text
 from storage.queries import SessionDetail
 from storage.summaries import SummaryInfo, get_summary
 from storage.vocab import PointKind
 from tests.hints.servers import ScriptedServer, free_port
+from tests.processes import set_recorder
 from tests.summary.conftest import MEETING_EN, MEETING_KO, Line, store_call
 
 
@@ -300,8 +300,8 @@ def test_the_next_start_asks_the_model_for_the_summaries_a_stopped_process_never
                     text=line.text,
                 )
             )
-        with sqlite3.connect(path) as con:  # its process died: one that is not running
-            con.execute("update sessions set recorder = 'elsewhere:999999999:0' where id = ?", (mid_call,))
+        heartbeat.release(db, mid_call)  # its process died: it beats no more ...
+        set_recorder(db, mid_call, None)  # ... and left the row as an S-Talk before heartbeats would
         assert rec.close_stale_sessions() == 1  # what the bot does first at its start
 
         down = CatchUp(db, settings(f"http://127.0.0.1:{free_port()}/v1", timeout=2.0))
