@@ -53,11 +53,15 @@ class AsrConfig:
         "faster-whisper model: a size name (tiny, base, small, medium, large-v3, tiny.en, ...) "
         "downloaded on first use, or a local CTranslate2 model directory",
     )
-    device: str = _opt("cpu", "inference device", choices=("cpu", "cuda", "auto"))
+    device: str = _opt(
+        "auto",
+        "inference device: auto uses a CUDA GPU when CTranslate2 sees one, else the CPU",
+        choices=("auto", "cpu", "cuda"),
+    )
     compute_type: str = _opt(
-        "int8",
-        "CTranslate2 compute type",
-        choices=("int8", "int8_float32", "int8_float16", "float16", "float32", "default"),
+        "auto",
+        "CTranslate2 compute type: auto is float16 on a GPU, int8 on the CPU",
+        choices=("auto", "int8", "int8_float32", "int8_float16", "float16", "float32", "default"),
     )
     language: str = _opt(
         "auto",
