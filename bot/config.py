@@ -127,6 +127,13 @@ class VadConfig:
     min_speech_ms: int = _opt(250, "shorter bursts of speech are dropped as noise", low=0, high=5000)
     max_utterance_s: float = _opt(15.0, "longer speech is split at its quietest point", low=2.0, high=30.0)
     speech_pad_ms: int = _opt(200, "audio kept before and after speech for the recogniser", low=0, high=1000)
+    background_db: float = _opt(
+        0.0,
+        "drop an utterance this many dB quieter than the speaker's recent speech, as other people "
+        "talking in their room; 0 keeps every utterance",
+        low=0.0,
+        high=40.0,
+    )
     early_ms: int = _opt(
         0,
         "after this much silence (less than min_silence_ms) the utterance is transcribed early, "
