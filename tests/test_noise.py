@@ -92,6 +92,7 @@ def test_background_talk_is_mostly_not_written_down_as_the_speakers(babble_call,
     # Nothing the speakers said is lost to the gate, and their words are no worse recognised.
     at_most("turns lost with the background gate", sum(not t for t in on_turns), 0, on_turns)
     at_most("WER with the background gate minus without", wer(refs, on_turns) - wer(refs, off_turns), 0.05)
-    # Without the gate the babble is written down (dozens of words); the gate drops a good part of it.
+    # Without the gate the babble is written down; the gate drops most of it (measured with tiny.en
+    # on 2 cores: 70 words without it, 41% of them left with it; WER unchanged).
     at_least("invented words without the background gate", off_invented, 20)
     at_most("share of invented words left by the gate", on_invented / off_invented, 0.8, (on_invented, off_invented))
