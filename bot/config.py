@@ -65,11 +65,15 @@ class AsrConfig:
         "faster-whisper model: a size name (tiny, base, small, medium, large-v3, tiny.en, ...) "
         "downloaded on first use, or a local CTranslate2 model directory",
     )
-    device: str = _opt("cpu", "inference device", choices=("cpu", "cuda", "auto"))
+    device: str = _opt(
+        "auto",
+        "inference device: auto uses a CUDA GPU when CTranslate2 sees one, else the CPU",
+        choices=("auto", "cpu", "cuda"),
+    )
     compute_type: str = _opt(
-        "int8",
-        "CTranslate2 compute type",
-        choices=("int8", "int8_float32", "int8_float16", "float16", "float32", "default"),
+        "auto",
+        "CTranslate2 compute type: auto is float16 on a GPU, int8 on the CPU",
+        choices=("auto", "int8", "int8_float32", "int8_float16", "float16", "float32", "default"),
     )
     language: str = _opt(
         "auto",
@@ -135,6 +139,13 @@ class VadConfig:
     min_speech_ms: int = _opt(250, "shorter bursts of speech are dropped as noise", low=0, high=5000)
     max_utterance_s: float = _opt(15.0, "longer speech is split at its quietest point", low=2.0, high=30.0)
     speech_pad_ms: int = _opt(200, "audio kept before and after speech for the recogniser", low=0, high=1000)
+    background_db: float = _opt(
+        0.0,
+        "drop an utterance this many dB quieter than the speaker's recent speech, as other people "
+        "talking in their room; 0 keeps every utterance",
+        low=0.0,
+        high=40.0,
+    )
     early_ms: int = _opt(
         0,
         "after this much silence (less than min_silence_ms) the utterance is transcribed early, "

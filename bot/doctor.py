@@ -118,22 +118,22 @@ def check_whisper(ctx: DoctorContext) -> str:
 
     asr = ctx.config.asr
     what, fix = f"Whisper model {asr.model!r}", "set [asr] model to a size name or a CTranslate2 model directory"
-    device, compute_type = _load(what, fix, lambda: check_device(asr.device, asr.compute_type))
+    choice = _load(what, fix, lambda: check_device(asr.device, asr.compute_type))
     path = _load(what, fix, lambda: resolve_model(asr.model, ctx.config.models.dirs, asr.download_root))
     _load(
         what,
         fix,
         lambda: load_whisper(
             path,
-            device=device,
-            compute_type=compute_type,
+            device=choice.device,
+            compute_type=choice.compute_type,
             workers=1,
             cpu_threads=asr.cpu_threads,
             search_dirs=ctx.config.models.dirs,
             download_root=asr.download_root,
         ),
     )
-    return f"faster-whisper {asr.model!r} from {Path(path).resolve()} loads ({device}, {compute_type})"
+    return f"faster-whisper {asr.model!r} from {Path(path).resolve()} loads ({choice})"
 
 
 def check_speaker_model(ctx: DoctorContext) -> str:

@@ -25,6 +25,7 @@ from bot.asr.hallucination import FilterOptions
 from bot.asr.pool import Job, JobResult, TranscriptionPool
 from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
 from bot.audio.frames import PcmFrame
+from bot.audio.level import LevelGate, LevelOptions
 from bot.audio.resample import StreamResampler
 from bot.audio.segmenter import Segment, Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, Tentative
 from bot.audio.vad import SAMPLE_RATE, SileroModel
@@ -170,6 +171,7 @@ class _Stream:
         self.verify_lock = threading.Lock()
         self.discarded = False  # forgotten mid-call (/forget): nothing more of theirs is stored
         self.early: _Early | None = None  # the current silence's early transcription
+        self.level: LevelGate | None = None  # background speech under this participant's voice
 
 
 class CallPipeline:
@@ -194,6 +196,7 @@ class CallPipeline:
         self._listeners_lock = threading.Lock()
         self.vad = vad or SileroModel()
         self.segmenter_options = SegmenterOptions.from_config(config.vad)
+        self.level_options = LevelOptions(below_db=config.vad.background_db)
         lang = language if language is not None else config.asr.language
         codes = tuple(c.strip() for c in lang.split(",") if c.strip() and c.strip() != "auto")
         self.language = codes[0] if len(codes) == 1 else None
@@ -322,6 +325,7 @@ class CallPipeline:
                 stream.segmenter = Segmenter(
                     self.vad.new_stream(), self.segmenter_options, start_index=round(frame.start * SAMPLE_RATE)
                 )
+                stream.level = LevelGate(self.level_options)
             if stream.resampler is None or stream.resampler.in_rate != frame.sample_rate:
                 self._flush_resampler(stream)
                 stream.resampler = StreamResampler(frame.sample_rate)
@@ -416,12 +420,19 @@ class CallPipeline:
                     self._early[id(job)] = early
                 self.pool.submit(job)
             elif isinstance(event, Segment):
-                stream.stats.talk_time += event.duration
                 lo = round((event.start - event.audio_start) * SAMPLE_RATE)
                 hi = round((event.end - event.audio_start) * SAMPLE_RATE)
-                self._notify(
-                    "on_audio_segment", stream.speaker, event.start, event.end, event.audio[max(lo, 0) : max(hi, 0)]
-                )  # a view, not a copy
+                speech = event.audio[max(lo, 0) : max(hi, 0)]  # a view, not a copy
+                background = stream.level.judge(speech, event.duration) if stream.level is not None else None
+                if background is not None:
+                    self._settle_early(stream, None)  # an early transcription of it is not kept either
+                    with self._lock:
+                        stream.stats.rejected += 1
+                    log.info("dropped %.2f-%.2f of %s: %s", event.start, event.end, stream.speaker.name, background)
+                    self._notify("on_rejected", stream.speaker, event, background)
+                    continue
+                stream.stats.talk_time += event.duration
+                self._notify("on_audio_segment", stream.speaker, event.start, event.end, speech)
                 if not self._settle_early(stream, event):
                     request = Request(audio=event.audio)
                     self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))

@@ -238,3 +238,47 @@ def texts_by_turn(utterances, placed: list[Placed], before: float = 0.4, after: 
         )
         for p in placed
     ]
+
+
+def coloured_noise(n: int, exponent: float, seed: int) -> np.ndarray:
+    """Stationary noise of unit RMS whose power falls as 1/f**exponent: 1 pink, 2 brown (0 white).
+    Shaped in the frequency domain from seeded white noise, so a seed gives the same noise anywhere."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / RATE)
+    # Below 20 Hz nothing audible is left, and 1/f would grow without bound towards DC.
+    spectrum *= 1 / np.maximum(freqs, 20.0) ** (exponent / 2)
+    noise = np.fft.irfft(spectrum, n)
+    return (noise / np.sqrt((noise**2).mean())).astype(np.float32)
+
+
+def babble(n: int, sources: list[Path], talkers: int, seed: int) -> np.ndarray:
+    """Unit-RMS babble: ``talkers`` streams of real speech, each the ``sources`` in a seeded order
+    back to back (no pauses), at equal level and summed."""
+    rng = np.random.default_rng(seed)
+    clips = [load16k(f) for f in sources]
+    out = np.zeros(n, np.float32)
+    for _ in range(talkers):
+        stream: list[np.ndarray] = []
+        length = 0
+        while length < n:
+            clip = clips[int(rng.integers(len(clips)))]
+            start = int(rng.integers(len(clip) // 2)) if not stream else 0
+            stream.append(clip[start:])
+            length += len(clip) - start
+        talker = np.concatenate(stream)[:n]
+        out += talker / np.sqrt((talker**2).mean() + 1e-12)
+    return out / np.sqrt((out**2).mean() + 1e-12)
+
+
+def speech_power(track: np.ndarray, spans: list[tuple[float, float]]) -> float:
+    """Mean power of ``track`` inside ``spans`` (seconds): the S of a signal-to-noise ratio."""
+    parts = [track[int(a * RATE) : int(b * RATE)] for a, b in spans]
+    return float(np.mean(np.concatenate(parts) ** 2))
+
+
+def add_noise(track: np.ndarray, noise: np.ndarray, snr_db: float, spans: list[tuple[float, float]]) -> np.ndarray:
+    """``track`` with unit-RMS ``noise`` underneath all along, scaled so that the speech in ``spans``
+    is ``snr_db`` above it."""
+    level = np.sqrt(speech_power(track, spans) / 10 ** (snr_db / 10))
+    return (track + level * noise[: len(track)]).astype(np.float32)

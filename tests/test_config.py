@@ -76,8 +76,9 @@ def test_defaults_load_without_file_or_environment() -> None:
     assert config == Config()
     for section, key, default, _help in describe_defaults():
         assert getattr(getattr(config, section), key) == default
-    # The documented speed-critical defaults: greedy decoding, int8 on CPU.
-    assert (config.asr.beam_size, config.asr.compute_type, config.asr.device) == (1, "int8", "cpu")
+    # The documented speed-critical defaults: greedy decoding; device and precision chosen for
+    # the machine (int8 on a CPU, float16 on a GPU: tests/test_device.py).
+    assert (config.asr.beam_size, config.asr.compute_type, config.asr.device) == (1, "auto", "auto")
 
 
 def test_default_model_search_never_looks_beside_the_current_directory(tmp_path: Path, monkeypatch) -> None:
@@ -170,10 +171,10 @@ INVALID = [
     # section, key, TOML literal, environment text, shown value, part of "allowed"
     ("asr", "beam_size", "0", "0", "0", "an integer from 1 to 10"),
     ("asr", "beam_size", '"3"', "3.5", None, "an integer from 1 to 10"),
-    ("asr", "compute_type", '"int4"', "int4", "'int4'", "one of int8, int8_float32"),
+    ("asr", "compute_type", '"int4"', "int4", "'int4'", "one of auto, int8, int8_float32"),
     ("asr", "language", '"xx"', "xx", "'xx'", "a Whisper language code such as en"),
     ("asr", "language", '"english"', "english", "'english'", "a Whisper language code such as en"),
-    ("asr", "device", '"tpu"', "tpu", "'tpu'", "one of cpu, cuda, auto"),
+    ("asr", "device", '"tpu"', "tpu", "'tpu'", "one of auto, cpu, cuda"),
     ("asr", "hotwords", '"yes please"', "yes please", "'yes please'", "true or false"),
     ("asr", "model", '""', " ", None, "non-empty text"),
     ("vad", "threshold", "2", "2", "2", "a number from 0.05 to 0.95"),

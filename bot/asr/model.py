@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import ModelError, network_reason
@@ -131,7 +132,8 @@ def load_whisper(
     """Load one WhisperModel that ``workers`` threads may use at once."""
     from faster_whisper import WhisperModel
 
-    device, compute_type = check_device(device, compute_type)
+    choice = check_device(device, compute_type)
+    device, compute_type = choice.device, choice.compute_type
     path = resolve_model(name, search_dirs, download_root)
     if cpu_threads <= 0:
         # Most of the time one utterance is in work: it should have every core. Measured on
@@ -153,6 +155,7 @@ def load_whisper(
             f"cannot load the Whisper model in {path} ({type(exc).__name__}: {_first_sentence(exc)})",
             "the folder may be incomplete or corrupt: delete it to download again, or choose another asr.model",
         ) from None
+    log.info("Whisper %s on %s", path, choice)
     return model
 
 
@@ -191,21 +194,50 @@ def machine_summary() -> str:
     return "; ".join(parts)
 
 
-def check_device(device: str, compute_type: str) -> tuple[str, str]:
-    """(device, compute type) as they will be used, or a ModelError saying what this machine
-    has instead: a wrong setting must not read as a damaged model."""
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where Whisper runs and at what precision, and why there: what the start line and
+    ``doctor`` say."""
+
+    device: str  # cpu or cuda
+    compute_type: str
+    reason: str  # "asr.device auto: no CUDA GPU seen by CTranslate2"
+
+    def __str__(self) -> str:
+        return f"{self.device}, {self.compute_type}; {self.reason}"
+
+
+def choose_device(device: str, compute_type: str, cuda_devices: int) -> DeviceChoice:
+    """Resolve ``auto`` settings given how many CUDA devices CTranslate2 counts: a GPU runs
+    float16 (its fast path; int8 there saves memory, not time), a CPU int8 (measured the
+    fastest here, docs/benchmarks.md). Explicit settings pass through unchanged."""
     if device == "auto":
-        device = "cuda" if _cuda_devices() else "cpu"
+        device = "cuda" if cuda_devices else "cpu"
+        seen = f"{cuda_devices} CUDA GPU{'' if cuda_devices == 1 else 's'}" if cuda_devices else "no CUDA GPU"
+        reason = f"asr.device auto: {seen} seen by CTranslate2"
+    else:
+        reason = f"asr.device {device}"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+        reason += f", asr.compute_type auto: {compute_type} on {device}"
+    return DeviceChoice(device, compute_type, reason)
+
+
+def check_device(device: str, compute_type: str) -> DeviceChoice:
+    """The device and compute type as they will be used, or a ModelError saying what this
+    machine has instead: a wrong setting must not read as a damaged model."""
+    choice = choose_device(device, compute_type, _cuda_devices())
+    device, compute_type = choice.device, choice.compute_type
     if device == "cuda" and not _cuda_devices():
         raise ModelError(
             "asr.device is cuda, but this machine has no CUDA GPU that CTranslate2 can use",
-            f"set asr.device = cpu (STALK_ASR_DEVICE=cpu); the CPU here supports compute types "
+            f"set asr.device = cpu or auto (STALK_ASR_DEVICE=cpu); the CPU here supports compute types "
             f"{', '.join(sorted(_compute_types('cpu')))} (int8 is the fastest)",
         )
     supported = _compute_types(device)
     if compute_type != "default" and supported and compute_type not in supported:
         raise ModelError(
             f"asr.compute_type {compute_type} is not supported on {device} here",
-            f"use one of {', '.join(sorted(supported))} (STALK_ASR_COMPUTE_TYPE); this machine has: {machine_summary()}",
+            f"use one of {', '.join(sorted(supported))} or auto (STALK_ASR_COMPUTE_TYPE); this machine has: {machine_summary()}",
         )
-    return device, compute_type
+    return choice

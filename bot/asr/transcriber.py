@@ -23,6 +23,7 @@ from bot.asr.hallucination import FilterOptions, rejection_reason
 from storage.script import ChineseScript, to_script
 
 if TYPE_CHECKING:
+    from bot.asr.model import DeviceChoice
     from bot.config import Config
 
 # Whisper's own quality gates (the defaults of faster-whisper and openai-whisper).
@@ -81,26 +82,28 @@ class WhisperTranscriber:
     @classmethod
     def from_config(cls, config: Config) -> WhisperTranscriber:
         """The configured model, loaded (blocking: seconds; may download on first use)."""
-        from bot.asr.model import load_whisper
+        from bot.asr.model import check_device, load_whisper
 
         asr = config.asr
+        choice = check_device(asr.device, asr.compute_type)
         model = load_whisper(
             asr.model,
-            device=asr.device,
-            compute_type=asr.compute_type,
+            device=choice.device,
+            compute_type=choice.compute_type,
             workers=asr.workers,
             cpu_threads=asr.cpu_threads,
             search_dirs=config.models.dirs,
             download_root=asr.download_root,
         )
-        return cls(model, asr.model)
+        return cls(model, asr.model, choice)
 
-    def __init__(self, model, name: str) -> None:
+    def __init__(self, model, name: str, device: DeviceChoice | None = None) -> None:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         self.model = model
         self.name = name
+        self.device = device  # None: loaded by the caller, who knows where
         self.multilingual = bool(model.model.is_multilingual)
         self._tokenizers: dict[str, Tokenizer] = {}
         for lang in ["en"] if not self.multilingual else []:

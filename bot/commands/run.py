@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
             check_writable(db)
             # Loaded before logging in, so a missing model is one line now, not a failed /join later.
             transcriber = WhisperTranscriber.from_config(config)
+            # Where Whisper runs decides how big a model keeps up: said once, before the bot is online.
+            print(f"Whisper {config.asr.model!r} runs on {transcriber.device}", flush=True)
             signals.closing()  # from here serve() has its own handlers; what follows is shutdown
             stopped = asyncio.run(serve(config, db, token, transcriber))
         finally:

@@ -49,7 +49,7 @@ def test_doctor_all_pass_and_database_check_leaves_nothing(healthy, capsys) -> N
     assert "libopus" in lines["opus"][0] and "migrated, written and read back" in lines["database"][0]
     # Where each model was found.
     where = Path(tiny_en_dir()).resolve()
-    assert f"faster-whisper {tiny_en_dir()!r} from {where} loads (cpu, int8)" in lines["whisper model"][0]
+    assert f"faster-whisper {tiny_en_dir()!r} from {where} loads (" in lines["whisper model"][0]
     assert re.search(r"speaker model: \S+ from /\S+\.onnx loads", lines["speaker model"][0]), lines["speaker model"]
     assert "hints are off" in lines["llm server"][0]
     with sqlite3.connect(healthy) as conn:
@@ -198,6 +198,18 @@ def test_doctor_llm_real_server_ok(healthy, capsys, monkeypatch, llama_server) -
         r"\(answered a one-token chat request in \d+\.\d s\)",
         lines["llm server"][0],
     ), lines["llm server"]
+
+
+def test_doctor_says_where_the_default_auto_device_runs_whisper(healthy, capsys) -> None:
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count():
+        pytest.skip("this machine has a CUDA GPU")
+    code, out, _ = run_cli(capsys, "doctor", "--db", str(healthy))
+    line = _lines(out)["whisper model"][0]
+    assert code == 0 and line.startswith("ok"), out
+    assert "loads (cpu, int8; asr.device auto: no CUDA GPU seen by CTranslate2" in line, line
+    assert "asr.compute_type auto: int8 on cpu" in line, line
 
 
 def test_doctor_cuda_on_a_machine_without_it_says_what_it_has(healthy, capsys, monkeypatch) -> None:
