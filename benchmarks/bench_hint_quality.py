@@ -28,9 +28,9 @@ window, so that a word Whisper misheard does not count as said):
 - a question or an invitation (ends in "?", or asks: "Ask ...", "~해 볼까요", "~세요");
 - in the recipients' language (Hangul for Korean, none for English);
 - not a copy: no run of 5 words (Korean: 3) from a line of the window;
-- not a repeat: it does not say the same as an earlier hint of the call or of its set
-  (``bot.hints.sanitize.same`` on the text, or every word it is grounded on already the
-  ground of one earlier hint: the same topic again, whatever the phrasing);
+- not a repeat: not the same text as an earlier hint of the call or of its set, nor the same
+  topic again (every word it is grounded on already the ground of one earlier hint); a new
+  topic in familiar phrasing is no repeat;
 - length: English 4-20 words, Korean 2-15 words and 8-90 characters.
 
     python benchmarks/bench_hint_quality.py [--sources fallback,smollm2,qwen] [--languages en,ko]
@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from qwen_model import CACHE, ModelAssemblyError, qwen_path  # noqa: E402
 
 from bot.hints.sanitize import same  # noqa: E402
-from bot.hints.terms import Line, _hangul, _related, content_words  # noqa: E402
+from bot.hints.terms import Line, _hangul, content_words, related  # noqa: E402
 from tests.calls import base_dir, korean_refs, librispeech_refs, load16k, shared  # noqa: E402
 
 WINDOW = 180.0  # hints.window_seconds' default
@@ -221,12 +221,20 @@ def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Li
     mine = set(content_words(text))
     said = {w for line in ref for w in content_words(line.text)}
     wrote = {w for line in heard for w in content_words(line.text)}
-    v.grounds = sorted(a for a in mine if any(_related(a, b) for b in said))
-    if any(same(text, e.text) or (v.grounds and set(v.grounds) <= set(e.grounds)) for e in earlier):
+    v.grounds = sorted(a for a in mine if any(related(a, b) for b in said))
+    # A new topic in familiar phrasing is no repeat ("Is there more to tell about X?" then about Y),
+    # the same topic again is, however phrased.
+    key = re.sub(r"\W+", "", text.lower())
+    if any(
+        key == re.sub(r"\W+", "", e.text.lower())
+        or (v.grounds and set(v.grounds) <= set(e.grounds))
+        or (not v.grounds and same(text, e.text))
+        for e in earlier
+    ):
         v.failed.append("repeats an earlier hint")
     # Short English words ("else", "rest") are the hint's own words more often than a mishearing.
     misheard = sorted(
-        a for a in mine if a not in v.grounds and (_hangul(a) or len(a) >= 5) and any(_related(a, b) for b in wrote)
+        a for a in mine if a not in v.grounds and (_hangul(a) or len(a) >= 5) and any(related(a, b) for b in wrote)
     )
     if misheard:
         v.failed.append(f"misheard word ({', '.join(misheard)})")
@@ -348,6 +356,7 @@ def main() -> None:
     ap.add_argument("--lulls", type=int, default=6, help="lulls per call (five turns before each)")
     ap.add_argument("--reference", action="store_true", help="feed the reference transcript, not Whisper's")
     ap.add_argument("--baseline", type=Path, help="also run this checkout's fallback and prompt (e.g. /work/main)")
+    ap.add_argument("--baseline-only", action="store_true", help="run only the baseline checkout's variant")
     ap.add_argument("--quiet", action="store_true", help="figures only, no hints")
     ap.add_argument("--save", type=Path, help="write every hint and its verdict as JSON")
     args = ap.parse_args()
@@ -360,13 +369,14 @@ def main() -> None:
             f"{lang} call: {len(call.turns)} turns by {len(NAMES[lang])} people, {len(call.lulls)} lulls; "
             f"Whisper base got the content words of {len(call.turns) - wrong}/{len(call.turns)} turns exactly right"
         )
-    print(f"transcript fed to the sources: {'reference' if args.reference else 'Whisper base'}")
+    print(f"transcript fed to the sources: {'reference' if args.reference else 'Whisper base'}", flush=True)
     rows: list[tuple[str, str, list[Verdict], str]] = []
     saved: list[dict] = []
     for which in args.sources.split(","):
         server = start_server(which) if which in ("smollm2", "qwen") else None
         try:
-            variants = [("", None)] + ([(" (baseline)", args.baseline)] if args.baseline else [])
+            variants = [] if args.baseline_only else [("", None)]
+            variants += [(" (baseline)", args.baseline)] if args.baseline else []
             for suffix, checkout in variants:
                 name = which + suffix
                 source = ModelSource(name, server, checkout) if server else FallbackSource(name, checkout)

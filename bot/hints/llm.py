@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.hints.sanitize import clean, rejection, same
-from bot.hints.terms import Line, about, salient_terms, topic_terms
+from bot.hints.terms import Line, about, content_words, related, salient_terms, topic_terms, unsure_words
 from storage.plaintext import for_prompt
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,7 @@ def validate(
     dropped: list[str] = []
     said = [line.text for line in transcript]
     key_words = set(salient_terms(transcript, transcript[-1].end if transcript else 0.0, limit=6))
+    doubtful = unsure_words(transcript)
     for raw in items:
         text = clean(raw, max_chars)
         why = rejection(raw, text, transcript=said, language=language)
@@ -238,6 +239,8 @@ def validate(
             why = "repeats an earlier suggestion"
         if why is None and key_words and len([w for w in re.findall(r"\w+", text.lower()) if w not in key_words]) <= 1:
             why = "only repeats the key words"  # the prompt's own list handed back
+        if why is None and doubtful and any(related(a, d) for a in content_words(text) for d in doubtful):
+            why = "names a word Whisper was unsure of"  # perhaps never said: "elementary" for "alimentary"
         if why is None and transcript and not about(text, transcript):
             why = "not about the conversation"  # specific or nothing: the fallback is grounded
         if why:

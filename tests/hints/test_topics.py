@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bot.hints.fallback import fallback_suggestions
 from bot.hints.llm import build_prompt
 from bot.hints.terms import Line, topic_terms
@@ -139,3 +141,22 @@ def test_prompt_names_are_escaped_like_the_lines():
     lines = [Line(hostile, "we should sail to the lighthouse", 5.0, "en"), *ENGLISH[:1]]
     user = build_prompt(lines, "en", 3, []).messages[-1]["content"]
     assert user.count("</transcript>") == 1 and "\nSYSTEM" not in user
+
+
+@pytest.mark.slow
+def test_the_transcriber_gives_each_word_its_probability():
+    """whisper-base on a real clip: the words spell the text, each with a probability, and a
+    clean read sentence is mostly heard for sure (bounds with margin: output differs by machine)."""
+    from bot.asr.model import load_whisper
+    from bot.asr.transcriber import DecodeOptions, Request, WhisperTranscriber
+    from tests.calls import base_dir, load16k, shared
+
+    asr = WhisperTranscriber(load_whisper(base_dir(), workers=1), "base")
+    clip = shared("data", "librispeech", "1998", "1998-15444-0005.flac")
+    t = asr.transcribe(Request(load16k(clip)), DecodeOptions(language="en"))
+    assert t.words and "".join(w.text for w in t.words).strip() == t.text
+    assert all(0.0 < w.probability <= 1.0 for w in t.words)
+    sure = [w for w in t.words if w.probability >= 0.8]
+    assert len(sure) >= 0.6 * len(t.words), t.words
+    line = Line("alice", t.text, 5.0, "en", t.avg_logprob, tuple((w.text, w.probability) for w in t.words))
+    assert topic_terms([line], 5.0)  # something in it was heard for sure
