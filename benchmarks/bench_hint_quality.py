@@ -21,7 +21,8 @@ branch) on the same windows.
 
 A hint is usable when all of these hold (checked against the REFERENCE transcript of the
 window, so that a word Whisper misheard does not count as said):
-- grounded: it names a content word said in the window (up to inflection and particles);
+- grounded: it names a topic said in the window: a content word (up to inflection and
+  particles) that is a thing to talk about (not "happened", "first": ``terms._en_topic_word``);
 - not misheard: no word of it is one Whisper wrote in the window that the speakers did not say;
 - not a fragment: the word it is grounded on is a noun-like word, not a grammatical ending
   (Korean "것처럼", "있는") or a function word;
@@ -59,8 +60,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qwen_model import CACHE, ModelAssemblyError, qwen_path  # noqa: E402
 
+from bot.hints.fallback import _GENERIC, _TEMPLATES  # noqa: E402
 from bot.hints.sanitize import same  # noqa: E402
-from bot.hints.terms import Line, _hangul, content_words, related  # noqa: E402
+from bot.hints.terms import Line, _en_topic_word, _hangul, content_words, related  # noqa: E402
 from tests.calls import base_dir, korean_refs, librispeech_refs, load16k, shared  # noqa: E402
 
 WINDOW = 180.0  # hints.window_seconds' default
@@ -166,6 +168,14 @@ _EN_ASKS = re.compile(
 _KO_ASKS = re.compile(r"(요|죠|까|세요|시다|봐요|볼까요|보세요|자|래요)[.!]?$")
 
 
+_PHRASING = {
+    w
+    for group in (*_TEMPLATES.values(), *_GENERIC.values())
+    for t in group
+    for w in content_words(t.replace("{t}", ""))
+}
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
 
@@ -221,7 +231,8 @@ def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Li
     mine = set(content_words(text))
     said = {w for line in ref for w in content_words(line.text)}
     wrote = {w for line in heard for w in content_words(line.text)}
-    v.grounds = sorted(a for a in mine if any(related(a, b) for b in said))
+    # Grounded on a topic: a word one can talk about (not "happened", "first", a verb form), said.
+    v.grounds = sorted(a for a in mine if (_hangul(a) or _en_topic_word(a)) and any(related(a, b) for b in said))
     # A new topic in familiar phrasing is no repeat ("Is there more to tell about X?" then about Y),
     # the same topic again is, however phrased.
     key = re.sub(r"\W+", "", text.lower())
@@ -232,9 +243,12 @@ def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Li
         for e in earlier
     ):
         v.failed.append("repeats an earlier hint")
-    # Short English words ("else", "rest") are the hint's own words more often than a mishearing.
+    # A word of the built-in phrasing ("anyone else", "the rest of you") is no mishearing even
+    # where Whisper also wrote it in place of something else.
     misheard = sorted(
-        a for a in mine if a not in v.grounds and (_hangul(a) or len(a) >= 5) and any(related(a, b) for b in wrote)
+        a
+        for a in mine
+        if a not in _PHRASING and not any(related(a, b) for b in said) and any(related(a, b) for b in wrote)
     )
     if misheard:
         v.failed.append(f"misheard word ({', '.join(misheard)})")
@@ -294,13 +308,33 @@ class ModelSource:
         self.failures = 0
 
     def suggest(self, lines: list[Line], language: str, avoid: list[str]) -> list[str]:
+        """What ``LlmSuggester.suggest`` does, step by step, so that the model's raw items and
+        why each was dropped can be shown."""
+        llm, sug = self.llm, self.suggester
         t0 = time.perf_counter()
+        self.last = []
         try:
-            kept, dropped = self.suggester.suggest(lines, language, avoid)
-        except self.llm.LlmError as exc:
-            kept, dropped = [], [str(exc).split(" (")[-1].rstrip(")")]
+            prompt = llm.build_prompt(lines, language, sug.count, avoid)
+            content = llm.chat(
+                sug.client(), sug.settings, sug._modes, prompt.messages, "suggestions", llm.schema(COUNT, 120)
+            )
+            items = llm.parse_items(content)
+            kept, dropped = llm.validate(
+                items, transcript=lines, language=language, count=COUNT, max_chars=120, avoid=avoid
+            )
+        except llm.LlmError as exc:
+            kept, dropped, items = [], [str(exc)[:120]], []
             self.failures += 1
         self.seconds.append(time.perf_counter() - t0)
+        reasons = iter(dropped)
+        for raw in items:
+            if len(self.last) >= len(items):
+                break
+            from bot.hints.sanitize import clean
+
+            self.last.append((raw, None if clean(raw, 120) in kept else next(reasons, "not needed")))
+        if not items and dropped:
+            self.last.append(("(no answer)", dropped[0]))
         for why in dropped:
             self.dropped[why] = self.dropped.get(why, 0) + 1
         return kept
@@ -335,6 +369,9 @@ def run_source(source, call: Call, *, reference: bool, show: bool) -> list[Verdi
                 print(f"      {r.speaker}: {r.text}")
                 if not reference and h.text.strip().lower() != r.text.strip().lower():
                     print(f"        (Whisper, {h.confidence:.2f}: {h.text.strip()})")
+        for raw, why in getattr(source, "last", []):
+            if why is not None and show:
+                print(f"    xx {raw}   [dropped by validate: {why}]")
         if not texts and show:
             print("    (no suggestion)")
         for text in texts:
@@ -347,6 +384,25 @@ def run_source(source, call: Call, *, reference: bool, show: bool) -> list[Verdi
                 print(f"    {mark}{text}{why}")
         given += texts
     return verdicts
+
+
+def summary(name: str, lang: str, verdicts: list[Verdict], extra: str) -> str:
+    usable = sum(v.usable for v in verdicts)
+    share = f"{100 * usable / len(verdicts):.0f}%" if verdicts else "n/a"
+    misheard = sum(any(f.startswith("misheard") for f in v.failed) for v in verdicts)
+    fragments = sum(any(f.startswith("grammatical") for f in v.failed) for v in verdicts)
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        for f in v.failed:
+            key = f.split(" (")[0]
+            counts[key] = counts.get(key, 0) + 1
+    text = (
+        f"  {name:22} {lang}: {usable}/{len(verdicts)} ({share}); on a misheard word {misheard}, "
+        f"on a fragment {fragments}{extra}"
+    )
+    if counts:
+        text += f"\n  {'':22}     failed: {', '.join(f'{k} {n}' for k, n in sorted(counts.items()))}"
+    return text
 
 
 def main() -> None:
@@ -384,6 +440,7 @@ def main() -> None:
                     if not args.quiet:
                         print(f"\n== {name}, {lang} ==")
                     verdicts = run_source(source, calls[lang], reference=args.reference, show=not args.quiet)
+                    sys.stdout.flush()
                     extra = ""
                     if isinstance(source, ModelSource):
                         secs = source.seconds[-len(calls[lang].lulls) :]
@@ -392,6 +449,7 @@ def main() -> None:
                             f"answer p50 {statistics.median(secs):.1f} s"
                         )
                     rows.append((name, lang, verdicts, extra))
+                    print(summary(*rows[-1]), flush=True)  # now too: a run cut short still says something
                     saved += [
                         {"source": name, "language": lang, "text": v.text, "usable": v.usable, "failed": v.failed}
                         for v in verdicts
@@ -402,22 +460,8 @@ def main() -> None:
             if server is not None:
                 server.close()
     print("\nusable hints (all rules met):")
-    for name, lang, verdicts, extra in rows:
-        usable = sum(v.usable for v in verdicts)
-        share = f"{100 * usable / len(verdicts):.0f}%" if verdicts else "n/a"
-        misheard = sum(any(f.startswith("misheard") for f in v.failed) for v in verdicts)
-        fragments = sum(any(f.startswith("grammatical") for f in v.failed) for v in verdicts)
-        counts: dict[str, int] = {}
-        for v in verdicts:
-            for f in v.failed:
-                key = f.split(" (")[0]
-                counts[key] = counts.get(key, 0) + 1
-        print(
-            f"  {name:22} {lang}: {usable}/{len(verdicts)} ({share}); on a misheard word {misheard}, "
-            f"on a fragment {fragments}{extra}"
-        )
-        if counts:
-            print(f"  {'':22}     failed: {', '.join(f'{k} {n}' for k, n in sorted(counts.items()))}")
+    for row in rows:
+        print(summary(*row))
     if args.save:
         args.save.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
 
