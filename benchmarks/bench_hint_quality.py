@@ -355,14 +355,18 @@ def start_server(which: str):
 # -- the run ------------------------------------------------------------------------------
 
 
-def run_source(source, call: Call, *, reference: bool, show: bool) -> list[Verdict]:
-    verdicts: list[Verdict] = []
+def run_source(source, call: Call, *, reference: bool, show: bool) -> tuple[list[Verdict], list[Verdict]]:
+    """(verdicts on the source's own suggestions, verdicts on the hints as delivered: for a
+    model, its suggestions topped up to three by the fallback, as the engine does)."""
+    own: list[Verdict] = []
+    delivered: list[Verdict] = []
     given: list[str] = []
+    fill = FallbackSource() if isinstance(source, ModelSource) else None
     for n, at in enumerate(call.lulls, 1):
         heard = window(call, at, reference=reference)
         ref = window(call, at, reference=True)
         texts = source.suggest(heard, call.language, list(given))
-        earlier = list(verdicts)
+        extra = fill.suggest(heard, call.language, [*given, *texts])[: COUNT - len(texts)] if fill else []
         if show:
             print(f"\n  lull {n} at {at:.0f} s: {len(heard)} lines in the window; the last five:")
             for h, r in list(zip(heard, ref))[-5:]:
@@ -372,18 +376,19 @@ def run_source(source, call: Call, *, reference: bool, show: bool) -> list[Verdi
         for raw, why in getattr(source, "last", []):
             if why is not None and show:
                 print(f"    xx {raw}   [dropped by validate: {why}]")
-        if not texts and show:
-            print("    (no suggestion)")
-        for text in texts:
+        earlier = list(delivered)
+        for text in [*texts, *extra]:
             v = judge(text, source.name, call.language, ref, heard, earlier)
             earlier.append(v)
-            verdicts.append(v)
+            delivered.append(v)
+            if text in texts:
+                own.append(v)
             if show:
                 mark = "ok " if v.usable else "-- "
                 why = f"   [{'; '.join(v.failed)}]" if v.failed else f"   (on {', '.join(v.grounds)})"
-                print(f"    {mark}{text}{why}")
-        given += texts
-    return verdicts
+                print(f"    {mark}{text}{why}{'   (fallback)' if text in extra else ''}")
+        given += [*texts, *extra]
+    return own, delivered
 
 
 def summary(name: str, lang: str, verdicts: list[Verdict], extra: str) -> str:
@@ -439,7 +444,7 @@ def main() -> None:
                 for lang in languages:
                     if not args.quiet:
                         print(f"\n== {name}, {lang} ==")
-                    verdicts = run_source(source, calls[lang], reference=args.reference, show=not args.quiet)
+                    verdicts, delivered = run_source(source, calls[lang], reference=args.reference, show=not args.quiet)
                     sys.stdout.flush()
                     extra = ""
                     if isinstance(source, ModelSource):
@@ -450,6 +455,9 @@ def main() -> None:
                         )
                     rows.append((name, lang, verdicts, extra))
                     print(summary(*rows[-1]), flush=True)  # now too: a run cut short still says something
+                    if isinstance(source, ModelSource):
+                        rows.append((f"{name} + fallback", lang, delivered, " (as delivered)"))
+                        print(summary(*rows[-1]), flush=True)
                     saved += [
                         {"source": name, "language": lang, "text": v.text, "usable": v.usable, "failed": v.failed}
                         for v in verdicts

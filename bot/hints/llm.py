@@ -121,18 +121,43 @@ class Prompt:
     messages: list[dict]
 
 
-def build_prompt(lines: list[Line], language: str, count: int, avoid: list[str], *, max_chars: int = 4000) -> Prompt:
-    """The chat messages for the recent transcript window (newest kept when it is too long)."""
+# The transcript part of the prompt, in tokens (roughly): the newest lines that fit. On a CPU a
+# model reads a prompt at tens of tokens a second, so a whole 3-minute window (2,000-3,000
+# tokens of Korean) cost a 1.5B model a minute per answer; the last minute or so of talk is what
+# a hint should be about anyway, and the key words still come from the whole window.
+PROMPT_TOKENS = 450
+
+
+def approx_tokens(text: str) -> float:
+    """A model tokenizer's count, roughly: 4 Latin characters a token, a Hangul or CJK character one."""
+    wide = sum(1 for ch in text if ord(ch) > 0x2FF)
+    return (len(text) - wide) / 4 + wide
+
+
+def build_prompt(
+    lines: list[Line],
+    language: str,
+    count: int,
+    avoid: list[str],
+    *,
+    max_chars: int = 4000,
+    max_tokens: float = PROMPT_TOKENS,
+) -> Prompt:
+    """The chat messages for the recent transcript window (newest kept when it is too long:
+    ``max_chars`` characters and about ``max_tokens`` tokens of transcript at most)."""
     rendered: list[str] = []
     total = 0
+    tokens = 0.0
     for line in reversed(lines):
         # The speaker's name is as untrusted as what they said: both are data, one line each,
         # unable to close the <transcript> block or start a line of their own.
         row = f"{for_prompt(line.speaker, NAME_CHARS) or '?'}: {for_prompt(line.text, max_chars)}"
-        if total + len(row) > max_chars and rendered:
+        cost = approx_tokens(row)
+        if (total + len(row) > max_chars or tokens + cost > max_tokens) and rendered:
             break
         rendered.append(row)
         total += len(row) + 1
+        tokens += cost
     rendered.reverse()
     system = _SYSTEM.get(language, _OTHER).format(n=count, language=LANGUAGE_NAMES.get(language, language))
     # Small models stay on topic far better when the topic words are spelled out for them: the
