@@ -159,7 +159,26 @@ def window(call: Call, at: float, *, reference: bool) -> list[Line]:
 
 # -- the rules ----------------------------------------------------------------------------
 
-_KO_ENDINGS = ("다", "요", "죠", "고", "서", "며", "면", "게", "지", "니", "까", "도록", "는데", "처럼", "듯")
+_KO_ENDINGS = (
+    "다",
+    "요",
+    "죠",
+    "야",
+    "어",
+    "아",
+    "고",
+    "서",
+    "며",
+    "면",
+    "게",
+    "지",
+    "니",
+    "까",
+    "도록",
+    "는데",
+    "처럼",
+    "듯",
+)
 _EN_ASKS = re.compile(
     r"^(ask|tell|share|talk|let's|let us|try|bring|go back|think|describe|compare|imagine|discuss|"
     r"recall|remember|name|pick|suggest|plan)\b",
@@ -232,7 +251,10 @@ def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Li
     said = {w for line in ref for w in content_words(line.text)}
     wrote = {w for line in heard for w in content_words(line.text)}
     # Grounded on a topic: a word one can talk about (not "happened", "first", a verb form), said.
-    v.grounds = sorted(a for a in mine if (_hangul(a) or _en_topic_word(a)) and any(related(a, b) for b in said))
+    # The built-in phrasing's own words ("생각하세요", "talking") ground nothing.
+    v.grounds = sorted(
+        a for a in mine if a not in _PHRASING and (_hangul(a) or _en_topic_word(a)) and any(related(a, b) for b in said)
+    )
     # A new topic in familiar phrasing is no repeat ("Is there more to tell about X?" then about Y),
     # the same topic again is, however phrased.
     key = re.sub(r"\W+", "", text.lower())

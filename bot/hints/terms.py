@@ -36,7 +36,7 @@ way time day actually maybe pretty sure still even back good great nice little b
 _KO_STOP = frozenset(
     """
 그 이 저 것 거 그거 이거 저거 그것 이것 저것 무언가 뭔가 누군가 어딘가 언젠가 여기 거기 저기 이런 그런 저런
-아직 오늘 이제 지금 다시 항상 역시 벌써 이렇게 그렇게 저렇게 자기 자기들 그대 그녀 그들 우리들 너희 때문 정도 사람 사람들 하나 모두 다들 그냥 진짜 정말 너무 아주 좀 조금 많이 그래서 그런데 근데 그리고 하지만 그러면 그럼
+무슨 어느 모든 다른 가끔 가끔가끔 한참 조금 매우 어느덧 게다가 아주 새로 서로 아직 오늘 이제 지금 다시 항상 역시 벌써 이렇게 그렇게 저렇게 자기 자기들 그대 그녀 그들 우리들 너희 때문 정도 사람 사람들 하나 모두 다들 그냥 진짜 정말 너무 아주 좀 조금 많이 그래서 그런데 근데 그리고 하지만 그러면 그럼
 네 예 아니 아니요 응 어 음 아 뭐 왜 어떻게 언제 어디 누구 무엇 우리 저희 나 너 제가 내가 저는 나는 당신 그게 이게
 있다 없다 하다 되다 있어요 없어요 해요 했어요 합니다 입니다 이에요 예요 같아요 같은 때 수 등 및 또 더 잘 다 안 못
 """.split()
@@ -195,7 +195,7 @@ _NOUN_ONLY = frozenset(
 # a stem whose last syllable is not a usual verb-stem or ending syllable.
 _AMBIGUOUS = frozenset("은 는 이 가 을 에 로 도 만".split())
 _VERBISH_FINAL = frozenset(
-    "하 되 리 시 치 지 기 히 이 우 주 오 보 나 러 려 며 고 서 게 므 도 던 한 된 운 는 은 인 니 다 라 까".split()
+    "야 어 아 여 워 하 되 리 시 치 지 기 히 이 우 주 오 보 나 러 려 며 고 서 게 므 도 던 한 된 운 는 은 인 니 다 라 까".split()
 )
 _EN_WEAK = frozenset(
     """
@@ -227,6 +227,21 @@ def _ko_noun(stem: str, particle: str) -> bool:
     if particle in _NOUN_ONLY:
         return True
     return particle in _AMBIGUOUS and stem[-1] not in _VERBISH_FINAL
+
+
+def _ko_bare_noun(word: str) -> bool:
+    """Could ``word``, seen without a particle, be a noun? Not when it ends like a verb form or
+    in what would be a particle ("것을"), nor with a ㅆ final anywhere ("있었는데", "했다")."""
+    return (
+        len(word) >= 2
+        and word not in _KO_STOP
+        and all("\uac00" <= ch <= "\ud7a3" for ch in word)
+        and word[-1] not in _VERBISH_FINAL
+        and word[-1] not in "은는이가을를에의도만로와과데요"
+        and not any(_jong(ch) == 20 for ch in word)
+        # Doubled words are mimetic adverbs ("꼬박꼬박", "흑흑"), not things.
+        and not (len(word) % 2 == 0 and word[: len(word) // 2] == word[len(word) // 2 :])
+    )
 
 
 def _en_topic_word(word: str) -> bool:
@@ -277,7 +292,7 @@ def _candidates(text: str) -> list[tuple[str, str, bool, tuple[str, ...], tuple[
                 if len(second) >= 2:
                     stem, particle = inner, second
             noun = _ko_noun(stem, particle)
-            if noun or (len(stem) >= 2 and stem not in _KO_STOP and not particle and stem[-1] not in _VERBISH_FINAL):
+            if noun or (not particle and _ko_bare_noun(stem)):
                 out.append((stem, stem, noun, (stem,), (raw.lower(),)))
             previous = None
             continue
@@ -336,7 +351,9 @@ def topic_terms(
         if not (s.heard or repeated):
             return False
         if _hangul(s.text):
-            return s.noun or repeated
+            # A bare word (no particle seen) passed the shape checks; heard for sure it is
+            # most often a noun whose particle was dropped ("동네", "순간"), rarely an adverb.
+            return s.noun or repeated or s.heard
         if s.text.lower().endswith("ing") and len(s.words) == 1:
             return repeated  # "spilling", "walking": verbs more often than topics
         return True

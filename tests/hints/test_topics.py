@@ -35,8 +35,9 @@ ENGLISH = _english("1998-15444-0000", "1998-15444-0003", "1998-15444-0005", "199
 
 
 def test_korean_topics_are_nouns_never_endings_or_verb_forms():
-    terms = topic_terms(KOREAN, 20.0)
+    terms = topic_terms(KOREAN, 20.0, limit=40)
     assert {"한숨", "고개", "피아노", "민수", "선비"} <= set(terms), terms
+    assert "꼬박꼬박" not in terms and "가끔가끔" not in terms  # doubled: adverbs
     # "것처럼" (a bound noun and a particle), "떨리는", "하였다": grammar, not topics.
     for word in terms:
         assert not word.startswith("것") and not word.endswith(("다", "는", "고", "처럼")), terms
@@ -44,7 +45,7 @@ def test_korean_topics_are_nouns_never_endings_or_verb_forms():
 
 
 def test_korean_particles_are_stripped_from_topics():
-    terms = topic_terms(KOREAN, 20.0)
+    terms = topic_terms(KOREAN, 20.0, limit=40)
     assert "민수" in terms and "피아노" in terms  # "민수를", "피아노도"
     # "사람들까지도": both particles off ("사람들" itself is too general to be a topic).
     assert not any(t.endswith(("를", "을", "도", "까지", "에는")) for t in terms), terms
