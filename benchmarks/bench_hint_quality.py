@@ -199,12 +199,24 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
 
 
+def same_word(a: str, b: str) -> bool:
+    """The same word up to an ending: for Korean one must be the other's start ("한강",
+    "한강에서"; not "속한사" for "속한다"), for English ``terms.related`` (inflections)."""
+    if _hangul(a) or _hangul(b):
+        short, long = sorted((a, b), key=len)
+        return len(short) >= 2 and long.startswith(short)
+    return related(a, b)
+
+
 def fragment(word: str) -> bool:
     """A grammatical piece rather than a thing to talk about."""
     if _hangul(word):
         last = ord(word[-1]) - 0xAC00
         double = 0 <= last < 11172 and last % 28 in (2, 3, 5, 6, 9, 10, 11, 12, 13, 14, 15, 18, 20)
-        return double or word.endswith(_KO_ENDINGS) or word.startswith(("것", "거", "수", "때", "데", "줄"))
+        adnominal = word.endswith(("된", "한", "는", "은", "던", "운", "할", "될", "을", "를", "히"))
+        return (
+            double or adnominal or word.endswith(_KO_ENDINGS) or word.startswith(("것", "거", "수", "때", "데", "줄"))
+        )
     return word.endswith("ly") and len(word) > 4
 
 
@@ -253,7 +265,9 @@ def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Li
     # Grounded on a topic: a word one can talk about (not "happened", "first", a verb form), said.
     # The built-in phrasing's own words ("생각하세요", "talking") ground nothing.
     v.grounds = sorted(
-        a for a in mine if a not in _PHRASING and (_hangul(a) or _en_topic_word(a)) and any(related(a, b) for b in said)
+        a
+        for a in mine
+        if a not in _PHRASING and (_hangul(a) or _en_topic_word(a)) and any(same_word(a, b) for b in said)
     )
     # A new topic in familiar phrasing is no repeat ("Is there more to tell about X?" then about Y),
     # the same topic again is, however phrased.
@@ -270,7 +284,7 @@ def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Li
     misheard = sorted(
         a
         for a in mine
-        if a not in _PHRASING and not any(related(a, b) for b in said) and any(related(a, b) for b in wrote)
+        if a not in _PHRASING and not any(same_word(a, b) for b in said) and any(same_word(a, b) for b in wrote)
     )
     if misheard:
         v.failed.append(f"misheard word ({', '.join(misheard)})")
