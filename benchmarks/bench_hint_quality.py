@@ -195,6 +195,11 @@ _PHRASING = {
 }
 
 
+def _content(text: str) -> list[str]:
+    """Content words, a possessive counted as its word ("Carl's" is "carl", "patient's" "patient")."""
+    return content_words(re.sub(r"(\w)['’]s\b", r"\1", text))
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
 
@@ -259,9 +264,9 @@ def judge(text: str, source: str, language: str, ref: list[Line], heard: list[Li
         if grams & {tuple(lw[i : i + run]) for i in range(len(lw) - run + 1)}:
             v.failed.append("copies a line")
             break
-    mine = set(content_words(text))
-    said = {w for line in ref for w in content_words(line.text)}
-    wrote = {w for line in heard for w in content_words(line.text)}
+    mine = set(_content(text))
+    said = {w for line in ref for w in _content(line.text)}
+    wrote = {w for line in heard for w in _content(line.text)}
     # Grounded on a topic: a word one can talk about (not "happened", "first", a verb form), said.
     # The built-in phrasing's own words ("생각하세요", "talking") ground nothing.
     v.grounds = sorted(
@@ -427,6 +432,28 @@ def run_source(source, call: Call, *, reference: bool, show: bool) -> tuple[list
     return own, delivered
 
 
+def rescore(printed: str, calls: dict[str, Call], reference: bool):
+    """(source, language, own verdicts, delivered verdicts) for each section of a printed run."""
+    sections = re.split(r"^== (.+), (\w\w) ==$", printed, flags=re.M)
+    for name, lang, body in zip(sections[1::3], sections[2::3], sections[3::3]):
+        if lang not in calls:
+            continue
+        call = calls[lang]
+        own: list[Verdict] = []
+        delivered: list[Verdict] = []
+        for n, block in enumerate(re.split(r"^  lull \d+ at .*$", body, flags=re.M)[1:]):
+            at = call.lulls[n]
+            heard, ref = window(call, at, reference=reference), window(call, at, reference=True)
+            earlier = list(delivered)
+            for m in re.finditer(r"^    (?:ok|--) (.+?)   [\[(].*?$", block, flags=re.M):
+                v = judge(m.group(1), name, lang, ref, heard, earlier)
+                earlier.append(v)
+                delivered.append(v)
+                if not m.group(0).endswith("(fallback)"):
+                    own.append(v)
+        yield name, lang, own, delivered
+
+
 def summary(name: str, lang: str, verdicts: list[Verdict], extra: str) -> str:
     usable = sum(v.usable for v in verdicts)
     share = f"{100 * usable / len(verdicts):.0f}%" if verdicts else "n/a"
@@ -456,6 +483,9 @@ def main() -> None:
     ap.add_argument("--baseline-only", action="store_true", help="run only the baseline checkout's variant")
     ap.add_argument("--quiet", action="store_true", help="figures only, no hints")
     ap.add_argument("--save", type=Path, help="write every hint and its verdict as JSON")
+    ap.add_argument(
+        "--rescore", type=Path, help="score again the hints an earlier run printed (after a change of the rules)"
+    )
     args = ap.parse_args()
 
     languages = args.languages.split(",")
@@ -469,6 +499,15 @@ def main() -> None:
     print(f"transcript fed to the sources: {'reference' if args.reference else 'Whisper base'}", flush=True)
     rows: list[tuple[str, str, list[Verdict], str]] = []
     saved: list[dict] = []
+    if args.rescore:
+        for name, lang, own, delivered in rescore(args.rescore.read_text(encoding="utf-8"), calls, args.reference):
+            rows.append((name, lang, own, ""))
+            if len(delivered) != len(own):
+                rows.append((f"{name} + fallback", lang, delivered, " (as delivered)"))
+        print("\nusable hints (all rules met), rescored:")
+        for row in rows:
+            print(summary(*row))
+        return
     for which in args.sources.split(","):
         server = start_server(which) if which in ("smollm2", "qwen") else None
         try:

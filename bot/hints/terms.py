@@ -80,6 +80,8 @@ def content_words(text: str) -> list[str]:
     out = []
     for raw in _WORD.findall(text):
         w = _normalise(raw)
+        if not _hangul(w) and w.endswith(("'s", "’s")):
+            w = w[:-2]  # a possessive names its word: "Carl's statement" is about "carl"
         if not w or w in _EN_STOP or w in _KO_STOP:
             continue
         if _hangul(w):
