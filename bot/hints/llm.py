@@ -89,6 +89,13 @@ _USER = {
     "<transcript>\n{lines}\n</transcript>",
 }
 
+# The example answers above, which a small model may hand back as its own.
+_EXAMPLE_ANSWERS = [
+    a
+    for system in _SYSTEM.values()
+    for a in json.loads(system[system.rindex("{") - 1 :].replace("{{", "{").replace("}}", "}"))["suggestions"]
+]
+
 NAME_CHARS = 64  # a speaker name in the prompt (Discord allows 32, replay NAME 64)
 
 STRUCTURED_MODES = ("json_object_schema", "json_schema", "json_object", "none")
@@ -262,6 +269,8 @@ def validate(
         why = rejection(raw, text, transcript=said, language=language)
         if why is None and len(raw.strip()) >= max_chars - 1:
             why = "too long (cut off)"  # a schema-bound answer stops mid-sentence at the limit
+        if why is None and any(same(text, e) for e in _EXAMPLE_ANSWERS):
+            why = "copies the prompt's example"  # small models hand the example back
         if why is None and any(same(text, k) for k in [*avoid, *kept]):
             why = "repeats an earlier suggestion"
         if why is None and key_words and len([w for w in re.findall(r"\w+", text.lower()) if w not in key_words]) <= 1:

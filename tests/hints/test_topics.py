@@ -161,3 +161,12 @@ def test_the_transcriber_gives_each_word_its_probability():
     assert len(sure) >= 0.6 * len(t.words), t.words
     line = Line("alice", t.text, 5.0, "en", t.avg_logprob, tuple((w.text, w.probability) for w in t.words))
     assert topic_terms([line], 5.0)  # something in it was heard for sure
+
+
+def test_a_model_handing_back_the_prompt_example_is_refused():
+    from bot.hints.llm import validate
+
+    said = [Line("sam", "The ramen line near the station took forty minutes.", 3.0, "en")]
+    example = "Would you wait forty minutes in line for really good ramen?"
+    kept, dropped = validate([example], transcript=said, language="en", count=3, max_chars=120, avoid=[])
+    assert kept == [] and dropped == ["copies the prompt's example"]
