@@ -96,6 +96,8 @@ _EXAMPLE_ANSWERS = [
     for a in json.loads(system[system.rindex("{") - 1 :].replace("{{", "{").replace("}}", "}"))["suggestions"]
 ]
 
+UNSURE_BELOW = 0.6  # a word Whisper gave less probability is one a suggestion must not name
+
 NAME_CHARS = 64  # a speaker name in the prompt (Discord allows 32, replay NAME 64)
 
 STRUCTURED_MODES = ("json_object_schema", "json_schema", "json_object", "none")
@@ -262,7 +264,9 @@ def validate(
     dropped: list[str] = []
     said = [line.text for line in transcript]
     key_words = set(salient_terms(transcript, transcript[-1].end if transcript else 0.0, limit=6))
-    doubtful = unsure_words(transcript)
+    # A lower bar than the fallback's topics (terms.WORD_SURE): a model's question may mention a
+    # word in passing; below 0.6 about half of whisper-base's content words were wrong.
+    doubtful = unsure_words(transcript, word_sure=UNSURE_BELOW)
     names = {w for line in transcript for w in re.findall(r"\w+", line.speaker.lower()) if len(w) > 1}
     for raw in items:
         text = clean(raw, max_chars)
