@@ -60,6 +60,14 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word as Whisper wrote it (leading space and punctuation kept) and how sure it was."""
+
+    text: str
+    probability: float  # the least probable of its tokens, from the decoder's own distribution
+
+
+@dataclass(frozen=True)
 class Transcript:
     text: str
     language: str
@@ -70,6 +78,9 @@ class Transcript:
     rejected: str | None = None  # why the hallucination filter dropped it
     prompted: bool = False  # decoded with previous text
     echo: bool = False  # the first decode repeated the previous text: decoded again without it
+    # Per word, how sure the decoder was: the hints build suggestions only on words it heard for
+    # sure. Read off the log-probabilities the decoder computes anyway (no extra pass).
+    words: tuple[Word, ...] = ()
 
     @property
     def kept(self) -> bool:
@@ -150,6 +161,7 @@ class WhisperTranscriber:
             length_penalty=1.0,
             max_length=max_length,
             return_scores=True,
+            return_logits_vocab=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
@@ -184,6 +196,7 @@ class WhisperTranscriber:
                     rejected=rejected,
                     prompted=bool(previous[i]) and not echo,
                     echo=echo,
+                    words=decoded.words,
                 )
             )
         return out
@@ -210,6 +223,7 @@ class WhisperTranscriber:
             beam_size=options.beam_size,
             max_length=self._max_length(prompt, request),
             return_scores=True,
+            return_logits_vocab=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
@@ -226,12 +240,14 @@ class WhisperTranscriber:
         from faster_whisper.transcribe import get_compression_ratio
 
         tokens = result.sequences_ids[0]
-        text = self._tokenizer(language).decode(tokens).strip()
+        tokenizer = self._tokenizer(language)
+        text = tokenizer.decode(tokens).strip()
         return _Decoded(
             text,
             float(result.scores[0] * len(tokens) / (len(tokens) + 1)),
             float(get_compression_ratio(text)),
             float(result.no_speech_prob),
+            _words(tokenizer, tokens, result.logits[0] if result.logits else []),
         )
 
     def _fallback(
@@ -250,6 +266,7 @@ class WhisperTranscriber:
         common = dict(
             max_length=max_length,
             return_scores=True,
+            return_logits_vocab=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
@@ -286,12 +303,34 @@ class WhisperTranscriber:
         return detected
 
 
+def _words(tokenizer, tokens: list[int], logits) -> tuple[Word, ...]:
+    """Whisper's words with the probability of their least sure token. ``logits`` holds, per
+    decoding step, the decoder's log-probabilities over the vocabulary (what greedy decoding chose from)."""
+    if not tokens or len(logits) < len(tokens):
+        return ()
+    probs = []
+    for step, token in zip(logits, tokens):
+        row = np.asarray(step, dtype=np.float32)
+        top = float(row.max())
+        # Normalised here: whatever the runtime returns (log-probabilities or raw logits).
+        probs.append(float(np.exp(row[token] - top) / np.exp(row - top).sum()))
+    words, groups = tokenizer.split_to_word_tokens(list(tokens) + [tokenizer.eot])
+    out, i = [], 0
+    for word, group in zip(words, groups):
+        n = len([t for t in group if t < tokenizer.eot])
+        if n and word.strip():
+            out.append(Word(word, round(min(probs[i : i + n]), 4)))
+        i += n
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class _Decoded:
     text: str
     avg_logprob: float
     compression_ratio: float
     no_speech_prob: float
+    words: tuple[Word, ...] = ()
 
     @property
     def needs_fallback(self) -> bool:

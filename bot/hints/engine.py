@@ -26,7 +26,7 @@ from bot.hints.lull import Lull, LullDetector, LullOptions
 from bot.hints.preparer import Preparer
 from bot.hints.sanitize import same
 from bot.hints.state import ConversationState
-from bot.hints.terms import Line, dominant_language, salient_terms
+from bot.hints.terms import Line, dominant_language, topic_terms
 from bot.hints.types import Hint, HintDelivery, Recipient, RecipientProvider, RecipientResult
 from bot.pipeline import PipelineListener, Speaker, UtteranceEvent
 from storage.records import SuggestionRecord
@@ -158,7 +158,9 @@ class HintEngine(PipelineListener):
         self.state.speech_ended(speaker.key, at)
 
     def on_utterance(self, event: UtteranceEvent) -> None:
-        line = Line(event.speaker.name, event.text, event.end, event.transcript.language)
+        t = event.transcript
+        words = tuple((w.text, w.probability) for w in t.words)
+        line = Line(event.speaker.name, event.text, event.end, t.language, t.avg_logprob, words)
         self.preparer.add_line(line, event.transcribed_at)
 
     def on_time(self, at: float) -> None:
@@ -206,7 +208,7 @@ class HintEngine(PipelineListener):
                     texts.append(text)
                     sources.append(ready.source)
         if len(texts) < self.count:
-            terms = salient_terms(lines, t)
+            terms = topic_terms(lines, t)  # heard for sure and worth talking about
             extra = fallback_suggestions(
                 terms, language, self.count - len(texts), avoid=[*avoid, *texts], max_chars=self.max_chars
             )

@@ -6,23 +6,26 @@ from collections.abc import Sequence
 
 from bot.hints.sanitize import clean
 
-# Phrased as invitations, not facts: a term is only known to have been said, not what was said about it.
+# Phrased as invitations, not facts: a topic is only known to have been said, not what was
+# said about it. The topic is quoted, as what someone said, so that any noun or phrase reads
+# right in the sentence ("Has gallage changed lately?" read as a claim about a thing); Korean
+# frames take no particle whose form would depend on the topic's last syllable.
 _TEMPLATES = {
     "en": (
-        "Ask more about {t}: what stood out?",
-        "Go back to {t}: how did that start?",
-        "What does everyone else think about {t}?",
-        "Any stories about {t}?",
-        "What would you do differently with {t}?",
-        "Has {t} changed lately?",
+        "Someone brought up “{t}”: what do the rest of you think?",
+        "Could you say more about “{t}”? What's the story there?",
+        "What got you talking about “{t}”?",
+        "Has anyone else had their own experience with “{t}”?",
+        "Going back to “{t}”: what stuck with you most?",
+        "Is there more to tell about “{t}”?",
     ),
     "ko": (
-        "{t} 이야기를 좀 더 해 볼까요? 가장 기억에 남는 건?",
-        "{t} 얘기는 어떻게 시작됐는지 물어보세요.",
-        "다른 분들은 {t}에 대해 어떻게 생각하세요?",
-        "{t}에 얽힌 에피소드가 있나요?",
-        "{t}, 다음에는 어떻게 해 보고 싶어요?",
-        "요즘 {t}에 달라진 점이 있나요?",
+        "아까 ‘{t}’ 얘기가 나왔는데, 다른 분들은 어떻게 생각하세요?",
+        "혹시 ‘{t}’ 얘기를 좀 더 들려주실 수 있어요?",
+        "다들 ‘{t}’ 하면 떠오르는 이야기가 있나요?",
+        "그런데 ‘{t}’ 얘기는 어쩌다 나온 거예요?",
+        "혹시 ‘{t}’ 관련해서 직접 겪어 본 일 있으세요?",
+        "아까 나온 ‘{t}’ 얘기 중에 제일 기억에 남는 게 뭐예요?",
     ),
 }
 _GENERIC = {
