@@ -283,7 +283,7 @@ class HintsConfig:
     short_answer_words: int = _opt(2, "a line this short (in words) is a short answer", low=1, high=10)
     backchannels: bool = _opt(
         True,
-        "count a stretch of nothing but backchannels (\"yeah\", \"mm\", \"응\", \"네\") as silence: a "
+        'count a stretch of nothing but backchannels ("yeah", "mm", "응", "네") as silence: a '
         "hint comes backchannel_seconds after the last real line",
     )
     backchannel_seconds: float = _opt(

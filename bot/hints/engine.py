@@ -180,9 +180,7 @@ class HintEngine(PipelineListener):
 
     def on_utterance(self, event: UtteranceEvent) -> None:
         line = Line(event.speaker.name, event.text, event.end, event.transcript.language)
-        self.said.add(
-            Said(event.speaker.key, event.start, event.end, event.transcribed_at, event.text, line.language)
-        )
+        self.said.add(Said(event.speaker.key, event.start, event.end, event.transcribed_at, event.text, line.language))
         self.preparer.add_line(line, event.transcribed_at)
 
     def _said(self, now: float, since: float) -> list[Said]:

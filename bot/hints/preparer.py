@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.clock import CallClock
-from bot.hints.llm import LlmError, LlmSuggester, with_retries
 from bot.hints.languages import needed_languages
+from bot.hints.llm import LlmError, LlmSuggester, with_retries
 from bot.hints.terms import Line
 from bot.hints.types import SuggestionSet
 

@@ -8,8 +8,8 @@ backchannels 3 s apart, so there is never a silence of even 3 s.
 
 Speech is real: LibriSpeech sentences (alice 1998, bob 2033, carol 2414, who asks
 LibriSpeech's two questions), Common Voice Korean (minji, junho) and Free Spoken Digit Dataset
-digits as one-word answers, with their reference text. ``../shared/data`` holds no recorded
-backchannels, so short digit recordings stand in as their sound, with "yeah", "mm-hmm", "응"
+digits as answers of a word or two, with their reference text. ``../shared/data`` holds no recorded
+backchannels, so short digit recordings (two takes of one digit) stand in as their sound, with "yeah", "mm-hmm", "응"
 or "네" as their text: the detector is judged on the words, and the sound only has to be a
 short stretch of speech for the voice activity detector.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.asr.transcriber import Transcript
-from tests.calls import RATE, librispeech_files, librispeech_refs, load16k, shared
+from tests.calls import RATE, librispeech_files, librispeech_refs, load16k, shared, speech_bounds, write_wav
 from tests.hints.conftest import LullCall, place
 
 PAUSE = 4.2  # the silence after an awkward place
@@ -43,10 +43,31 @@ class AwkwardCall:
     places: list[tuple[float, float]]  # (end of the awkward place's last line, when talk resumes)
 
 
+def short_clips(tmp: Path) -> list[tuple[Path, str]]:
+    """Two takes of one spoken digit, 0.15 s apart, at LibriSpeech's level: one take alone
+    (0.2-0.4 s of 8 kHz telephone speech) is often below the voice activity detector's 250 ms."""
+    folder = shared("data", "digits")
+    out_dir = tmp / "short"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for who in ("george", "jackson", "nicolas"):
+        for d in range(10):
+            takes = []
+            for take in range(5):
+                audio = load16k(folder / f"{d}_{who}_{take}.wav")
+                lo, hi = speech_bounds(audio)
+                takes.append(audio[int(lo * RATE) : int(hi * RATE)])
+            pair = np.concatenate([takes[0], np.zeros(int(0.15 * RATE), np.float32), takes[1]])
+            pair = 0.45 * pair / max(float(np.abs(pair).max()), 1e-6)
+            pad = np.zeros(int(0.1 * RATE), np.float32)
+            out.append((write_wav(out_dir / f"{d}_{who}.wav", np.concatenate([pad, pair, pad])), DIGITS[d]))
+    return out
+
+
 class Clips:
     """Real clips handed out in turn, so that a call does not repeat one too soon."""
 
-    def __init__(self) -> None:
+    def __init__(self, tmp: Path) -> None:
         refs = librispeech_refs()
         self.long: dict[str, list[tuple[Path, str]]] = {}
         for name, spk in VOICES.items():
@@ -66,8 +87,7 @@ class Clips:
         rest = [x for v in voices[2:] for x in by[v]]
         self.long["minji"] = by[voices[0]] + rest[::2]
         self.long["junho"] = by[voices[1]] + rest[1::2]
-        digits = shared("data", "digits")
-        self.digits = [(digits / f"{d}_{who}_{take}.wav", DIGITS[d]) for take in range(5) for who in ("george", "jackson", "lucas", "theo") for d in range(10)]
+        self.digits = short_clips(tmp)
         self._used: dict[str, int] = {}
 
     def next(self, kind: str, speaker: str) -> tuple[Path, str]:
@@ -84,7 +104,7 @@ class Clips:
         self._used[key] = i + 1
         f, text = pool[(i * 7 + (3 if kind == "backchannel" else 0)) % len(pool)]
         if kind == "digit":
-            text = text.capitalize() + "."
+            text = f"{text.capitalize()}, {text}."
         if kind == "backchannel":
             words = BACKCHANNELS_KO if speaker in ("minji", "junho") else BACKCHANNELS_EN
             text = words[i % len(words)]
@@ -106,7 +126,7 @@ def build(tmp: Path, name: str, signal: str | None, blocks: list[list[Item]], cl
     (tmp / name).mkdir(parents=True, exist_ok=True)
     call = place(tmp / name, script, lead=1.0, tail=2.0)
     places = []
-    for i, last in enumerate(ends[:-1]):
+    for last in ends[:-1]:
         nxt = call.turns[last + 1]
         if signal is not None:
             places.append((call.turns[last].speech_end, nxt.speech_start))
@@ -205,7 +225,7 @@ def normal_call(tmp: Path, clips: Clips, name: str, speakers: tuple[str, ...], t
 
 
 def awkward_calls(tmp: Path) -> list[AwkwardCall]:
-    clips = Clips()
+    clips = Clips(tmp)
     return [
         monologue_call(tmp, clips),
         short_answers_call(tmp, clips),
@@ -218,7 +238,7 @@ def awkward_calls(tmp: Path) -> list[AwkwardCall]:
 
 
 def normal_calls(tmp: Path, count: int = 3, turns: int = 40) -> list[AwkwardCall]:
-    clips = Clips()
+    clips = Clips(tmp)
     out = []
     for i in range(count):
         if i % 3 == 2:
