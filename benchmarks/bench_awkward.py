@@ -53,11 +53,15 @@ def run(call: AwkwardCall, tmp: Path, on: bool, tiny):
 
 
 def detected(call: AwkwardCall, hints: list[dict]) -> list[float | None]:
-    """Per place: seconds from the place's last real line to the hint naming the signal, or None."""
+    """Per place: seconds from the place's last real line to the hint naming the signal, or None.
+    The hint's silence may start at a backchannel inside the place (a plain silence after it,
+    helped sooner by the backchannels signal) or at the last real line (a backchannel lull)."""
     out: list[float | None] = []
     for end, resume in call.places:
         hit = [
-            h for h in hints if abs(h["silence"] - end) < 0.6 and h["at"] < resume + 0.3 and call.signal in h["signals"]
+            h
+            for h in hints
+            if end - 0.6 <= h["silence"] < resume and h["at"] < resume + 0.3 and call.signal in h["signals"]
         ]
         out.append(round(hit[0]["at"] - end, 2) if hit else None)
     return out
