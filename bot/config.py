@@ -344,6 +344,34 @@ class HintsConfig:
         "flagging: turn rate and turn length both dropping against the minute before",
     )
     flagging_lull_seconds: float = _opt(3.5, "the lull threshold for a flagging conversation", low=1.0, high=120.0)
+    monologue: bool = _opt(
+        True,
+        "help sooner (after signal_lull_seconds) when the silence follows a monologue: one person "
+        "had monologue_share of the speech time in the active window, and at least monologue_seconds",
+    )
+    monologue_share: float = _opt(0.8, "the speaking share that makes a monologue", low=0.5, high=1.0)
+    monologue_seconds: float = _opt(30.0, "the least speech by one person for a monologue", low=5.0, high=3600.0)
+    short_answers: bool = _opt(
+        True,
+        "help sooner when the last three lines were short_answer_words words or fewer each, after "
+        "longer ones (six words or more on average)",
+    )
+    short_answer_words: int = _opt(2, "a line this short (in words) is a short answer", low=1, high=10)
+    backchannels: bool = _opt(
+        True,
+        'count a stretch of nothing but backchannels ("yeah", "mm", "응", "네") as silence: a '
+        "hint comes backchannel_seconds after the last real line",
+    )
+    backchannel_seconds: float = _opt(
+        8.0, "how long only backchannels after the last real line make a lull", low=2.0, high=120.0
+    )
+    unanswered: bool = _opt(True, "help sooner when the last real line was a question nobody answered")
+    signal_lull_seconds: float = _opt(
+        3.0,
+        "the lull threshold after a monologue, short answers, backchannels or an unanswered question",
+        low=1.0,
+        high=120.0,
+    )
     suggestions: int = _opt(3, "suggestions per hint", low=1, high=5)
     max_chars: int = _opt(120, "longest suggestion, in characters", low=40, high=300)
     window_seconds: float = _opt(180.0, "recent transcript the suggestions are drawn from", low=10.0, high=3600.0)

@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 
 from bot.clock import CallClock
 from bot.config import Config
+from bot.hints.awkward import Said, SaidLog, SignalOptions
 from bot.hints.fallback import fallback_suggestions
+from bot.hints.languages import own_language
 from bot.hints.llm import LlmSettings, LlmSuggester
 from bot.hints.lull import Lull, LullDetector, LullOptions
 from bot.hints.preparer import Preparer
 from bot.hints.sanitize import same
 from bot.hints.state import ConversationState
 from bot.hints.terms import Line, dominant_language, topic_terms
-from bot.hints.types import Hint, HintDelivery, Recipient, RecipientProvider, RecipientResult
+from bot.hints.types import Hint, HintDelivery, Recipient, RecipientProvider, RecipientResult, SuggestionSet
 from bot.pipeline import PipelineListener, Speaker, UtteranceEvent
 from storage.records import SuggestionRecord
 
@@ -67,6 +69,20 @@ def llm_settings(config: Config) -> LlmSettings:
     )
 
 
+def signal_options(config: Config) -> SignalOptions:
+    h = config.hints
+    return SignalOptions(
+        monologue=h.monologue,
+        monologue_share=h.monologue_share,
+        monologue_seconds=h.monologue_seconds,
+        short_answers=h.short_answers,
+        short_words=h.short_answer_words,
+        backchannels=h.backchannels,
+        backchannel_seconds=h.backchannel_seconds,
+        unanswered=h.unanswered,
+    )
+
+
 def default_language(language: str | None) -> str:
     """The hints' language before any speech has been detected: the configured language, or
     the first of a list ("ko,en"); English when it is left to detection. Live calls and
@@ -103,6 +119,8 @@ class HintEngine(PipelineListener):
         # wait for the transcripts of speech before it (the owner passes pipeline.drain).
         self.settle = settle
         self.state = ConversationState()
+        self.said = SaidLog()
+        self.window = h.window_seconds
         self.detector = LullDetector(
             self.state,
             LullOptions(
@@ -113,7 +131,10 @@ class HintEngine(PipelineListener):
                 max_per_session=h.max_per_session,
                 flagging=h.flagging,
                 flagging_threshold=min(h.flagging_lull_seconds, h.lull_seconds),
+                signals=signal_options(config),
+                signal_threshold=min(h.signal_lull_seconds, h.lull_seconds),
             ),
+            said=self._said,
         )
         if suggester is None and config.llm.enabled:
             suggester = LlmSuggester(llm_settings(config), count=h.suggestions, max_chars=h.max_chars)
@@ -161,7 +182,20 @@ class HintEngine(PipelineListener):
         t = event.transcript
         words = tuple((w.text, w.probability) for w in t.words)
         line = Line(event.speaker.name, event.text, event.end, t.language, t.avg_logprob, words)
+        self.said.add(Said(event.speaker.key, event.start, event.end, event.transcribed_at, event.text, line.language))
         self.preparer.add_line(line, event.transcribed_at)
+
+    def _said(self, now: float, since: float) -> list[Said]:
+        """The lines known at call time ``now`` (virtual time: once transcription has caught up
+        with the audio fed so far, so the check sees what a live call would have had)."""
+        if self.clock.virtual and self.settle is not None:
+            self.settle()
+        return self.said.known(now, since)
+
+    def language_of(self, key: str, at: float, fallback: str) -> str:
+        """The language a participant speaks: their own recent lines', else ``fallback``."""
+        own = [Line(s.key, s.text, s.end, s.language) for s in self.said.known(at, at - self.window) if s.key == key]
+        return own_language(own, fallback)
 
     def on_time(self, at: float) -> None:
         if self.clock.virtual:
@@ -181,25 +215,19 @@ class HintEngine(PipelineListener):
             except Exception:
                 log.exception("lull check failed")
 
-    def tick(self, now: float) -> Delivered | None:
-        """Check for a lull due by call time ``now`` and deliver its hint."""
+    def tick(self, now: float) -> list[Delivered]:
+        """Check for a lull due by call time ``now`` and deliver its hints (one per language)."""
         with self._tick_lock:
             lull = self.detector.check(now)
             if lull is None:
-                return None
+                return []
             self.stats.lulls += 1
             return self._deliver(lull)
 
-    def _deliver(self, lull: Lull) -> Delivered:
-        t = lull.detected_at
-        if self.clock.virtual and self.settle is not None:
-            self.settle()
-        ready = self.preparer.ready_for(t, self.max_age)
-        # Waiting above for a model that a live call had finished by t costs no call time; what follows does.
-        wall1 = time.perf_counter()
-        avoid = self.preparer.avoid(t)
-        lines = self.preparer.lines(t)
-        language = dominant_language(lines, self.default_language)
+    def _texts(
+        self, ready: SuggestionSet | None, language: str, lines: list[Line], avoid: list[str], t: float
+    ) -> tuple[list[str], list[str]]:
+        """The suggestions in ``language``: the model's prepared set, the fallback filling in."""
         texts: list[str] = []
         sources: list[str] = []
         if ready is not None and ready.language == language:
@@ -208,41 +236,73 @@ class HintEngine(PipelineListener):
                     texts.append(text)
                     sources.append(ready.source)
         if len(texts) < self.count:
-            terms = topic_terms(lines, t)  # heard for sure and worth talking about
+            # Heard for sure and worth talking about; the terms said in the reader's language first.
+            terms = topic_terms([x for x in lines if x.language == language], t)
+            terms += [w for w in topic_terms(lines, t) if w not in terms]
             extra = fallback_suggestions(
                 terms, language, self.count - len(texts), avoid=[*avoid, *texts], max_chars=self.max_chars
             )
             texts += extra
             sources += ["fallback"] * len(extra)
+        return texts, sources
+
+    def _deliver(self, lull: Lull) -> list[Delivered]:
+        t = lull.detected_at
+        if self.clock.virtual and self.settle is not None:
+            self.settle()
+        lines = self.preparer.lines(t)
+        language = dominant_language(lines, self.default_language)
         recipients = tuple(self.recipients())
-        at = t + (time.perf_counter() - wall1) if self.clock.virtual else self.clock.now()
+        groups: dict[str, list[Recipient]] = {language: []}
+        for r in recipients:
+            groups.setdefault(self.language_of(r.key, t, language), []).append(r)
+        readies = {lang: self.preparer.ready_for(t, self.max_age, lang) for lang in groups if groups[lang]}
+        # Waiting above for a model that a live call had finished by t costs no call time; what follows does.
+        wall1 = time.perf_counter()
+        avoid = self.preparer.avoid(t)
+        signals = tuple(str(s) for s in lull.signals)
         if not recipients:  # everyone present opted out: nothing sent, nothing stored, nothing used up
+            at = t + (time.perf_counter() - wall1) if self.clock.virtual else self.clock.now()
             log.info("lull at %.1f s: nobody to send suggestions to", t)
-            return Delivered(Hint(round(at, 3), (), (), language, (), lull.silence_start, t), (), (), at - t)
-        from_model = ready is not None and any(s != "fallback" for s in sources)
-        hint = Hint(
-            at=round(at, 3),
-            texts=tuple(texts),
-            sources=tuple(sources),
-            language=language,
-            recipients=recipients,
-            lull_start=lull.silence_start,
-            detected_at=t,
-            generated_at=ready.ready_at if ready is not None and from_model else None,
-            generation_seconds=ready.seconds if ready is not None and from_model else None,
-        )
+            empty = Hint(round(at, 3), (), (), language, (), lull.silence_start, t, signals=signals)
+            return [Delivered(empty, (), (), at - t)]
+        out: list[Delivered] = []
+        for lang, group in groups.items():
+            if not group:
+                continue
+            ready = readies[lang]
+            texts, sources = self._texts(ready, lang, lines, avoid, t)
+            at = t + (time.perf_counter() - wall1) if self.clock.virtual else self.clock.now()
+            from_model = ready is not None and any(src != "fallback" for src in sources)
+            hint = Hint(
+                at=round(at, 3),
+                texts=tuple(texts),
+                sources=tuple(sources),
+                language=lang,
+                recipients=tuple(group),
+                lull_start=lull.silence_start,
+                detected_at=t,
+                generated_at=ready.ready_at if ready is not None and from_model else None,
+                generation_seconds=ready.seconds if ready is not None and from_model else None,
+                signals=signals,
+            )
+            out.append(self._send(hint))
+            avoid = [*avoid, *texts]
+        self.preparer.delivered(t, [x for d in out for x in d.hint.texts])
+        return out
+
+    def _send(self, hint: Hint) -> Delivered:
         try:
             results = tuple(self.delivery.deliver(hint))
         except Exception as exc:
             log.exception("hint delivery failed")
-            results = tuple(RecipientResult(r, False, f"{type(exc).__name__}: {exc}") for r in recipients)
+            results = tuple(RecipientResult(r, False, f"{type(exc).__name__}: {exc}") for r in hint.recipients)
         failed = [r for r in results if not r.ok]
         if failed:
             self.stats.failed_recipients += len(failed)
             log.warning("hint not delivered to %s", ", ".join(f"{r.recipient.name} ({r.error})" for r in failed))
-        self.preparer.delivered(t, list(texts))
         ids = self._store(hint, [r.recipient.name for r in results if r.ok])
-        done = Delivered(hint, results, ids, hint.at - t)
+        done = Delivered(hint, results, ids, hint.at - hint.detected_at)
         self.stats.delivered.append(done)
         return done
 

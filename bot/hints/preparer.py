@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.clock import CallClock
+from bot.hints.languages import needed_languages
 from bot.hints.llm import LlmError, LlmSuggester, with_retries
-from bot.hints.terms import Line, dominant_language
+from bot.hints.terms import Line
 from bot.hints.types import SuggestionSet
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Preparer:
         down_pause: float = 30.0,
         default_language: str = "en",
         wanted: Callable[[], bool] | None = None,
+        max_languages: int = 3,
     ) -> None:
         self.suggester = suggester
         # Whether hints are possible at all now (two people present): no requests otherwise.
@@ -80,10 +82,11 @@ class Preparer:
         self.backoff = backoff
         self.down_pause = down_pause
         self.default_language = default_language
+        self.max_languages = max_languages
         self.stats = PreparerStats()
         self._entries: list[_Entry] = []
         self._revision = 0
-        self._done_revision = 0  # newest revision a request has been made for
+        self._done: dict[str, int] = {}  # per language: newest revision a request has been made for
         self._ready: list[SuggestionSet] = []
         self._delivered: list[tuple[float, str]] = []  # (call time, text) already sent: never again
         self._in_flight: _InFlight | None = None
@@ -139,13 +142,18 @@ class Preparer:
 
     # -- the lull asks ------------------------------------------------------------------------
 
-    def ready_for(self, t: float, max_age: float) -> SuggestionSet | None:
-        """The newest set ready at call time ``t`` whose window is at most ``max_age`` old."""
+    def ready_for(self, t: float, max_age: float, language: str | None = None) -> SuggestionSet | None:
+        """The newest set (in ``language``, if given) ready at call time ``t`` whose window is at
+        most ``max_age`` old."""
         with self._cond:
             if self.clock.virtual:
                 while not self._caught_up(t):  # progress is wall time passing: poll
                     self._cond.wait(0.01)
-            usable = [s for s in self._ready if s.ready_at <= t and s.started_at >= t - max_age]
+            usable = [
+                s
+                for s in self._ready
+                if s.ready_at <= t and s.started_at >= t - max_age and language in (None, s.language)
+            ]
             return max(usable, key=lambda s: (s.revision, s.ready_at), default=None)
 
     def _caught_up(self, t: float) -> bool:
@@ -156,15 +164,28 @@ class Preparer:
         nxt = self._next_start()
         return nxt is None or nxt > t
 
+    def _behind(self, at: float) -> tuple[list[str], list[str], int]:
+        """(languages needed at call time ``at``, those whose newest request is older than the
+        lines then, the newest revision then)."""
+        available = [e for e in self._entries if e.available_at <= at]
+        if not available:
+            return [], [], 0
+        revision = max(e.revision for e in available)
+        needed = needed_languages(self._lines(at), self.default_language, self.max_languages)
+        return needed, [lang for lang in needed if self._done.get(lang, 0) < revision], revision
+
     def _next_start(self) -> float | None:
-        """Call time the worker starts its next request, if lines are waiting for one."""
-        waiting = [e.available_at for e in self._entries if e.revision > self._done_revision]
-        if not waiting:
-            return None
-        start = max(self._free_at, min(waiting), self._last_start + self.min_interval)
+        """Call time the worker starts its next request, if lines are waiting for one: the first
+        moment from which the worker may start (free, the interval passed, the model not resting)
+        at which some language needed lacks a set for the newest lines."""
+        base = max(self._free_at, self._last_start + self.min_interval)
         if self._down_until is not None:
-            start = max(start, self._down_until)
-        return start
+            base = max(base, self._down_until)
+        later = sorted({e.available_at for e in self._entries if e.available_at > base})
+        for at in [base, *later]:
+            if self._behind(at)[1]:
+                return at
+        return None
 
     # -- the worker --------------------------------------------------------------------------
 
@@ -195,20 +216,21 @@ class Preparer:
                         self._cond.wait(min(wait, 0.5))
                     else:
                         self._cond.wait(0.5)
-                revision = max((e.revision for e in self._entries if e.available_at <= start), default=0)
-                if revision <= self._done_revision:
-                    revision = min(e.revision for e in self._entries if e.revision > self._done_revision)
-                    start = max(start, next(e.available_at for e in self._entries if e.revision == revision))
+                needed, behind, revision = self._behind(start)
+                if not behind:  # a language left the window meanwhile: nothing waits from here on
+                    self._last_start = start
+                    continue
+                # The language whose newest set is oldest; the conversation's first among equals.
+                language = min(behind, key=lambda lang: (self._done.get(lang, 0), needed.index(lang)))
                 lines = self._lines(start)
                 avoid = [t for when, t in self._delivered if when <= start]
-                self._done_revision = revision
+                self._done[language] = revision
                 if not self.wanted():
                     self._cond.notify_all()
                     continue
                 self._last_start = start
                 flight = self._in_flight = _InFlight(start, time.perf_counter())
                 self._cond.notify_all()
-            language = dominant_language(lines, self.default_language)
             result, error = self._request(lines, language, avoid, flight)
             with self._cond:
                 ready_at = flight.progress() if self.clock.virtual else self.clock.now()
@@ -226,7 +248,9 @@ class Preparer:
                     self._ready.append(
                         SuggestionSet(kept, suggester.name, language, revision, start, ready_at, seconds)
                     )
-                    del self._ready[:-4]
+                    same = [x for x in self._ready if x.language == language]
+                    for old in same[:-4]:  # the newest few per language
+                        self._ready.remove(old)
                     if self._down_until is not None:
                         log.warning("LLM %s answers again; model suggestions resume", suggester.name)
                     self._down_until, self._pause = None, self.down_pause

@@ -27,7 +27,9 @@ class PrintingDelivery:
         names = ", ".join(plain(r.name) for r in hint.recipients)
         lines = [
             f"[{short_clock(hint.at)}] hint to {names} ({hint.source}, {hint.language}; "
-            f"silence since {short_clock(hint.lull_start)}):"
+            f"silence since {short_clock(hint.lull_start)}"
+            + (f"; {', '.join(hint.signals)}" if hint.signals else "")
+            + "):"
         ]
         lines += [f"    - {plain(text)}" for text in hint.texts]
         with self.lock:

@@ -93,6 +93,11 @@ class ConversationState:
         with self._lock:
             return len(self._present), self._last_end, min(self._speaking.values(), default=None)
 
+    def stretches(self, since: float, before: float) -> list[Stretch]:
+        """Finished stretches that ended in (since, before], by start."""
+        with self._lock:
+            return sorted((s for s in self._stretches if since < s.end <= before + 1e-6), key=lambda s: s.start)
+
     def speech_started_between(self, lo: float, hi: float) -> bool:
         """Did anyone start speaking in (lo, hi)? (Starts are reported a little after they happen.)"""
         with self._lock:

@@ -18,7 +18,8 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Hint:
-    """One delivery: a few topic suggestions for one lull, the same for every recipient."""
+    """One delivery: a few topic suggestions for one lull, for the recipients who speak its
+    language (a lull in a call of several languages gives one hint per language)."""
 
     at: float  # call time a live call delivers it (stored as the suggestions' ``at``)
     texts: tuple[str, ...]  # plain text, no mentions or links, length-bounded
@@ -29,6 +30,7 @@ class Hint:
     detected_at: float  # call time the lull was declared (lull_start + threshold)
     generated_at: float | None = None  # call time the model's set was ready (None: fallback only)
     generation_seconds: float | None = None  # how long the model took for that set
+    signals: tuple[str, ...] = ()  # why it came sooner than plain silence (bot.hints.awkward.Signal values)
 
     @property
     def source(self) -> str:

@@ -143,7 +143,7 @@ class Replayed:
     detail: object
     printed: str
     exported: dict
-    hints: list[dict]  # parsed from what was printed: at, names, source, language, silence, texts
+    hints: list[dict]  # parsed from what was printed: at, names, source, language, silence, signals, texts
 
 
 def _secs(text: str) -> float:
@@ -156,7 +156,10 @@ def parse_hints(printed: str) -> list[dict]:
 
     hints, current = [], None
     for line in printed.splitlines():
-        m = re.match(r"^\[(\d\d:\d\d\.\d\d)\] hint to (.*) \((.+), (\w+); silence since (\d\d:\d\d\.\d\d)\):$", line)
+        m = re.match(
+            r"^\[(\d\d:\d\d\.\d\d)\] hint to (.*) \((.+), (\w+); silence since (\d\d:\d\d\.\d\d)(?:; ([\w, -]+))?\):$",
+            line,
+        )
         if m:
             current = {
                 "at": _secs(m[1]),
@@ -164,6 +167,7 @@ def parse_hints(printed: str) -> list[dict]:
                 "source": m[3],
                 "language": m[4],
                 "silence": _secs(m[5]),
+                "signals": m[6].split(", ") if m[6] else [],
                 "texts": [],
             }
             hints.append(current)

@@ -347,6 +347,24 @@ class ScriptedServer:
             if mode.startswith("summary-slow-"):
                 self.stopping.wait(float(mode[len("summary-slow-") :]))
             return 200, completion(json.dumps({"points": self._summary(body, language)}, ensure_ascii=False))
+        if mode == "words" or mode.startswith("words-"):
+            # Questions on the longest words said, in the language asked for, on words in its script.
+            transcript = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+            spoken = [ln.split(": ", 1)[-1] for ln in transcript.split("<transcript>")[-1].splitlines() if ": " in ln]
+            words = sorted({w.strip(".,?!;'\"") for ln in spoken for w in ln.split()}, key=len, reverse=True)
+            korean = [w for w in words if any("\uac00" <= c <= "\ud7a3" for c in w)]
+            if language == "ko":
+                templates = ("{} 이야기를 더 해 볼까요?", "{}에 대해 어떻게 생각하세요?", "{} 말고 다른 경험도 있어요?")
+                items = [t.format(w) for t, w in zip(templates, korean or words)]
+            else:
+                latin = [w.lower() for w in words if w.isascii()]
+                templates = (
+                    "What else do you remember about the {}?",
+                    "How did the {} come up?",
+                    "Any stories about the {}?",
+                )
+                items = [t.format(w) for t, w in zip(templates, latin or words)]
+            return 200, completion(json.dumps({"suggestions": items}, ensure_ascii=False))
         if mode == "hostile":
             return 200, completion(json.dumps({"suggestions": self._hostile(body)}))
         if mode.startswith("slow-"):
