@@ -101,6 +101,9 @@ UNSURE_BELOW = 0.6  # a word Whisper gave less probability is one a suggestion m
 
 NAME_CHARS = 64  # a speaker name in the prompt (Discord allows 32, replay NAME 64)
 
+# Why a suggestion is dropped that says nothing against the model, only about the window.
+_WINDOW_REASONS = frozenset({"repeats an earlier suggestion", "names a word Whisper was unsure of"})
+
 STRUCTURED_MODES = ("json_object_schema", "json_schema", "json_object", "none")
 
 
@@ -341,11 +344,14 @@ class LlmSuggester(ModelCaller):
         )
         if not kept:
             reasons = sorted(set(dropped))
-            # Only repeats: the model works, it has nothing new on this window; asking again now won't help.
+            # Only reasons of this window (repeats, words Whisper was unsure of): the model works,
+            # the transcript so far gives it nothing better; asking again now won't help, and the
+            # next lines may.
+            of_window = set(reasons) <= _WINDOW_REASONS
             raise LlmError(
                 f"no usable suggestion in the answer ({', '.join(reasons)})",
-                retryable=reasons != ["repeats an earlier suggestion"],
-                down=reasons != ["repeats an earlier suggestion"],
+                retryable=not of_window,
+                down=not of_window,
             )
         return kept, dropped
 

@@ -262,10 +262,14 @@ class ScriptedServer:
 
     @staticmethod
     def _korean(body: dict) -> list[str]:
-        """Korean questions on the longest words of the transcript."""
+        """Korean questions on the key words the prompt names (as a model told them would ask),
+        then on the longest words of the transcript."""
         transcript = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
         spoken = [ln.split(": ", 1)[-1] for ln in transcript.split("<transcript>")[-1].splitlines() if ": " in ln]
-        words = sorted({w.strip(".,?!") for ln in spoken for w in ln.split()}, key=len, reverse=True)
+        keys = next((ln.split(": ", 1)[1] for ln in transcript.splitlines() if ln.startswith("대화의 핵심어: ")), "")
+        named = [k.strip() for k in keys.split(",") if k.strip() and k.strip() != "-"]
+        longest = sorted({w.strip(".,?!") for ln in spoken for w in ln.split()}, key=len, reverse=True)
+        words = named + [w for w in longest if w not in named]
         templates = ("{} 이야기를 더 해 볼까요?", "{}에 대해 어떻게 생각하세요?", "{} 말고 다른 경험도 있어요?")
         return [t.format(w) for t, w in zip(templates, words)] or GOOD["ko"]
 
