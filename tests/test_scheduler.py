@@ -1,0 +1,136 @@
+"""The process's transcription scheduler: fair between sessions and speakers, live before background,
+bounded, nothing lost, and the queue delay of every utterance reported. Real speech on tiny.en."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot.asr.scheduler import Job, JobClass, JobResult, QueueState, SchedulerState, TranscriptionScheduler
+from bot.asr.transcriber import DecodeOptions, Request
+from bot.clock import WallClock
+from tests.calls import librispeech_files, load16k
+
+pytestmark = pytest.mark.slow  # tiny.en over real utterances: seconds
+
+
+class GatedBackend:
+    """The real model behind a gate: the first transcription waits until the test has queued
+    everything, so the order the scheduler serves them in is the scheduler's alone."""
+
+    def __init__(self, transcriber) -> None:
+        self.transcriber = transcriber
+        self.name = transcriber.name
+        self.gate = threading.Event()
+        self.entered = threading.Event()  # the worker holds its first job
+        self.order: list[str] = []
+        self._lock = threading.Lock()
+
+    def transcribe_batch(self, requests, options):
+        self.entered.set()
+        self.gate.wait(120)
+        with self._lock:
+            self.order += [r.hotwords or "" for r in requests]  # the test's label for each job
+        return self.transcriber.transcribe_batch(requests, options)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return [load16k(f) for f in librispeech_files("1688")[:3]]
+
+
+def job(label: str, audio, speaker: str, kind: JobClass | None = None) -> Job:
+    return Job(Request(audio=audio, hotwords=label), ready_at=0.0, speaker=speaker, kind=kind)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.results: list[JobResult] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, result: JobResult) -> None:
+        with self._lock:
+            self.results.append(result)
+
+
+def test_round_robin_over_sessions_then_speakers_and_live_before_background(tiny_en, clips):
+    backend = GatedBackend(tiny_en)
+    scheduler = TranscriptionScheduler(backend, workers=1, batch_size=1, queue_size=16)
+    options = DecodeOptions(language="en")
+    got = {name: Collector() for name in ("busy", "quiet", "replay")}
+    busy = scheduler.open_session("busy", options, clock=WallClock(), on_result=got["busy"])
+    quiet = scheduler.open_session("quiet", options, clock=WallClock(), on_result=got["quiet"])
+    replay = scheduler.open_session(
+        "replay", options, clock=WallClock(), on_result=got["replay"], kind=JobClass.BACKGROUND
+    )
+    try:
+        busy.submit(job("a1", clips[0], "ann"))
+        assert backend.entered.wait(60)  # the worker waits at the gate with it
+        replay.submit(job("r1", clips[1], "x"))
+        for label in ("a2", "a3", "a4"):
+            busy.submit(job(label, clips[2], "ann"))
+        busy.submit(job("b1", clips[1], "ben"))
+        busy.submit(job("s1", clips[0], "ben", kind=JobClass.SPECULATIVE))
+        quiet.submit(job("q1", clips[0], "cat"))
+        backend.gate.set()
+        for q in (busy, quiet, replay):
+            assert q.drain(120)
+    finally:
+        scheduler.close(60)
+    # The quiet guild is next after the busy guild's first; within the busy guild Ben is not
+    # held back by Ann's backlog; the early guess after every finished utterance; the replay last.
+    assert backend.order == ["a1", "q1", "b1", "a2", "a3", "a4", "s1", "r1"]
+    assert scheduler.state is SchedulerState.CLOSED
+    for name, collector in got.items():
+        assert all(r.transcript is not None and r.transcript.text for r in collector.results), name
+        assert all(r.queue_delay >= 0 and r.done_at >= r.started_at for r in collector.results)
+    assert scheduler.stats().jobs == 8 and scheduler.stats().by_class == {"live": 6, "speculative": 1, "background": 1}
+    assert busy.stats.jobs == 6 and busy.stats.max_queue_delay >= busy.stats.queue_delay_seconds / 6
+
+
+def test_a_full_queue_holds_only_its_own_source_and_turns_speculation_away(tiny_en, clips):
+    backend = GatedBackend(tiny_en)
+    scheduler = TranscriptionScheduler(backend, workers=1, batch_size=1, queue_size=2)
+    options = DecodeOptions(language="en")
+    full, other = Collector(), Collector()
+    flooded = scheduler.open_session("flooded", options, clock=WallClock(), on_result=full)
+    calm = scheduler.open_session("calm", options, clock=WallClock(), on_result=other)
+    try:
+        flooded.submit(job("f1", clips[0], "ann"))
+        assert backend.entered.wait(60)  # in work, at the gate
+        flooded.submit(job("f2", clips[1], "ann"))
+        flooded.submit(job("f3", clips[2], "ann"))  # the queue holds 2
+        assert not flooded.try_submit(job("guess", clips[0], "ann", kind=JobClass.SPECULATIVE))
+        waiting = threading.Thread(target=flooded.submit, args=(job("f4", clips[0], "ann"),))
+        waiting.start()  # blocks: back-pressure on this session's source
+        calm.submit(job("c1", clips[1], "cat"))  # another guild is not held up by it
+        backend.gate.set()
+        waiting.join(120)
+        assert not waiting.is_alive()
+        assert flooded.drain(120) and calm.drain(120)
+    finally:
+        scheduler.close(60)
+    assert len(full.results) == 4 and len(other.results) == 1  # nothing lost
+    assert flooded.stats.turned_away == 1 and flooded.stats.source_waits == 1
+    assert calm.stats.source_waits == 0
+    assert "guess" not in backend.order
+
+
+def test_a_closed_session_leaves_the_scheduler_to_the_others(tiny_en, clips):
+    scheduler = TranscriptionScheduler(tiny_en, workers=2, batch_size=2, queue_size=8)
+    options = DecodeOptions(language="en")
+    first, second = Collector(), Collector()
+    a = scheduler.open_session("a", options, clock=WallClock(), on_result=first)
+    b = scheduler.open_session("b", options, clock=WallClock(), on_result=second)
+    try:
+        a.submit(job("a", clips[0], "ann"))
+        a.close(120)
+        assert a.state is QueueState.CLOSED and len(first.results) == 1
+        with pytest.raises(RuntimeError, match="closed"):
+            a.submit(job("late", clips[0], "ann"))
+        assert scheduler.state is SchedulerState.RUNNING and scheduler.sessions() == 1
+        b.submit(job("b", clips[1], "ben"))
+        assert b.drain(120) and second.results[0].transcript is not None
+    finally:
+        scheduler.close(60)
