@@ -134,3 +134,56 @@ def test_a_closed_session_leaves_the_scheduler_to_the_others(tiny_en, clips):
         assert b.drain(120) and second.results[0].transcript is not None
     finally:
         scheduler.close(60)
+
+
+def test_two_replays_share_one_scheduler_and_each_keeps_its_call_time(tiny_en, tmp_path):
+    import io
+
+    from bot.replay import Track, replay
+    from storage import get_session, open_database
+    from tests.bounds import at_most
+    from tests.calls import build_call, librispeech_refs, offline_config, texts_by_turn, wer
+
+    refs = librispeech_refs()
+    config = offline_config(STALK_ASR_LANGUAGE="en")
+    scheduler = TranscriptionScheduler(tiny_en, workers=2, batch_size=1, queue_size=8)
+    calls = []
+    for i, pair in enumerate((("1688", "2033"), ("2414", "3005"))):
+        script = [(name, librispeech_files(s)[i], refs[librispeech_files(s)[i].stem]) for name, s in zip("ab", pair)]
+        sub = tmp_path / f"call{i}"
+        sub.mkdir()
+        calls.append((sub, *build_call(sub, script, gap=0.8)))
+    summaries: dict[int, object] = {}
+
+    def run(i: int) -> None:
+        sub, tracks, _ = calls[i]
+        summaries[i] = replay(
+            config,
+            [Track(n, str(p)) for n, p in tracks.items()],
+            db_url=str(sub / "call.db"),
+            speed=0,
+            out=io.StringIO(),
+            transcriber=tiny_en,
+            scheduler=scheduler,
+            hints=False,
+        )
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    try:
+        assert scheduler.sessions() == 0  # each call left the scheduler at its close
+        assert scheduler.state is SchedulerState.RUNNING  # it was not theirs to stop
+        for i, (sub, _, placed) in enumerate(calls):
+            db = open_database(str(sub / "call.db"))
+            detail = get_session(db, summaries[i].session_id)  # type: ignore[attr-defined]
+            db.close()
+            hyps = texts_by_turn(detail.utterances, placed)
+            at_most(f"tiny.en WER, shared scheduler call {i}", wer([p.text for p in placed], hyps), 0.4)
+            # Call time of its own: every transcript after its last word, within the call's span.
+            assert all(u.end < u.transcribed_at for u in detail.utterances)
+        assert scheduler.stats().by_class == {"background": scheduler.stats().jobs}  # replays at speed 0
+    finally:
+        scheduler.close(60)

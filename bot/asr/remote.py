@@ -209,7 +209,8 @@ class RemoteTranscriber:
 
         data = wav_bytes(request.audio)
         language = options.language
-        kwargs: dict[str, Any] = {"response_format": "verbose_json", "temperature": 0.0}
+        # No temperature: the server keeps Whisper's fallback to higher ones, as the local decode does.
+        kwargs: dict[str, Any] = {"response_format": "verbose_json"}
         if language:
             kwargs["language"] = language
         prompt = self._prompt(request, language)
