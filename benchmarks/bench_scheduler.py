@@ -78,6 +78,13 @@ def run_setting(config, transcriber, calls, shared: bool) -> tuple[list[GuildRes
         if shared
         else None
     )
+    from storage import open_database
+
+    for g, (_, _, tmp) in enumerate(calls):
+        # Migrated one after the other (Alembic's command API is not for two threads at once).
+        path = tmp / f"guild{g}-{'shared' if shared else 'own'}.db"
+        path.unlink(missing_ok=True)
+        open_database(str(path)).close()
     results: list[GuildResult | None] = [None] * len(calls)
     errors: list[BaseException] = []
     t0 = time.perf_counter()
@@ -88,7 +95,7 @@ def run_setting(config, transcriber, calls, shared: bool) -> tuple[list[GuildRes
             summary = replay(
                 config,
                 [Track(k, str(v)) for k, v in tracks.items()],
-                db_url=str(tmp / f"guild{g}.db"),
+                db_url=str(tmp / f"guild{g}-{'shared' if shared else 'own'}.db"),
                 speed=1.0,
                 out=io.StringIO(),
                 transcriber=transcriber,

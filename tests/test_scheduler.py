@@ -153,6 +153,10 @@ def test_two_replays_share_one_scheduler_and_each_keeps_its_call_time(tiny_en, t
         sub = tmp_path / f"call{i}"
         sub.mkdir()
         calls.append((sub, *build_call(sub, script, gap=0.8)))
+    for sub, _, _ in calls:
+        # Migrated here, one after the other: Alembic's command API keeps module-level state and
+        # two threads migrating two fresh files at once trip over it (one bot opens one database).
+        open_database(str(sub / "call.db")).close()
     summaries: dict[int, object] = {}
 
     def run(i: int) -> None:
