@@ -119,7 +119,6 @@ class RemoteTranscriber:
     """A Backend for the scheduler; thread-safe (one HTTP client, a lock around the state)."""
 
     def __init__(self, settings: RemoteSettings, local: Callable[[], Any] | None = None) -> None:
-        import httpx
         import openai
 
         self.settings = settings
@@ -134,7 +133,7 @@ class RemoteTranscriber:
             base_url=settings.base_url,
             api_key=settings.api_key or "not-needed",
             max_retries=0,  # ours, counted and logged
-            timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
+            timeout=openai.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
         )
 
     # -- the Backend interface -------------------------------------------------------------
