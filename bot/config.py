@@ -130,6 +130,40 @@ class AsrConfig:
         '("Thanks for watching", "MBC 뉴스", ...) and runaway repetitions',
     )
     download_root: str = _opt("", "where downloaded models are cached; empty uses the Hugging Face cache", empty=True)
+    backend: str = _opt(
+        "local",
+        "where utterances are transcribed: local (the model above, in this process) or remote (a "
+        "server speaking the OpenAI API's /v1/audio/transcriptions at remote_url; the local model is the fallback)",
+        choices=("local", "remote"),
+    )
+    remote_url: str = _opt(
+        "http://localhost:8000/v1",
+        "the remote server's API base (faster-whisper-server, speaches, vLLM, OpenAI: https://api.openai.com/v1)",
+    )
+    remote_model: str = _opt("whisper-1", "model name as the remote server knows it")
+    remote_api_key: str = _opt(
+        "", "API key if the remote server needs one (better set STALK_ASR_REMOTE_API_KEY)", empty=True
+    )
+    remote_timeout_seconds: float = _opt(
+        20.0, "longest wait for one utterance's transcript from the remote server", low=0.5, high=600.0
+    )
+    remote_connect_timeout_seconds: float = _opt(
+        2.0, "longest wait to connect to the remote server", low=0.1, high=60.0
+    )
+    remote_retries: int = _opt(
+        1, "further attempts after a failed remote request (doubling pauses from 0.25 s)", low=0, high=10
+    )
+    remote_down_pause_seconds: float = _opt(
+        30.0,
+        "after the remote server failed, transcribe locally for this long before trying it again",
+        low=1.0,
+        high=3600.0,
+    )
+    remote_fallback: bool = _opt(
+        True,
+        "when the remote server is down, transcribe on the local model (loaded on first need); "
+        "false: such utterances fail and the session says how many",
+    )
 
 
 @dataclass(frozen=True)

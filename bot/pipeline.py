@@ -22,8 +22,8 @@ import numpy as np
 
 from bot.asr.context import CallContext, ContextOptions, Line
 from bot.asr.hallucination import FilterOptions
-from bot.asr.pool import Job, JobResult, TranscriptionPool
-from bot.asr.transcriber import DecodeOptions, Request, Transcript, WhisperTranscriber
+from bot.asr.scheduler import Backend, Job, JobClass, JobResult, TranscriptionScheduler
+from bot.asr.transcriber import DecodeOptions, Request, Transcript
 from bot.audio.frames import PcmFrame
 from bot.audio.level import LevelGate, LevelOptions
 from bot.audio.resample import StreamResampler
@@ -67,6 +67,7 @@ class UtteranceEvent:
     compute_seconds: float = 0.0  # wall time of the transcription batch it was in
     batch: int = 1
     verdict: Verdict | None = None  # speaker verification, when the call verifies speakers
+    queue_delay: float = 0.0  # call time it waited for a transcription worker
 
     @property
     def text(self) -> str:
@@ -134,6 +135,8 @@ class CallSummary:
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
     error: str | None = None  # why the call failed or was interrupted, as stored with the session
     early: EarlyStats = field(default_factory=lambda: EarlyStats())
+    queue_delays: list[float] = field(default_factory=list)  # per stored utterance, call time waited for a worker
+    source_waits: int = 0  # times the transcription queue was full and the audio source waited
 
 
 @dataclass
@@ -144,6 +147,7 @@ class EarlyStats:
     kept: int = 0
     discarded: int = 0
     discarded_seconds: float = 0.0  # model time of the discarded ones (their share of a batch)
+    skipped: int = 0  # not attempted: the transcription queue was full (the final utterance is transcribed)
 
 
 @dataclass
@@ -178,8 +182,10 @@ class CallPipeline:
     def __init__(
         self,
         config: Config,
-        transcriber: WhisperTranscriber,
+        transcriber: Backend,
         *,
+        scheduler: TranscriptionScheduler | None = None,
+        name: str = "call",
         recorder: CallRecorder | None = None,
         clock: CallClock | None = None,
         listeners: list[PipelineListener] | tuple = (),
@@ -216,16 +222,23 @@ class CallPipeline:
         self.context = CallContext(
             ContextOptions(enabled=asr.context, lines=asr.context_lines, others=asr.context_others)
         )
-        self.pool = TranscriptionPool(
-            transcriber,
+        # The process's shared scheduler (every guild's call), or one of this call's own.
+        own = scheduler is None
+        if scheduler is None:
+            scheduler = TranscriptionScheduler.private(
+                transcriber, workers=asr.workers, batch_size=asr.batch_size, queue_size=asr.queue_size
+            )
+        self.pool = scheduler.open_session(
+            name,
             self.decode,
             clock=self.clock,
             on_result=self._on_result,
-            workers=asr.workers,
-            queue_size=asr.queue_size,
-            batch_size=asr.batch_size,
             prepare=self._prepare,
+            # At full speed a replay is background work; live calls and paced replays come first.
+            kind=JobClass.BACKGROUND if self.clock.virtual else JobClass.LIVE,
+            own=own,
         )
+        self._queue_delays: list[float] = []
         self.verifier = verifier
         self._embeddings: dict[int, np.ndarray | None] = {}  # id(job) -> speaker embedding
         self.session_id: int | None = None
@@ -412,13 +425,22 @@ class CallPipeline:
             if isinstance(event, Tentative):
                 self._settle_early(stream, None)  # speech went on after an earlier guess
                 job = Job(
-                    Request(audio=event.segment.audio), ready_at=event.segment.ready_at, context=(stream, event.segment)
+                    Request(audio=event.segment.audio),
+                    ready_at=event.segment.ready_at,
+                    context=(stream, event.segment),
+                    speaker=stream.speaker.key,
+                    kind=JobClass.SPECULATIVE,
                 )
                 early = _Early(event.segment, job)
                 with self._early_lock:
                     stream.early = early
                     self._early[id(job)] = early
-                self.pool.submit(job)
+                if not self.pool.try_submit(job):
+                    # A full queue: the guess is not worth a wait; the utterance is transcribed when it ends.
+                    with self._early_lock:
+                        stream.early = None
+                        self._early.pop(id(job), None)
+                        self.early.skipped += 1
             elif isinstance(event, Segment):
                 lo = round((event.start - event.audio_start) * SAMPLE_RATE)
                 hi = round((event.end - event.audio_start) * SAMPLE_RATE)
@@ -435,7 +457,9 @@ class CallPipeline:
                 self._notify("on_audio_segment", stream.speaker, event.start, event.end, speech)
                 if not self._settle_early(stream, event):
                     request = Request(audio=event.audio)
-                    self.pool.submit(Job(request, ready_at=event.ready_at, context=(stream, event)))
+                    self.pool.submit(
+                        Job(request, ready_at=event.ready_at, context=(stream, event), speaker=stream.speaker.key)
+                    )
             elif isinstance(event, SpeechStarted):
                 self._notify("on_speech_start", stream.speaker, event.at)
             elif isinstance(event, SpeechEnded):
@@ -605,9 +629,11 @@ class CallPipeline:
             result.compute_seconds,
             result.batch,
             verdict,
+            result.queue_delay,
         )
         with self._lock:
             stream.stats.utterances += 1
+            self._queue_delays.append(event.queue_delay)
             self._latencies.append(event.latency)
             self._processing_latencies.append(event.processing_latency)
         self._notify("on_utterance", event)
@@ -721,6 +747,8 @@ class CallPipeline:
             else {s.speaker.name: self.verifier.counts(k) for k, s in self._streams.items()},
             error=error,
             early=replace(self.early),
+            queue_delays=list(self._queue_delays),
+            source_waits=self.pool.stats.source_waits,
         )
 
     def _write_unsaved(self, records: list[UtteranceRecord]) -> str | None:

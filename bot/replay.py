@@ -13,7 +13,8 @@ from typing import TextIO
 
 from sqlalchemy.exc import DBAPIError
 
-from bot.asr.transcriber import WhisperTranscriber
+from bot.asr.backend import load_backend
+from bot.asr.scheduler import Backend, TranscriptionScheduler
 from bot.audio.files import probe_audio, read_frames
 from bot.audio.frames import PcmFrame
 from bot.audio.segmenter import Segment
@@ -156,11 +157,19 @@ def print_summary(summary: CallSummary, out: TextIO) -> None:
             f"p50 {percentile(summary.latencies, 50):.2f} s, p95 {percentile(summary.latencies, 95):.2f} s",
             file=out,
         )
+    if summary.queue_delays:
+        waits = f"; the audio waited for a full queue {summary.source_waits} times" if summary.source_waits else ""
+        print(
+            f"waiting for a transcription worker: p50 {percentile(summary.queue_delays, 50):.2f} s, "
+            f"p95 {percentile(summary.queue_delays, 95):.2f} s{waits}",
+            file=out,
+        )
     early = summary.early
     if early.kept or early.discarded:
         print(
             f"early transcription: {early.kept} kept, {early.discarded} discarded as speech went on "
-            f"({early.discarded_seconds:.1f} s of model time repeated)",
+            f"({early.discarded_seconds:.1f} s of model time repeated)"
+            + (f", {early.skipped} skipped (queue full)" if early.skipped else ""),
             file=out,
         )
     speed = summary.duration / summary.wall_seconds if summary.wall_seconds > 0 else float("inf")
@@ -197,7 +206,8 @@ def replay(
     language: str | None = None,
     out: TextIO | None = None,
     listeners: list[PipelineListener] | tuple = (),
-    transcriber: WhisperTranscriber | None = None,
+    transcriber: Backend | None = None,
+    scheduler: TranscriptionScheduler | None = None,
     speaker_model=None,
     hints: bool = True,
     stop: StopSignals | None = None,
@@ -219,13 +229,25 @@ def replay(
         # Before the model loads and anything is stored: a voiceprint from another model fails here.
         verifier = make_verifier(config, db, [t.name for t in tracks], speaker_model)
         if transcriber is None:
-            transcriber = WhisperTranscriber.from_config(config)
+            transcriber = load_backend(config)
         clock = VirtualClock() if speed == 0 else WallClock(speed)
         recorder = CallRecorder(db)
         printer = TranscriptPrinter(out)
         with stop.call() if stop is not None else nullcontext():
             return _run_call(
-                config, tracks, clock, recorder, printer, transcriber, verifier, speed, language, listeners, hints, stop
+                config,
+                tracks,
+                clock,
+                recorder,
+                printer,
+                transcriber,
+                verifier,
+                speed,
+                language,
+                listeners,
+                hints,
+                stop,
+                scheduler,
             )
     finally:
         db.close()
@@ -237,13 +259,14 @@ def _run_call(
     clock: VirtualClock | WallClock,
     recorder: CallRecorder,
     printer: TranscriptPrinter,
-    transcriber: WhisperTranscriber,
+    transcriber: Backend,
     verifier,
     speed: float,
     language: str | None,
     listeners: list[PipelineListener] | tuple,
     hints: bool,
     stop: StopSignals | None,
+    scheduler: TranscriptionScheduler | None = None,
 ) -> CallSummary:
     """The call itself, from the session's creation to its close; a stop signal is honoured
     between frames, so the close that follows loses nothing."""
@@ -258,6 +281,8 @@ def _run_call(
     pipeline = CallPipeline(
         config,
         transcriber,
+        scheduler=scheduler,
+        name=", ".join(t.name for t in tracks),
         recorder=recorder,
         clock=clock,
         listeners=[printer, *([engine] if engine else []), *listeners],

@@ -109,7 +109,7 @@ def test_a_pipeline_that_cannot_open_its_session_stops_its_threads(tmp_path, con
     other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock all along
     try:
         pipeline = CallPipeline(config, tiny_en, recorder=CallRecorder(db, lock_timeout=0.3), clock=VirtualClock())
-        workers = list(pipeline.pool._threads)
+        workers = list(pipeline.pool.scheduler._threads)
         assert workers and all(t.is_alive() for t in workers)
         with pytest.raises(StorageError):
             pipeline.open(NewSession(source="replay", title="never opened"))

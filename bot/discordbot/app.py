@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.asr.transcriber import WhisperTranscriber
+from bot.asr.scheduler import Backend
 from bot.config import Config
 from bot.discordbot.dm import DirectMessenger
 from bot.discordbot.forget import Forgetter, default_forgetters
@@ -49,7 +49,7 @@ class StalkBot(commands.Bot):
         config: Config,
         db: Database,
         *,
-        transcriber: WhisperTranscriber | None = None,
+        transcriber: Backend | None = None,
         connector: aiohttp.BaseConnector | None = None,
         sync_commands: bool = True,
         speaker_model: SpeakerModel | None = None,
@@ -160,6 +160,7 @@ class StalkBot(commands.Bot):
                 self.interrupted = await self.sessions.close_all()
             except Exception:
                 log.exception("closing sessions at shutdown failed")
+            await asyncio.to_thread(self.sessions.close_transcription, 30.0)
             if self.retention is not None:
                 # A purge in progress finishes its batch (one transaction) first.
                 await asyncio.to_thread(self.retention.stop, 30.0)

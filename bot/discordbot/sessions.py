@@ -41,7 +41,8 @@ from types import MappingProxyType
 
 import discord
 
-from bot.asr.transcriber import WhisperTranscriber
+from bot.asr.backend import load_backend
+from bot.asr.scheduler import Backend, TranscriptionScheduler
 from bot.audio.frames import PcmFrame
 from bot.clock import WallClock
 from bot.config import Config
@@ -246,12 +247,15 @@ class SessionManager:
         config: Config,
         db: Database,
         *,
-        transcriber: WhisperTranscriber | None = None,
+        transcriber: Backend | None = None,
         speaker_model: SpeakerModel | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self._transcriber = transcriber
+        # One for the process: every guild's utterances share the model's workers fairly
+        # (bot/asr/scheduler.py). Made with the model, stopped by close_transcription.
+        self._scheduler: TranscriptionScheduler | None = None
         self.speaker_model = SpeakerModelSlot(config, speaker_model)  # shared by every guild's session
         self._model_lock = asyncio.Lock()
         # Every session not yet CLOSED, whatever its state: one per guild.
@@ -264,12 +268,28 @@ class SessionManager:
 
     # -- model ---------------------------------------------------------------------------
 
-    async def transcriber(self) -> WhisperTranscriber:
-        """Whisper, loaded once on first use and shared by every guild's session."""
+    async def transcriber(self) -> Backend:
+        """Whisper (local, or the remote server), loaded once on first use and shared by every guild's session."""
         async with self._model_lock:
             if self._transcriber is None:
-                self._transcriber = await asyncio.to_thread(WhisperTranscriber.from_config, self.config)
+                self._transcriber = await asyncio.to_thread(load_backend, self.config)
             return self._transcriber
+
+    async def scheduler(self) -> TranscriptionScheduler:
+        """The process's transcription scheduler, started with the model on first use."""
+        transcriber = await self.transcriber()
+        if self._scheduler is None:
+            asr = self.config.asr
+            self._scheduler = TranscriptionScheduler(
+                transcriber, workers=asr.workers, batch_size=asr.batch_size, queue_size=asr.queue_size
+            )
+        return self._scheduler
+
+    def close_transcription(self, timeout: float | None = None) -> None:
+        """At shutdown, after close_all: stop the scheduler's workers (blocking; call off the loop)."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.close(timeout)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -321,6 +341,7 @@ class SessionManager:
         session.consents = await asyncio.to_thread(load_consents, self.db, guild.id)
         session.publish()
         transcriber = await self.transcriber()
+        scheduler = await self.scheduler()
         verifier = await verifier_for_session(self.config, self.db, self.speaker_model)
         try:
             vc = await channel.connect(cls=ReceivingVoiceClient, self_deaf=False, timeout=30.0)
@@ -336,6 +357,8 @@ class SessionManager:
             pipeline = CallPipeline(
                 self.config,
                 transcriber,
+                scheduler=scheduler,
+                name=f"guild {guild.id}",
                 recorder=CallRecorder(self.db),
                 clock=WallClock(start=epoch),
                 verifier=verifier,

@@ -310,7 +310,7 @@ async def test_a_stopping_session_is_still_reached_by_forget(make_bot) -> None:
 
 async def test_a_start_that_cannot_open_its_session_releases_everything(make_bot, tmp_path, monkeypatch) -> None:
     """The database refuses the session row (another process holds the write lock): /join says
-    so, leaves voice, stops the call's transcription threads and registers nothing, so the
+    so, leaves voice, takes the call off the transcription scheduler and registers nothing, so the
     next /join works."""
     import sqlite3
     import threading
@@ -332,7 +332,12 @@ async def test_a_start_that_cannot_open_its_session_releases_everything(make_bot
     assert "stayed locked" in reply.body["content"]
     assert h.bot.sessions.get(h.guild.id) is None and h.bot.sessions.reachable() == []
     assert h.guild.voice_client is None
-    assert not [t for t in threading.enumerate() if t.name.startswith("asr-") and t not in asr_before]
+    # The call's queue left the process's transcription scheduler; its worker threads are the
+    # process's (made once with the model, for every guild), not the call's.
+    scheduler = await h.bot.sessions.scheduler()
+    assert scheduler.sessions() == 0
+    started = [t for t in threading.enumerate() if t.name.startswith("asr-") and t not in asr_before]
+    assert all(t in scheduler._threads for t in started)
 
     again = _followup(await h.command("ann", "join"))
     assert again.body["content"].startswith("Transcribing ")
