@@ -194,8 +194,7 @@ PROCESSING = PROCESS.histogram(
 )
 QUEUE_DELAY = PROCESS.histogram(
     "stalk_transcription_queue_delay_seconds",
-    "Of the processing time, what was not the model's own work: waiting for a transcription worker, "
-    "preparing, storing.",
+    "Of the processing time, the wait in the process's transcription scheduler for a worker (call time).",
 )
 CALLS_STARTED = PROCESS.counter("stalk_calls_started_total", "Live calls started.")
 CALLS_ENDED = PROCESS.counter("stalk_calls_ended_total", "Live calls ended, by how they ended.", ("status",))

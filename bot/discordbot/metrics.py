@@ -85,9 +85,7 @@ class MetricsListener(PipelineListener):
         metrics.UTTERANCES.inc()
         metrics.LATENCY.observe(event.latency)
         metrics.PROCESSING.observe(event.processing_latency)
-        # The pipeline reports the model's own time; the rest of the processing time is the
-        # wait for a transcription worker (and preparing and storing, which are short).
-        metrics.QUEUE_DELAY.observe(max(0.0, event.processing_latency - event.compute_seconds))
+        metrics.QUEUE_DELAY.observe(event.queue_delay)  # measured by the transcription scheduler
 
     def on_rejected(self, speaker: Speaker, segment: Segment, reason: str) -> None:
         metrics.REJECTED.inc()
