@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from storage.access import Viewer, visible
 from storage.db import Database, rowcount
@@ -84,6 +85,15 @@ def summary_info(row: SummaryRow) -> SummaryInfo:
 
 def save_summary(db: Database, record: SummaryRecord) -> SummaryInfo:
     """Store ``record`` as its call's summary, replacing any earlier one."""
+    try:
+        return _save(db, record)
+    except IntegrityError:
+        # Another process stored one for this call meanwhile (two bots on one database
+        # summarising the same call): replace it, as for any earlier summary.
+        return _save(db, record)
+
+
+def _save(db: Database, record: SummaryRecord) -> SummaryInfo:
     with db.write_session() as s, s.begin():
         row = s.get(SummaryRow, record.session_id)
         if row is None:

@@ -152,8 +152,12 @@ class CatchUp:
     one call after another on a daemon thread of its own; each call keeps its extractive
     summary until the model's replaces it. ``stop()`` ends it between calls."""
 
-    def __init__(self, db: Database, settings: LlmSettings, *, hours: float = 24.0, limit: int = 20) -> None:
+    def __init__(
+        self, db: Database, settings: LlmSettings, *, hours: float = 24.0, limit: int = 20, delay: float = 60.0
+    ) -> None:
         self.db = db
+        # After the start, not during it: the bot first comes online and takes calls.
+        self.delay = delay
         self.settings = settings
         self.hours = hours
         self.limit = limit
@@ -172,6 +176,8 @@ class CatchUp:
         return True
 
     def _run(self, pending: list[int]) -> None:
+        if self._stop.wait(self.delay):
+            return
         for session_id in pending:
             if self._stop.is_set():
                 return

@@ -304,7 +304,7 @@ def test_the_next_start_asks_the_model_for_the_summaries_a_stopped_process_never
         set_recorder(db, mid_call, None)  # ... and left the row as an S-Talk before heartbeats would
         assert rec.close_stale_sessions() == 1  # what the bot does first at its start
 
-        down = CatchUp(db, settings(f"http://127.0.0.1:{free_port()}/v1", timeout=2.0))
+        down = CatchUp(db, settings(f"http://127.0.0.1:{free_port()}/v1", timeout=2.0), delay=0)
         assert down.start()
         assert down.wait(30)
         assert down.done == []  # the model is down: the stopped call keeps its extractive summary ...
@@ -313,7 +313,7 @@ def test_the_next_start_asks_the_model_for_the_summaries_a_stopped_process_never
 
         # Only recent calls: ones that ended before the window are left as they are.
         assert not CatchUp(db, settings(scripted.url("summary")), hours=0).start()
-        catch_up = CatchUp(db, settings(scripted.url("summary")))
+        catch_up = CatchUp(db, settings(scripted.url("summary")), delay=0)
         assert catch_up.start()
         assert catch_up.wait(60)
         assert sorted(catch_up.done) == sorted([stopped_writing, mid_call])
