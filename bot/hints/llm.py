@@ -102,7 +102,9 @@ UNSURE_BELOW = 0.6  # a word Whisper gave less probability is one a suggestion m
 NAME_CHARS = 64  # a speaker name in the prompt (Discord allows 32, replay NAME 64)
 
 # Why a suggestion is dropped that says nothing against the model, only about the window.
-_WINDOW_REASONS = frozenset({"repeats an earlier suggestion", "names a word Whisper was unsure of"})
+REPEATS = "repeats an earlier suggestion"
+UNSURE_WORD = "names a word Whisper was unsure of"
+_WINDOW_REASONS = frozenset({REPEATS, UNSURE_WORD})
 
 STRUCTURED_MODES = ("json_object_schema", "json_schema", "json_object", "none")
 
@@ -280,13 +282,13 @@ def validate(
         if why is None and any(same(text, e) for e in _EXAMPLE_ANSWERS):
             why = "copies the prompt's example"  # small models hand the example back
         if why is None and any(same(text, k) for k in [*avoid, *kept]):
-            why = "repeats an earlier suggestion"
+            why = REPEATS
         if why is None and key_words and len([w for w in re.findall(r"\w+", text.lower()) if w not in key_words]) <= 1:
             why = "only repeats the key words"  # the prompt's own list handed back
         if why is None and names & set(re.findall(r"\w+", text.lower())):
             why = "names a person in the call"  # every recipient gets the same text, that person too
         if why is None and doubtful and any(related(a, d) for a in content_words(text) for d in doubtful):
-            why = "names a word Whisper was unsure of"  # perhaps never said: "elementary" for "alimentary"
+            why = UNSURE_WORD  # perhaps never said: "elementary" for "alimentary"
         if why is None and transcript and not about(text, transcript):
             why = "not about the conversation"  # specific or nothing: the fallback is grounded
         if why:

@@ -12,9 +12,7 @@ call was in progress), no traceback, no native abort.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,23 +21,12 @@ from storage import get_session, open_database
 from storage.recorder import CallRecorder
 from storage.records import NewSession
 from tests.bot.discord_rest import DiscordRest
-from tests.calls import tiny_en_dir
-from tests.processes import dead_recorder, set_recorder
+from tests.processes import BOT_USER, dead_recorder, set_recorder, start_bot_run
 
 # Each test here takes seconds (real handshakes, real time, or a replay): not in the fast subset.
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _wrapper(port: int) -> str:
-    return (
-        "import discord.gateway, discord.http, yarl, sys\n"
-        f"discord.http.Route.BASE = 'http://127.0.0.1:{port}/api/v10'\n"
-        f"discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL('ws://127.0.0.1:{port}/gateway-ws')\n"
-        "import bot.cli\n"
-        "raise SystemExit(bot.cli.entry())\n"
-    )
 
 
 @pytest.mark.parametrize(
@@ -52,29 +39,9 @@ async def test_bot_run_stops_cleanly_on_a_signal(tmp_path, signals) -> None:
         set_recorder(db, crashed, dead_recorder())
         running = CallRecorder(db).start_session(NewSession(source="replay", title="running meanwhile"))
 
-    rest = DiscordRest(
-        bot_user={"id": "1", "username": "s-talk", "discriminator": "0", "avatar": None, "bot": True}, application_id=2
-    )
+    rest = DiscordRest(bot_user=BOT_USER, application_id=2)
     await rest.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STALK_")}
-    env.update(
-        PYTHONPATH=str(REPO),
-        DISCORD_TOKEN="good-token",
-        STALK_ASR_MODEL=tiny_en_dir(),
-        STALK_ASR_WORKERS="1",
-        STALK_HINTS_ENABLED="false",
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _wrapper(rest.port),
-        "run",
-        "--db",
-        str(path),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_bot_run(rest.port, str(path))
     try:
         await rest.wait_for(lambda reqs: any(r.path == "/gateway-ws" for r in reqs), timeout=120)
         for sig in signals:

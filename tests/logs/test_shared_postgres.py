@@ -189,42 +189,16 @@ async def test_two_bot_processes_start_on_one_database(fresh_url) -> None:
     for Discord, as in tests/bot/test_run_signals.py): both start (stale clean-up and the first
     retention purge run in both), reach the gateway, and stop cleanly on SIGTERM."""
     import asyncio
-    import os
     import signal
 
     from tests.bot.discord_rest import DiscordRest
-    from tests.bot.test_run_signals import _wrapper
-    from tests.calls import tiny_en_dir
+    from tests.processes import BOT_USER, start_bot_run
 
     with open_database(fresh_url) as db:
         expired, crashed = _seed(db, 20)
-    rest = DiscordRest(
-        bot_user={"id": "1", "username": "s-talk", "discriminator": "0", "avatar": None, "bot": True}, application_id=2
-    )
+    rest = DiscordRest(bot_user=BOT_USER, application_id=2)
     await rest.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STALK_")}
-    env.update(
-        PYTHONPATH=str(REPO),
-        DISCORD_TOKEN="good-token",
-        STALK_ASR_MODEL=tiny_en_dir(),
-        STALK_ASR_WORKERS="1",
-        STALK_HINTS_ENABLED="false",
-        STALK_RETENTION_MAX_AGE_DAYS="30",
-    )
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _wrapper(rest.port),
-            "run",
-            "--db",
-            fresh_url,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for _ in range(2)
-    ]
+    procs = [await start_bot_run(rest.port, fresh_url, STALK_RETENTION_MAX_AGE_DAYS="30") for _ in range(2)]
     try:
         await rest.wait_for(lambda reqs: sum(r.path == "/gateway-ws" for r in reqs) >= 2, timeout=120)
         with open_database(fresh_url) as db:
